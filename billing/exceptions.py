@@ -1,0 +1,35 @@
+"""Errors of the billing app, each with a stable code from the API contract."""
+
+from rest_framework import status
+
+from config.exceptions import ApplicationError
+
+
+class PermissionDeniedError(ApplicationError):
+    code = "permission_denied"
+    status = status.HTTP_403_FORBIDDEN
+    default_message = "Your role in this organization does not allow this."
+
+
+class OrganizationNotFound(ApplicationError):
+    code = "not_found"
+    status = status.HTTP_404_NOT_FOUND
+    default_message = "Organization not found."
+
+
+class PaymentFailed(ApplicationError):
+    code = "payment_failed"
+    status = status.HTTP_402_PAYMENT_REQUIRED
+    default_message = "The payment failed."
+
+
+class StripeUnavailable(ApplicationError):
+    code = "stripe_unavailable"
+    status = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_message = "The payment processor is unavailable; try again shortly."
+
+
+class SubscriptionExists(ApplicationError):
+    code = "subscription_exists"
+    status = status.HTTP_409_CONFLICT
+    default_message = "This organization already has a subscription."

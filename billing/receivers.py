@@ -1,0 +1,1 @@
+"""dj-stripe webhook handlers of the billing app (idempotent, order-independent, thin)."""

