@@ -10,7 +10,9 @@ COPY invoices ./invoices
 COPY stripe_emulator ./stripe_emulator
 RUN pip install --no-cache-dir .
 COPY . .
-RUN DATABASE_URL=sqlite:///tmp/x.db SECRET_KEY=build python manage.py collectstatic --no-input
+RUN DATABASE_URL=sqlite:///tmp/x.db SECRET_KEY=build \
+    STATICFILES_STORAGE=whitenoise.storage.CompressedManifestStaticFilesStorage \
+    python manage.py collectstatic --no-input
 RUN useradd --create-home app
 USER app
 EXPOSE 8000

@@ -69,7 +69,15 @@ class ApiKeyAdmin(admin.ModelAdmin):
     search_fields = ["name", "prefix", "organization__name"]
     autocomplete_fields = ["organization"]
     actions = ["revoke_selected"]
-    readonly_fields = ["organization", "prefix", "role", "created_by", "created_at", "last_used_at", "revoked_at"]
+    readonly_fields = [
+        "organization",
+        "prefix",
+        "role",
+        "created_by",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    ]
 
     def get_form(self, request, obj=None, **kwargs):
         if obj is None:
@@ -79,7 +87,16 @@ class ApiKeyAdmin(admin.ModelAdmin):
     def get_fields(self, request, obj=None):
         if obj is None:
             return ["organization", "name", "role"]
-        return ["name", "organization", "prefix", "role", "created_by", "created_at", "last_used_at", "revoked_at"]
+        return [
+            "name",
+            "organization",
+            "prefix",
+            "role",
+            "created_by",
+            "created_at",
+            "last_used_at",
+            "revoked_at",
+        ]
 
     def get_readonly_fields(self, request, obj=None):
         return [] if obj is None else self.readonly_fields

@@ -38,7 +38,9 @@ def organization_access(*, org_id, user=None, api_key: ApiKey | None = None) -> 
     if api_key is not None:
         if api_key.organization_id != org_uuid or api_key.revoked_at is not None:
             return None
-        return Access(organization=api_key.organization, role=api_key.role, user_id=None, api_key_id=api_key.pk)
+        return Access(
+            organization=api_key.organization, role=api_key.role, user_id=None, api_key_id=api_key.pk
+        )
     if user is None or not user.is_authenticated:
         return None
     membership = (
@@ -46,7 +48,10 @@ def organization_access(*, org_id, user=None, api_key: ApiKey | None = None) -> 
     )
     if membership is not None:
         return Access(
-            organization=membership.organization, role=membership.role, user_id=user.pk, is_staff=user.is_staff
+            organization=membership.organization,
+            role=membership.role,
+            user_id=user.pk,
+            is_staff=user.is_staff,
         )
     if user.is_staff:
         # Support staff act on any organization with the admin role.
@@ -64,8 +69,26 @@ def api_key_get_active(*, hashed_key: str) -> ApiKey | None:
     )
 
 
+def membership_list(*, organization: Organization) -> QuerySet[Membership]:
+    return (
+        Membership.objects.filter(organization=organization)
+        .select_related("user")
+        .order_by("created_at", "id")
+    )
+
+
+def api_key_list(*, organization: Organization) -> QuerySet[ApiKey]:
+    return ApiKey.objects.filter(organization=organization).order_by("-created_at", "id")
+
+
+def api_key_get(*, organization: Organization, key_id) -> ApiKey | None:
+    return ApiKey.objects.filter(organization=organization, pk=key_id).first()
+
+
 def membership_role(*, organization: Organization, user) -> str | None:
-    return Membership.objects.filter(organization=organization, user=user).values_list("role", flat=True).first()
+    return (
+        Membership.objects.filter(organization=organization, user=user).values_list("role", flat=True).first()
+    )
 
 
 @dataclass(frozen=True)

@@ -18,11 +18,15 @@ from .models import ApiKey, Membership, Organization, Role
 User = get_user_model()
 
 
-def organization_create(*, name: str, billing_email: str, owner: AbstractBaseUser | None = None) -> Organization:
+def organization_create(
+    *, name: str, billing_email: str, owner: AbstractBaseUser | None = None
+) -> Organization:
     """Create an organization and make `owner` its owner."""
     name = (name or "").strip()
     if not name:
-        raise ValidationFailed("name: This field may not be blank.", fields={"name": ["This field may not be blank."]})
+        raise ValidationFailed(
+            "name: This field may not be blank.", fields={"name": ["This field may not be blank."]}
+        )
     with transaction.atomic():
         organization = Organization.objects.create(name=name, billing_email=billing_email)
         if owner is not None:
@@ -68,7 +72,11 @@ class CreatedApiKey:
 
 
 def api_key_create(
-    *, organization: Organization, name: str, role: str = Role.ADMIN, created_by: AbstractBaseUser | None = None
+    *,
+    organization: Organization,
+    name: str,
+    role: str = Role.ADMIN,
+    created_by: AbstractBaseUser | None = None,
 ) -> CreatedApiKey:
     if role == Role.OWNER or role not in Role.values:
         raise ValidationFailed(fields={"role": ["An API key's role is admin, billing or member."]})

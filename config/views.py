@@ -52,8 +52,9 @@ def healthz(request):
     """200 when the database, Redis and at least one Celery worker answer; 503 otherwise."""
     checks = {"database": _timed(_database), "redis": _timed(_redis), "celery": _timed(_celery)}
     healthy = all(c["ok"] for c in checks.values())
-    return JsonResponse({"status": "ok" if healthy else "unhealthy", "checks": checks},
-                        status=200 if healthy else 503)
+    return JsonResponse(
+        {"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503
+    )
 
 
 def home(request):

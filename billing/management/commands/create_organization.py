@@ -15,7 +15,9 @@ class Command(BaseCommand):
         parser.add_argument("--owner-email", required=True)
         parser.add_argument("--owner-password", default=None)
         parser.add_argument("--billing-email", default=None, help="Defaults to the owner's e-mail.")
-        parser.add_argument("--api-key", action="store_true", help="Also create an admin API key (shown once).")
+        parser.add_argument(
+            "--api-key", action="store_true", help="Also create an admin API key (shown once)."
+        )
 
     def handle(self, *args, **options):
         email = options["owner_email"].strip().lower()

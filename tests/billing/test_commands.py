@@ -1,0 +1,50 @@
+import json
+from io import StringIO
+
+import pytest
+from django.core.management import CommandError, call_command
+from rest_framework.test import APIClient
+
+from billing.models import Membership, Role
+
+pytestmark = pytest.mark.django_db
+
+
+def run(*args) -> dict:
+    out = StringIO()
+    call_command("create_organization", *args, stdout=out)
+    return json.loads(out.getvalue())
+
+
+def test_create_organization_prints_json_with_a_working_key():
+    out = run("Acme", "--owner-email", "Boss@Acme.test", "--owner-password", "s3cret-pass!", "--api-key")
+    assert out["owner_email"] == "boss@acme.test"
+    membership = Membership.objects.get(organization_id=out["organization_id"])
+    assert membership.role == Role.OWNER and membership.user.check_password("s3cret-pass!")
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {out['api_key']}")
+    assert client.get(f"/api/v1/organizations/{out['organization_id']}").json()["name"] == "Acme"
+
+
+def test_create_organization_without_key_has_no_key_field():
+    out = run("Beta", "--owner-email", "b@beta.test")
+    assert set(out) == {"organization_id", "owner_email"}
+
+
+def test_blank_name_is_a_clear_error():
+    with pytest.raises(CommandError, match="name"):
+        run("  ", "--owner-email", "x@y.test")
+
+
+def test_seed_demo_is_idempotent_and_login_works(client):
+    out = StringIO()
+    call_command("seed_demo", stdout=out)
+    call_command("seed_demo", stdout=StringIO())
+    assert Membership.objects.filter(user__username="owner@demo.example").count() == 1
+    assert "owner@demo.example" in out.getvalue()
+    response = client.post(
+        "/accounts/login/", {"username": "owner@demo.example", "password": "demo-billing-2026"}
+    )
+    assert response.status_code == 302
+    page = client.get("/billing/")
+    assert b"Demo Organization" in page.content
