@@ -94,3 +94,76 @@ class ApiKey(models.Model):
     @property
     def is_active(self) -> bool:
         return self.revoked_at is None
+
+
+class Interval(models.TextChoices):
+    MONTH = "month", "Monthly"
+    YEAR = "year", "Yearly"
+
+
+class Plan(models.Model):
+    """A plan of the catalogue. Limits map a usage metric code to a number per period
+    (null or absent: unlimited); features are flags the product checks."""
+
+    FREE = "free"
+
+    code = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=100)
+    description = models.TextField(blank=True)
+    included_credits = models.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        default=0,
+        help_text="Credits granted each paid period; they expire at its end.",
+    )
+    limits = models.JSONField(
+        default=dict, blank=True, help_text='Per usage metric, e.g. {"SMS_SENT": 1000}.'
+    )
+    features = models.JSONField(default=list, blank=True, help_text='Feature flags, e.g. ["api_access"].')
+    trial_days = models.PositiveIntegerField(default=0)
+    active = models.BooleanField(
+        default=True, help_text="Inactive plans cannot be chosen by new subscribers."
+    )
+    sort_order = models.PositiveIntegerField(default=0)
+    stripe_product_id = models.CharField(max_length=255, blank=True, editable=False)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sort_order", "code"]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def is_free(self) -> bool:
+        return self.code == self.FREE
+
+
+class PlanPrice(models.Model):
+    """What a plan costs per interval, in minor units, and the Stripe price it maps to."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="prices")
+    interval = models.CharField(max_length=8, choices=Interval.choices)
+    amount = models.PositiveIntegerField(help_text="In minor units (cents): 2900 is 29.00.")
+    currency = models.CharField(max_length=3, default="usd")
+    stripe_price_id = models.CharField(max_length=255, blank=True, db_index=True, editable=False)
+    active = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["plan__sort_order", "interval"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan", "interval", "currency"], name="planprice_unique_interval"
+            ),
+            models.CheckConstraint(condition=Q(currency__regex=r"^[a-z]{3}$"), name="planprice_currency_iso"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan.name} {self.interval} {self.amount / 100:.2f} {self.currency.upper()}"
+
+    @property
+    def lookup_key(self) -> str:
+        """The Stripe lookup key that makes catalogue sync idempotent."""
+        suffix = "" if self.currency == "usd" else f"_{self.currency}"
+        return f"plan_{self.plan.code}_{self.interval}{suffix}"

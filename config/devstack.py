@@ -41,6 +41,8 @@ WEB_HOST, WEB_PORT = "127.0.0.1", int(os.environ.get("PORT", "8000"))
 if not os.environ.get("XDG_RUNTIME_DIR"):
     _runtime = Path(f"/tmp/runtime-{os.getuid()}")  # noqa: S108
     _runtime.mkdir(mode=0o700, exist_ok=True)
+    if _runtime.stat().st_uid == os.getuid():
+        _runtime.chmod(0o700)
     os.environ["XDG_RUNTIME_DIR"] = str(_runtime)
 
 
@@ -398,7 +400,7 @@ def main(argv: list[str]) -> int:
         return run_pytest(rest, "test")
     if command == "bench":
         return run_pytest(
-            ["tests/benchmarks", "-s", "-p", "no:cacheprovider", "-o", "addopts=--no-migrations", *rest],
+            ["tests/benchmarks", "-s", "-p", "no:cacheprovider", "-o", "addopts=-ra", *rest],
             "bench",
         )
     if command == "manage":
