@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.urls import reverse
 from django.utils.html import format_html
+from djstripe import models as djstripe_models
+from djstripe.admin.admin import CustomerAdmin as DjstripeCustomerAdmin
+from djstripe.admin.admin import SubscriptionAdmin as DjstripeSubscriptionAdmin
 
-from .models import ApiKey, Membership, Organization, Role
-from .services import api_key_create, api_key_revoke
+from .models import ApiKey, BillingNotice, Membership, Organization, Plan, PlanPrice, Role
+from .services import api_key_create, api_key_revoke, organization_billing_refresh
 
 
 class MembershipInline(admin.TabularInline):
@@ -32,13 +36,59 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "billing_email", "member_count", "created_at"]
-    search_fields = ["name", "billing_email", "id", "memberships__user__email"]
-    list_filter = ["created_at", "memberships__role"]
-    readonly_fields = ["id", "created_at", "updated_at"]
-    fields = ["id", "name", "billing_email", "created_at", "updated_at"]
+    list_display = ["name", "billing_email", "plan", "subscription_status", "member_count", "created_at"]
+    search_fields = ["name", "billing_email", "id", "memberships__user__email", "stripe_subscription_id"]
+    list_filter = ["plan", "subscription_status", "created_at", "memberships__role"]
+    list_select_related = ["plan"]
+    readonly_fields = [
+        "id",
+        "plan",
+        "plan_interval",
+        "subscription_status",
+        "stripe_links",
+        "created_at",
+        "updated_at",
+    ]
+    fieldsets = [
+        (None, {"fields": ["id", "name", "billing_email"]}),
+        (
+            "Billing (from Stripe, kept in step by webhooks)",
+            {"fields": ["plan", "plan_interval", "subscription_status", "stripe_links"]},
+        ),
+        ("Dates", {"fields": ["created_at", "updated_at"]}),
+    ]
     inlines = [MembershipInline, ApiKeyInline]
     date_hierarchy = "created_at"
+    actions = ["refresh_billing_state"]
+
+    @admin.display(description="Stripe")
+    def stripe_links(self, obj) -> str:
+        customer = djstripe_models.Customer.objects.filter(subscriber=obj).first()
+        if customer is None:
+            return "No Stripe customer yet"
+        parts = [
+            format_html(
+                '<a href="{}">Customer {}</a>',
+                reverse("admin:djstripe_customer_change", args=[customer.pk]),
+                customer.id,
+            )
+        ]
+        if obj.stripe_subscription_id:
+            sub = djstripe_models.Subscription.objects.filter(id=obj.stripe_subscription_id).first()
+            if sub is not None:
+                parts.append(
+                    format_html(
+                        '<a href="{}">Subscription {}</a>',
+                        reverse("admin:djstripe_subscription_change", args=[sub.pk]),
+                        sub.id,
+                    )
+                )
+        return format_html(" · ".join(["{}"] * len(parts)), *parts)
+
+    @admin.action(description="Re-derive plan and status from the Stripe mirror")
+    def refresh_billing_state(self, request, queryset):
+        changed = sum(organization_billing_refresh(organization=org).changed for org in queryset)
+        self.message_user(request, f"Refreshed {queryset.count()} organization(s); {changed} changed.")
 
     def get_queryset(self, request):
         from django.db.models import Count
@@ -135,3 +185,186 @@ class ApiKeyAdmin(admin.ModelAdmin):
             api_key_revoke(api_key=api_key)
             count += 1
         self.message_user(request, f"Revoked {count} API key(s).", level=messages.SUCCESS)
+
+
+class PlanPriceInline(admin.TabularInline):
+    model = PlanPrice
+    extra = 0
+    fields = ["interval", "amount", "currency", "active", "stripe_price_id"]
+    readonly_fields = ["stripe_price_id"]
+
+
+@admin.register(Plan)
+class PlanAdmin(admin.ModelAdmin):
+    list_display = ["name", "code", "included_credits", "trial_days", "active", "sort_order", "price_summary"]
+    list_filter = ["active"]
+    list_editable = ["active", "sort_order"]
+    search_fields = ["name", "code"]
+    readonly_fields = ["stripe_product_id", "created_at", "updated_at"]
+    inlines = [PlanPriceInline]
+    fieldsets = [
+        (None, {"fields": ["code", "name", "description", "active", "sort_order"]}),
+        (
+            "What the plan gives",
+            {
+                "fields": ["included_credits", "trial_days", "limits", "features"],
+                "description": "After changing prices, run <code>manage.py sync_stripe_catalog"
+                "</code> (or the action on the list) to push them to Stripe.",
+            },
+        ),
+        ("Stripe", {"fields": ["stripe_product_id", "created_at", "updated_at"]}),
+    ]
+    actions = ["sync_to_stripe"]
+
+    @admin.display(description="Prices")
+    def price_summary(self, obj) -> str:
+        return (
+            ", ".join(f"{p.amount / 100:.2f} {p.currency.upper()}/{p.interval}" for p in obj.prices.all())
+            or "—"
+        )
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).prefetch_related("prices")
+
+    @admin.action(description="Sync the catalogue to Stripe")
+    def sync_to_stripe(self, request, queryset):
+        from config.exceptions import ApplicationError
+
+        from .services import stripe_catalog_sync
+
+        try:
+            result = stripe_catalog_sync()
+        except ApplicationError as exc:
+            self.message_user(request, f"Sync failed: {exc.message}", level=messages.ERROR)
+            return
+        self.message_user(
+            request,
+            f"Catalogue synced: {result.prices_created} price(s) created, "
+            f"{result.products_created} product(s) created.",
+            level=messages.SUCCESS,
+        )
+
+
+@admin.register(BillingNotice)
+class BillingNoticeAdmin(admin.ModelAdmin):
+    list_display = ["kind", "organization", "created_at", "sent_at"]
+    list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter)]
+    search_fields = ["organization__name", "key"]
+    readonly_fields = ["organization", "kind", "key", "context", "recipients", "created_at", "sent_at"]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+
+class StripeStatusFilter(admin.SimpleListFilter):
+    title = "status"
+    parameter_name = "status"
+    STATUSES = ["trialing", "active", "past_due", "incomplete", "unpaid", "canceled", "incomplete_expired"]
+
+    def lookups(self, request, model_admin):
+        return [(s, s.replace("_", " ")) for s in self.STATUSES]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(stripe_data__status=self.value()) if self.value() else queryset
+
+
+class OrganizationPlanFilter(admin.SimpleListFilter):
+    title = "plan"
+    parameter_name = "plan"
+    path = "customer__subscriber__plan__code"
+
+    def lookups(self, request, model_admin):
+        return [(p.code, p.name) for p in Plan.objects.order_by("sort_order")]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(**{self.path: self.value()}) if self.value() else queryset
+
+
+class CustomerPlanFilter(OrganizationPlanFilter):
+    path = "subscriber__plan__code"
+
+
+def _organization_link(organization) -> str:
+    if organization is None:
+        return "—"
+    return format_html(
+        '<a href="{}">{}</a>',
+        reverse("admin:billing_organization_change", args=[organization.pk]),
+        organization.name,
+    )
+
+
+admin.site.unregister(djstripe_models.Subscription)
+
+
+@admin.register(djstripe_models.Subscription)
+class SubscriptionAdmin(DjstripeSubscriptionAdmin):
+    """dj-stripe's subscription admin, with the organization, plan and status up front."""
+
+    list_display = (
+        "organization",
+        "plan_name",
+        "status_display",
+        "period_end",
+        "cancel_at_period_end_display",
+    )
+    list_filter = (StripeStatusFilter, OrganizationPlanFilter)
+    search_fields = ("customer__subscriber__name", "customer__email")
+    list_select_related = ("customer", "customer__subscriber", "customer__subscriber__plan")
+
+    @admin.display(description="Organization")
+    def organization(self, obj) -> str:
+        return _organization_link(obj.customer.subscriber if obj.customer_id else None)
+
+    @admin.display(description="Plan")
+    def plan_name(self, obj) -> str:
+        org = obj.customer.subscriber if obj.customer_id else None
+        return org.plan.name if org and org.plan_id and org.stripe_subscription_id == obj.id else "—"
+
+    @admin.display(description="Status")
+    def status_display(self, obj) -> str:
+        return obj.stripe_data.get("status", "")
+
+    @admin.display(description="Period ends")
+    def period_end(self, obj):
+        items = (obj.stripe_data.get("items") or {}).get("data") or [{}]
+        return _ts(items[0].get("current_period_end") or obj.stripe_data.get("current_period_end"))
+
+    @admin.display(description="Cancels at period end", boolean=True)
+    def cancel_at_period_end_display(self, obj) -> bool:
+        return bool(obj.stripe_data.get("cancel_at_period_end"))
+
+
+def _ts(value):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+
+admin.site.unregister(djstripe_models.Customer)
+
+
+@admin.register(djstripe_models.Customer)
+class CustomerAdmin(DjstripeCustomerAdmin):
+    list_display = (
+        "organization",
+        "email",
+        "organization_plan",
+        "organization_status",
+        "default_payment_method",
+    )
+    list_filter = (CustomerPlanFilter, "subscriber__subscription_status")
+    search_fields = ("email", "subscriber__name")
+    list_select_related = ("subscriber", "subscriber__plan", "default_payment_method")
+
+    @admin.display(description="Organization")
+    def organization(self, obj) -> str:
+        return _organization_link(obj.subscriber)
+
+    @admin.display(description="Plan")
+    def organization_plan(self, obj) -> str:
+        return obj.subscriber.plan.name if obj.subscriber and obj.subscriber.plan_id else "Free"
+
+    @admin.display(description="Subscription status")
+    def organization_status(self, obj) -> str:
+        return (obj.subscriber.subscription_status if obj.subscriber else "") or "—"

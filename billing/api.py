@@ -10,15 +10,34 @@ from rest_framework.views import APIView
 from config.api import OrganizationApi
 from config.pagination import PageNumberPagination
 
-from .models import ApiKey, Organization, Role
+from .models import ApiKey, Interval, Organization, Plan, Role
 from .selectors import (
+    LIVE_STATUSES,
     api_key_get,
     api_key_list,
     membership_list,
     organization_billing_state,
     organization_list_for_user,
+    organization_plan_get,
+    payment_method_list,
+    plan_list,
+    subscription_current_get,
 )
-from .services import api_key_create, api_key_revoke, organization_create
+from .services import (
+    api_key_create,
+    api_key_revoke,
+    organization_create,
+    payment_method_attach,
+    payment_method_detach,
+    payment_method_set_default,
+    portal_session_create,
+    setup_intent_create,
+    subscription_cancel,
+    subscription_change,
+    subscription_checkout_session_create,
+    subscription_create,
+    subscription_resume,
+)
 
 
 class OrganizationOutputSerializer(serializers.Serializer):
@@ -140,3 +159,264 @@ class ApiKeyRevokeApi(OrganizationApi):
         if api_key is None:
             raise exceptions.NotFound("API key not found.")
         return Response(ApiKeyOutputSerializer(api_key_revoke(api_key=api_key)).data)
+
+
+# --------------------------------------------------------------------------- catalogue (public)
+class PlanListApi(APIView):
+    authentication_classes: list = []
+    permission_classes: list = []
+
+    class OutputSerializer(serializers.Serializer):
+        code = serializers.CharField()
+        name = serializers.CharField()
+        description = serializers.CharField()
+        trial_days = serializers.IntegerField()
+        included_credits = serializers.DecimalField(max_digits=20, decimal_places=4, normalize_output=True)
+        limits = serializers.DictField(child=serializers.IntegerField(allow_null=True))
+        features = serializers.ListField(child=serializers.CharField())
+        prices = serializers.SerializerMethodField()
+
+        def get_prices(self, plan) -> list[dict]:
+            return [
+                {
+                    "id": p.stripe_price_id or None,
+                    "interval": p.interval,
+                    "amount": p.amount,
+                    "currency": p.currency,
+                }
+                for p in plan.prices.all()
+                if p.active
+            ]
+
+    @extend_schema(responses=OutputSerializer(many=True))
+    def get(self, request):
+        return Response(self.OutputSerializer(plan_list(), many=True).data)
+
+
+# --------------------------------------------------------------------------- subscription
+def _ts(value):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(value, tz=UTC) if value else None
+
+
+class SubscriptionOutputSerializer(serializers.Serializer):
+    plan = serializers.CharField()
+    interval = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    trial_end = serializers.DateTimeField(allow_null=True)
+    current_period_start = serializers.DateTimeField(allow_null=True)
+    current_period_end = serializers.DateTimeField(allow_null=True)
+    cancel_at_period_end = serializers.BooleanField()
+    stripe_id = serializers.CharField(allow_null=True)
+
+
+def _subscription_out(organization: Organization) -> dict:
+    organization.refresh_from_db()
+    subscription = subscription_current_get(organization=organization)
+    data = subscription.stripe_data if subscription is not None else {}
+    if not data or data.get("status") not in LIVE_STATUSES:
+        return SubscriptionOutputSerializer(
+            {
+                "plan": Plan.FREE,
+                "interval": None,
+                "status": "active",
+                "trial_end": None,
+                "current_period_start": None,
+                "current_period_end": None,
+                "cancel_at_period_end": False,
+                "stripe_id": None,
+            }
+        ).data
+    items = (data.get("items") or {}).get("data") or [{}]
+    return SubscriptionOutputSerializer(
+        {
+            "plan": organization_plan_get(organization).code if organization.plan_id else Plan.FREE,
+            "interval": organization.plan_interval or None,
+            "status": data.get("status"),
+            "trial_end": _ts(data.get("trial_end")),
+            "current_period_start": _ts(
+                items[0].get("current_period_start") or data.get("current_period_start")
+            ),
+            "current_period_end": _ts(items[0].get("current_period_end") or data.get("current_period_end")),
+            "cancel_at_period_end": bool(data.get("cancel_at_period_end")),
+            "stripe_id": subscription.id,
+        }
+    ).data
+
+
+class SubscriptionApi(OrganizationApi):
+    required_roles = {"POST": Role.BILLING, "PATCH": Role.BILLING}
+
+    class CreateInputSerializer(serializers.Serializer):
+        plan = serializers.CharField()
+        interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH)
+        payment_method = serializers.CharField(required=False, allow_blank=False)
+        trial_days = serializers.IntegerField(required=False, min_value=0, max_value=730)
+
+    class ChangeInputSerializer(serializers.Serializer):
+        plan = serializers.CharField(required=False)
+        interval = serializers.ChoiceField(choices=Interval.choices, required=False)
+
+    @extend_schema(responses=SubscriptionOutputSerializer)
+    def get(self, request, org):
+        return Response(_subscription_out(self.organization))
+
+    @extend_schema(request=CreateInputSerializer, responses={201: SubscriptionOutputSerializer})
+    def post(self, request, org):
+        serializer = self.CreateInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscription_create(organization=self.organization, **serializer.validated_data)
+        return Response(_subscription_out(self.organization), status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=ChangeInputSerializer, responses=SubscriptionOutputSerializer)
+    def patch(self, request, org):
+        serializer = self.ChangeInputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscription_change(organization=self.organization, **serializer.validated_data)
+        return Response(_subscription_out(self.organization))
+
+
+class SubscriptionCancelApi(OrganizationApi):
+    required_role = Role.BILLING
+
+    class InputSerializer(serializers.Serializer):
+        immediately = serializers.BooleanField(default=False)
+
+    @extend_schema(request=InputSerializer, responses=SubscriptionOutputSerializer)
+    def post(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        subscription_cancel(organization=self.organization, **serializer.validated_data)
+        return Response(_subscription_out(self.organization))
+
+
+class SubscriptionResumeApi(OrganizationApi):
+    required_role = Role.BILLING
+
+    @extend_schema(request=None, responses=SubscriptionOutputSerializer)
+    def post(self, request, org):
+        subscription_resume(organization=self.organization)
+        return Response(_subscription_out(self.organization))
+
+
+# --------------------------------------------------------------------------- payment methods
+class PaymentMethodOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    brand = serializers.CharField()
+    last4 = serializers.CharField()
+    exp_month = serializers.IntegerField(allow_null=True)
+    exp_year = serializers.IntegerField(allow_null=True)
+    is_default = serializers.BooleanField()
+
+
+class PaymentMethodListCreateApi(OrganizationApi):
+    required_roles = {"POST": Role.BILLING}
+
+    class InputSerializer(serializers.Serializer):
+        payment_method = serializers.CharField()
+        set_default = serializers.BooleanField(default=False)
+
+    @extend_schema(responses=PaymentMethodOutputSerializer(many=True))
+    def get(self, request, org):
+        return Response(
+            PaymentMethodOutputSerializer(payment_method_list(organization=self.organization), many=True).data
+        )
+
+    @extend_schema(request=InputSerializer, responses={201: PaymentMethodOutputSerializer})
+    def post(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        pm = payment_method_attach(
+            organization=self.organization,
+            payment_method_id=serializer.validated_data["payment_method"],
+            set_default=serializer.validated_data["set_default"],
+        )
+        row = next(r for r in payment_method_list(organization=self.organization) if r["id"] == pm.id)
+        return Response(PaymentMethodOutputSerializer(row).data, status=status.HTTP_201_CREATED)
+
+
+class SetupIntentApi(OrganizationApi):
+    required_role = Role.BILLING
+
+    class OutputSerializer(serializers.Serializer):
+        client_secret = serializers.CharField()
+
+    @extend_schema(request=None, responses=OutputSerializer)
+    def post(self, request, org):
+        return Response({"client_secret": setup_intent_create(organization=self.organization)})
+
+
+class PaymentMethodDefaultApi(OrganizationApi):
+    required_role = Role.BILLING
+
+    @extend_schema(request=None, responses=PaymentMethodOutputSerializer(many=True))
+    def post(self, request, org, pm):
+        payment_method_set_default(organization=self.organization, payment_method_id=pm)
+        return Response(
+            PaymentMethodOutputSerializer(payment_method_list(organization=self.organization), many=True).data
+        )
+
+
+class PaymentMethodDetailApi(OrganizationApi):
+    required_role = Role.BILLING
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, org, pm):
+        payment_method_detach(organization=self.organization, payment_method_id=pm)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+# --------------------------------------------------------------------------- hosted pages
+class HostedSessionOutputSerializer(serializers.Serializer):
+    id = serializers.CharField()
+    url = serializers.URLField()
+
+
+class PortalSessionApi(OrganizationApi):
+    required_role = Role.BILLING
+
+    class InputSerializer(serializers.Serializer):
+        return_url = serializers.URLField()
+
+    class OutputSerializer(serializers.Serializer):
+        url = serializers.URLField()
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def post(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        session = portal_session_create(organization=self.organization, **serializer.validated_data)
+        return Response({"url": session.url})
+
+
+class CheckoutSessionApi(OrganizationApi):
+    """`kind: subscription` here; `kind: credits` is answered by the credits app, which owns packs."""
+
+    required_role = Role.BILLING
+
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=["subscription", "credits"])
+        plan = serializers.CharField(required=False)
+        interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH)
+        pack = serializers.CharField(required=False)
+        success_url = serializers.URLField()
+        cancel_url = serializers.URLField()
+
+    @extend_schema(request=InputSerializer, responses={201: HostedSessionOutputSerializer})
+    def post(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        if data["kind"] != "subscription":
+            raise exceptions.ValidationError({"kind": ["Only subscription checkout is available."]})
+        if not data.get("plan"):
+            raise exceptions.ValidationError({"plan": ["This field is required for a subscription."]})
+        session = subscription_checkout_session_create(
+            organization=self.organization,
+            plan=data["plan"],
+            interval=data["interval"],
+            success_url=data["success_url"],
+            cancel_url=data["cancel_url"],
+        )
+        return Response({"id": session.id, "url": session.url}, status=status.HTTP_201_CREATED)

@@ -33,3 +33,9 @@ class SubscriptionExists(ApplicationError):
     code = "subscription_exists"
     status = status.HTTP_409_CONFLICT
     default_message = "This organization already has a subscription."
+
+
+class UnknownStripePrice(ApplicationError):
+    code = "unknown_stripe_price"
+    status = status.HTTP_409_CONFLICT
+    default_message = "A Stripe price maps to no plan of the catalogue."

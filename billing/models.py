@@ -18,6 +18,14 @@ class Organization(models.Model):
     members = models.ManyToManyField(
         settings.AUTH_USER_MODEL, through="Membership", related_name="organizations"
     )
+    # The billing state, derived from the Stripe subscription by `organization_billing_refresh`
+    # (webhooks keep it in step). No subscription: the free plan, always active.
+    plan = models.ForeignKey(
+        "Plan", null=True, blank=True, on_delete=models.PROTECT, related_name="organizations"
+    )
+    plan_interval = models.CharField(max_length=8, blank=True)
+    subscription_status = models.CharField(max_length=32, blank=True)
+    stripe_subscription_id = models.CharField(max_length=255, blank=True, db_index=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -167,3 +175,27 @@ class PlanPrice(models.Model):
         """The Stripe lookup key that makes catalogue sync idempotent."""
         suffix = "" if self.currency == "usd" else f"_{self.currency}"
         return f"plan_{self.plan.code}_{self.interval}{suffix}"
+
+
+class BillingNotice(models.Model):
+    """One row per e-mail the billing system decided to send, keyed so that a webhook
+    delivered five times sends one e-mail (e.g. `payment_failed:in_123:1`)."""
+
+    class Kind(models.TextChoices):
+        TRIAL_ENDING = "trial_ending", "Trial ending"
+        PAYMENT_FAILED = "payment_failed", "Payment failed"
+        SUBSCRIPTION_CANCELED = "subscription_canceled", "Subscription canceled"
+
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="billing_notices")
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    key = models.CharField(max_length=255, unique=True)
+    context = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+    recipients = models.JSONField(default=list, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} to {self.organization}"

@@ -1,1 +1,143 @@
-"""dj-stripe webhook handlers of the billing app (idempotent, order-independent, thin)."""
+"""dj-stripe webhook handlers of the billing app.
+
+They run inside dj-stripe's webhook transaction, after dj-stripe has stored the event and
+(for subscription, customer and payment-method events) re-fetched the object from Stripe into
+its mirror. So they are:
+- idempotent: they derive the organization's state from the mirror, and e-mails are keyed on
+  the Stripe object (a `BillingNotice` per subscription / invoice attempt), not on the event;
+- order-independent: nothing depends on the event's own copy of the object; invoice and
+  checkout events enqueue a re-read of the subscription from Stripe after commit;
+- retried on failure: an exception rolls back dj-stripe's event row, the delivery answers
+  an error, and Stripe's redelivery runs the handler again.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.db import transaction
+from djstripe.event_handlers import djstripe_receiver
+
+from .models import BillingNotice, Organization
+from .services import billing_notice_queue, organization_billing_refresh
+
+logger = logging.getLogger(__name__)
+
+
+def _object(event) -> dict:
+    return (event.data or {}).get("object") or {}
+
+
+def _id(value) -> str | None:
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def _organization_for_customer(customer_id: str | None) -> Organization | None:
+    from djstripe.models import Customer
+
+    if not customer_id:
+        return None
+    customer = Customer.objects.filter(id=customer_id).select_related("subscriber").first()
+    return customer.subscriber if customer else None
+
+
+def _enqueue_subscription_refresh(subscription_id: str | None) -> None:
+    if subscription_id:
+        from .tasks import subscription_refresh_task
+
+        transaction.on_commit(lambda: subscription_refresh_task.delay(subscription_id))
+
+
+@djstripe_receiver(
+    ["customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"]
+)
+def on_subscription_changed(sender, event, **kwargs):
+    data = _object(event)
+    organization = _organization_for_customer(_id(data.get("customer")))
+    if organization is None:
+        logger.warning(
+            "subscription %s: customer %s belongs to no organization", data.get("id"), data.get("customer")
+        )
+        return
+    change = organization_billing_refresh(organization=organization)
+    if change.new_status == "canceled" and change.old_status != "canceled":
+        billing_notice_queue(
+            organization=organization,
+            kind=BillingNotice.Kind.SUBSCRIPTION_CANCELED,
+            key=f"subscription_canceled:{data.get('id')}",
+            context={"subscription_id": data.get("id")},
+        )
+
+
+@djstripe_receiver("customer.subscription.trial_will_end")
+def on_trial_will_end(sender, event, **kwargs):
+    data = _object(event)
+    organization = _organization_for_customer(_id(data.get("customer")))
+    if organization is None:
+        return
+    organization_billing_refresh(organization=organization)
+    billing_notice_queue(
+        organization=organization,
+        kind=BillingNotice.Kind.TRIAL_ENDING,
+        key=f"trial_ending:{data.get('id')}:{data.get('trial_end')}",
+        context={
+            "subscription_id": data.get("id"),
+            "trial_end": data.get("trial_end"),
+            "plan_name": organization.plan.name if organization.plan_id else "",
+        },
+    )
+
+
+def _invoice_subscription_id(invoice: dict) -> str | None:
+    direct = _id(invoice.get("subscription"))
+    if direct:
+        return direct
+    details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
+    return _id(details.get("subscription"))
+
+
+@djstripe_receiver("invoice.paid")
+def on_invoice_paid(sender, event, **kwargs):
+    _enqueue_subscription_refresh(_invoice_subscription_id(_object(event)))
+
+
+@djstripe_receiver("invoice.payment_failed")
+def on_invoice_payment_failed(sender, event, **kwargs):
+    invoice = _object(event)
+    organization = _organization_for_customer(_id(invoice.get("customer")))
+    _enqueue_subscription_refresh(_invoice_subscription_id(invoice))
+    if organization is None:
+        return
+    billing_notice_queue(
+        organization=organization,
+        kind=BillingNotice.Kind.PAYMENT_FAILED,
+        key=f"payment_failed:{invoice.get('id')}:{invoice.get('attempt_count') or 0}",
+        context={
+            "invoice_id": invoice.get("id"),
+            "amount_due": invoice.get("amount_due"),
+            "currency": invoice.get("currency"),
+            "hosted_invoice_url": invoice.get("hosted_invoice_url"),
+            "next_payment_attempt": invoice.get("next_payment_attempt"),
+        },
+    )
+
+
+@djstripe_receiver("checkout.session.completed")
+def on_checkout_completed(sender, event, **kwargs):
+    session = _object(event)
+    if session.get("mode") == "subscription":
+        _enqueue_subscription_refresh(_id(session.get("subscription")))
+
+
+@djstripe_receiver(["payment_method.attached", "payment_method.detached", "customer.updated"])
+def on_customer_payment_methods_changed(sender, event, **kwargs):
+    """dj-stripe re-fetched the payment method into its mirror; when the current object has no
+    customer (detached), the mirror's customer link goes too. The event's copy is not trusted."""
+    from djstripe.models import PaymentMethod
+
+    data = _object(event)
+    if data.get("object") != "payment_method":
+        return
+    pm = PaymentMethod.objects.filter(id=data.get("id")).first()
+    if pm is not None and not pm.stripe_data.get("customer") and pm.customer_id is not None:
+        PaymentMethod.objects.filter(pk=pm.pk).update(customer=None)

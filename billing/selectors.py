@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.db.models import QuerySet
 
-from .models import ROLE_RANK, ApiKey, Membership, Organization, Role
+from .models import ROLE_RANK, ApiKey, Membership, Organization, Plan, PlanPrice, Role
 
 
 @dataclass(frozen=True)
@@ -91,6 +91,14 @@ def membership_role(*, organization: Organization, user) -> str | None:
     )
 
 
+# --------------------------------------------------------------------------- billing state and entitlements
+# Statuses in which the subscription's plan applies. `past_due` keeps the plan while Stripe retries
+# the payment (dunning); `incomplete` (first payment pending), `unpaid`, `canceled` and
+# `incomplete_expired` fall back to the free plan.
+ENTITLED_STATUSES = frozenset({"trialing", "active", "past_due"})
+LIVE_STATUSES = frozenset({"trialing", "active", "past_due", "incomplete", "unpaid"})
+
+
 @dataclass(frozen=True)
 class BillingState:
     plan: str
@@ -98,6 +106,119 @@ class BillingState:
 
 
 def organization_billing_state(*, organization: Organization) -> BillingState:
-    """The organization's plan code and subscription status. Until a paid subscription exists
-    an organization is on the free plan, which is always active."""
-    return BillingState(plan="free", status="active")
+    """The plan code and subscription status shown for an organization. With no subscription
+    ever, the free plan and `active`; after one ended, the free plan and its last status."""
+    plan = organization_plan_get(organization=organization)
+    return BillingState(plan=plan.code, status=organization.subscription_status or "active")
+
+
+def plan_free_get() -> Plan:
+    return Plan.objects.get(code=Plan.FREE)
+
+
+def organization_plan_get(organization: Organization) -> Plan:
+    """The plan whose limits and features apply to the organization now."""
+    if organization.plan_id is not None and organization.subscription_status in ENTITLED_STATUSES:
+        return organization.plan
+    return plan_free_get()
+
+
+def plan_limit(organization: Organization, metric: str) -> int | None:
+    """The organization's limit for a usage metric per period; None means unlimited."""
+    return organization_plan_get(organization).limits.get(metric)
+
+
+def feature_enabled(organization: Organization, feature: str) -> bool:
+    return feature in organization_plan_get(organization).features
+
+
+def plan_list(*, active_only: bool = True) -> QuerySet[Plan]:
+    queryset = Plan.objects.prefetch_related("prices").order_by("sort_order", "code")
+    return queryset.filter(active=True) if active_only else queryset
+
+
+def plan_get_by_code(*, code: str, active_only: bool = True) -> Plan | None:
+    return plan_list(active_only=active_only).filter(code=code).first()
+
+
+def plan_price_get(*, plan: Plan, interval: str, currency: str = "usd") -> PlanPrice | None:
+    return PlanPrice.objects.filter(plan=plan, interval=interval, currency=currency, active=True).first()
+
+
+def plan_price_for_stripe_price(*, price_id: str) -> PlanPrice | None:
+    """Maps any Stripe price, current or archived, back to its plan and interval: by id first,
+    then by the plan code and interval our sync writes into every price's metadata."""
+    found = PlanPrice.objects.select_related("plan").filter(stripe_price_id=price_id).first()
+    if found is not None:
+        return found
+    from djstripe.models import Price
+
+    price = Price.objects.filter(id=price_id).first()
+    if price is None:
+        return None
+    metadata = price.metadata or {}
+    interval = metadata.get("interval") or ((price.recurring or {}).get("interval"))
+    code = metadata.get("plan_code")
+    if not code and (price.lookup_key or "").startswith("plan_"):
+        code = price.lookup_key.split("_")[1]
+    if not (code and interval):
+        return None
+    return (
+        PlanPrice.objects.select_related("plan")
+        .filter(plan__code=code, interval=interval, currency=price.currency)
+        .first()
+    )
+
+
+def organization_customer_get(*, organization: Organization):
+    """The organization's dj-stripe Customer, or None before billing set-up."""
+    from djstripe.models import Customer
+
+    return (
+        Customer.objects.filter(subscriber=organization, date_purged__isnull=True)
+        .order_by("-created")
+        .first()
+    )
+
+
+def organization_subscriptions(*, organization: Organization):
+    from djstripe.models import Subscription
+
+    return Subscription.objects.filter(customer__subscriber=organization).order_by("-created")
+
+
+def subscription_current_get(*, organization: Organization):
+    """The organization's live subscription (newest first), else its newest ended one, else None."""
+    subscriptions = list(organization_subscriptions(organization=organization))
+    for subscription in subscriptions:
+        if subscription.stripe_data.get("status") in LIVE_STATUSES:
+            return subscription
+    return subscriptions[0] if subscriptions else None
+
+
+def payment_method_list(*, organization: Organization) -> list[dict]:
+    """Cards saved for the organization, from the dj-stripe mirror (kept in step by the
+    services and by payment_method.* webhooks), the default first."""
+    from djstripe.models import PaymentMethod
+
+    customer = organization_customer_get(organization=organization)
+    if customer is None:
+        return []
+    default_id = ((customer.stripe_data.get("invoice_settings") or {}).get("default_payment_method")) or None
+    if isinstance(default_id, dict):
+        default_id = default_id.get("id")
+    out = []
+    for pm in PaymentMethod.objects.filter(customer=customer).order_by("-created"):
+        card = pm.stripe_data.get("card") or {}
+        out.append(
+            {
+                "id": pm.id,
+                "brand": card.get("brand", ""),
+                "last4": card.get("last4", ""),
+                "exp_month": card.get("exp_month"),
+                "exp_year": card.get("exp_year"),
+                "is_default": pm.id == default_id,
+            }
+        )
+    out.sort(key=lambda row: not row["is_default"])
+    return out

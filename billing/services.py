@@ -1,37 +1,118 @@
-"""Writes for tenancy: organizations, memberships, API keys."""
+"""Writes of the billing app: tenancy, the Stripe customer, catalogue sync, payment methods,
+subscriptions, checkout and portal sessions, and the billing state that webhooks keep in step.
+
+Stripe is reached only through `stripe_api`; no database transaction is held open across a
+Stripe call (call Stripe, then save in `transaction.atomic`)."""
 
 from __future__ import annotations
 
 import hashlib
+import logging
 import secrets
-from dataclasses import dataclass
+import uuid
+from dataclasses import dataclass, field
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
 
-from config.exceptions import ValidationFailed
+from config.exceptions import NotFound, ValidationFailed
 
-from .models import ApiKey, Membership, Organization, Role
+from . import stripe_api
+from .exceptions import SubscriptionExists, UnknownStripePrice
+from .models import ApiKey, Membership, Organization, Plan, PlanPrice, Role
+from .selectors import (
+    ENTITLED_STATUSES,
+    LIVE_STATUSES,
+    organization_customer_get,
+    plan_get_by_code,
+    plan_price_for_stripe_price,
+    plan_price_get,
+    subscription_current_get,
+)
 
+logger = logging.getLogger(__name__)
 User = get_user_model()
 
 
-def organization_create(
-    *, name: str, billing_email: str, owner: AbstractBaseUser | None = None
-) -> Organization:
-    """Create an organization and make `owner` its owner."""
+# --------------------------------------------------------------------------- organizations
+def _validate_organization(name: str, billing_email: str) -> str:
     name = (name or "").strip()
+    fields: dict[str, list[str]] = {}
     if not name:
-        raise ValidationFailed(
-            "name: This field may not be blank.", fields={"name": ["This field may not be blank."]}
+        fields["name"] = ["This field may not be blank."]
+    if not billing_email or "@" not in billing_email:
+        fields["billing_email"] = ["Enter a valid email address."]
+    if fields:
+        raise ValidationFailed(next(f"{k}: {v[0]}" for k, v in fields.items()), fields=fields)
+    return name
+
+
+def organization_create(
+    *, name: str, billing_email: str, owner: AbstractBaseUser | None = None, with_stripe_customer: bool = True
+) -> Organization:
+    """Create an organization, its owner membership and its Stripe customer.
+
+    The Stripe customer is created first (its idempotency key comes from the new organization's
+    id), then the organization and the dj-stripe mirror are saved in one transaction. If that
+    fails, the Stripe customer is deleted again: a failed set-up leaves nothing half made."""
+    name = _validate_organization(name, billing_email)
+    organization_id = uuid.uuid4()
+    customer = None
+    if with_stripe_customer:
+        customer = stripe_api.customer_create(
+            organization_id=str(organization_id),
+            email=billing_email,
+            name=name,
+            idempotency_key=f"organization:{organization_id}:customer",
         )
-    with transaction.atomic():
-        organization = Organization.objects.create(name=name, billing_email=billing_email)
-        if owner is not None:
-            Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
+    try:
+        with transaction.atomic():
+            organization = Organization.objects.create(
+                id=organization_id, name=name, billing_email=billing_email
+            )
+            if owner is not None:
+                Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
+            if customer is not None:
+                _customer_mirror(customer)
+    except Exception:
+        if customer is not None:
+            _compensate_customer(customer["id"])
+        raise
     return organization
+
+
+def _compensate_customer(customer_id: str) -> None:
+    try:
+        stripe_api.customer_delete(customer_id=customer_id)
+    except Exception:
+        logger.exception(
+            "compensation failed: Stripe customer %s is left without an organization", customer_id
+        )
+
+
+def _customer_mirror(customer):
+    from djstripe.models import Customer
+
+    return Customer.sync_from_stripe_data(customer, api_key=settings.STRIPE_SECRET_KEY)
+
+
+def organization_customer_ensure(*, organization: Organization):
+    """The organization's dj-stripe Customer, created on Stripe if it has none yet (an
+    organization made before billing was set up, or whose set-up was interrupted)."""
+    customer = organization_customer_get(organization=organization)
+    if customer is not None:
+        return customer
+    stripe_customer = stripe_api.customer_create(
+        organization_id=str(organization.id),
+        email=organization.billing_email,
+        name=organization.name,
+        idempotency_key=f"organization:{organization.id}:customer",
+    )
+    with transaction.atomic():
+        return _customer_mirror(stripe_customer)
 
 
 def membership_set(*, organization: Organization, user: AbstractBaseUser, role: str) -> Membership:
@@ -61,6 +142,7 @@ def user_get_or_create(*, email: str, password: str | None = None) -> tuple[Abst
     return user, True
 
 
+# --------------------------------------------------------------------------- API keys
 def api_key_hash(raw_key: str) -> str:
     return hashlib.sha256(raw_key.encode()).hexdigest()
 
@@ -106,3 +188,544 @@ def api_key_touch(*, api_key: ApiKey, min_interval_seconds: int = 60) -> None:
     if last is None or (now - last).total_seconds() >= min_interval_seconds:
         ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now
+
+
+# --------------------------------------------------------------------------- catalogue sync
+@dataclass
+class CatalogSyncResult:
+    products_created: int = 0
+    products_updated: int = 0
+    prices_created: int = 0
+    prices_updated: int = 0
+    unchanged: int = 0
+    lines: list[str] = field(default_factory=list)
+
+
+def plan_product_id(plan: Plan) -> str:
+    return f"plan_{plan.code}"
+
+
+def stripe_catalog_sync() -> CatalogSyncResult:
+    """Create or update the Stripe product and prices of every paid plan, keyed on our product
+    ids and the prices' lookup keys, so a second run changes nothing. A changed amount makes a
+    new price that takes the lookup key over; the old price is archived, and subscriptions on
+    it keep mapping to the plan through its metadata."""
+    from djstripe.models import Price, Product
+
+    result = CatalogSyncResult()
+    for plan in Plan.objects.prefetch_related("prices").order_by("sort_order"):
+        if plan.is_free:
+            continue
+        product_id = plan_product_id(plan)
+        wanted = {"name": plan.name, "description": plan.description or None, "active": plan.active}
+        product = stripe_api.product_retrieve_or_none(product_id=product_id)
+        if product is None:
+            product = stripe_api.product_create(
+                product_id=product_id,
+                name=plan.name,
+                description=plan.description,
+                metadata={"plan_code": plan.code},
+            )
+            if not plan.active:
+                product = stripe_api.product_update(product_id=product_id, active=False)
+            result.products_created += 1
+            result.lines.append(f"created product {product_id}")
+        elif any(product.get(k) != v for k, v in wanted.items()):
+            product = stripe_api.product_update(product_id=product_id, **wanted)
+            result.products_updated += 1
+            result.lines.append(f"updated product {product_id}")
+        Product.sync_from_stripe_data(product, api_key=settings.STRIPE_SECRET_KEY)
+
+        prices = list(plan.prices.all())
+        existing = {
+            p["lookup_key"]: p
+            for p in stripe_api.prices_by_lookup_keys(lookup_keys=[p.lookup_key for p in prices])
+        }
+        for plan_price in prices:
+            stripe_price = existing.get(plan_price.lookup_key)
+            matches = stripe_price is not None and (
+                stripe_price["unit_amount"] == plan_price.amount
+                and stripe_price["currency"] == plan_price.currency
+                and (stripe_price.get("recurring") or {}).get("interval") == plan_price.interval
+                and stripe_price["product"] == product_id
+            )
+            if not matches:
+                stripe_price = stripe_api.price_create(
+                    product_id=product_id,
+                    unit_amount=plan_price.amount,
+                    currency=plan_price.currency,
+                    lookup_key=plan_price.lookup_key,
+                    interval=plan_price.interval,
+                    metadata={"plan_code": plan.code, "interval": plan_price.interval},
+                    replaces=stripe_price["id"] if stripe_price else None,
+                )
+                result.prices_created += 1
+                result.lines.append(f"created price {stripe_price['id']} ({plan_price.lookup_key})")
+            active = plan_price.active and plan.active
+            if stripe_price["active"] != active:
+                stripe_price = stripe_api.price_update(price_id=stripe_price["id"], active=active)
+                result.prices_updated += 1
+                result.lines.append(f"{'activated' if active else 'archived'} price {stripe_price['id']}")
+            if matches and stripe_price["active"] == active:
+                result.unchanged += 1
+            Price.sync_from_stripe_data(stripe_price, api_key=settings.STRIPE_SECRET_KEY)
+            if plan_price.stripe_price_id != stripe_price["id"]:
+                PlanPrice.objects.filter(pk=plan_price.pk).update(stripe_price_id=stripe_price["id"])
+        if plan.stripe_product_id != product_id:
+            Plan.objects.filter(pk=plan.pk).update(stripe_product_id=product_id)
+    return result
+
+
+# --------------------------------------------------------------------------- billing state
+@dataclass(frozen=True)
+class BillingChange:
+    organization: Organization
+    old_status: str
+    new_status: str
+    old_plan_id: int | None
+    new_plan_id: int | None
+
+    @property
+    def changed(self) -> bool:
+        return (self.old_status, self.old_plan_id) != (self.new_status, self.new_plan_id)
+
+
+def subscription_sync(*, subscription_id: str):
+    """Re-read a subscription from Stripe into the dj-stripe mirror: handlers never trust the
+    event's copy, so events may arrive in any order."""
+    from djstripe.models import Subscription
+
+    data = stripe_api.subscription_retrieve(subscription_id=subscription_id)
+    return Subscription.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
+
+
+def organization_billing_refresh(*, organization: Organization) -> BillingChange:
+    """Derive the organization's plan and status from its subscriptions in the dj-stripe mirror.
+    Idempotent: running it again with the same mirror changes nothing."""
+    with transaction.atomic():
+        locked = Organization.objects.select_for_update().get(pk=organization.pk)
+        old = (locked.subscription_status, locked.plan_id)
+        subscription = subscription_current_get(organization=locked)
+        if subscription is None:
+            status, plan_id, interval, sub_id = "", None, "", ""
+        else:
+            data = subscription.stripe_data
+            status, sub_id = data.get("status", ""), subscription.id
+            items = (data.get("items") or {}).get("data") or []
+            price = (items[0].get("price") or {}) if items else {}
+            price_id = price.get("id") if isinstance(price, dict) else price
+            plan_price = plan_price_for_stripe_price(price_id=price_id) if price_id else None
+            plan_id = plan_price.plan_id if plan_price else None
+            interval = plan_price.interval if plan_price else ""
+            if plan_price is None and status in LIVE_STATUSES:
+                # Raising makes the webhook fail, so Stripe redelivers it once staff have mapped
+                # the price to a plan (an unknown price must not silently mean "free").
+                raise UnknownStripePrice(
+                    f"Subscription {sub_id} is on price {price_id}, which maps to no plan.",
+                    extra={"price": price_id, "subscription": sub_id},
+                )
+        locked.subscription_status = status
+        locked.plan_id = plan_id
+        locked.plan_interval = interval
+        locked.stripe_subscription_id = sub_id
+        if (old[0], old[1]) != (status, plan_id) or locked.plan_interval != organization.plan_interval:
+            locked.save(
+                update_fields=[
+                    "subscription_status",
+                    "plan",
+                    "plan_interval",
+                    "stripe_subscription_id",
+                    "updated_at",
+                ]
+            )
+    organization.__dict__.update(
+        {
+            k: getattr(locked, k)
+            for k in ("subscription_status", "plan_id", "plan_interval", "stripe_subscription_id")
+        }
+    )
+    organization._state.fields_cache.pop("plan", None)
+    return BillingChange(organization, old[0], status, old[1], plan_id)
+
+
+# --------------------------------------------------------------------------- payment methods
+def setup_intent_create(*, organization: Organization) -> str:
+    customer = organization_customer_ensure(organization=organization)
+    intent = stripe_api.setup_intent_create(customer_id=customer.id)
+    return intent["client_secret"]
+
+
+def _payment_method_of(organization: Organization, payment_method_id: str):
+    from djstripe.models import PaymentMethod
+
+    customer = organization_customer_get(organization=organization)
+    pm = PaymentMethod.objects.filter(id=payment_method_id, customer=customer).first() if customer else None
+    if pm is None:
+        raise NotFound("Payment method not found.")
+    return customer, pm
+
+
+def payment_method_attach(*, organization: Organization, payment_method_id: str, set_default: bool = False):
+    """Attach a card to the organization's customer; a declined card raises PaymentFailed (402)."""
+    from djstripe.models import PaymentMethod
+
+    if not payment_method_id or not payment_method_id.startswith("pm_"):
+        raise ValidationFailed(fields={"payment_method": ["Expected a Stripe PaymentMethod id (pm_...)."]})
+    customer = organization_customer_ensure(organization=organization)
+    existing = stripe_api.payment_method_retrieve(payment_method_id=payment_method_id)
+    owner = existing.get("customer")
+    owner = owner.get("id") if isinstance(owner, dict) else owner
+    if owner and owner != customer.id:
+        raise NotFound("Payment method not found.")
+    data = (
+        existing
+        if owner == customer.id
+        else stripe_api.payment_method_attach(payment_method_id=payment_method_id, customer_id=customer.id)
+    )
+    has_default = bool((customer.stripe_data.get("invoice_settings") or {}).get("default_payment_method"))
+    stripe_customer = None
+    if set_default or not has_default:
+        stripe_customer = stripe_api.customer_update(
+            customer_id=customer.id, invoice_settings={"default_payment_method": payment_method_id}
+        )
+    with transaction.atomic():
+        pm = PaymentMethod.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
+        if stripe_customer is not None:
+            _customer_mirror(stripe_customer)
+    return pm
+
+
+def payment_method_set_default(*, organization: Organization, payment_method_id: str) -> None:
+    customer, _ = _payment_method_of(organization, payment_method_id)
+    stripe_customer = stripe_api.customer_update(
+        customer_id=customer.id, invoice_settings={"default_payment_method": payment_method_id}
+    )
+    with transaction.atomic():
+        _customer_mirror(stripe_customer)
+
+
+def payment_method_detach(*, organization: Organization, payment_method_id: str) -> None:
+    from djstripe.models import PaymentMethod
+
+    customer, _ = _payment_method_of(organization, payment_method_id)
+    data = stripe_api.payment_method_detach(payment_method_id=payment_method_id)
+    stripe_customer = stripe_api.customer_retrieve(customer_id=customer.id)
+    with transaction.atomic():
+        PaymentMethod.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
+        PaymentMethod.objects.filter(id=payment_method_id).update(customer=None)
+        _customer_mirror(stripe_customer)
+
+
+# --------------------------------------------------------------------------- subscriptions
+def _plan_price_or_400(plan_code: str, interval: str) -> PlanPrice:
+    plan = plan_get_by_code(code=plan_code)
+    if plan is None:
+        raise ValidationFailed(
+            f"plan: Unknown plan {plan_code!r}.", fields={"plan": [f"Unknown plan {plan_code!r}."]}
+        )
+    if plan.is_free:
+        raise ValidationFailed(
+            "plan: The free plan needs no subscription; cancel the current one to return to it.",
+            fields={"plan": ["The free plan needs no subscription."]},
+        )
+    price = plan_price_get(plan=plan, interval=interval)
+    if price is None or not price.stripe_price_id:
+        raise ValidationFailed(
+            f"interval: Plan {plan_code!r} has no {interval!r} price.",
+            fields={"interval": [f"Plan {plan_code!r} has no {interval!r} price."]},
+        )
+    return price
+
+
+def _live_subscription(organization: Organization):
+    current = subscription_current_get(organization=organization)
+    if current is not None and current.stripe_data.get("status") in LIVE_STATUSES:
+        return current
+    return None
+
+
+def subscription_create(
+    *,
+    organization: Organization,
+    plan: str,
+    interval: str,
+    payment_method: str | None = None,
+    trial_days: int | None = None,
+):
+    """Subscribe the organization to a paid plan. 409 if it has a live subscription, 400 for an
+    unknown plan, 402 when the first payment is declined (Stripe then makes no subscription;
+    a card given here stays saved, as it does on Stripe's own pages)."""
+    from djstripe.models import Subscription
+
+    price = _plan_price_or_400(plan, interval)
+    if _live_subscription(organization) is not None:
+        raise SubscriptionExists()
+    customer = organization_customer_ensure(organization=organization)
+    if payment_method:
+        payment_method_attach(organization=organization, payment_method_id=payment_method, set_default=True)
+        customer = organization_customer_get(organization=organization)
+    trial = price.plan.trial_days if trial_days is None else trial_days
+    has_card = bool((customer.stripe_data.get("invoice_settings") or {}).get("default_payment_method"))
+    if not has_card and not trial:
+        raise ValidationFailed(
+            "payment_method: A card is needed for a plan without a trial.",
+            fields={"payment_method": ["A card is needed for a plan without a trial."]},
+        )
+    generation = organization_subscriptions_count(organization=organization)
+    # Same organization, generation and parameters: the same key, so two concurrent requests
+    # (or a retried one) make one subscription, never two.
+    key = (
+        f"subscription:{organization.id}:{generation}:{price.stripe_price_id}:{payment_method or '-'}:{trial}"
+    )
+    data = stripe_api.subscription_create(
+        customer_id=customer.id,
+        price_id=price.stripe_price_id,
+        payment_method_id=payment_method,
+        trial_days=trial or None,
+        metadata={"organization_id": str(organization.id), "plan_code": price.plan.code},
+        idempotency_key=key,
+    )
+    with transaction.atomic():
+        subscription = Subscription.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
+    organization_billing_refresh(organization=organization)
+    return subscription
+
+
+def organization_subscriptions_count(*, organization: Organization) -> int:
+    from djstripe.models import Subscription
+
+    return Subscription.objects.filter(customer__subscriber=organization).count()
+
+
+def _require_live_subscription(organization: Organization):
+    subscription = _live_subscription(organization)
+    if subscription is None:
+        raise NotFound("This organization has no subscription.")
+    return subscription
+
+
+def subscription_change(*, organization: Organization, plan: str | None = None, interval: str | None = None):
+    """Move the subscription to another plan or interval, prorated."""
+    from djstripe.models import Subscription
+
+    current = _require_live_subscription(organization)
+    data = current.stripe_data
+    item = ((data.get("items") or {}).get("data") or [None])[0]
+    price_now = plan_price_for_stripe_price(price_id=(item or {}).get("price", {}).get("id", ""))
+    plan_code = plan or (price_now.plan.code if price_now else None)
+    new_interval = interval or (price_now.interval if price_now else None)
+    if not plan_code or not new_interval:
+        raise ValidationFailed(
+            "Give a plan or an interval.", fields={"plan": ["Give a plan or an interval."]}
+        )
+    price = _plan_price_or_400(plan_code, new_interval)
+    if price_now is not None and price_now.pk == price.pk:
+        return current
+    updated = stripe_api.subscription_change_price(
+        subscription_id=current.id,
+        item_id=item["id"],
+        price_id=price.stripe_price_id,
+        idempotency_key=f"subscription:{current.id}:change:{item['id']}:{price.stripe_price_id}",
+    )
+    with transaction.atomic():
+        subscription = Subscription.sync_from_stripe_data(updated, api_key=settings.STRIPE_SECRET_KEY)
+    organization_billing_refresh(organization=organization)
+    return subscription
+
+
+def subscription_cancel(*, organization: Organization, immediately: bool):
+    from djstripe.models import Subscription
+
+    current = _require_live_subscription(organization)
+    if immediately:
+        data = stripe_api.subscription_cancel(subscription_id=current.id)
+    else:
+        data = stripe_api.subscription_set_cancel_at_period_end(subscription_id=current.id, cancel=True)
+    with transaction.atomic():
+        subscription = Subscription.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
+    organization_billing_refresh(organization=organization)
+    return subscription
+
+
+def subscription_resume(*, organization: Organization):
+    """Undo a cancellation at period end (before the period has ended)."""
+    from djstripe.models import Subscription
+
+    current = _require_live_subscription(organization)
+    if not current.stripe_data.get("cancel_at_period_end"):
+        return current
+    data = stripe_api.subscription_set_cancel_at_period_end(subscription_id=current.id, cancel=False)
+    with transaction.atomic():
+        subscription = Subscription.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
+    organization_billing_refresh(organization=organization)
+    return subscription
+
+
+# --------------------------------------------------------------------------- checkout and portal
+@dataclass(frozen=True)
+class HostedSession:
+    id: str
+    url: str
+
+
+def checkout_session_create(
+    *,
+    organization: Organization,
+    mode: str,
+    line_items: list[dict],
+    success_url: str,
+    cancel_url: str,
+    metadata: dict,
+    idempotency_key: str | None,
+    subscription_data: dict | None = None,
+    payment_intent_data: dict | None = None,
+) -> HostedSession:
+    """A Stripe Checkout session for the organization's customer (any mode)."""
+    customer = organization_customer_ensure(organization=organization)
+    params: dict = {
+        "mode": mode,
+        "customer": customer.id,
+        "line_items": line_items,
+        "success_url": success_url,
+        "cancel_url": cancel_url,
+        "client_reference_id": str(organization.id),
+        "metadata": {"organization_id": str(organization.id), **metadata},
+    }
+    if subscription_data:
+        params["subscription_data"] = subscription_data
+    if payment_intent_data:
+        params["payment_intent_data"] = payment_intent_data
+    session = stripe_api.checkout_session_create(idempotency_key=idempotency_key, **params)
+    return HostedSession(id=session["id"], url=session["url"])
+
+
+def subscription_checkout_session_create(
+    *, organization: Organization, plan: str, interval: str, success_url: str, cancel_url: str
+) -> HostedSession:
+    price = _plan_price_or_400(plan, interval)
+    if _live_subscription(organization) is not None:
+        raise SubscriptionExists()
+    subscription_data: dict = {
+        "metadata": {"organization_id": str(organization.id), "plan_code": price.plan.code}
+    }
+    if price.plan.trial_days:
+        subscription_data["trial_period_days"] = price.plan.trial_days
+    return checkout_session_create(
+        organization=organization,
+        mode="subscription",
+        line_items=[{"price": price.stripe_price_id, "quantity": 1}],
+        success_url=success_url,
+        cancel_url=cancel_url,
+        metadata={"kind": "subscription", "plan_code": price.plan.code},
+        subscription_data=subscription_data,
+        # Each click is a new session: there is no row of ours to derive a key from, and
+        # stripe-python's own retries of this request reuse the key it generated.
+        idempotency_key=None,
+    )
+
+
+def portal_session_create(*, organization: Organization, return_url: str) -> HostedSession:
+    customer = organization_customer_ensure(organization=organization)
+    session = stripe_api.portal_session_create(customer_id=customer.id, return_url=return_url)
+    return HostedSession(id=session["id"], url=session["url"])
+
+
+def entitled(status: str) -> bool:
+    return status in ENTITLED_STATUSES
+
+
+# --------------------------------------------------------------------------- e-mail notices
+def billing_notice_queue(*, organization: Organization, kind: str, key: str, context: dict) -> bool:
+    """Record a notice once per key and send it after commit. False when it was already queued."""
+    from .models import BillingNotice
+    from .tasks import billing_notice_send_task
+
+    notice, created = BillingNotice.objects.get_or_create(
+        key=key, defaults={"organization": organization, "kind": kind, "context": context}
+    )
+    if created:
+        transaction.on_commit(lambda: billing_notice_send_task.delay(notice.pk))
+    return created
+
+
+def organization_notice_recipients(*, organization: Organization) -> list[str]:
+    """The billing e-mail, plus owners and billing members."""
+    emails = [organization.billing_email] if organization.billing_email else []
+    emails += list(
+        Membership.objects.filter(organization=organization, role__in=[Role.OWNER, Role.BILLING])
+        .exclude(user__email="")
+        .values_list("user__email", flat=True)
+    )
+    return sorted(set(emails), key=emails.index)
+
+
+def billing_notice_send(*, notice_id: int) -> bool:
+    """Send a queued notice (HTML and text). Safe to run twice: a sent notice is not resent."""
+    from django.core.mail import EmailMultiAlternatives
+    from django.template.loader import render_to_string
+
+    from .models import BillingNotice
+
+    with transaction.atomic():
+        notice = BillingNotice.objects.select_for_update().select_related("organization").get(pk=notice_id)
+        if notice.sent_at is not None:
+            return False
+        organization = notice.organization
+        recipients = organization_notice_recipients(organization=organization)
+        context = {
+            "organization": organization,
+            "site_url": settings.SITE_URL,
+            "billing_url": f"{settings.SITE_URL}/billing/",
+            **notice.context,
+        }
+        subject = render_to_string(f"emails/billing/{notice.kind}_subject.txt", context).strip()
+        message = EmailMultiAlternatives(
+            subject=subject,
+            body=render_to_string(f"emails/billing/{notice.kind}.txt", context),
+            to=recipients,
+        )
+        message.attach_alternative(
+            render_to_string(f"emails/billing/{notice.kind}.html", context), "text/html"
+        )
+        message.send()
+        notice.sent_at = timezone.now()
+        notice.recipients = recipients
+        notice.save(update_fields=["sent_at", "recipients"])
+    return True
+
+
+def organization_for_subscription_refresh(*, subscription_id: str) -> str:
+    """Re-read the subscription from Stripe, then re-derive its organization's state.
+    Returns the organization's new status (or "" when the customer belongs to no organization)."""
+    subscription = subscription_sync(subscription_id=subscription_id)
+    organization = subscription.customer.subscriber if subscription.customer_id else None
+    if organization is None:
+        return ""
+    return organization_billing_refresh(organization=organization).new_status
+
+
+# --------------------------------------------------------------------------- webhook endpoint
+def webhook_endpoint_register(*, base_url: str):
+    """Register `<base_url>/stripe/webhook/<uuid>/` with Stripe for every event, and mirror it in
+    dj-stripe with its signing secret. Reuses an enabled endpoint already registered for this base."""
+    from djstripe.models import WebhookEndpoint
+
+    base_url = base_url.rstrip("/")
+    existing = WebhookEndpoint.objects.filter(url__startswith=f"{base_url}/stripe/webhook/").exclude(
+        secret=""
+    )
+    for endpoint in existing:
+        if endpoint.status == "enabled":
+            return endpoint
+    endpoint_uuid = uuid.uuid4()
+    data = stripe_api.webhook_endpoint_create(
+        url=f"{base_url}/stripe/webhook/{endpoint_uuid}/",
+        enabled_events=["*"],
+        metadata={"djstripe_uuid": str(endpoint_uuid)},
+    )
+    with transaction.atomic():
+        endpoint = WebhookEndpoint.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
+        if not endpoint.secret and data.get("secret"):
+            WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=data["secret"])
+            endpoint.secret = data["secret"]
+    return endpoint

@@ -97,3 +97,257 @@ def translate_errors(func: Callable[P, R]) -> Callable[P, R]:
 def account_retrieve() -> dict[str, Any]:
     """Used by the health and set-up checks: proves the key and the host work."""
     return stripe.Account.retrieve(**request_options()).to_dict()
+
+
+# --------------------------------------------------------------------------- customers
+@translate_errors
+def customer_create(*, organization_id: str, email: str, name: str, idempotency_key: str):
+    return stripe.Customer.create(
+        email=email,
+        name=name,
+        metadata={"djstripe_subscriber": organization_id, "organization_id": organization_id},
+        **request_options(idempotency_key),
+    )
+
+
+@translate_errors
+def customer_retrieve(*, customer_id: str):
+    return stripe.Customer.retrieve(customer_id, **request_options())
+
+
+@translate_errors
+def customer_update(*, customer_id: str, idempotency_key: str | None = None, **fields):
+    return stripe.Customer.modify(customer_id, **fields, **request_options(idempotency_key))
+
+
+@translate_errors
+def customer_delete(*, customer_id: str):
+    return stripe.Customer.delete(customer_id, **request_options())
+
+
+# --------------------------------------------------------------------------- catalogue
+@translate_errors
+def product_retrieve_or_none(*, product_id: str):
+    try:
+        return stripe.Product.retrieve(product_id, **request_options())
+    except stripe.InvalidRequestError as exc:
+        if getattr(exc, "code", None) == "resource_missing":
+            return None
+        raise
+
+
+@translate_errors
+def product_create(*, product_id: str, name: str, description: str, metadata: dict):
+    return stripe.Product.create(
+        id=product_id,
+        name=name,
+        description=description or None,
+        metadata=metadata,
+        **request_options(f"product:{product_id}:create"),
+    )
+
+
+@translate_errors
+def product_update(*, product_id: str, **fields):
+    return stripe.Product.modify(product_id, **fields, **request_options())
+
+
+@translate_errors
+def prices_by_lookup_keys(*, lookup_keys: list[str]) -> list:
+    """Prices (active or not) carrying one of these lookup keys."""
+    found = []
+    for start in range(0, len(lookup_keys), 10):
+        page = stripe.Price.list(lookup_keys=lookup_keys[start : start + 10], limit=100, **request_options())
+        found.extend(page.auto_paging_iter())
+    return found
+
+
+@translate_errors
+def price_create(
+    *,
+    product_id: str,
+    unit_amount: int,
+    currency: str,
+    lookup_key: str,
+    interval: str | None,
+    metadata: dict,
+    replaces: str | None = None,
+):
+    """A price that takes `lookup_key` over from the price it `replaces` (transfer_lookup_key).
+    The idempotency key names both, so a rerun after a crash reuses it, and going back to an
+    earlier amount later makes a new price instead of replaying the old one."""
+    params: dict[str, Any] = {
+        "product": product_id,
+        "unit_amount": unit_amount,
+        "currency": currency,
+        "lookup_key": lookup_key,
+        "transfer_lookup_key": True,
+        "metadata": metadata,
+    }
+    if interval:
+        params["recurring"] = {"interval": interval}
+    key = f"price:{lookup_key}:{unit_amount}:{currency}:{interval or 'once'}:replaces:{replaces or '-'}"
+    return stripe.Price.create(**params, **request_options(key))
+
+
+@translate_errors
+def price_update(*, price_id: str, **fields):
+    return stripe.Price.modify(price_id, **fields, **request_options())
+
+
+@translate_errors
+def price_retrieve(*, price_id: str):
+    return stripe.Price.retrieve(price_id, **request_options())
+
+
+# --------------------------------------------------------------------------- payment methods
+@translate_errors
+def setup_intent_create(*, customer_id: str, idempotency_key: str | None = None):
+    return stripe.SetupIntent.create(
+        customer=customer_id,
+        usage="off_session",
+        payment_method_types=["card"],
+        **request_options(idempotency_key),
+    )
+
+
+@translate_errors
+def payment_method_retrieve(*, payment_method_id: str):
+    return stripe.PaymentMethod.retrieve(payment_method_id, **request_options())
+
+
+@translate_errors
+def payment_method_attach(*, payment_method_id: str, customer_id: str):
+    return stripe.PaymentMethod.attach(
+        payment_method_id,
+        customer=customer_id,
+        **request_options(f"pm:{payment_method_id}:attach:{customer_id}"),
+    )
+
+
+@translate_errors
+def payment_method_detach(*, payment_method_id: str):
+    return stripe.PaymentMethod.detach(payment_method_id, **request_options())
+
+
+@translate_errors
+def payment_methods_list(*, customer_id: str) -> list:
+    page = stripe.Customer.list_payment_methods(customer_id, type="card", limit=100, **request_options())
+    return list(page.auto_paging_iter())
+
+
+# --------------------------------------------------------------------------- subscriptions
+@translate_errors
+def subscription_create(
+    *,
+    customer_id: str,
+    price_id: str,
+    idempotency_key: str,
+    payment_method_id: str | None = None,
+    trial_days: int | None = None,
+    metadata: dict | None = None,
+    payment_behavior: str = "error_if_incomplete",
+):
+    params: dict[str, Any] = {
+        "customer": customer_id,
+        "items": [{"price": price_id}],
+        "payment_behavior": payment_behavior,
+        "metadata": metadata or {},
+    }
+    if payment_method_id:
+        params["default_payment_method"] = payment_method_id
+    if trial_days:
+        params["trial_period_days"] = trial_days
+    return stripe.Subscription.create(**params, **request_options(idempotency_key))
+
+
+@translate_errors
+def subscription_retrieve(*, subscription_id: str):
+    return stripe.Subscription.retrieve(subscription_id, **request_options())
+
+
+@translate_errors
+def subscription_change_price(*, subscription_id: str, item_id: str, price_id: str, idempotency_key: str):
+    return stripe.Subscription.modify(
+        subscription_id,
+        items=[{"id": item_id, "price": price_id}],
+        proration_behavior="create_prorations",
+        payment_behavior="error_if_incomplete",
+        **request_options(idempotency_key),
+    )
+
+
+@translate_errors
+def subscription_set_cancel_at_period_end(*, subscription_id: str, cancel: bool):
+    return stripe.Subscription.modify(subscription_id, cancel_at_period_end=cancel, **request_options())
+
+
+@translate_errors
+def subscription_cancel(*, subscription_id: str):
+    return stripe.Subscription.cancel(subscription_id, **request_options())
+
+
+# --------------------------------------------------------------------------- checkout and portal
+@translate_errors
+def checkout_session_create(*, idempotency_key: str | None = None, **params):
+    return stripe.checkout.Session.create(**params, **request_options(idempotency_key))
+
+
+@translate_errors
+def checkout_session_retrieve(*, session_id: str):
+    return stripe.checkout.Session.retrieve(session_id, **request_options())
+
+
+@translate_errors
+def portal_session_create(*, customer_id: str, return_url: str):
+    return stripe.billing_portal.Session.create(
+        customer=customer_id, return_url=return_url, **request_options()
+    )
+
+
+# --------------------------------------------------------------------------- invoices and payments
+@translate_errors
+def invoice_retrieve(*, invoice_id: str):
+    return stripe.Invoice.retrieve(invoice_id, **request_options())
+
+
+@translate_errors
+def payment_intent_create(
+    *,
+    customer_id: str,
+    amount: int,
+    currency: str,
+    payment_method_id: str,
+    idempotency_key: str,
+    metadata: dict,
+    description: str = "",
+):
+    """An off-session charge of a saved card, confirmed at once."""
+    return stripe.PaymentIntent.create(
+        customer=customer_id,
+        amount=amount,
+        currency=currency,
+        payment_method=payment_method_id,
+        off_session=True,
+        confirm=True,
+        metadata=metadata,
+        description=description or None,
+        **request_options(idempotency_key),
+    )
+
+
+@translate_errors
+def payment_intent_retrieve(*, payment_intent_id: str):
+    return stripe.PaymentIntent.retrieve(payment_intent_id, **request_options())
+
+
+# --------------------------------------------------------------------------- webhooks
+@translate_errors
+def webhook_endpoint_create(*, url: str, enabled_events: list[str], metadata: dict | None = None):
+    return stripe.WebhookEndpoint.create(
+        url=url,
+        enabled_events=enabled_events,
+        api_version=settings.STRIPE_API_VERSION,
+        metadata=metadata or {},
+        **request_options(),
+    )

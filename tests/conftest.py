@@ -1,14 +1,22 @@
-"""Fixtures shared by the whole suite."""
+"""Fixtures shared by the whole suite.
+
+Every test gets a fresh in-process Stripe emulator installed into stripe-python (and so into
+dj-stripe): no test can reach a real Stripe host, and each starts from a clean Stripe state.
+"""
 
 from __future__ import annotations
 
 import pytest
+import stripe
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
 from billing.models import Role
 from billing.services import api_key_create
+from config.celery import app as celery_app
 from tests.billing.factories import MembershipFactory, OrganizationFactory, UserFactory
+
+pytest_plugins = ["stripe_emulator.testing"]
 
 
 @pytest.fixture(autouse=True)
@@ -16,6 +24,25 @@ def _clear_cache():
     """Throttle counters and other cached state never leak between tests."""
     cache.clear()
     yield
+
+
+@pytest.fixture(autouse=True)
+def _stripe(stripe_emulator):
+    """The emulator for every test; stripe-python fails fast instead of retrying."""
+    retries = stripe.max_network_retries
+    stripe.max_network_retries = 0
+    yield stripe_emulator
+    stripe.max_network_retries = retries
+
+
+@pytest.fixture
+def celery_eager():
+    """Tasks run in-process when enqueued (tests that need a real worker use tests.processes)."""
+    saved = celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates
+    celery_app.conf.task_always_eager = True
+    celery_app.conf.task_eager_propagates = True
+    yield
+    celery_app.conf.task_always_eager, celery_app.conf.task_eager_propagates = saved
 
 
 @pytest.fixture

@@ -1,0 +1,163 @@
+import pytest
+
+from billing.models import Organization
+from billing.selectors import feature_enabled, organization_plan_get, plan_limit
+
+pytestmark = pytest.mark.django_db
+
+
+def sub_url(org, suffix=""):
+    return f"/api/v1/organizations/{org.id}/subscription{suffix}"
+
+
+def subscribe(client, org, **body):
+    payload = {
+        "plan": "starter",
+        "interval": "month",
+        "payment_method": "pm_card_visa",
+        "trial_days": 0,
+        **body,
+    }
+    return client.post(sub_url(org), {k: v for k, v in payload.items() if v is not None}, format="json")
+
+
+def test_free_plan_needs_no_subscription(billing_client, billing_org):
+    body = billing_client.get(sub_url(billing_org)).json()
+    assert body == {
+        "plan": "free",
+        "interval": None,
+        "status": "active",
+        "trial_end": None,
+        "current_period_start": None,
+        "current_period_end": None,
+        "cancel_at_period_end": False,
+        "stripe_id": None,
+    }
+    assert organization_plan_get(billing_org).code == "free"
+    assert plan_limit(billing_org, "SMS_SENT") == 50
+    assert feature_enabled(billing_org, "api_access") is False
+
+
+def test_create_paid_subscription(billing_client, billing_org, stripe_emulator):
+    response = subscribe(billing_client, billing_org)
+    assert response.status_code == 201, response.content
+    body = response.json()
+    assert body["plan"] == "starter" and body["interval"] == "month" and body["status"] == "active"
+    assert body["stripe_id"].startswith("sub_")
+    assert body["current_period_end"] > body["current_period_start"]
+    org = Organization.objects.get(pk=billing_org.pk)
+    assert organization_plan_get(org).code == "starter"
+    assert plan_limit(org, "SMS_SENT") == 1000 and feature_enabled(org, "api_access")
+    invoices = stripe_emulator.objects("invoice")
+    assert [(i["status"], i["amount_paid"]) for i in invoices] == [("paid", 2900)]
+    detail = billing_client.get(f"/api/v1/organizations/{billing_org.id}").json()
+    assert (detail["plan"], detail["subscription_status"]) == ("starter", "active")
+
+
+def test_second_subscription_is_409(billing_client, billing_org):
+    assert subscribe(billing_client, billing_org).status_code == 201
+    response = subscribe(billing_client, billing_org, plan="business")
+    assert response.status_code == 409 and response.json()["error"] == "subscription_exists"
+
+
+def test_unknown_plan_is_400(billing_client, billing_org):
+    response = subscribe(billing_client, billing_org, plan="platinum")
+    assert response.status_code == 400
+    assert response.json()["error"] == "validation_error" and "plan" in response.json()["fields"]
+
+
+def test_declined_first_payment_is_402_and_leaves_the_free_plan(billing_client, billing_org, stripe_emulator):
+    response = subscribe(billing_client, billing_org, payment_method="pm_card_chargeCustomerFail")
+    assert response.status_code == 402, response.content
+    assert response.json()["error"] == "payment_failed" and response.json()["decline_code"]
+    assert billing_client.get(sub_url(billing_org)).json()["plan"] == "free"
+    assert [s for s in stripe_emulator.objects("subscription") if s["status"] != "incomplete_expired"] == []
+
+
+def test_trial_uses_the_plan_trial_days(billing_client, billing_org):
+    body = subscribe(billing_client, billing_org, plan="professional", trial_days=None).json()
+    assert body["status"] == "trialing" and body["trial_end"] is not None
+    org = Organization.objects.get(pk=billing_org.pk)
+    assert organization_plan_get(org).code == "professional"
+
+
+def test_trial_without_a_card_is_allowed_but_paid_without_one_is_not(billing_client, billing_org):
+    no_card = subscribe(billing_client, billing_org, payment_method=None)
+    assert no_card.status_code == 400 and "payment_method" in no_card.json()["fields"]
+    trial = subscribe(billing_client, billing_org, payment_method=None, trial_days=7)
+    assert trial.status_code == 201 and trial.json()["status"] == "trialing"
+
+
+def test_upgrade_mid_period_creates_proration(billing_client, billing_org, stripe_emulator):
+    subscribe(billing_client, billing_org)
+    response = billing_client.patch(sub_url(billing_org), {"plan": "professional"}, format="json")
+    assert response.status_code == 200, response.content
+    assert response.json()["plan"] == "professional"
+    items = stripe_emulator.objects("invoiceitem")
+    prorations = [
+        i
+        for i in items
+        if (
+            i.get("proration")
+            or (i.get("parent") or {}).get("subscription_item_details", {}).get("proration")
+        )
+    ]
+    assert prorations, items
+    assert sum(i["amount"] for i in prorations) > 0  # upgrade: the customer owes the difference
+
+
+def test_change_interval(billing_client, billing_org):
+    subscribe(billing_client, billing_org)
+    body = billing_client.patch(sub_url(billing_org), {"interval": "year"}, format="json").json()
+    assert (body["plan"], body["interval"]) == ("starter", "year")
+
+
+def test_cancel_at_period_end_and_resume(billing_client, billing_org):
+    subscribe(billing_client, billing_org)
+    body = billing_client.post(sub_url(billing_org, "/cancel"), {"immediately": False}, format="json").json()
+    assert body["cancel_at_period_end"] is True and body["status"] == "active" and body["plan"] == "starter"
+    body = billing_client.post(sub_url(billing_org, "/resume")).json()
+    assert body["cancel_at_period_end"] is False
+
+
+def test_cancel_now_returns_to_free(billing_client, billing_org):
+    subscribe(billing_client, billing_org)
+    body = billing_client.post(sub_url(billing_org, "/cancel"), {"immediately": True}, format="json").json()
+    assert body["plan"] == "free" and body["stripe_id"] is None
+    detail = billing_client.get(f"/api/v1/organizations/{billing_org.id}").json()
+    assert (detail["plan"], detail["subscription_status"]) == ("free", "canceled")
+    assert subscribe(billing_client, billing_org).status_code == 201  # may subscribe again
+
+
+def test_members_cannot_subscribe(billing_member_client, billing_org):
+    assert subscribe(billing_member_client, billing_org).status_code == 403
+    assert billing_member_client.get(sub_url(billing_org)).status_code == 200
+
+
+def test_cancel_without_subscription_is_404(billing_client, billing_org):
+    response = billing_client.post(sub_url(billing_org, "/cancel"), {"immediately": True}, format="json")
+    assert response.status_code == 404
+
+
+def test_checkout_and_portal_sessions(billing_client, billing_org, stripe_emulator):
+    response = billing_client.post(
+        f"/api/v1/organizations/{billing_org.id}/checkout-sessions",
+        {
+            "kind": "subscription",
+            "plan": "business",
+            "interval": "year",
+            "success_url": "http://app.test/ok",
+            "cancel_url": "http://app.test/cancel",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    session = stripe_emulator.get(response.json()["id"])
+    assert session["mode"] == "subscription" and session["client_reference_id"] == str(billing_org.id)
+    assert response.json()["url"].startswith("http")
+    portal = billing_client.post(
+        f"/api/v1/organizations/{billing_org.id}/portal-sessions",
+        {"return_url": "http://app.test/billing"},
+        format="json",
+    )
+    assert portal.status_code == 200 and portal.json()["url"].startswith("http")

@@ -1,0 +1,36 @@
+"""Webhooks from the emulator, delivered for real through dj-stripe's endpoint."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.db import connection
+from stripe_emulator.testing import django_client_transport
+
+from billing.services import webhook_endpoint_register
+
+
+@dataclass
+class Webhooks:
+    """Delivers the emulator's queued events to `/stripe/webhook/<uuid>/` through the Django
+    test client, signed with the endpoint's secret, and runs what the handlers put on commit
+    (Celery tasks run eagerly in these tests)."""
+
+    emulator: object
+    client: object
+    endpoint: object
+
+    def deliver(self, *, retry_now: bool = False) -> list:
+        from django.test import TestCase
+
+        in_atomic = connection.in_atomic_block
+        if in_atomic:
+            with TestCase.captureOnCommitCallbacks(execute=True):
+                return self.emulator.deliver_webhooks(retry_now=retry_now)
+        return self.emulator.deliver_webhooks(retry_now=retry_now)
+
+
+def webhooks_install(emulator, client) -> Webhooks:
+    endpoint = webhook_endpoint_register(base_url="http://testserver")
+    emulator.set_webhook_transport(django_client_transport(client))
+    return Webhooks(emulator=emulator, client=client, endpoint=endpoint)
