@@ -351,3 +351,14 @@ def webhook_endpoint_create(*, url: str, enabled_events: list[str], metadata: di
         metadata=metadata or {},
         **request_options(),
     )
+
+
+@translate_errors
+def customer_exists(*, customer_id: str) -> bool:
+    try:
+        customer = stripe.Customer.retrieve(customer_id, **request_options())
+    except stripe.InvalidRequestError as exc:
+        if getattr(exc, "code", None) == "resource_missing":
+            return False
+        raise
+    return not customer.get("deleted", False)

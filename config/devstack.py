@@ -326,7 +326,15 @@ def cmd_run() -> int:
                 wait_for_port("127.0.0.1", port)
             say("migrating the database")
             manage(s.env, "migrate", "--no-input", "-v", "0")
-            manage(s.env, "seed_demo")
+            manage(
+                s.env,
+                "seed_demo",
+                *(
+                    []
+                    if use_emulator or is_real_stripe_key(s.env.get("STRIPE_SECRET_KEY"))
+                    else ["--no-stripe"]
+                ),
+            )
             s.describe()
             if use_emulator:
                 say(f"Stripe:     emulator at {s.env['STRIPE_API_HOST']}")
