@@ -324,6 +324,8 @@ def organization_billing_refresh(*, organization: Organization) -> BillingChange
                     f"Subscription {sub_id} is on price {price_id}, which maps to no plan.",
                     extra={"price": price_id, "subscription": sub_id},
                 )
+        if status not in ENTITLED_STATUSES:
+            plan_id, interval = None, ""  # the free plan applies; the subscription stays linked
         locked.subscription_status = status
         locked.plan_id = plan_id
         locked.plan_interval = interval
@@ -372,16 +374,22 @@ def payment_method_attach(*, organization: Organization, payment_method_id: str,
     if not payment_method_id or not payment_method_id.startswith("pm_"):
         raise ValidationFailed(fields={"payment_method": ["Expected a Stripe PaymentMethod id (pm_...)."]})
     customer = organization_customer_ensure(organization=organization)
-    existing = stripe_api.payment_method_retrieve(payment_method_id=payment_method_id)
-    owner = existing.get("customer")
-    owner = owner.get("id") if isinstance(owner, dict) else owner
-    if owner and owner != customer.id:
+    mirrored = PaymentMethod.objects.filter(id=payment_method_id).first()
+    if mirrored is not None and mirrored.customer_id not in (None, customer.id):
         raise NotFound("Payment method not found.")
-    data = (
-        existing
-        if owner == customer.id
-        else stripe_api.payment_method_attach(payment_method_id=payment_method_id, customer_id=customer.id)
-    )
+    if mirrored is not None and mirrored.stripe_data.get("customer") == customer.id:
+        data = mirrored.stripe_data
+    else:
+        # Attaching a card that belongs to another customer fails on Stripe's side; that is a 404 here.
+        try:
+            data = stripe_api.payment_method_attach(
+                payment_method_id=payment_method_id, customer_id=customer.id
+            )
+        except stripe_api.StripeRequestError as exc:
+            if exc.extra.get("stripe_code") == "resource_missing" or "already been attached" in exc.message:
+                raise NotFound("Payment method not found.") from exc
+            raise
+    payment_method_id = data["id"]
     has_default = bool((customer.stripe_data.get("invoice_settings") or {}).get("default_payment_method"))
     stripe_customer = None
     if set_default or not has_default:
@@ -462,7 +470,10 @@ def subscription_create(
         raise SubscriptionExists()
     customer = organization_customer_ensure(organization=organization)
     if payment_method:
-        payment_method_attach(organization=organization, payment_method_id=payment_method, set_default=True)
+        # A test token such as `pm_card_visa` becomes a new PaymentMethod when attached: use its id.
+        payment_method = payment_method_attach(
+            organization=organization, payment_method_id=payment_method, set_default=True
+        ).id
         customer = organization_customer_get(organization=organization)
     trial = price.plan.trial_days if trial_days is None else trial_days
     has_card = bool((customer.stripe_data.get("invoice_settings") or {}).get("default_payment_method"))

@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from django.db import connection
-from stripe_emulator.testing import django_client_transport
 
 from billing.services import webhook_endpoint_register
+from stripe_emulator.testing import django_client_transport
 
 
 @dataclass

@@ -54,7 +54,8 @@ def test_deactivated_plan_archives_its_prices(catalogue, stripe_emulator):
     stripe_catalog_sync()
     for price in PlanPrice.objects.filter(plan__code="business"):
         assert stripe_emulator.get(price.stripe_price_id)["active"] is False
-    assert stripe_emulator.get("plan_business")["active"] is False
+    products = {p["id"]: p for p in stripe_emulator.objects("product")}
+    assert products["plan_business"]["active"] is False and products["plan_starter"]["active"] is True
 
 
 def test_plans_api_is_public_and_has_the_contract_shape(catalogue, api_client):

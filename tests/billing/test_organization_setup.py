@@ -30,7 +30,9 @@ def test_a_set_up_failing_in_the_database_deletes_the_stripe_customer(catalogue,
         organization_create(name="x" * 300, billing_email="a@b.test", owner=owner)  # too long for the column
     assert not Organization.objects.exists()
     assert not Membership.objects.exists()
-    created = [r for r in stripe_emulator.request_log if r.method == "POST" and r.path == "/v1/customers"]
+    created = [
+        r for r in stripe_emulator.request_log if r["method"] == "POST" and r["path"] == "/v1/customers"
+    ]
     assert len(created) == 1
     assert [c for c in stripe_emulator.objects("customer") if not c.get("deleted")] == []
 
