@@ -234,11 +234,11 @@ class Emulator:
 
     def _route(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         path = path.rstrip("/") or path
-        for route in ROUTES:
-            if route.method == method:
-                match = route.pattern.match(path)
-                if match:
-                    return route, match.groupdict()
+        matches = [(r, m) for r in ROUTES if r.method == method and (m := r.pattern.match(path))]
+        if matches:
+            # A literal segment (`/v1/invoices/create_preview`) wins over a placeholder (`/v1/invoices/{id}`).
+            route, match = min(matches, key=lambda rm: len(rm[1].groupdict()))
+            return route, match.groupdict()
         raise InvalidRequestError(
             f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help "
             "at https://support.stripe.com/.",
