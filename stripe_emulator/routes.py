@@ -77,10 +77,31 @@ def _invoice_confirmation_secret(emu: Emulator, data: Obj) -> Obj | None:
     return {"client_secret": pi["client_secret"], "type": "payment_intent"} if pi else None
 
 
+def _customer_subscriptions(emu: Emulator, data: Obj) -> Obj:
+    subs = [emu.render(s) for s in reversed(emu.store.all("subscription")) if s["customer"] == data["id"]]
+    return objects.list_object(f"/v1/customers/{data['id']}/subscriptions", subs)
+
+
+def _price_currency_options(emu: Emulator, data: Obj) -> Obj:
+    return {
+        data["currency"]: {
+            "custom_unit_amount": data["custom_unit_amount"],
+            "tax_behavior": data["tax_behavior"],
+            "unit_amount": data["unit_amount"],
+            "unit_amount_decimal": data["unit_amount_decimal"],
+        }
+    }
+
+
 # Keys that appear only when expanded (Stripe's "includable" fields).
 EXPANDABLE_EXTRAS = {
     ("invoice", "payments"): _invoice_payments,
     ("invoice", "confirmation_secret"): _invoice_confirmation_secret,
+    ("customer", "sources"): lambda emu, data: objects.list_object(f"/v1/customers/{data['id']}/sources"),
+    ("customer", "tax_ids"): lambda emu, data: objects.list_object(f"/v1/customers/{data['id']}/tax_ids"),
+    ("customer", "subscriptions"): _customer_subscriptions,
+    ("price", "currency_options"): _price_currency_options,
+    ("price", "tiers"): lambda emu, data: None,
 }
 
 
@@ -840,6 +861,13 @@ def product_list(ctx: Context, p: Params) -> Obj:
         ctx, "product", p, "/v1/products",
         lambda prod: active in (None, prod["active"]) and (not ids or prod["id"] in ids),
     )
+
+
+@api("GET", "/v1/products/{prod_id}/features", allowed=set())
+def product_features(ctx: Context, p: Params, prod_id: str) -> Obj:
+    """Entitlement features are not emulated: every product has none."""
+    ctx.store.require("product", prod_id)
+    return objects.list_object(f"/v1/products/{prod_id}/features")
 
 
 PRICE_FIELDS = {
