@@ -47,7 +47,8 @@ Test utilities (``stripe_emulator.testing``)
     the pytest fixture ``stripe_emulator`` (load with ``pytest_plugins = ["stripe_emulator.testing"]``).
 
 Server
-    ``python -m stripe_emulator [--host 127.0.0.1] [--port 12111] [--state .local/stripe_emulator/state.json]``
+    ``python -m stripe_emulator [--host 127.0.0.1] [--port 12111]
+    [--state .local/stripe_emulator/state.json]`` (see ``--help``)
 """
 
 from .app import API_VERSION, Emulator

@@ -19,16 +19,24 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=int(os.environ.get("STRIPE_EMULATOR_PORT", "12111")))
     parser.add_argument(
-        "--state", type=Path, default=Path(".local/stripe_emulator/state.json"),
+        "--state",
+        type=Path,
+        default=Path(".local/stripe_emulator/state.json"),
         help="JSON file the state is kept in across restarts ('' keeps it in memory only)",
     )
     parser.add_argument("--public-url", help="base of hosted invoice URLs (default http://HOST:PORT)")
-    parser.add_argument("--webhook-retry-base", type=float, default=60.0, help="seconds before the first retry")
-    parser.add_argument("--webhook-interval", type=float, default=0.25, help="seconds between delivery rounds")
+    parser.add_argument(
+        "--webhook-retry-base", type=float, default=60.0, help="seconds before the first retry"
+    )
+    parser.add_argument(
+        "--webhook-interval", type=float, default=0.25, help="seconds between delivery rounds"
+    )
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--verbose", action="store_true")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s")
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(asctime)s %(message)s"
+    )
 
     public_url = args.public_url or f"http://{args.host}:{args.port}"
     emulator = Emulator(base_url=public_url, seed=args.seed, webhook_retry_base=args.webhook_retry_base)
@@ -40,7 +48,10 @@ def main(argv: list[str] | None = None) -> int:
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())
     server.start()
-    print(f"Stripe emulator listening on http://{args.host}:{server.port} (state: {state or 'memory'})", flush=True)
+    print(
+        f"Stripe emulator listening on http://{args.host}:{server.port} (state: {state or 'memory'})",
+        flush=True,
+    )
     stopped.wait()
     server.stop()
     return 0

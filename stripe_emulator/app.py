@@ -53,7 +53,9 @@ def api(method: str, path: str, allowed: set[str] | None = None) -> Callable:
     regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"
 
     def register(handler: Callable) -> Callable:
-        ROUTES.append(Route(method, re.compile(regex), handler, frozenset(allowed) if allowed is not None else None))
+        ROUTES.append(
+            Route(method, re.compile(regex), handler, frozenset(allowed) if allowed is not None else None)
+        )
         return handler
 
     return register
@@ -63,7 +65,9 @@ class Context:
     """What a handler (or the billing logic, also outside a request) needs: the state, the time,
     and a way to emit events."""
 
-    def __init__(self, emulator: Emulator, *, request_id: str | None = None, idempotency_key: str | None = None):
+    def __init__(
+        self, emulator: Emulator, *, request_id: str | None = None, idempotency_key: str | None = None
+    ):
         self.emulator = emulator
         self.store = emulator.store
         self.request_id = request_id
@@ -73,8 +77,12 @@ class Context:
     def now(self, obj: dict[str, Any] | None = None) -> int:
         return self.emulator.now_for(obj)
 
-    def emit(self, event_type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None) -> dict[str, Any]:
-        return self.emulator.emit(event_type, obj, previous, request_id=self.request_id, key=self.idempotency_key)
+    def emit(
+        self, event_type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return self.emulator.emit(
+            event_type, obj, previous, request_id=self.request_id, key=self.idempotency_key
+        )
 
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.emulator.render(obj)
@@ -211,13 +219,16 @@ class Emulator:
             key = base64.b64decode(auth[6:]).decode(errors="replace").split(":", 1)[0]
         if not key:
             raise AuthenticationError(
-                "You did not provide an API key. You need to provide your API key in the Authorization header, "
+                "You did not provide an API key. You need to provide your API key in the Authorization "
+                "header, "
                 "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
                 status=401,
             )
         if not _KEY_RE.match(key):
             shown = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else key
-            raise AuthenticationError(f"Invalid API Key provided: {shown}", code="api_key_invalid", status=401)
+            raise AuthenticationError(
+                f"Invalid API Key provided: {shown}", code="api_key_invalid", status=401
+            )
         return key
 
     def _idempotent_replay(self, api_key: str, key: str, fingerprint: str) -> Response | None:
@@ -245,7 +256,9 @@ class Emulator:
             status=404,
         )
 
-    def _log(self, method: str, path: str, key: str | None, status: int, request_id: str, replayed=False) -> None:
+    def _log(
+        self, method: str, path: str, key: str | None, status: int, request_id: str, replayed=False
+    ) -> None:
         self.request_log.append(
             {
                 "method": method,
@@ -269,7 +282,11 @@ class Emulator:
         return data
 
     def present(self, result: Any, expand: list[str]) -> Any:
-        if isinstance(result, dict) and result.get("object") == "list" and isinstance(result.get("data"), list):
+        if (
+            isinstance(result, dict)
+            and result.get("object") == "list"
+            and isinstance(result.get("data"), list)
+        ):
             data = {**result, "data": [self.render(i) if "_seq" in i else i for i in result["data"]]}
         elif isinstance(result, dict) and "_seq" in result:
             data = self.render(result)
@@ -333,7 +350,8 @@ class Emulator:
             endpoints = [
                 e
                 for e in self.store.all("webhook_endpoint")
-                if e["status"] == "enabled" and ("*" in e["enabled_events"] or event_type in e["enabled_events"])
+                if e["status"] == "enabled"
+                and ("*" in e["enabled_events"] or event_type in e["enabled_events"])
             ]
             event = self.store.add(
                 "event",
@@ -429,7 +447,9 @@ class Emulator:
 
         with self.lock:
             ctx = Context(self)
-            return self.render_with_secret(webhook_endpoint_create(ctx, url, enabled_events or ["*"], **fields))
+            return self.render_with_secret(
+                webhook_endpoint_create(ctx, url, enabled_events or ["*"], **fields)
+            )
 
     def render_with_secret(self, endpoint: dict[str, Any]) -> dict[str, Any]:
         data = self.render(endpoint)
@@ -508,7 +528,7 @@ class Emulator:
                 "account": self.account,
                 "webhooks": self.webhooks.to_json(),
                 "idempotency": self.idempotency,
-                            }
+            }
 
     def load_json(self, data: dict[str, Any]) -> None:
         with self.lock:
@@ -516,4 +536,3 @@ class Emulator:
             self.account = data.get("account", self.account)
             self.webhooks.load_json(data.get("webhooks", {}))
             self.idempotency = data.get("idempotency", {})
-

@@ -16,6 +16,7 @@ from .payments import PaymentResult
 if TYPE_CHECKING:
     from .app import Context
 
+TIMES = "\u00d7"  # the multiplication sign Stripe writes in line descriptions ("2 x Pro")
 # Automatic retries after a failed renewal payment (days after each failure), then the final action.
 DEFAULT_RETRY_DAYS = (3, 5, 7)
 DEFAULT_FINAL_ACTION = "cancel"  # or "unpaid", or "past_due" (leave it)
@@ -47,11 +48,16 @@ def product_name(ctx: Context, price: dict[str, Any]) -> str:
 def describe_item(ctx: Context, price: dict[str, Any], quantity: int) -> str:
     recurring = price.get("recurring") or {}
     per = f" / {recurring['interval']}" if recurring else ""
-    return f"{quantity} × {product_name(ctx, price)} (at {money(unit_amount(price), price['currency'])}{per})"
+    amount = money(unit_amount(price), price["currency"])
+    return f"{quantity} {TIMES} {product_name(ctx, price)} (at {amount}{per})"
 
 
 def items_of(ctx: Context, sub: dict[str, Any]) -> list[dict[str, Any]]:
-    return [ctx.store.objects["subscription_item"][i] for i in sub["_items"] if i in ctx.store.objects["subscription_item"]]
+    return [
+        ctx.store.objects["subscription_item"][i]
+        for i in sub["_items"]
+        if i in ctx.store.objects["subscription_item"]
+    ]
 
 
 def price_of(ctx: Context, item: dict[str, Any]) -> dict[str, Any]:
@@ -77,7 +83,10 @@ def set_period(ctx: Context, sub: dict[str, Any], start: int, end: int | None = 
 
 
 def default_payment_method(
-    ctx: Context, customer: dict[str, Any], sub: dict[str, Any] | None = None, invoice: dict[str, Any] | None = None
+    ctx: Context,
+    customer: dict[str, Any],
+    sub: dict[str, Any] | None = None,
+    invoice: dict[str, Any] | None = None,
 ) -> dict[str, Any] | None:
     for candidate in (
         invoice and invoice.get("default_payment_method"),
@@ -104,7 +113,12 @@ def new_invoice(
     metadata: dict[str, str] | None = None,
 ) -> dict[str, Any]:
     now = ctx.now(customer)
-    inv = objects.invoice(ctx.store.new_id("invoice"), now, customer, ctx.emulator.account["settings"]["dashboard"]["display_name"])
+    inv = objects.invoice(
+        ctx.store.new_id("invoice"),
+        now,
+        customer,
+        ctx.emulator.account["settings"]["dashboard"]["display_name"],
+    )
     inv["_lines"] = []
     inv["billing_reason"] = billing_reason
     inv["collection_method"] = collection_method
@@ -163,7 +177,9 @@ def add_line(
                 "invoice_item": invoice_item["id"],
                 "proration": invoice_item["proration"],
                 "proration_details": {"credited_items": None},
-                "subscription": (invoice_item.get("parent") or {}).get("subscription_details", {}).get("subscription"),
+                "subscription": (invoice_item.get("parent") or {})
+                .get("subscription_details", {})
+                .get("subscription"),
             },
             "subscription_item_details": None,
             "type": "invoice_item_details",
@@ -207,7 +223,8 @@ def attach_invoice_item(ctx: Context, inv: dict[str, Any], ii: dict[str, Any]) -
         ctx,
         inv,
         amount=ii["amount"],
-        description=ii["description"] or (describe_item(ctx, price, ii["quantity"]) if price else "Invoice item"),
+        description=ii["description"]
+        or (describe_item(ctx, price, ii["quantity"]) if price else "Invoice item"),
         period=(ii["period"]["start"], ii["period"]["end"]),
         price=price,
         quantity=ii["quantity"],
@@ -276,7 +293,11 @@ def finalize_invoice(ctx: Context, inv: dict[str, Any]) -> dict[str, Any]:
 def _invoice_payment_intent(ctx: Context, inv: dict[str, Any], customer: dict[str, Any]) -> dict[str, Any]:
     now = ctx.now(customer)
     pi = objects.payment_intent(
-        ctx.store.new_id("payment_intent"), now, ctx.store.random_string(25), inv["amount_due"], inv["currency"]
+        ctx.store.new_id("payment_intent"),
+        now,
+        ctx.store.random_string(25),
+        inv["amount_due"],
+        inv["currency"],
     )
     pi["customer"] = customer["id"]
     pi["description"] = {
@@ -299,7 +320,11 @@ def invoice_payment_intent(ctx: Context, inv: dict[str, Any]) -> dict[str, Any] 
 
 
 def mark_paid(ctx: Context, inv: dict[str, Any], now: int, *, out_of_band: bool = False) -> None:
-    before = {"status": inv["status"], "amount_paid": inv["amount_paid"], "amount_remaining": inv["amount_remaining"]}
+    before = {
+        "status": inv["status"],
+        "amount_paid": inv["amount_paid"],
+        "amount_remaining": inv["amount_remaining"],
+    }
     inv["status"] = "paid"
     inv["amount_paid"] = inv["amount_due"]
     inv["amount_remaining"] = 0
@@ -344,7 +369,8 @@ def pay_invoice(
         pi = _invoice_payment_intent(ctx, inv, customer)
     if pm is None:
         error = InvalidRequestError(
-            "This customer has no attached payment source or default payment method. Please consider adding a "
+            "This customer has no attached payment source or default payment method. Please consider "
+            "adding a "
             "default payment method.",
         )
         payment_failed(ctx, inv, now=ctx.now(customer))
@@ -377,7 +403,11 @@ def payment_failed(ctx: Context, inv: dict[str, Any], *, now: int) -> None:
     inv["attempt_count"] += 1
     sub = ctx.store.get("subscription", inv["subscription"])
     retry_days = ctx.store.extra.get("retry_days", list(DEFAULT_RETRY_DAYS))
-    if sub is not None and inv["billing_reason"] != "subscription_create" and inv["attempt_count"] <= len(retry_days):
+    if (
+        sub is not None
+        and inv["billing_reason"] != "subscription_create"
+        and inv["attempt_count"] <= len(retry_days)
+    ):
         inv["next_payment_attempt"] = now + 86400 * retry_days[inv["attempt_count"] - 1]
     else:
         inv["next_payment_attempt"] = None
@@ -388,7 +418,9 @@ def payment_failed(ctx: Context, inv: dict[str, Any], *, now: int) -> None:
 
 def void_invoice(ctx: Context, inv: dict[str, Any]) -> dict[str, Any]:
     if inv["status"] not in ("open", "uncollectible"):
-        raise InvalidRequestError(f"You can only pass in open or uncollectible invoices. This invoice is {inv['status']}.")
+        raise InvalidRequestError(
+            f"You can only pass in open or uncollectible invoices. This invoice is {inv['status']}."
+        )
     now = ctx.now(inv)
     before = {"status": inv["status"]}
     inv["status"] = "void"
@@ -407,7 +439,9 @@ def void_invoice(ctx: Context, inv: dict[str, Any]) -> dict[str, Any]:
 
 def mark_uncollectible(ctx: Context, inv: dict[str, Any]) -> dict[str, Any]:
     if inv["status"] != "open":
-        raise InvalidRequestError(f"You can only mark open invoices as uncollectible. This invoice is {inv['status']}.")
+        raise InvalidRequestError(
+            f"You can only mark open invoices as uncollectible. This invoice is {inv['status']}."
+        )
     before = {"status": inv["status"]}
     inv["status"] = "uncollectible"
     inv["status_transitions"]["marked_uncollectible_at"] = ctx.now(inv)
@@ -471,13 +505,13 @@ def create_subscription(
     currency = specs[0].price["currency"]
     pm = default_pm or default_payment_method(ctx, customer)
     amount = subscription_amount(ctx, specs) + subscription_amount(ctx, one_time)
-    needs_payment = (
-        trial_end is None and amount > 0 and collection_method == "charge_automatically"
-    )
+    needs_payment = trial_end is None and amount > 0 and collection_method == "charge_automatically"
     if needs_payment and pm is None and payment_behavior in ("allow_incomplete", "error_if_incomplete"):
         raise InvalidRequestError(
-            "This customer has no attached payment source or default payment method. Please consider adding a "
-            "default payment method. For more information, visit https://stripe.com/docs/billing/subscriptions/"
+            "This customer has no attached payment source or default payment method. Please consider "
+            "adding a "
+            "default payment method. For more information, visit "
+            "https://stripe.com/docs/billing/subscriptions/"
             "payment-methods-setting#payment-method-priority.",
             code="resource_missing",
         )
@@ -499,13 +533,22 @@ def create_subscription(
     )
     sub["trial_settings"]["end_behavior"]["missing_payment_method"] = missing_pm_behavior
     for spec in specs:
-        si = objects.subscription_item(ctx.store.new_id("subscription_item", 14), now, sub["id"], spec.price["id"], spec.quantity)
+        si = objects.subscription_item(
+            ctx.store.new_id("subscription_item", 14), now, sub["id"], spec.price["id"], spec.quantity
+        )
         si["metadata"] = spec.metadata
         ctx.store.add("subscription_item", si)
         sub["_items"].append(si["id"])
     ctx.store.add("subscription", sub)
     if trial_end is not None:
-        sub.update({"status": "trialing", "trial_start": now, "trial_end": trial_end, "billing_cycle_anchor": trial_end})
+        sub.update(
+            {
+                "status": "trialing",
+                "trial_start": now,
+                "trial_end": trial_end,
+                "billing_cycle_anchor": trial_end,
+            }
+        )
         set_period(ctx, sub, now, trial_end)
     else:
         set_period(ctx, sub, now)
@@ -513,7 +556,11 @@ def create_subscription(
         _schedule_cancel(ctx, sub, now)
 
     inv = new_invoice(
-        ctx, customer, sub=sub, billing_reason="subscription_create", collection_method=collection_method,
+        ctx,
+        customer,
+        sub=sub,
+        billing_reason="subscription_create",
+        collection_method=collection_method,
         days_until_due=days_until_due,
     )
     period_start, period_end = period_of(ctx, sub)
@@ -521,10 +568,16 @@ def create_subscription(
         price = price_of(ctx, item)
         trial = trial_end is not None
         add_line(
-            ctx, inv,
+            ctx,
+            inv,
             amount=0 if trial else unit_amount(price) * item["quantity"],
-            description=f"Trial period for {product_name(ctx, price)}" if trial else describe_item(ctx, price, item["quantity"]),
-            period=(period_start, period_end), price=price, quantity=item["quantity"], sub_item=item,
+            description=f"Trial period for {product_name(ctx, price)}"
+            if trial
+            else describe_item(ctx, price, item["quantity"]),
+            period=(period_start, period_end),
+            price=price,
+            quantity=item["quantity"],
+            sub_item=item,
         )
     for spec in one_time:
         ii = new_invoice_item(ctx, customer, price=spec.price, quantity=spec.quantity, sub=sub)
@@ -577,7 +630,10 @@ def new_invoice_item(
 ) -> dict[str, Any]:
     now = ctx.now(customer)
     ii = objects.invoiceitem(
-        ctx.store.new_id("invoiceitem"), now, customer["id"], (price or {}).get("currency") or currency or "usd"
+        ctx.store.new_id("invoiceitem"),
+        now,
+        customer["id"],
+        (price or {}).get("currency") or currency or "usd",
     )
     if price is not None:
         ii["amount"] = unit_amount(price) * quantity if amount is None else amount
@@ -588,7 +644,11 @@ def new_invoice_item(
         }
     else:
         ii["amount"] = amount or 0
-        ii["pricing"] = {"price_details": None, "type": "price_details", "unit_amount_decimal": str(ii["amount"])}
+        ii["pricing"] = {
+            "price_details": None,
+            "type": "price_details",
+            "unit_amount_decimal": str(ii["amount"]),
+        }
     ii["net_amount"] = ii["amount"]
     ii["quantity"] = quantity
     ii["quantity_decimal"] = str(quantity)
@@ -600,7 +660,10 @@ def new_invoice_item(
         ii["period"] = {"end": period[1], "start": period[0]}
     if sub is not None:
         ii["parent"] = {
-            "subscription_details": {"subscription": sub["id"], "subscription_item": sub_item["id"] if sub_item else None},
+            "subscription_details": {
+                "subscription": sub["id"],
+                "subscription_item": sub_item["id"] if sub_item else None,
+            },
             "type": "subscription_details",
         }
     ctx.store.add("invoiceitem", ii)
@@ -692,9 +755,16 @@ def _proration_items(
         if amount:
             created.append(
                 new_invoice_item(
-                    ctx, customer, price=price, quantity=item["quantity"], amount=amount, sub=sub, sub_item=item,
-                    period=(at, end), proration=True,
-                    description=f"Unused time on {item['quantity']} × {product_name(ctx, price)} after {when}",
+                    ctx,
+                    customer,
+                    price=price,
+                    quantity=item["quantity"],
+                    amount=amount,
+                    sub=sub,
+                    sub_item=item,
+                    period=(at, end),
+                    proration=True,
+                    description=f"Unused time on {item['quantity']} {TIMES} {product_name(ctx, price)} after {when}",  # noqa: E501
                 )
             )
     for price, quantity, item in added:
@@ -702,9 +772,16 @@ def _proration_items(
         if amount:
             created.append(
                 new_invoice_item(
-                    ctx, customer, price=price, quantity=quantity, amount=amount, sub=sub, sub_item=item,
-                    period=(at, end), proration=True,
-                    description=f"Remaining time on {quantity} × {product_name(ctx, price)} after {when}",
+                    ctx,
+                    customer,
+                    price=price,
+                    quantity=quantity,
+                    amount=amount,
+                    sub=sub,
+                    sub_item=item,
+                    period=(at, end),
+                    proration=True,
+                    description=f"Remaining time on {quantity} {TIMES} {product_name(ctx, price)} after {when}",  # noqa: E501
                 )
             )
     return created
@@ -762,7 +839,11 @@ def update_items(
         else:
             assert change.price is not None
             item = objects.subscription_item(
-                ctx.store.new_id("subscription_item", 14), now, sub["id"], change.price["id"], change.quantity or 1
+                ctx.store.new_id("subscription_item", 14),
+                now,
+                sub["id"],
+                change.price["id"],
+                change.quantity or 1,
             )
             item["metadata"] = change.metadata or {}
             item["current_period_start"], item["current_period_end"] = start, end
@@ -783,7 +864,8 @@ def update_items(
         # A new billing interval restarts the cycle now: credit the unused time, bill the new period at once.
         credits = (
             _proration_items(ctx, sub, customer, removed=removed, added=[], at=now)
-            if proration_behavior != "none" else []
+            if proration_behavior != "none"
+            else []
         )
         sub["billing_cycle_anchor"] = now
         set_period(ctx, sub, now)
@@ -814,7 +896,11 @@ def _invoice_now(
     include_cycle: bool,
 ) -> dict[str, Any]:
     inv = new_invoice(
-        ctx, customer, sub=sub, billing_reason="subscription_update", collection_method=sub["collection_method"],
+        ctx,
+        customer,
+        sub=sub,
+        billing_reason="subscription_update",
+        collection_method=sub["collection_method"],
         days_until_due=sub["days_until_due"],
     )
     for ii in pending_items(ctx, customer["id"], sub["id"]):
@@ -836,18 +922,30 @@ def _cycle_lines(ctx: Context, sub: dict[str, Any], inv: dict[str, Any]) -> None
     for item in items_of(ctx, sub):
         price = price_of(ctx, item)
         add_line(
-            ctx, inv, amount=unit_amount(price) * item["quantity"], description=describe_item(ctx, price, item["quantity"]),
-            period=(start, end), price=price, quantity=item["quantity"], sub_item=item,
+            ctx,
+            inv,
+            amount=unit_amount(price) * item["quantity"],
+            description=describe_item(ctx, price, item["quantity"]),
+            period=(start, end),
+            price=price,
+            quantity=item["quantity"],
+            sub_item=item,
         )
 
 
-def start_new_period(ctx: Context, sub: dict[str, Any], start: int, billing_reason: str) -> dict[str, Any] | None:
+def start_new_period(
+    ctx: Context, sub: dict[str, Any], start: int, billing_reason: str
+) -> dict[str, Any] | None:
     """A new billing period from `start`: the invoice for it (with pending invoice items) and its
     payment. Used when a trial ends and, by test clocks, at every renewal."""
     customer = ctx.store.require("customer", sub["customer"])
     set_period(ctx, sub, start)
     inv = new_invoice(
-        ctx, customer, sub=sub, billing_reason=billing_reason, collection_method=sub["collection_method"],
+        ctx,
+        customer,
+        sub=sub,
+        billing_reason=billing_reason,
+        collection_method=sub["collection_method"],
         days_until_due=sub["days_until_due"],
     )
     _cycle_lines(ctx, sub, inv)
@@ -911,9 +1009,7 @@ def renew_subscription(ctx: Context, sub: dict[str, Any]) -> dict[str, Any] | No
 
 def resume_subscription(ctx: Context, sub: dict[str, Any]) -> dict[str, Any]:
     if sub["status"] != "paused":
-        raise InvalidRequestError(
-            "Only paused subscriptions can be resumed.", param="subscription"
-        )
+        raise InvalidRequestError("Only paused subscriptions can be resumed.", param="subscription")
     now = ctx.now(sub)
     before = {"status": "paused"}
     sub["status"] = "active"
@@ -955,7 +1051,14 @@ def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] 
         inv["next_payment_attempt"] = end
     for ii in pending_items(ctx, customer["id"], sub["id"] if sub else None):
         line = objects.line_item("il_tmp_" + ctx.store.random_string(20), inv["id"], ii["currency"])
-        line.update({"amount": ii["amount"], "subtotal": ii["amount"], "description": ii["description"], "period": ii["period"]})
+        line.update(
+            {
+                "amount": ii["amount"],
+                "subtotal": ii["amount"],
+                "description": ii["description"],
+                "period": ii["period"],
+            }
+        )
         lines.append(line)
     if not lines:
         raise InvalidRequestError("Nothing to invoice for customer", code="invoice_upcoming_none")

@@ -30,7 +30,9 @@ class InProcessHTTPClient(stripe.HTTPClient):
     async def request_async(self, method: str, url: str, headers: Any, post_data: Any = None, **kw: Any):
         return self.request(method, url, headers, post_data)
 
-    async def request_stream_async(self, method: str, url: str, headers: Any, post_data: Any = None, **kw: Any):
+    async def request_stream_async(
+        self, method: str, url: str, headers: Any, post_data: Any = None, **kw: Any
+    ):
         return self.request_stream(method, url, headers, post_data)
 
     def close(self) -> None:

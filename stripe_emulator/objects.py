@@ -131,7 +131,13 @@ def payment_method(pm_id: str, now: int, card: dict[str, Any]) -> dict[str, Any]
         "id": pm_id,
         "object": "payment_method",
         "allow_redisplay": "unspecified",
-        "billing_details": {"address": empty_address(), "email": None, "name": None, "phone": None, "tax_id": None},
+        "billing_details": {
+            "address": empty_address(),
+            "email": None,
+            "name": None,
+            "phone": None,
+            "tax_id": None,
+        },
         "card": card,
         "created": now,
         "customer": None,
@@ -314,7 +320,14 @@ def refund(re_id: str, now: int, ch: dict[str, Any], amount: int) -> dict[str, A
         "currency": ch["currency"],
         "customer": ch["customer"],
         "customer_account": None,
-        "destination_details": {"card": {"reference_status": "pending", "reference_type": "acquirer_reference_number", "type": "refund"}, "type": "card"},
+        "destination_details": {
+            "card": {
+                "reference_status": "pending",
+                "reference_type": "acquirer_reference_number",
+                "type": "refund",
+            },
+            "type": "card",
+        },
         "metadata": {},
         "payment_intent": ch["payment_intent"],
         "payment_method": ch["payment_method"],
@@ -327,7 +340,14 @@ def refund(re_id: str, now: int, ch: dict[str, Any], amount: int) -> dict[str, A
 
 
 def balance_transaction(
-    txn_id: str, now: int, amount: int, currency: str, fee: int, source: str, kind: str, description: str | None
+    txn_id: str,
+    now: int,
+    amount: int,
+    currency: str,
+    fee: int,
+    source: str,
+    kind: str,
+    description: str | None,
 ) -> dict[str, Any]:
     return {
         "id": txn_id,
@@ -341,7 +361,15 @@ def balance_transaction(
         "exchange_rate": None,
         "fee": fee,
         "fee_details": (
-            [{"amount": fee, "application": None, "currency": currency, "description": "Stripe processing fees", "type": "stripe_fee"}]
+            [
+                {
+                    "amount": fee,
+                    "application": None,
+                    "currency": currency,
+                    "description": "Stripe processing fees",
+                    "type": "stripe_fee",
+                }
+            ]
             if fee
             else []
         ),
@@ -515,7 +543,13 @@ def invoice(in_id: str, now: int, cust: dict[str, Any], account_name: str) -> di
         "attempt_count": 0,
         "attempted": False,
         "auto_advance": False,
-        "automatic_tax": {"disabled_reason": None, "enabled": False, "liability": None, "provider": None, "status": None},
+        "automatic_tax": {
+            "disabled_reason": None,
+            "enabled": False,
+            "liability": None,
+            "provider": None,
+            "status": None,
+        },
         "automatically_finalizes_at": None,
         "billing_reason": "manual",
         "collection_method": "charge_automatically",
@@ -553,7 +587,11 @@ def invoice(in_id: str, now: int, cust: dict[str, Any], account_name: str) -> di
         "number": None,
         "on_behalf_of": None,
         "parent": None,
-        "payment_settings": {"default_mandate": None, "payment_method_options": None, "payment_method_types": None},
+        "payment_settings": {
+            "default_mandate": None,
+            "payment_method_options": None,
+            "payment_method_types": None,
+        },
         "period_end": now,
         "period_start": now,
         "post_payment_credit_notes_amount": 0,
@@ -565,7 +603,12 @@ def invoice(in_id: str, now: int, cust: dict[str, Any], account_name: str) -> di
         "starting_balance": 0,
         "statement_descriptor": None,
         "status": "draft",
-        "status_transitions": {"finalized_at": None, "marked_uncollectible_at": None, "paid_at": None, "voided_at": None},
+        "status_transitions": {
+            "finalized_at": None,
+            "marked_uncollectible_at": None,
+            "paid_at": None,
+            "voided_at": None,
+        },
         "subscription": None,
         "subtotal": 0,
         "subtotal_excluding_tax": 0,
@@ -631,7 +674,9 @@ def line_item(il_id: str, in_id: str, currency: str) -> dict[str, Any]:
     }
 
 
-def webhook_endpoint(we_id: str, now: int, url: str, events: list[str], api_version: str | None) -> dict[str, Any]:
+def webhook_endpoint(
+    we_id: str, now: int, url: str, events: list[str], api_version: str | None
+) -> dict[str, Any]:
     return {
         "id": we_id,
         "object": "webhook_endpoint",

@@ -22,10 +22,9 @@ def _html(status: int, title: str, body: str) -> Response:
         "<!doctype html><html><head><meta charset='utf-8'><title>"
         + html.escape(title)
         + "</title><style>body{font-family:sans-serif;max-width:720px;margin:2em auto}"
-        "table{width:100%;border-collapse:collapse}td,th{padding:4px;border-bottom:1px solid #ddd;text-align:left}"
-        "</style></head><body>"
-        + body
-        + "</body></html>"
+        "table{width:100%;border-collapse:collapse}td,th{padding:4px;border-bottom:1px solid "
+        "#ddd;text-align:left}"
+        "</style></head><body>" + body + "</body></html>"
     )
     return status, {"Content-Type": "text/html; charset=utf-8"}, page.encode()
 
@@ -92,11 +91,19 @@ def invoice_pdf(emu: Emulator, inv: dict[str, Any]) -> Response:
     ]
     for line in billing.lines_of(emu, inv):
         lines.append(f"{line['description']}  {billing.money(line['amount'], line['currency'])}")
-    lines += ["", f"Total: {billing.money(inv['total'], inv['currency'])}", f"Amount due: {billing.money(inv['amount_due'], inv['currency'])}"]
-    return 200, {
-        "Content-Type": "application/pdf",
-        "Content-Disposition": f'inline; filename="{inv["number"]}.pdf"',
-    }, simple_pdf(lines)
+    lines += [
+        "",
+        f"Total: {billing.money(inv['total'], inv['currency'])}",
+        f"Amount due: {billing.money(inv['amount_due'], inv['currency'])}",
+    ]
+    return (
+        200,
+        {
+            "Content-Type": "application/pdf",
+            "Content-Disposition": f'inline; filename="{inv["number"]}.pdf"',
+        },
+        simple_pdf(lines),
+    )
 
 
 def simple_pdf(lines: list[str]) -> bytes:

@@ -102,7 +102,9 @@ class Params:
         for key in self.data:
             if key not in allowed:
                 raise InvalidRequestError(
-                    f"Received unknown parameter: {self.name(key)}", code="parameter_unknown", param=self.name(key)
+                    f"Received unknown parameter: {self.name(key)}",
+                    code="parameter_unknown",
+                    param=self.name(key),
                 )
 
     def str(self, key: str, default: str | None = None, *, required: bool = False) -> str | None:
@@ -147,7 +149,9 @@ class Params:
             return True
         if value in ("false", False):
             return False
-        raise InvalidRequestError(f"Invalid boolean: {value}", code="parameter_invalid_boolean", param=self.name(key))
+        raise InvalidRequestError(
+            f"Invalid boolean: {value}", code="parameter_invalid_boolean", param=self.name(key)
+        )
 
     def enum(self, key: str, choices: Iterable[str], default: str | None = None) -> str | None:
         value = self.str(key, default)
@@ -169,7 +173,9 @@ class Params:
         value = self.data.get(key)
         if value not in (None, "") and not isinstance(value, dict):
             raise InvalidRequestError(
-                f"Invalid object: {self.name(key)} must be a hash", code="parameter_invalid_object", param=self.name(key)
+                f"Invalid object: {self.name(key)} must be a hash",
+                code="parameter_invalid_object",
+                param=self.name(key),
             )
         return Params(value if isinstance(value, dict) else {}, self.name(key))
 
@@ -182,7 +188,9 @@ class Params:
         if isinstance(value, str):
             return [value]
         raise InvalidRequestError(
-            f"Invalid array: {self.name(key)} must be an array", code="parameter_invalid_array", param=self.name(key)
+            f"Invalid array: {self.name(key)} must be an array",
+            code="parameter_invalid_array",
+            param=self.name(key),
         )
 
     def list_of_dicts(self, key: str) -> list[Params]:
@@ -207,7 +215,9 @@ class Params:
             return {}
         if not isinstance(value, dict):
             raise InvalidRequestError(
-                "Invalid object: metadata must be a hash", code="parameter_invalid_object", param=self.name(key)
+                "Invalid object: metadata must be a hash",
+                code="parameter_invalid_object",
+                param=self.name(key),
             )
         return {str(k): "" if v is None else str(v) for k, v in value.items()}
 

@@ -51,8 +51,12 @@ TEST_CARDS: dict[str, TestCard] = {
     "pm_card_chargeDeclinedInsufficientFunds": TestCard(
         "visa", "9995", decline_code="insufficient_funds", fails_on_attach=True
     ),
-    "pm_card_chargeDeclinedLostCard": TestCard("visa", "9987", decline_code="lost_card", fails_on_attach=True),
-    "pm_card_chargeDeclinedStolenCard": TestCard("visa", "9979", decline_code="stolen_card", fails_on_attach=True),
+    "pm_card_chargeDeclinedLostCard": TestCard(
+        "visa", "9987", decline_code="lost_card", fails_on_attach=True
+    ),
+    "pm_card_chargeDeclinedStolenCard": TestCard(
+        "visa", "9979", decline_code="stolen_card", fails_on_attach=True
+    ),
     "pm_card_chargeDeclinedExpiredCard": TestCard(
         "visa", "0069", decline_code="expired_card", error_code="expired_card", fails_on_attach=True
     ),
@@ -85,7 +89,9 @@ TEST_NUMBERS = {
 MINIMUM_AMOUNT = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "jpy": 50, "chf": 50}
 
 
-def card_details(name: str, account_id: str, exp_month: int = 12, exp_year: int | None = None) -> dict[str, Any]:
+def card_details(
+    name: str, account_id: str, exp_month: int = 12, exp_year: int | None = None
+) -> dict[str, Any]:
     card = TEST_CARDS[name]
     fingerprint = hashlib.sha256(f"{account_id}:{card.brand}:{card.last4}".encode()).hexdigest()[:16]
     return {
@@ -106,10 +112,14 @@ def card_details(name: str, account_id: str, exp_month: int = 12, exp_year: int 
     }
 
 
-def new_payment_method(ctx: Context, test_card: str, *, billing_details: dict | None = None, **card_kw) -> dict:
+def new_payment_method(
+    ctx: Context, test_card: str, *, billing_details: dict | None = None, **card_kw
+) -> dict:
     now = ctx.now()
     pm = objects.payment_method(
-        ctx.store.new_id("payment_method"), now, card_details(test_card, ctx.emulator.account["id"], **card_kw)
+        ctx.store.new_id("payment_method"),
+        now,
+        card_details(test_card, ctx.emulator.account["id"], **card_kw),
     )
     pm["_card"] = test_card
     if billing_details:
@@ -206,7 +216,9 @@ def confirm_payment_intent(
         customer = ctx.store.get("customer", pi["customer"])
         if customer is not None and not card.fails_on_attach:
             attach(ctx, pm, customer)
-    if card.authentication == "always" or (card.authentication == "setup" and not _set_up_for(pm, off_session)):
+    if card.authentication == "always" or (
+        card.authentication == "setup" and not _set_up_for(pm, off_session)
+    ):
         if off_session:
             return _fail(ctx, pi, pm, authentication_error(), charge=False)
         pi["status"] = "requires_action"
@@ -263,7 +275,13 @@ def _capture(ctx: Context, ch: dict[str, Any], now: int) -> None:
     ch["amount_captured"] = ch["amount"]
     fee = round(ch["amount"] * 0.029) + 30
     txn = objects.balance_transaction(
-        ctx.store.new_id("balance_transaction"), now, ch["amount"], ch["currency"], fee, ch["id"], "charge",
+        ctx.store.new_id("balance_transaction"),
+        now,
+        ch["amount"],
+        ch["currency"],
+        fee,
+        ch["id"],
+        "charge",
         ch["description"],
     )
     ctx.store.add("balance_transaction", txn)
@@ -298,7 +316,9 @@ def capture_payment_intent(ctx: Context, pi: dict[str, Any], amount: int | None)
     return pi
 
 
-def _fail(ctx: Context, pi: dict[str, Any], pm: dict[str, Any], error: CardError, *, charge: bool) -> PaymentResult:
+def _fail(
+    ctx: Context, pi: dict[str, Any], pm: dict[str, Any], error: CardError, *, charge: bool
+) -> PaymentResult:
     now = ctx.now(pi)
     charge_id = None
     if charge:
@@ -382,7 +402,9 @@ def _authentication_failure() -> CardError:
 
 
 # ---------------------------------------------------------------------- SetupIntents
-def confirm_setup_intent(ctx: Context, seti: dict[str, Any], pm: dict[str, Any], return_url: str | None) -> PaymentResult:
+def confirm_setup_intent(
+    ctx: Context, seti: dict[str, Any], pm: dict[str, Any], return_url: str | None
+) -> PaymentResult:
     seti["payment_method"] = pm["id"]
     seti["last_setup_error"] = None
     card = test_card(pm)
@@ -394,7 +416,10 @@ def confirm_setup_intent(ctx: Context, seti: dict[str, Any], pm: dict[str, Any],
         seti["status"] = "requires_action"
         seti["next_action"] = {
             "type": "redirect_to_url",
-            "redirect_to_url": {"return_url": return_url, "url": f"{ctx.base_url}/_emulator/authenticate/{seti['id']}"},
+            "redirect_to_url": {
+                "return_url": return_url,
+                "url": f"{ctx.base_url}/_emulator/authenticate/{seti['id']}",
+            },
         }
         ctx.emit("setup_intent.requires_action", seti)
         return PaymentResult("requires_action")
@@ -432,7 +457,9 @@ def create_refund(
     ctx: Context, ch: dict[str, Any], amount: int | None, reason: str | None, metadata: dict[str, str] | None
 ) -> dict[str, Any]:
     if ch["status"] != "succeeded" or not ch["captured"]:
-        raise InvalidRequestError(f"Charge {ch['id']} has not been captured or did not succeed.", param="charge")
+        raise InvalidRequestError(
+            f"Charge {ch['id']} has not been captured or did not succeed.", param="charge"
+        )
     remaining = ch["amount_captured"] - ch["amount_refunded"]
     if remaining <= 0:
         raise InvalidRequestError(
@@ -440,7 +467,9 @@ def create_refund(
         )
     amount = remaining if amount is None else amount
     if amount <= 0:
-        raise InvalidRequestError("Refund amount must be positive.", code="parameter_invalid_integer", param="amount")
+        raise InvalidRequestError(
+            "Refund amount must be positive.", code="parameter_invalid_integer", param="amount"
+        )
     if amount > remaining:
         raise InvalidRequestError(
             f"Refund amount ({_money(amount, ch['currency'])}) is greater than unrefunded amount on charge "

@@ -16,7 +16,11 @@ Obj = dict[str, Any]
 
 # ---------------------------------------------------------------------- rendering helpers
 def _compose_subscription(emu: Emulator, obj: Obj, data: Obj) -> None:
-    items = [emu.render(emu.store.objects["subscription_item"][i]) for i in obj["_items"] if i in emu.store.objects["subscription_item"]]
+    items = [
+        emu.render(emu.store.objects["subscription_item"][i])
+        for i in obj["_items"]
+        if i in emu.store.objects["subscription_item"]
+    ]
     data["items"] = {
         "object": "list",
         "data": items,
@@ -67,7 +71,8 @@ def _invoice_payments(emu: Emulator, data: Obj) -> Obj:
     inv = emu.store.get("invoice", data["id"])
     ids = inv.get("_payments", []) if inv else []
     return objects.list_object(
-        f"/v1/invoice_payments?invoice={data['id']}", [public(emu.store.objects["invoice_payment"][i]) for i in ids]
+        f"/v1/invoice_payments?invoice={data['id']}",
+        [public(emu.store.objects["invoice_payment"][i]) for i in ids],
     )
 
 
@@ -150,8 +155,19 @@ def account_external_accounts(ctx: Context, p: Params, account_id: str) -> Obj:
 
 # ---------------------------------------------------------------------- customers
 CUSTOMER_FIELDS = {
-    "address", "balance", "description", "email", "invoice_prefix", "invoice_settings", "metadata", "name",
-    "next_invoice_sequence", "phone", "preferred_locales", "shipping", "tax_exempt",
+    "address",
+    "balance",
+    "description",
+    "email",
+    "invoice_prefix",
+    "invoice_settings",
+    "metadata",
+    "name",
+    "next_invoice_sequence",
+    "phone",
+    "preferred_locales",
+    "shipping",
+    "tax_exempt",
 }
 
 
@@ -190,11 +206,14 @@ def _customer_fields(ctx: Context, cust: Obj, p: Params, new_pm: Obj | None, pm_
             pm = ctx.store.get("payment_method", pm_id)
             if pm is None or pm["customer"] != cust["id"]:
                 raise InvalidRequestError(
-                    f"No such PaymentMethod: '{pm_id}'; It's possible this PaymentMethod exists on one of your "
-                    "connected accounts, in which case you should retry this request on that connected account. "
+                    f"No such PaymentMethod: '{pm_id}'; It's possible this PaymentMethod exists on one of "
+                    "your "
+                    "connected accounts, in which case you should retry this request on that connected "
+                    "account. "
                     "Learn more at https://stripe.com/docs/connect/authentication"
                     if pm is None
-                    else f"The customer does not have a payment method with the ID {pm_id}. The payment method must "
+                    else f"The customer does not have a payment method with the ID {pm_id}. The payment "
+                    "method must "
                     "be attached to the customer.",
                     code="resource_missing",
                     param="invoice_settings[default_payment_method]",
@@ -205,7 +224,12 @@ def _customer_fields(ctx: Context, cust: Obj, p: Params, new_pm: Obj | None, pm_
             cust["invoice_settings"][key] = settings.raw(key) or None
 
 
-@api("POST", "/v1/customers", allowed=CUSTOMER_FIELDS | {"payment_method", "test_clock", "source", "tax", "tax_id_data", "cash_balance"})
+@api(
+    "POST",
+    "/v1/customers",
+    allowed=CUSTOMER_FIELDS
+    | {"payment_method", "test_clock", "source", "tax", "tax_id_data", "cash_balance"},
+)
 def customer_create(ctx: Context, p: Params) -> Obj:
     now = ctx.now()
     cust = objects.customer(ctx.store.new_id("customer", 14), now, ctx.store.random_string(8).upper())
@@ -218,7 +242,8 @@ def customer_create(ctx: Context, p: Params) -> Obj:
         if pm is not None:
             if pm["customer"]:
                 raise InvalidRequestError(
-                    "The payment method you provided has already been attached to a customer.", param="payment_method"
+                    "The payment method you provided has already been attached to a customer.",
+                    param="payment_method",
                 )
             if payments.test_card(pm).fails_on_attach:
                 raise payments.card_error(payments.test_card(pm))
@@ -246,7 +271,11 @@ def customer_retrieve(ctx: Context, p: Params, customer_id: str) -> Obj:
     return _customer(ctx, customer_id)
 
 
-@api("POST", "/v1/customers/{customer_id}", allowed=CUSTOMER_FIELDS | {"source", "default_source", "tax", "cash_balance"})
+@api(
+    "POST",
+    "/v1/customers/{customer_id}",
+    allowed=CUSTOMER_FIELDS | {"source", "default_source", "tax", "cash_balance"},
+)
 def customer_update(ctx: Context, p: Params, customer_id: str) -> Obj:
     cust = _customer(ctx, customer_id)
     before = public(cust)
@@ -286,7 +315,10 @@ def customer_payment_methods(ctx: Context, p: Params, customer_id: str) -> Obj:
     _customer(ctx, customer_id)
     kind = p.str("type")
     return list_of(
-        ctx, "payment_method", p, f"/v1/customers/{customer_id}/payment_methods",
+        ctx,
+        "payment_method",
+        p,
+        f"/v1/customers/{customer_id}/payment_methods",
         lambda pm: pm["customer"] == customer_id and kind in (None, pm["type"]),
     )
 
@@ -307,32 +339,49 @@ def _test_card_for_number(number: str) -> str:
     digits = [int(d) for d in number if d.isdigit()]
     checksum = sum(digits[-1::-2]) + sum(sum(divmod(2 * d, 10)) for d in digits[-2::-2])
     if len(digits) < 12 or checksum % 10:
-        raise payments.CardError("Your card number is incorrect.", code="incorrect_number", param="card[number]")
+        raise payments.CardError(
+            "Your card number is incorrect.", code="incorrect_number", param="card[number]"
+        )
     return "pm_card_visa"
 
 
-@api("POST", "/v1/payment_methods", allowed={"type", "card", "billing_details", "metadata", "allow_redisplay", "customer", "payment_method"})
+@api(
+    "POST",
+    "/v1/payment_methods",
+    allowed={"type", "card", "billing_details", "metadata", "allow_redisplay", "customer", "payment_method"},
+)
 def payment_method_create(ctx: Context, p: Params) -> Obj:
     kind = p.str("type", required=True)
     if kind != "card":
-        raise invalid("type", f"The emulator supports card payment methods only, not '{kind}'.", "parameter_invalid_string")
+        raise invalid(
+            "type",
+            f"The emulator supports card payment methods only, not '{kind}'.",
+            "parameter_invalid_string",
+        )
     card = p.dict("card")
     token = card.str("token")
     if token:
         name = "pm_card_" + token.removeprefix("tok_")
         if name not in payments.TEST_CARDS:
-            raise InvalidRequestError(f"No such token: '{token}'", code="resource_missing", param="card[token]")
+            raise InvalidRequestError(
+                f"No such token: '{token}'", code="resource_missing", param="card[token]"
+            )
     else:
         number = card.str("number", required=True) or ""
         name = _test_card_for_number(number.replace(" ", ""))
     pm = payments.new_payment_method(
-        ctx, name, billing_details=p.raw("billing_details") or None,
-        exp_month=card.int("exp_month", 12), exp_year=card.int("exp_year"),
+        ctx,
+        name,
+        billing_details=p.raw("billing_details") or None,
+        exp_month=card.int("exp_month", 12),
+        exp_year=card.int("exp_year"),
     )
     if not token and name == "pm_card_visa" and card.str("number") not in payments.TEST_NUMBERS:
         number = card.str("number") or ""
         pm["card"]["last4"] = number[-4:]
-        pm["card"]["brand"] = pm["card"]["display_brand"] = {"5": "mastercard", "3": "amex"}.get(number[:1], "visa")
+        pm["card"]["brand"] = pm["card"]["display_brand"] = {"5": "mastercard", "3": "amex"}.get(
+            number[:1], "visa"
+        )
     pm["metadata"] = p.metadata() or {}
     return pm
 
@@ -344,7 +393,9 @@ def payment_method_retrieve(ctx: Context, p: Params, pm_id: str) -> Obj:
     return ctx.store.require("payment_method", pm_id)
 
 
-@api("POST", "/v1/payment_methods/{pm_id}", allowed={"billing_details", "card", "metadata", "allow_redisplay"})
+@api(
+    "POST", "/v1/payment_methods/{pm_id}", allowed={"billing_details", "card", "metadata", "allow_redisplay"}
+)
 def payment_method_update(ctx: Context, p: Params, pm_id: str) -> Obj:
     pm = ctx.store.require("payment_method", pm_id)
     before = public(pm)
@@ -372,7 +423,10 @@ def payment_method_list(ctx: Context, p: Params) -> Obj:
     if customer_id:
         _object_param(ctx, "customer", customer_id, "customer")
     return list_of(
-        ctx, "payment_method", p, "/v1/payment_methods",
+        ctx,
+        "payment_method",
+        p,
+        "/v1/payment_methods",
         lambda pm: pm["customer"] == customer_id and kind in (None, pm["type"]),
     )
 
@@ -391,10 +445,25 @@ def payment_method_detach(ctx: Context, p: Params, pm_id: str) -> Obj:
 
 # ---------------------------------------------------------------------- setup intents
 SETI_FIELDS = {
-    "customer", "payment_method", "confirm", "usage", "payment_method_types", "metadata", "description",
-    "automatic_payment_methods", "return_url", "payment_method_options", "attach_to_self", "flow_directions",
-    "on_behalf_of", "single_use", "mandate_data", "use_stripe_sdk", "payment_method_configuration",
-    "payment_method_data", "excluded_payment_method_types",
+    "customer",
+    "payment_method",
+    "confirm",
+    "usage",
+    "payment_method_types",
+    "metadata",
+    "description",
+    "automatic_payment_methods",
+    "return_url",
+    "payment_method_options",
+    "attach_to_self",
+    "flow_directions",
+    "on_behalf_of",
+    "single_use",
+    "mandate_data",
+    "use_stripe_sdk",
+    "payment_method_configuration",
+    "payment_method_data",
+    "excluded_payment_method_types",
 }
 
 
@@ -454,7 +523,23 @@ def setup_intent_retrieve(ctx: Context, p: Params, seti_id: str) -> Obj:
     return ctx.store.require("setup_intent", seti_id)
 
 
-@api("POST", "/v1/setup_intents/{seti_id}", allowed={"customer", "payment_method", "metadata", "description", "payment_method_types", "payment_method_options", "attach_to_self", "flow_directions", "payment_method_data", "excluded_payment_method_types", "payment_method_configuration"})
+@api(
+    "POST",
+    "/v1/setup_intents/{seti_id}",
+    allowed={
+        "customer",
+        "payment_method",
+        "metadata",
+        "description",
+        "payment_method_types",
+        "payment_method_options",
+        "attach_to_self",
+        "flow_directions",
+        "payment_method_data",
+        "excluded_payment_method_types",
+        "payment_method_configuration",
+    },
+)
 def setup_intent_update(ctx: Context, p: Params, seti_id: str) -> Obj:
     seti = ctx.store.require("setup_intent", seti_id)
     if "customer" in p:
@@ -470,7 +555,19 @@ def setup_intent_update(ctx: Context, p: Params, seti_id: str) -> Obj:
     return seti
 
 
-@api("POST", "/v1/setup_intents/{seti_id}/confirm", allowed={"payment_method", "return_url", "mandate_data", "payment_method_options", "use_stripe_sdk", "payment_method_data", "client_secret"})
+@api(
+    "POST",
+    "/v1/setup_intents/{seti_id}/confirm",
+    allowed={
+        "payment_method",
+        "return_url",
+        "mandate_data",
+        "payment_method_options",
+        "use_stripe_sdk",
+        "payment_method_data",
+        "client_secret",
+    },
+)
 def setup_intent_confirm(ctx: Context, p: Params, seti_id: str) -> Obj:
     seti = ctx.store.require("setup_intent", seti_id)
     pm_id = p.str("payment_method")
@@ -488,7 +585,9 @@ def setup_intent_cancel(ctx: Context, p: Params, seti_id: str) -> Obj:
             code="setup_intent_unexpected_state",
         )
     seti["status"] = "canceled"
-    seti["cancellation_reason"] = p.enum("cancellation_reason", ["abandoned", "requested_by_customer", "duplicate"])
+    seti["cancellation_reason"] = p.enum(
+        "cancellation_reason", ["abandoned", "requested_by_customer", "duplicate"]
+    )
     ctx.emit("setup_intent.canceled", seti)
     return seti
 
@@ -497,19 +596,47 @@ def setup_intent_cancel(ctx: Context, p: Params, seti_id: str) -> Obj:
 def setup_intent_list(ctx: Context, p: Params) -> Obj:
     customer_id, pm_id = p.str("customer"), p.str("payment_method")
     return list_of(
-        ctx, "setup_intent", p, "/v1/setup_intents",
+        ctx,
+        "setup_intent",
+        p,
+        "/v1/setup_intents",
         lambda s: customer_id in (None, s["customer"]) and pm_id in (None, s["payment_method"]),
     )
 
 
 # ---------------------------------------------------------------------- payment intents
 PI_FIELDS = {
-    "amount", "currency", "customer", "payment_method", "confirm", "off_session", "setup_future_usage",
-    "description", "metadata", "receipt_email", "payment_method_types", "automatic_payment_methods",
-    "capture_method", "statement_descriptor", "statement_descriptor_suffix", "return_url", "error_on_requires_action",
-    "confirmation_method", "payment_method_options", "shipping", "transfer_group", "on_behalf_of",
-    "application_fee_amount", "use_stripe_sdk", "mandate_data", "payment_method_data", "radar_options",
-    "payment_method_configuration", "excluded_payment_method_types", "transfer_data", "mandate",
+    "amount",
+    "currency",
+    "customer",
+    "payment_method",
+    "confirm",
+    "off_session",
+    "setup_future_usage",
+    "description",
+    "metadata",
+    "receipt_email",
+    "payment_method_types",
+    "automatic_payment_methods",
+    "capture_method",
+    "statement_descriptor",
+    "statement_descriptor_suffix",
+    "return_url",
+    "error_on_requires_action",
+    "confirmation_method",
+    "payment_method_options",
+    "shipping",
+    "transfer_group",
+    "on_behalf_of",
+    "application_fee_amount",
+    "use_stripe_sdk",
+    "mandate_data",
+    "payment_method_data",
+    "radar_options",
+    "payment_method_configuration",
+    "excluded_payment_method_types",
+    "transfer_data",
+    "mandate",
 }
 
 
@@ -525,7 +652,9 @@ def _amount(p: Params, currency: str, param: str = "amount", required: bool = Tr
             param=param,
         )
     if amount > 99999999:
-        raise InvalidRequestError("Amount must be no more than $999,999.99", code="amount_too_large", param=param)
+        raise InvalidRequestError(
+            "Amount must be no more than $999,999.99", code="amount_too_large", param=param
+        )
     return amount
 
 
@@ -546,14 +675,18 @@ def payment_intent_create(ctx: Context, p: Params) -> Obj:
             "pass that customer with it.",
             param="payment_method",
         )
-    pi = objects.payment_intent(ctx.store.new_id("payment_intent"), ctx.now(customer), ctx.store.random_string(25), amount, currency)
+    pi = objects.payment_intent(
+        ctx.store.new_id("payment_intent"), ctx.now(customer), ctx.store.random_string(25), amount, currency
+    )
     pi["customer"] = customer_id
     pi["description"] = p.str("description")
     pi["metadata"] = p.metadata() or {}
     pi["receipt_email"] = p.str("receipt_email")
     pi["statement_descriptor"] = p.str("statement_descriptor")
     pi["statement_descriptor_suffix"] = p.str("statement_descriptor_suffix")
-    pi["capture_method"] = p.enum("capture_method", ["automatic", "automatic_async", "manual"], "automatic_async")
+    pi["capture_method"] = p.enum(
+        "capture_method", ["automatic", "automatic_async", "manual"], "automatic_async"
+    )
     pi["confirmation_method"] = p.enum("confirmation_method", ["automatic", "manual"], "automatic")
     pi["setup_future_usage"] = p.enum("setup_future_usage", ["on_session", "off_session"])
     if p.list("payment_method_types"):
@@ -579,8 +712,10 @@ def payment_intent_create(ctx: Context, p: Params) -> Obj:
 def _confirm_pi(ctx: Context, pi: Obj, pm: Obj | None, *, off_session: bool, return_url: str | None) -> None:
     if pi["status"] not in ("requires_payment_method", "requires_confirmation", "requires_action"):
         raise InvalidRequestError(
-            f"You cannot confirm this PaymentIntent because it has a status of {pi['status']}. Only a PaymentIntent "
-            "with one of the following statuses may be confirmed: requires_confirmation, requires_payment_method, "
+            f"You cannot confirm this PaymentIntent because it has a status of {pi['status']}. Only a "
+            "PaymentIntent "
+            "with one of the following statuses may be confirmed: requires_confirmation, "
+            "requires_payment_method, "
             "requires_action.",
             code="payment_intent_unexpected_state",
             extra={"payment_intent": ctx.render(pi)},
@@ -595,7 +730,8 @@ def _confirm_pi(ctx: Context, pi: Obj, pm: Obj | None, *, off_session: bool, ret
         )
     if pm["customer"] and pm["customer"] != pi["customer"]:
         raise InvalidRequestError(
-            f"The provided PaymentMethod ({pm['id']}) is attached to another customer.", param="payment_method"
+            f"The provided PaymentMethod ({pm['id']}) is attached to another customer.",
+            param="payment_method",
         )
     result = payments.confirm_payment_intent(ctx, pi, pm, off_session=off_session, return_url=return_url)
     if result.error is not None:
@@ -607,16 +743,32 @@ def payment_intent_retrieve(ctx: Context, p: Params, pi_id: str) -> Obj:
     return ctx.store.require("payment_intent", pi_id)
 
 
-@api("POST", "/v1/payment_intents/{pi_id}", allowed=PI_FIELDS - {"confirm", "off_session", "return_url", "error_on_requires_action", "confirmation_method", "use_stripe_sdk", "mandate", "mandate_data", "radar_options", "on_behalf_of"})
+@api(
+    "POST",
+    "/v1/payment_intents/{pi_id}",
+    allowed=PI_FIELDS
+    - {
+        "confirm",
+        "off_session",
+        "return_url",
+        "error_on_requires_action",
+        "confirmation_method",
+        "use_stripe_sdk",
+        "mandate",
+        "mandate_data",
+        "radar_options",
+        "on_behalf_of",
+    },
+)
 def payment_intent_update(ctx: Context, p: Params, pi_id: str) -> Obj:
     pi = ctx.store.require("payment_intent", pi_id)
     before = public(pi)
-    if pi["status"] in ("succeeded", "canceled", "processing"):
-        if set(p.data) - {"metadata", "description", "receipt_email", "expand"}:
-            raise InvalidRequestError(
-                f"You cannot update this PaymentIntent because it has a status of {pi['status']}.",
-                code="payment_intent_unexpected_state",
-            )
+    final = pi["status"] in ("succeeded", "canceled", "processing")
+    if final and set(p.data) - {"metadata", "description", "receipt_email", "expand"}:
+        raise InvalidRequestError(
+            f"You cannot update this PaymentIntent because it has a status of {pi['status']}.",
+            code="payment_intent_unexpected_state",
+        )
     if "amount" in p:
         pi["amount"] = _amount(p, pi["currency"])
     if "customer" in p:
@@ -635,7 +787,28 @@ def payment_intent_update(ctx: Context, p: Params, pi_id: str) -> Obj:
     return pi
 
 
-@api("POST", "/v1/payment_intents/{pi_id}/confirm", allowed={"payment_method", "off_session", "return_url", "setup_future_usage", "receipt_email", "payment_method_options", "mandate_data", "error_on_requires_action", "use_stripe_sdk", "payment_method_data", "capture_method", "shipping", "client_secret", "payment_method_types", "radar_options", "mandate"})
+@api(
+    "POST",
+    "/v1/payment_intents/{pi_id}/confirm",
+    allowed={
+        "payment_method",
+        "off_session",
+        "return_url",
+        "setup_future_usage",
+        "receipt_email",
+        "payment_method_options",
+        "mandate_data",
+        "error_on_requires_action",
+        "use_stripe_sdk",
+        "payment_method_data",
+        "capture_method",
+        "shipping",
+        "client_secret",
+        "payment_method_types",
+        "radar_options",
+        "mandate",
+    },
+)
 def payment_intent_confirm(ctx: Context, p: Params, pi_id: str) -> Obj:
     pi = ctx.store.require("payment_intent", pi_id)
     pm_id = p.str("payment_method")
@@ -652,12 +825,14 @@ def payment_intent_cancel(ctx: Context, p: Params, pi_id: str) -> Obj:
     pi = ctx.store.require("payment_intent", pi_id)
     if pi.get("_invoice"):
         raise InvalidRequestError(
-            "You cannot cancel this PaymentIntent because it was created by an invoice. Void the invoice instead.",
+            "You cannot cancel this PaymentIntent because it was created by an invoice. Void the invoice "
+            "instead.",
             code="payment_intent_unexpected_state",
         )
     if pi["status"] in ("succeeded", "canceled"):
         raise InvalidRequestError(
-            f"You cannot cancel this PaymentIntent because it has a status of {pi['status']}. Only a PaymentIntent "
+            f"You cannot cancel this PaymentIntent because it has a status of {pi['status']}. Only a "
+            "PaymentIntent "
             "with one of the following statuses may be canceled: requires_payment_method, requires_capture, "
             "requires_confirmation, requires_action, processing.",
             code="payment_intent_unexpected_state",
@@ -672,7 +847,19 @@ def payment_intent_cancel(ctx: Context, p: Params, pi_id: str) -> Obj:
     return pi
 
 
-@api("POST", "/v1/payment_intents/{pi_id}/capture", allowed={"amount_to_capture", "metadata", "final_capture", "statement_descriptor", "statement_descriptor_suffix", "application_fee_amount", "transfer_data"})
+@api(
+    "POST",
+    "/v1/payment_intents/{pi_id}/capture",
+    allowed={
+        "amount_to_capture",
+        "metadata",
+        "final_capture",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+        "application_fee_amount",
+        "transfer_data",
+    },
+)
 def payment_intent_capture(ctx: Context, p: Params, pi_id: str) -> Obj:
     pi = ctx.store.require("payment_intent", pi_id)
     pi["metadata"] = merge_metadata(pi["metadata"], p.metadata())
@@ -682,7 +869,9 @@ def payment_intent_capture(ctx: Context, p: Params, pi_id: str) -> Obj:
 @api("GET", "/v1/payment_intents", allowed=LIST | {"customer"})
 def payment_intent_list(ctx: Context, p: Params) -> Obj:
     customer_id = p.str("customer")
-    return list_of(ctx, "payment_intent", p, "/v1/payment_intents", lambda pi: customer_id in (None, pi["customer"]))
+    return list_of(
+        ctx, "payment_intent", p, "/v1/payment_intents", lambda pi: customer_id in (None, pi["customer"])
+    )
 
 
 # ---------------------------------------------------------------------- charges, refunds, balance
@@ -698,7 +887,19 @@ def charge_create(ctx: Context, p: Params) -> Obj:
     )
 
 
-@api("POST", "/v1/charges/{ch_id}", allowed={"description", "metadata", "receipt_email", "shipping", "fraud_details", "transfer_group", "customer"})
+@api(
+    "POST",
+    "/v1/charges/{ch_id}",
+    allowed={
+        "description",
+        "metadata",
+        "receipt_email",
+        "shipping",
+        "fraud_details",
+        "transfer_group",
+        "customer",
+    },
+)
 def charge_update(ctx: Context, p: Params, ch_id: str) -> Obj:
     ch = ctx.store.require("charge", ch_id)
     before = public(ch)
@@ -714,7 +915,10 @@ def charge_update(ctx: Context, p: Params, ch_id: str) -> Obj:
 def charge_list(ctx: Context, p: Params) -> Obj:
     customer_id, pi_id = p.str("customer"), p.str("payment_intent")
     return list_of(
-        ctx, "charge", p, "/v1/charges",
+        ctx,
+        "charge",
+        p,
+        "/v1/charges",
         lambda c: customer_id in (None, c["customer"]) and pi_id in (None, c["payment_intent"]),
     )
 
@@ -725,11 +929,29 @@ def charge_refunds(ctx: Context, p: Params, ch_id: str) -> Obj:
     return list_of(ctx, "refund", p, f"/v1/charges/{ch_id}/refunds", lambda r: r["charge"] == ch_id)
 
 
-@api("POST", "/v1/refunds", allowed={"charge", "payment_intent", "amount", "reason", "metadata", "instructions_email", "refund_application_fee", "reverse_transfer", "origin", "currency", "customer"})
+@api(
+    "POST",
+    "/v1/refunds",
+    allowed={
+        "charge",
+        "payment_intent",
+        "amount",
+        "reason",
+        "metadata",
+        "instructions_email",
+        "refund_application_fee",
+        "reverse_transfer",
+        "origin",
+        "currency",
+        "customer",
+    },
+)
 def refund_create(ctx: Context, p: Params) -> Obj:
     charge_id, pi_id = p.str("charge"), p.str("payment_intent")
     if not charge_id and not pi_id:
-        raise InvalidRequestError("One of the following params should be provided for this request: payment_intent or charge.")
+        raise InvalidRequestError(
+            "One of the following params should be provided for this request: payment_intent or charge."
+        )
     if pi_id:
         pi = _object_param(ctx, "payment_intent", pi_id, "payment_intent")
         if pi["status"] != "succeeded" or not pi["latest_charge"]:
@@ -761,7 +983,10 @@ def refund_update(ctx: Context, p: Params, re_id: str) -> Obj:
 def refund_list(ctx: Context, p: Params) -> Obj:
     charge_id, pi_id = p.str("charge"), p.str("payment_intent")
     return list_of(
-        ctx, "refund", p, "/v1/refunds",
+        ctx,
+        "refund",
+        p,
+        "/v1/refunds",
         lambda r: charge_id in (None, r["charge"]) and pi_id in (None, r["payment_intent"]),
     )
 
@@ -775,15 +1000,28 @@ def balance_transaction_retrieve(ctx: Context, p: Params, txn_id: str) -> Obj:
 def balance_transaction_list(ctx: Context, p: Params) -> Obj:
     source, kind = p.str("source"), p.str("type")
     return list_of(
-        ctx, "balance_transaction", p, "/v1/balance_transactions",
+        ctx,
+        "balance_transaction",
+        p,
+        "/v1/balance_transactions",
         lambda t: source in (None, t["source"]) and kind in (None, t["type"]),
     )
 
 
 # ---------------------------------------------------------------------- products and prices
 PRODUCT_FIELDS = {
-    "name", "active", "description", "metadata", "images", "marketing_features", "package_dimensions",
-    "shippable", "statement_descriptor", "tax_code", "unit_label", "url",
+    "name",
+    "active",
+    "description",
+    "metadata",
+    "images",
+    "marketing_features",
+    "package_dimensions",
+    "shippable",
+    "statement_descriptor",
+    "tax_code",
+    "unit_label",
+    "url",
 }
 
 
@@ -836,7 +1074,9 @@ def product_update(ctx: Context, p: Params, prod_id: str) -> Obj:
         if price_id:
             price = _object_param(ctx, "price", price_id, "default_price")
             if price["product"] != prod_id:
-                raise InvalidRequestError("The default price must belong to this product.", param="default_price")
+                raise InvalidRequestError(
+                    "The default price must belong to this product.", param="default_price"
+                )
         prod["default_price"] = price_id
     prod["updated"] = ctx.now()
     _emit_updated(ctx, "product.updated", prod, before)
@@ -847,7 +1087,9 @@ def product_update(ctx: Context, p: Params, prod_id: str) -> Obj:
 def product_delete(ctx: Context, p: Params, prod_id: str) -> Obj:
     prod = ctx.store.require("product", prod_id)
     if any(price["product"] == prod_id for price in ctx.store.all("price")):
-        raise InvalidRequestError("This product cannot be deleted because it has one or more user-created prices.")
+        raise InvalidRequestError(
+            "This product cannot be deleted because it has one or more user-created prices."
+        )
     snapshot = ctx.render(prod)
     ctx.store.remove("product", prod_id)
     ctx.emit("product.deleted", snapshot)
@@ -858,7 +1100,10 @@ def product_delete(ctx: Context, p: Params, prod_id: str) -> Obj:
 def product_list(ctx: Context, p: Params) -> Obj:
     active, ids = p.bool("active"), p.list("ids")
     return list_of(
-        ctx, "product", p, "/v1/products",
+        ctx,
+        "product",
+        p,
+        "/v1/products",
         lambda prod: active in (None, prod["active"]) and (not ids or prod["id"] in ids),
     )
 
@@ -871,9 +1116,24 @@ def product_features(ctx: Context, p: Params, prod_id: str) -> Obj:
 
 
 PRICE_FIELDS = {
-    "currency", "product", "product_data", "unit_amount", "unit_amount_decimal", "recurring", "lookup_key",
-    "transfer_lookup_key", "nickname", "metadata", "active", "tax_behavior", "billing_scheme",
-    "custom_unit_amount", "tiers", "tiers_mode", "transform_quantity", "currency_options",
+    "currency",
+    "product",
+    "product_data",
+    "unit_amount",
+    "unit_amount_decimal",
+    "recurring",
+    "lookup_key",
+    "transfer_lookup_key",
+    "nickname",
+    "metadata",
+    "active",
+    "tax_behavior",
+    "billing_scheme",
+    "custom_unit_amount",
+    "tiers",
+    "tiers_mode",
+    "transform_quantity",
+    "currency_options",
 }
 
 
@@ -885,7 +1145,9 @@ def _new_price(ctx: Context, p: Params, prod: Obj | None) -> Obj:
             prod = _object_param(ctx, "product", product_id, "product")
         elif "product_data" in p:
             data = p.dict("product_data")
-            prod = objects.product(ctx.store.new_id("product", 19), ctx.now(), data.str("name", required=True))
+            prod = objects.product(
+                ctx.store.new_id("product", 19), ctx.now(), data.str("name", required=True)
+            )
             prod["metadata"] = data.metadata() or {}
             prod["unit_label"] = data.str("unit_label")
             ctx.store.add("product", prod)
@@ -893,7 +1155,9 @@ def _new_price(ctx: Context, p: Params, prod: Obj | None) -> Obj:
         else:
             raise missing("product")
     if p.str("billing_scheme") == "tiered":
-        raise invalid("billing_scheme", "The emulator supports per_unit prices only.", "parameter_invalid_string")
+        raise invalid(
+            "billing_scheme", "The emulator supports per_unit prices only.", "parameter_invalid_string"
+        )
     unit = p.int("unit_amount", minimum=0)
     if unit is None and p.str("unit_amount_decimal"):
         unit = round(float(p.str("unit_amount_decimal") or 0))
@@ -902,7 +1166,11 @@ def _new_price(ctx: Context, p: Params, prod: Obj | None) -> Obj:
     price = objects.price(ctx.store.new_id("price"), ctx.now(), prod["id"], currency, unit)
     if "custom_unit_amount" in p:
         cua = p.dict("custom_unit_amount")
-        price["custom_unit_amount"] = {"maximum": cua.int("maximum"), "minimum": cua.int("minimum"), "preset": cua.int("preset")}
+        price["custom_unit_amount"] = {
+            "maximum": cua.int("maximum"),
+            "minimum": cua.int("minimum"),
+            "preset": cua.int("preset"),
+        }
     recurring = p.dict("recurring")
     if "recurring" in p:
         interval = recurring.enum("interval", ["day", "week", "month", "year"])
@@ -911,7 +1179,11 @@ def _new_price(ctx: Context, p: Params, prod: Obj | None) -> Obj:
         count = recurring.int("interval_count", 1, minimum=1)
         limits = {"day": 365, "week": 52, "month": 12, "year": 1}
         if count > limits[interval]:
-            raise invalid("recurring[interval_count]", "The maximum billing period is one year.", "parameter_invalid_integer")
+            raise invalid(
+                "recurring[interval_count]",
+                "The maximum billing period is one year.",
+                "parameter_invalid_integer",
+            )
         usage = recurring.enum("usage_type", ["licensed", "metered"], "licensed")
         price["recurring"] = {
             "interval": interval,
@@ -937,7 +1209,9 @@ def _set_lookup_key(ctx: Context, price: Obj, p: Params) -> None:
         return
     key = p.str("lookup_key")
     if key:
-        holder = next((o for o in ctx.store.all("price") if o["lookup_key"] == key and o["id"] != price["id"]), None)
+        holder = next(
+            (o for o in ctx.store.all("price") if o["lookup_key"] == key and o["id"] != price["id"]), None
+        )
         if holder is not None:
             if not p.bool("transfer_lookup_key"):
                 raise InvalidRequestError(
@@ -960,7 +1234,19 @@ def price_retrieve(ctx: Context, p: Params, price_id: str) -> Obj:
     return ctx.store.require("price", price_id)
 
 
-@api("POST", "/v1/prices/{price_id}", allowed={"active", "lookup_key", "transfer_lookup_key", "metadata", "nickname", "tax_behavior", "currency_options"})
+@api(
+    "POST",
+    "/v1/prices/{price_id}",
+    allowed={
+        "active",
+        "lookup_key",
+        "transfer_lookup_key",
+        "metadata",
+        "nickname",
+        "tax_behavior",
+        "currency_options",
+    },
+)
 def price_update(ctx: Context, p: Params, price_id: str) -> Obj:
     price = ctx.store.require("price", price_id)
     before = public(price)
@@ -976,7 +1262,9 @@ def price_update(ctx: Context, p: Params, price_id: str) -> Obj:
     return price
 
 
-@api("GET", "/v1/prices", allowed=LIST | {"active", "currency", "product", "type", "lookup_keys", "recurring"})
+@api(
+    "GET", "/v1/prices", allowed=LIST | {"active", "currency", "product", "type", "lookup_keys", "recurring"}
+)
 def price_list(ctx: Context, p: Params) -> Obj:
     active, currency, product, kind = p.bool("active"), p.str("currency"), p.str("product"), p.str("type")
     keys = p.list("lookup_keys")
@@ -1000,12 +1288,40 @@ def price_list(ctx: Context, p: Params) -> Obj:
 
 # ---------------------------------------------------------------------- subscriptions
 SUB_CREATE_FIELDS = {
-    "customer", "items", "trial_period_days", "trial_end", "trial_from_plan", "default_payment_method",
-    "payment_behavior", "collection_method", "days_until_due", "metadata", "description", "cancel_at_period_end",
-    "cancel_at", "off_session", "proration_behavior", "add_invoice_items", "trial_settings", "payment_settings",
-    "currency", "automatic_tax", "default_tax_rates", "discounts", "billing_cycle_anchor", "backdate_start_date",
-    "expand", "on_behalf_of", "application_fee_percent", "transfer_data", "pending_invoice_item_interval",
-    "billing_thresholds", "invoice_settings", "billing_mode", "billing_cycle_anchor_config", "default_source",
+    "customer",
+    "items",
+    "trial_period_days",
+    "trial_end",
+    "trial_from_plan",
+    "default_payment_method",
+    "payment_behavior",
+    "collection_method",
+    "days_until_due",
+    "metadata",
+    "description",
+    "cancel_at_period_end",
+    "cancel_at",
+    "off_session",
+    "proration_behavior",
+    "add_invoice_items",
+    "trial_settings",
+    "payment_settings",
+    "currency",
+    "automatic_tax",
+    "default_tax_rates",
+    "discounts",
+    "billing_cycle_anchor",
+    "backdate_start_date",
+    "expand",
+    "on_behalf_of",
+    "application_fee_percent",
+    "transfer_data",
+    "pending_invoice_item_interval",
+    "billing_thresholds",
+    "invoice_settings",
+    "billing_mode",
+    "billing_cycle_anchor_config",
+    "default_source",
 }
 
 
@@ -1016,7 +1332,8 @@ def _price_param(ctx: Context, p: Params, key: str = "price") -> Obj:
         raise InvalidRequestError(f"No such price: '{price_id}'", code="resource_missing", param=p.name(key))
     if not price["active"]:
         raise InvalidRequestError(
-            f"The price specified ({price_id}) is inactive. This field only accepts active prices.", param=p.name(key)
+            f"The price specified ({price_id}) is inactive. This field only accepts active prices.",
+            param=p.name(key),
         )
     return price
 
@@ -1028,7 +1345,8 @@ def _sub_pm(ctx: Context, p: Params, customer: Obj) -> Obj | None:
     pm = _object_param(ctx, "payment_method", pm_id, "default_payment_method")
     if pm["customer"] != customer["id"]:
         raise InvalidRequestError(
-            f"The customer does not have a payment method with the ID {pm_id}. The payment method must be attached "
+            f"The customer does not have a payment method with the ID {pm_id}. The payment method must be "
+            "attached "
             "to the customer.",
             code="resource_missing",
             param="default_payment_method",
@@ -1047,7 +1365,8 @@ def subscription_create(ctx: Context, p: Params) -> Obj:
         price = _price_param(ctx, ip)
         if price["type"] != "recurring":
             raise InvalidRequestError(
-                f"The price specified ({price['id']}) is a one-time price. Subscription items only accept recurring "
+                f"The price specified ({price['id']}) is a one-time price. Subscription items only accept "
+                "recurring "
                 "prices; use add_invoice_items for one-time prices.",
                 param=ip.name("price"),
             )
@@ -1056,7 +1375,8 @@ def subscription_create(ctx: Context, p: Params) -> Obj:
         raise InvalidRequestError("All prices on a subscription must have the same currency.", param="items")
     if len({(s.price["recurring"]["interval"], s.price["recurring"]["interval_count"]) for s in specs}) > 1:
         raise InvalidRequestError(
-            "All prices on a subscription must have the same `recurring.interval` and `recurring.interval_count`.",
+            "All prices on a subscription must have the same `recurring.interval` and "
+            "`recurring.interval_count`.",
             param="items",
         )
     one_time = []
@@ -1066,7 +1386,11 @@ def subscription_create(ctx: Context, p: Params) -> Obj:
     trial_end = p.timestamp_or_now("trial_end", now)
     if trial_end is not None and trial_end <= now:
         if p.raw("trial_end") != "now":
-            raise invalid("trial_end", "Invalid timestamp: must be an integer Unix timestamp in the future.", "parameter_invalid_integer")
+            raise invalid(
+                "trial_end",
+                "Invalid timestamp: must be an integer Unix timestamp in the future.",
+                "parameter_invalid_integer",
+            )
         trial_end = None
     days = p.int("trial_period_days", minimum=0)
     if days is None and p.bool("trial_from_plan"):
@@ -1080,7 +1404,9 @@ def subscription_create(ctx: Context, p: Params) -> Obj:
     off_session = bool(p.bool("off_session", False))
     trial_settings = p.dict("trial_settings").dict("end_behavior")
     sub = billing.create_subscription(
-        ctx, customer, specs,
+        ctx,
+        customer,
+        specs,
         trial_end=trial_end,
         default_pm=_sub_pm(ctx, p, customer),
         payment_behavior=p.enum(
@@ -1095,7 +1421,9 @@ def subscription_create(ctx: Context, p: Params) -> Obj:
         cancel_at_period_end=bool(p.bool("cancel_at_period_end", False)),
         off_session=off_session,
         one_time=one_time,
-        missing_pm_behavior=trial_settings.enum("missing_payment_method", ["cancel", "create_invoice", "pause"], "create_invoice"),
+        missing_pm_behavior=trial_settings.enum(
+            "missing_payment_method", ["cancel", "create_invoice", "pause"], "create_invoice"
+        ),
     )
     return sub
 
@@ -1109,8 +1437,15 @@ def subscription_retrieve(ctx: Context, p: Params, sub_id: str) -> Obj:
     return _subscription(ctx, sub_id)
 
 
-SUB_UPDATE_FIELDS = SUB_CREATE_FIELDS - {"customer", "currency", "backdate_start_date", "trial_period_days"} | {
-    "proration_date", "pause_collection", "cancellation_details",
+SUB_UPDATE_FIELDS = SUB_CREATE_FIELDS - {
+    "customer",
+    "currency",
+    "backdate_start_date",
+    "trial_period_days",
+} | {
+    "proration_date",
+    "pause_collection",
+    "cancellation_details",
 }
 
 
@@ -1120,18 +1455,20 @@ def subscription_update(ctx: Context, p: Params, sub_id: str) -> Obj:
     customer = ctx.store.require("customer", sub["customer"])
     before = ctx.render(sub)
     marker = ctx.store.seq
-    if sub["status"] in ("canceled", "incomplete_expired"):
-        if set(p.data) - {"metadata", "cancellation_details", "expand"}:
-            raise InvalidRequestError(
-                "A canceled subscription can only update its cancellation_details and metadata.",
-            )
+    ended = sub["status"] in ("canceled", "incomplete_expired")
+    if ended and set(p.data) - {"metadata", "cancellation_details", "expand"}:
+        raise InvalidRequestError(
+            "A canceled subscription can only update its cancellation_details and metadata."
+        )
     now = ctx.now(customer)
     payment_behavior = p.enum(
         "payment_behavior",
         ["allow_incomplete", "default_incomplete", "error_if_incomplete", "pending_if_incomplete"],
         "allow_incomplete",
     )
-    proration = p.enum("proration_behavior", ["create_prorations", "none", "always_invoice"], "create_prorations")
+    proration = p.enum(
+        "proration_behavior", ["create_prorations", "none", "always_invoice"], "create_prorations"
+    )
     if "default_payment_method" in p:
         pm = _sub_pm(ctx, p, customer)
         sub["default_payment_method"] = pm["id"] if pm else None
@@ -1147,7 +1484,11 @@ def subscription_update(ctx: Context, p: Params, sub_id: str) -> Obj:
     if "days_until_due" in p:
         sub["days_until_due"] = p.int("days_until_due")
     if "trial_settings" in p:
-        behaviour = p.dict("trial_settings").dict("end_behavior").enum("missing_payment_method", ["cancel", "create_invoice", "pause"])
+        behaviour = (
+            p.dict("trial_settings")
+            .dict("end_behavior")
+            .enum("missing_payment_method", ["cancel", "create_invoice", "pause"])
+        )
         if behaviour:
             sub["trial_settings"]["end_behavior"]["missing_payment_method"] = behaviour
     if "cancel_at_period_end" in p:
@@ -1168,17 +1509,27 @@ def subscription_update(ctx: Context, p: Params, sub_id: str) -> Obj:
             raise missing(ip.name("price"))
         changes.append(
             billing.ItemChange(
-                item_id=item_id, price=price, quantity=ip.int("quantity", minimum=0),
-                deleted=bool(ip.bool("deleted", False)), metadata=ip.metadata(),
+                item_id=item_id,
+                price=price,
+                quantity=ip.int("quantity", minimum=0),
+                deleted=bool(ip.bool("deleted", False)),
+                metadata=ip.metadata(),
             )
         )
     if changes:
-        if payment_behavior in ("error_if_incomplete", "pending_if_incomplete") and proration == "always_invoice":
+        if (
+            payment_behavior in ("error_if_incomplete", "pending_if_incomplete")
+            and proration == "always_invoice"
+        ):
             pm = billing.default_payment_method(ctx, customer, sub)
             if pm is not None:
                 billing._precheck(ctx, pm, True)
         billing.update_items(
-            ctx, sub, changes, proration_behavior=proration, proration_date=p.int("proration_date"),
+            ctx,
+            sub,
+            changes,
+            proration_behavior=proration,
+            proration_date=p.int("proration_date"),
             payment_behavior=payment_behavior,
         )
     if "trial_end" in p and sub["status"] == "trialing":
@@ -1191,7 +1542,9 @@ def subscription_update(ctx: Context, p: Params, sub_id: str) -> Obj:
     after = ctx.render(sub)
     previous = {k: v for k, v in before.items() if after.get(k) != v}
     already = any(
-        e["_seq"] > marker and e["type"] == "customer.subscription.updated" and e["data"]["object"]["id"] == sub_id
+        e["_seq"] > marker
+        and e["type"] == "customer.subscription.updated"
+        and e["data"]["object"]["id"] == sub_id
         for e in ctx.store.all("event")[-50:]
     )
     if previous and not already and sub["status"] != "canceled":
@@ -1204,22 +1557,55 @@ def subscription_cancel(ctx: Context, p: Params, sub_id: str) -> Obj:
     sub = _subscription(ctx, sub_id)
     details = p.dict("cancellation_details")
     return billing.cancel_subscription(
-        ctx, sub, prorate=bool(p.bool("prorate", False)), invoice_now=bool(p.bool("invoice_now", False)),
-        comment=details.str("comment"), feedback=details.str("feedback"),
+        ctx,
+        sub,
+        prorate=bool(p.bool("prorate", False)),
+        invoice_now=bool(p.bool("invoice_now", False)),
+        comment=details.str("comment"),
+        feedback=details.str("feedback"),
     )
 
 
-@api("POST", "/v1/subscriptions/{sub_id}/resume", allowed={"billing_cycle_anchor", "proration_behavior", "proration_date"})
+@api(
+    "POST",
+    "/v1/subscriptions/{sub_id}/resume",
+    allowed={"billing_cycle_anchor", "proration_behavior", "proration_date"},
+)
 def subscription_resume(ctx: Context, p: Params, sub_id: str) -> Obj:
     return billing.resume_subscription(ctx, _subscription(ctx, sub_id))
 
 
-@api("GET", "/v1/subscriptions", allowed=LIST | {"customer", "price", "status", "collection_method", "current_period_end", "current_period_start", "test_clock", "automatic_tax"})
+@api(
+    "GET",
+    "/v1/subscriptions",
+    allowed=LIST
+    | {
+        "customer",
+        "price",
+        "status",
+        "collection_method",
+        "current_period_end",
+        "current_period_start",
+        "test_clock",
+        "automatic_tax",
+    },
+)
 def subscription_list(ctx: Context, p: Params) -> Obj:
     customer_id, price_id = p.str("customer"), p.str("price")
     status = p.enum(
         "status",
-        ["active", "all", "canceled", "ended", "incomplete", "incomplete_expired", "past_due", "paused", "trialing", "unpaid"],
+        [
+            "active",
+            "all",
+            "canceled",
+            "ended",
+            "incomplete",
+            "incomplete_expired",
+            "past_due",
+            "paused",
+            "trialing",
+            "unpaid",
+        ],
     )
     collection = p.str("collection_method")
 
@@ -1255,22 +1641,40 @@ def subscription_item_retrieve(ctx: Context, p: Params, si_id: str) -> Obj:
 def _item_change(ctx: Context, p: Params, sub: Obj, change: billing.ItemChange) -> None:
     before = ctx.render(sub)
     billing.update_items(
-        ctx, sub, [change],
-        proration_behavior=p.enum("proration_behavior", ["create_prorations", "none", "always_invoice"], "create_prorations"),
+        ctx,
+        sub,
+        [change],
+        proration_behavior=p.enum(
+            "proration_behavior", ["create_prorations", "none", "always_invoice"], "create_prorations"
+        ),
         proration_date=p.int("proration_date"),
         payment_behavior=p.str("payment_behavior", "allow_incomplete"),
     )
     ctx.emit("customer.subscription.updated", sub, {"items": before["items"]})
 
 
-ITEM_FIELDS = {"price", "quantity", "metadata", "proration_behavior", "proration_date", "payment_behavior", "discounts", "tax_rates", "billing_thresholds", "price_data", "off_session"}
+ITEM_FIELDS = {
+    "price",
+    "quantity",
+    "metadata",
+    "proration_behavior",
+    "proration_date",
+    "payment_behavior",
+    "discounts",
+    "tax_rates",
+    "billing_thresholds",
+    "price_data",
+    "off_session",
+}
 
 
 @api("POST", "/v1/subscription_items", allowed=ITEM_FIELDS | {"subscription"})
 def subscription_item_create(ctx: Context, p: Params) -> Obj:
     sub = _object_param(ctx, "subscription", p.str("subscription", required=True), "subscription")
     price = _price_param(ctx, p)
-    _item_change(ctx, p, sub, billing.ItemChange(None, price, p.int("quantity", 1, minimum=0), metadata=p.metadata()))
+    _item_change(
+        ctx, p, sub, billing.ItemChange(None, price, p.int("quantity", 1, minimum=0), metadata=p.metadata())
+    )
     return ctx.store.objects["subscription_item"][sub["_items"][-1]]
 
 
@@ -1279,11 +1683,17 @@ def subscription_item_update(ctx: Context, p: Params, si_id: str) -> Obj:
     item = ctx.store.require("subscription_item", si_id)
     sub = _subscription(ctx, item["subscription"])
     price = _price_param(ctx, p) if p.str("price") else None
-    _item_change(ctx, p, sub, billing.ItemChange(si_id, price, p.int("quantity", minimum=0), metadata=p.metadata()))
+    _item_change(
+        ctx, p, sub, billing.ItemChange(si_id, price, p.int("quantity", minimum=0), metadata=p.metadata())
+    )
     return item
 
 
-@api("DELETE", "/v1/subscription_items/{si_id}", allowed={"proration_behavior", "proration_date", "clear_usage"})
+@api(
+    "DELETE",
+    "/v1/subscription_items/{si_id}",
+    allowed={"proration_behavior", "proration_date", "clear_usage"},
+)
 def subscription_item_delete(ctx: Context, p: Params, si_id: str) -> Obj:
     item = ctx.store.require("subscription_item", si_id)
     sub = _subscription(ctx, item["subscription"])
@@ -1293,11 +1703,31 @@ def subscription_item_delete(ctx: Context, p: Params, si_id: str) -> Obj:
 
 # ---------------------------------------------------------------------- invoices
 INVOICE_FIELDS = {
-    "auto_advance", "collection_method", "days_until_due", "due_date", "description", "metadata",
-    "default_payment_method", "footer", "custom_fields", "statement_descriptor", "automatic_tax",
-    "account_tax_ids", "discounts", "rendering", "payment_settings", "shipping_cost", "shipping_details",
-    "issuer", "on_behalf_of", "number", "effective_at", "transfer_data", "application_fee_amount",
-    "default_tax_rates", "default_source",
+    "auto_advance",
+    "collection_method",
+    "days_until_due",
+    "due_date",
+    "description",
+    "metadata",
+    "default_payment_method",
+    "footer",
+    "custom_fields",
+    "statement_descriptor",
+    "automatic_tax",
+    "account_tax_ids",
+    "discounts",
+    "rendering",
+    "payment_settings",
+    "shipping_cost",
+    "shipping_details",
+    "issuer",
+    "on_behalf_of",
+    "number",
+    "effective_at",
+    "transfer_data",
+    "application_fee_amount",
+    "default_tax_rates",
+    "default_source",
 }
 
 
@@ -1325,10 +1755,19 @@ def _invoice_fields(ctx: Context, inv: Obj, p: Params) -> None:
     inv["metadata"] = merge_metadata(inv["metadata"], p.metadata())
 
 
-@api("POST", "/v1/invoices", allowed=INVOICE_FIELDS | {"customer", "subscription", "pending_invoice_items_behavior", "currency", "from_invoice"})
+@api(
+    "POST",
+    "/v1/invoices",
+    allowed=INVOICE_FIELDS
+    | {"customer", "subscription", "pending_invoice_items_behavior", "currency", "from_invoice"},
+)
 def invoice_create(ctx: Context, p: Params) -> Obj:
     customer = _object_param(ctx, "customer", p.str("customer", required=True), "customer")
-    sub = _object_param(ctx, "subscription", p.str("subscription"), "subscription") if p.str("subscription") else None
+    sub = (
+        _object_param(ctx, "subscription", p.str("subscription"), "subscription")
+        if p.str("subscription")
+        else None
+    )
     collection = p.enum("collection_method", ["charge_automatically", "send_invoice"], "charge_automatically")
     if collection == "send_invoice" and p.int("days_until_due") is None and p.int("due_date") is None:
         raise InvalidRequestError(
@@ -1357,7 +1796,13 @@ def invoice_retrieve(ctx: Context, p: Params, in_id: str) -> Obj:
 def invoice_update(ctx: Context, p: Params, in_id: str) -> Obj:
     inv = _invoice(ctx, in_id)
     before = ctx.render(inv)
-    if inv["status"] != "draft" and set(p.data) - {"metadata", "description", "footer", "auto_advance", "expand"}:
+    if inv["status"] != "draft" and set(p.data) - {
+        "metadata",
+        "description",
+        "footer",
+        "auto_advance",
+        "expand",
+    }:
         raise InvalidRequestError(
             f"You can only update the metadata, description, footer and auto_advance of a finalized invoice "
             f"({inv['status']}).",
@@ -1384,14 +1829,25 @@ def invoice_delete(ctx: Context, p: Params, in_id: str) -> Obj:
     return {"id": in_id, "object": "invoice", "deleted": True}
 
 
-@api("GET", "/v1/invoices", allowed=LIST | {"customer", "subscription", "status", "collection_method", "due_date"})
+@api(
+    "GET",
+    "/v1/invoices",
+    allowed=LIST | {"customer", "subscription", "status", "collection_method", "due_date"},
+)
 def invoice_list(ctx: Context, p: Params) -> Obj:
     customer_id, sub_id, collection = p.str("customer"), p.str("subscription"), p.str("collection_method")
     status = p.enum("status", ["draft", "open", "paid", "uncollectible", "void"])
     return list_of(
-        ctx, "invoice", p, "/v1/invoices",
-        lambda i: customer_id in (None, i["customer"]) and sub_id in (None, i["subscription"])
-        and status in (None, i["status"]) and collection in (None, i["collection_method"]),
+        ctx,
+        "invoice",
+        p,
+        "/v1/invoices",
+        lambda i: (
+            customer_id in (None, i["customer"])
+            and sub_id in (None, i["subscription"])
+            and status in (None, i["status"])
+            and collection in (None, i["collection_method"])
+        ),
     )
 
 
@@ -1409,7 +1865,11 @@ def invoice_finalize(ctx: Context, p: Params, in_id: str) -> Obj:
     return billing.finalize_invoice(ctx, inv)
 
 
-@api("POST", "/v1/invoices/{in_id}/pay", allowed={"payment_method", "off_session", "paid_out_of_band", "forgive", "source", "mandate"})
+@api(
+    "POST",
+    "/v1/invoices/{in_id}/pay",
+    allowed={"payment_method", "off_session", "paid_out_of_band", "forgive", "source", "mandate"},
+)
 def invoice_pay(ctx: Context, p: Params, in_id: str) -> Obj:
     inv = _invoice(ctx, in_id)
     if inv["status"] == "paid":
@@ -1427,7 +1887,9 @@ def invoice_pay(ctx: Context, p: Params, in_id: str) -> Obj:
         pm = payments.resolve_payment_method(ctx, p.str("payment_method"))
     result = billing.pay_invoice(ctx, inv, pm=pm, off_session=bool(p.bool("off_session", True)))
     if result.status == "requires_action":
-        raise payments.authentication_error(payment_intent=ctx.render(billing.invoice_payment_intent(ctx, inv)))
+        raise payments.authentication_error(
+            payment_intent=ctx.render(billing.invoice_payment_intent(ctx, inv))
+        )
     if result.error is not None:
         raise result.error
     return inv
@@ -1448,9 +1910,31 @@ def invoice_send(ctx: Context, p: Params, in_id: str) -> Obj:
     return billing.send_invoice(ctx, _invoice(ctx, in_id))
 
 
-@api("POST", "/v1/invoices/create_preview", allowed={"customer", "subscription", "subscription_details", "automatic_tax", "currency", "invoice_items", "preview_mode", "schedule", "discounts", "customer_details", "issuer", "on_behalf_of", "schedule_details"})
+@api(
+    "POST",
+    "/v1/invoices/create_preview",
+    allowed={
+        "customer",
+        "subscription",
+        "subscription_details",
+        "automatic_tax",
+        "currency",
+        "invoice_items",
+        "preview_mode",
+        "schedule",
+        "discounts",
+        "customer_details",
+        "issuer",
+        "on_behalf_of",
+        "schedule_details",
+    },
+)
 def invoice_create_preview(ctx: Context, p: Params) -> Obj:
-    sub = _object_param(ctx, "subscription", p.str("subscription"), "subscription") if p.str("subscription") else None
+    sub = (
+        _object_param(ctx, "subscription", p.str("subscription"), "subscription")
+        if p.str("subscription")
+        else None
+    )
     customer_id = p.str("customer") or (sub["customer"] if sub else None)
     if not customer_id:
         raise missing("customer")
@@ -1463,7 +1947,10 @@ def invoice_payment_list(ctx: Context, p: Params) -> Obj:
     in_id = p.str("invoice")
     pi_id = p.dict("payment").str("payment_intent")
     return list_of(
-        ctx, "invoice_payment", p, "/v1/invoice_payments",
+        ctx,
+        "invoice_payment",
+        p,
+        "/v1/invoice_payments",
         lambda x: in_id in (None, x["invoice"]) and pi_id in (None, x["payment"]["payment_intent"]),
     )
 
@@ -1474,12 +1961,37 @@ def invoice_payment_retrieve(ctx: Context, p: Params, inpay_id: str) -> Obj:
 
 
 # ---------------------------------------------------------------------- invoice items
-@api("POST", "/v1/invoiceitems", allowed={"customer", "amount", "currency", "description", "invoice", "metadata", "period", "price", "pricing", "quantity", "subscription", "discountable", "tax_rates", "unit_amount_decimal", "tax_behavior", "tax_code", "discounts", "price_data"})
+@api(
+    "POST",
+    "/v1/invoiceitems",
+    allowed={
+        "customer",
+        "amount",
+        "currency",
+        "description",
+        "invoice",
+        "metadata",
+        "period",
+        "price",
+        "pricing",
+        "quantity",
+        "subscription",
+        "discountable",
+        "tax_rates",
+        "unit_amount_decimal",
+        "tax_behavior",
+        "tax_code",
+        "discounts",
+        "price_data",
+    },
+)
 def invoiceitem_create(ctx: Context, p: Params) -> Obj:
     customer = _object_param(ctx, "customer", p.str("customer", required=True), "customer")
     price_id = p.str("price") or p.dict("pricing").str("price")
-    price = _price_param(ctx, p, "price") if p.str("price") else (
-        _price_param(ctx, p.dict("pricing"), "price") if price_id else None
+    price = (
+        _price_param(ctx, p, "price")
+        if p.str("price")
+        else (_price_param(ctx, p.dict("pricing"), "price") if price_id else None)
     )
     quantity = p.int("quantity", 1, minimum=0)
     amount = p.int("amount")
@@ -1488,10 +2000,14 @@ def invoiceitem_create(ctx: Context, p: Params) -> Obj:
             amount = round(float(p.str("unit_amount_decimal") or 0) * quantity)
         else:
             raise missing("amount")
-    currency = (p.str("currency") or (price or {}).get("currency") or customer["currency"] or "")
+    currency = p.str("currency") or (price or {}).get("currency") or customer["currency"] or ""
     if not currency:
         raise missing("currency")
-    sub = _object_param(ctx, "subscription", p.str("subscription"), "subscription") if p.str("subscription") else None
+    sub = (
+        _object_param(ctx, "subscription", p.str("subscription"), "subscription")
+        if p.str("subscription")
+        else None
+    )
     inv = _object_param(ctx, "invoice", p.str("invoice"), "invoice") if p.str("invoice") else None
     if inv is not None and inv["status"] != "draft":
         raise InvalidRequestError("You can only add invoice items to draft invoices.", param="invoice")
@@ -1500,8 +2016,16 @@ def invoiceitem_create(ctx: Context, p: Params) -> Obj:
         period_p = p.dict("period")
         period = (period_p.int("start", required=True), period_p.int("end", required=True))
     ii = billing.new_invoice_item(
-        ctx, customer, price=price, quantity=quantity, amount=amount if price is None else None, currency=currency.lower(),
-        description=p.str("description"), sub=sub, period=period, metadata=p.metadata(),
+        ctx,
+        customer,
+        price=price,
+        quantity=quantity,
+        amount=amount if price is None else None,
+        currency=currency.lower(),
+        description=p.str("description"),
+        sub=sub,
+        period=period,
+        metadata=p.metadata(),
     )
     if "discountable" in p:
         ii["discountable"] = p.bool("discountable")
@@ -1515,7 +2039,26 @@ def invoiceitem_retrieve(ctx: Context, p: Params, ii_id: str) -> Obj:
     return ctx.store.require("invoiceitem", ii_id)
 
 
-@api("POST", "/v1/invoiceitems/{ii_id}", allowed={"amount", "description", "metadata", "period", "quantity", "discountable", "price", "pricing", "tax_rates", "unit_amount_decimal", "discounts", "tax_behavior", "tax_code", "price_data"})
+@api(
+    "POST",
+    "/v1/invoiceitems/{ii_id}",
+    allowed={
+        "amount",
+        "description",
+        "metadata",
+        "period",
+        "quantity",
+        "discountable",
+        "price",
+        "pricing",
+        "tax_rates",
+        "unit_amount_decimal",
+        "discounts",
+        "tax_behavior",
+        "tax_code",
+        "price_data",
+    },
+)
 def invoiceitem_update(ctx: Context, p: Params, ii_id: str) -> Obj:
     ii = ctx.store.require("invoiceitem", ii_id)
     before = public(ii)
@@ -1533,7 +2076,14 @@ def invoiceitem_update(ctx: Context, p: Params, ii_id: str) -> Obj:
     if inv is not None:
         for line in billing.lines_of(ctx, inv):
             if ((line.get("parent") or {}).get("invoice_item_details") or {}).get("invoice_item") == ii_id:
-                line.update({"amount": ii["amount"], "subtotal": ii["amount"], "description": ii["description"], "quantity": ii["quantity"]})
+                line.update(
+                    {
+                        "amount": ii["amount"],
+                        "subtotal": ii["amount"],
+                        "description": ii["description"],
+                        "quantity": ii["quantity"],
+                    }
+                )
         billing.recompute(ctx, inv)
     _emit_updated(ctx, "invoiceitem.updated", ii, before)
     return ii
@@ -1547,8 +2097,12 @@ def invoiceitem_delete(ctx: Context, p: Params, ii_id: str) -> Obj:
         if inv["status"] != "draft":
             raise InvalidRequestError("You can only delete invoice items on draft invoices.")
         inv["_lines"] = [
-            lid for lid in inv["_lines"]
-            if ((ctx.store.objects["line_item"][lid].get("parent") or {}).get("invoice_item_details") or {}).get("invoice_item") != ii_id
+            lid
+            for lid in inv["_lines"]
+            if (
+                (ctx.store.objects["line_item"][lid].get("parent") or {}).get("invoice_item_details") or {}
+            ).get("invoice_item")
+            != ii_id
         ]
         billing.recompute(ctx, inv)
     snapshot = ctx.render(ii)
@@ -1561,9 +2115,15 @@ def invoiceitem_delete(ctx: Context, p: Params, ii_id: str) -> Obj:
 def invoiceitem_list(ctx: Context, p: Params) -> Obj:
     customer_id, in_id, pending = p.str("customer"), p.str("invoice"), p.bool("pending")
     return list_of(
-        ctx, "invoiceitem", p, "/v1/invoiceitems",
-        lambda ii: customer_id in (None, ii["customer"]) and in_id in (None, ii["invoice"])
-        and (pending is None or (ii["invoice"] is None) == pending),
+        ctx,
+        "invoiceitem",
+        p,
+        "/v1/invoiceitems",
+        lambda ii: (
+            customer_id in (None, ii["customer"])
+            and in_id in (None, ii["invoice"])
+            and (pending is None or (ii["invoice"] is None) == pending)
+        ),
     )
 
 
@@ -1612,14 +2172,23 @@ def _check_url(url: str | None) -> str:
     return url
 
 
-@api("POST", "/v1/webhook_endpoints", allowed={"url", "enabled_events", "api_version", "description", "metadata", "connect"})
+@api(
+    "POST",
+    "/v1/webhook_endpoints",
+    allowed={"url", "enabled_events", "api_version", "description", "metadata", "connect"},
+)
 def webhook_endpoint_create_api(ctx: Context, p: Params) -> Obj:
     url = _check_url(p.str("url", required=True))
     events = p.list("enabled_events")
     if not events:
         raise missing("enabled_events")
     endpoint = webhook_endpoint_create(
-        ctx, url, events, api_version=p.str("api_version"), description=p.str("description"), metadata=p.metadata()
+        ctx,
+        url,
+        events,
+        api_version=p.str("api_version"),
+        description=p.str("description"),
+        metadata=p.metadata(),
     )
     data = ctx.render(endpoint)
     data["secret"] = endpoint["_secret"]
@@ -1631,7 +2200,11 @@ def webhook_endpoint_retrieve(ctx: Context, p: Params, we_id: str) -> Obj:
     return ctx.store.require("webhook_endpoint", we_id)
 
 
-@api("POST", "/v1/webhook_endpoints/{we_id}", allowed={"url", "enabled_events", "disabled", "description", "metadata"})
+@api(
+    "POST",
+    "/v1/webhook_endpoints/{we_id}",
+    allowed={"url", "enabled_events", "disabled", "description", "metadata"},
+)
 def webhook_endpoint_update(ctx: Context, p: Params, we_id: str) -> Obj:
     endpoint = ctx.store.require("webhook_endpoint", we_id)
     if "url" in p:

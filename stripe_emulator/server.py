@@ -96,7 +96,9 @@ class EmulatorServer:
         while not self._stop.wait(self.webhook_interval):
             try:
                 for result in self.emulator.deliver_webhooks():
-                    log.info("webhook %s %s -> %s", result.get("type"), result.get("url"), result.get("status"))
+                    log.info(
+                        "webhook %s %s -> %s", result.get("type"), result.get("url"), result.get("status")
+                    )
             except Exception:
                 log.exception("webhook delivery failed")
 
@@ -109,7 +111,9 @@ def _handler(emulator: Emulator, verbose: bool) -> type[BaseHTTPRequestHandler]:
         def _serve(self) -> None:
             length = int(self.headers.get("Content-Length") or 0)
             body = self.rfile.read(length) if length else None
-            status, headers, payload = emulator.handle(self.command, self.path, dict(self.headers.items()), body)
+            status, headers, payload = emulator.handle(
+                self.command, self.path, dict(self.headers.items()), body
+            )
             self.send_response(status)
             for name, value in headers.items():
                 self.send_header(name, value)

@@ -51,7 +51,8 @@ class Store:
     """Objects by type; `seq` orders them (lists answer newest first)."""
 
     def __init__(self, seed: int | None = None):
-        self.rng = random.Random(seed)
+        # Ids and secrets of a test-mode emulator; a seed makes a run reproducible.
+        self.rng = random.Random(seed)  # noqa: S311
         self.objects: dict[str, dict[str, dict[str, Any]]] = {kind: {} for kind in PREFIXES}
         self.deleted: dict[str, str] = {}  # id -> type, for `{"deleted": true}` answers
         self.seq = 0
@@ -157,7 +158,8 @@ def paginate(items: list[dict[str, Any]], params: Any, url: str, kind: str) -> d
     ending_before = params.str("ending_before")
     if starting_after and ending_before:
         raise InvalidRequestError(
-            "You may only specify one of these parameters: ending_before, starting_after.", param="ending_before"
+            "You may only specify one of these parameters: ending_before, starting_after.",
+            param="ending_before",
         )
     ids = [item["id"] for item in items]
     if starting_after:

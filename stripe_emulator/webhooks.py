@@ -44,7 +44,9 @@ def verify_signature(payload: bytes | str, header: str, secret: str, tolerance: 
     if abs(time.time() - timestamp) > tolerance:
         return False
     expected = signature_header(payload, secret, timestamp).split("v1=", 1)[1]
-    signatures = [v for k, v in (item.split("=", 1) for item in header.split(",") if "=" in item) if k == "v1"]
+    signatures = [
+        v for k, v in (item.split("=", 1) for item in header.split(",") if "=" in item) if k == "v1"
+    ]
     return any(hmac.compare_digest(expected, sig) for sig in signatures)
 
 
@@ -88,7 +90,9 @@ class WebhookQueue:
     def backoff(self, attempts: int) -> float:
         return min(self.retry_base * (2 ** max(attempts - 1, 0)), self.retry_max)
 
-    def take_due(self, now: float, *, retry_now: bool = False, exclude: set[str] | None = None) -> list[Delivery]:
+    def take_due(
+        self, now: float, *, retry_now: bool = False, exclude: set[str] | None = None
+    ) -> list[Delivery]:
         exclude = exclude or set()
         return [
             d
@@ -96,7 +100,9 @@ class WebhookQueue:
             if d.status == "pending" and d.id not in exclude and (retry_now or d.next_attempt_at <= now)
         ]
 
-    def record(self, delivery: Delivery, status_code: int | None, now: float, error: str | None = None) -> None:
+    def record(
+        self, delivery: Delivery, status_code: int | None, now: float, error: str | None = None
+    ) -> None:
         delivery.attempts += 1
         delivery.history.append({"at": now, "status": status_code, "error": error})
         if status_code is not None and 200 <= status_code < 300:

@@ -39,7 +39,11 @@ def customer(emu: Emulator) -> stripe.Customer:
 def monthly_price(emu: Emulator) -> stripe.Price:
     product = stripe.Product.create(api_key=KEY, name="Professional")
     return stripe.Price.create(
-        api_key=KEY, product=product.id, currency="usd", unit_amount=3000, recurring={"interval": "month"},
+        api_key=KEY,
+        product=product.id,
+        currency="usd",
+        unit_amount=3000,
+        recurring={"interval": "month"},
         lookup_key="pro_monthly",
     )
 
@@ -47,6 +51,10 @@ def monthly_price(emu: Emulator) -> stripe.Price:
 @pytest.fixture
 def yearly_price(emu: Emulator, monthly_price: stripe.Price) -> stripe.Price:
     return stripe.Price.create(
-        api_key=KEY, product=monthly_price.product, currency="usd", unit_amount=30000,
-        recurring={"interval": "year"}, lookup_key="pro_yearly",
+        api_key=KEY,
+        product=monthly_price.product,
+        currency="usd",
+        unit_amount=30000,
+        recurring={"interval": "year"},
+        lookup_key="pro_yearly",
     )

@@ -31,7 +31,9 @@ def test_recurring_and_one_time_prices(emu, monthly_price):
     assert monthly_price.type == "recurring"
     assert monthly_price.recurring.interval == "month" and monthly_price.recurring.interval_count == 1
     assert monthly_price.unit_amount == 3000 and str(monthly_price.unit_amount_decimal) == "3000"
-    pack = stripe.Price.create(api_key=KEY, currency="usd", unit_amount=1999, product_data={"name": "1000 credits"})
+    pack = stripe.Price.create(
+        api_key=KEY, currency="usd", unit_amount=1999, product_data={"name": "1000 credits"}
+    )
     assert pack.type == "one_time" and pack.recurring is None
     assert stripe.Product.retrieve(pack.product, api_key=KEY).name == "1000 credits"
     with pytest.raises(stripe.InvalidRequestError) as caught:
@@ -45,13 +47,23 @@ def test_recurring_and_one_time_prices(emu, monthly_price):
 def test_lookup_keys_are_unique_unless_transferred(emu, monthly_price, client):
     with pytest.raises(stripe.InvalidRequestError) as caught:
         stripe.Price.create(
-            api_key=KEY, product=monthly_price.product, currency="usd", unit_amount=3500,
-            recurring={"interval": "month"}, lookup_key="pro_monthly",
+            api_key=KEY,
+            product=monthly_price.product,
+            currency="usd",
+            unit_amount=3500,
+            recurring={"interval": "month"},
+            lookup_key="pro_monthly",
         )
     assert caught.value.param == "lookup_key"
     newer = client.v1.prices.create(
-        {"product": monthly_price.product, "currency": "usd", "unit_amount": 3500, "recurring": {"interval": "month"},
-         "lookup_key": "pro_monthly", "transfer_lookup_key": True}
+        {
+            "product": monthly_price.product,
+            "currency": "usd",
+            "unit_amount": 3500,
+            "recurring": {"interval": "month"},
+            "lookup_key": "pro_monthly",
+            "transfer_lookup_key": True,
+        }
     )
     found = stripe.Price.list(api_key=KEY, lookup_keys=["pro_monthly"]).data
     assert [p.id for p in found] == [newer.id]
@@ -59,7 +71,9 @@ def test_lookup_keys_are_unique_unless_transferred(emu, monthly_price, client):
 
 
 def test_price_list_filters(emu, monthly_price, yearly_price):
-    one_time = stripe.Price.create(api_key=KEY, product=monthly_price.product, currency="eur", unit_amount=500)
+    one_time = stripe.Price.create(
+        api_key=KEY, product=monthly_price.product, currency="eur", unit_amount=500
+    )
     archived = stripe.Price.modify(one_time.id, api_key=KEY, active=False)
     assert archived.active is False
     ids = lambda **kw: [p.id for p in stripe.Price.list(api_key=KEY, **kw).data]  # noqa: E731

@@ -11,7 +11,9 @@ from .conftest import KEY
 def test_customer_create_retrieve_update_list_delete(emu, client):
     created = stripe.Customer.create(api_key=KEY, email="a@example.com", name="Ann", metadata={"org": "1"})
     assert created.balance == 0 and created.livemode is False
-    updated = stripe.Customer.modify(created.id, api_key=KEY, name="Ann B", metadata={"org": "", "tier": "pro"})
+    updated = stripe.Customer.modify(
+        created.id, api_key=KEY, name="Ann B", metadata={"org": "", "tier": "pro"}
+    )
     assert updated.name == "Ann B" and updated.metadata.to_dict() == {"tier": "pro"}
     assert client.v1.customers.retrieve(created.id).name == "Ann B"
     other = client.v1.customers.create({"email": "b@example.com"})
@@ -35,7 +37,9 @@ def test_default_payment_method_must_belong_to_the_customer(emu, customer):
         )
     assert caught.value.param == "invoice_settings[default_payment_method]"
     stripe.PaymentMethod.attach(stranger.id, api_key=KEY, customer=customer.id)
-    updated = stripe.Customer.modify(customer.id, api_key=KEY, invoice_settings={"default_payment_method": stranger.id})
+    updated = stripe.Customer.modify(
+        customer.id, api_key=KEY, invoice_settings={"default_payment_method": stranger.id}
+    )
     assert updated.invoice_settings.default_payment_method == stranger.id
 
 
@@ -65,7 +69,10 @@ def test_test_ids_attach_as_new_payment_methods(emu, test_id, brand, last4):
 
 @pytest.mark.parametrize(
     ("test_id", "decline_code"),
-    [("pm_card_chargeDeclined", "generic_decline"), ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds")],
+    [
+        ("pm_card_chargeDeclined", "generic_decline"),
+        ("pm_card_chargeDeclinedInsufficientFunds", "insufficient_funds"),
+    ],
 )
 def test_declining_cards_cannot_be_attached(emu, test_id, decline_code):
     cust = stripe.Customer.create(api_key=KEY)
@@ -80,20 +87,27 @@ def test_detach_clears_the_default_and_lists_follow(emu, customer, client):
     second = stripe.PaymentMethod.attach("pm_card_mastercard", api_key=KEY, customer=customer.id)
     listed = stripe.PaymentMethod.list(api_key=KEY, customer=customer.id, type="card")
     assert [p.id for p in listed.data] == [second.id, pm_id]
-    assert [p.id for p in stripe.Customer.list_payment_methods(customer.id, api_key=KEY).data] == [second.id, pm_id]
+    assert [p.id for p in stripe.Customer.list_payment_methods(customer.id, api_key=KEY).data] == [
+        second.id,
+        pm_id,
+    ]
     assert client.v1.customers.payment_methods.retrieve(customer.id, pm_id).id == pm_id
     detached = stripe.PaymentMethod.detach(pm_id, api_key=KEY)
     assert detached.customer is None
     assert stripe.Customer.retrieve(customer.id, api_key=KEY).invoice_settings.default_payment_method is None
     assert [p.id for p in client.v1.payment_methods.list({"customer": customer.id}).data] == [second.id]
-    assert emu.events("payment_method.detached")[0]["data"]["previous_attributes"] == {"customer": customer.id}
+    assert emu.events("payment_method.detached")[0]["data"]["previous_attributes"] == {
+        "customer": customer.id
+    }
     with pytest.raises(stripe.InvalidRequestError):
         stripe.PaymentMethod.detach(pm_id, api_key=KEY)
 
 
 def test_payment_method_from_card_number_and_update(emu):
     pm = stripe.PaymentMethod.create(
-        api_key=KEY, type="card", card={"number": "4000000000000002", "exp_month": 4, "exp_year": 2031, "cvc": "123"},
+        api_key=KEY,
+        type="card",
+        card={"number": "4000000000000002", "exp_month": 4, "exp_year": 2031, "cvc": "123"},
         billing_details={"name": "Jenny Rosen"},
     )
     assert (pm.card.last4, pm.card.exp_month, pm.billing_details.name) == ("0002", 4, "Jenny Rosen")

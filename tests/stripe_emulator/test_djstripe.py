@@ -61,13 +61,20 @@ def test_sync_subscription_and_its_invoice(emu, customer, monthly_price):
     assert synced_invoice.stripe_data["status"] == "paid"
     assert synced_invoice.amount_due == 3000
     line_ids = [line.id for line in invoice.lines.data]
-    assert list(djstripe_models.LineItem.objects.filter(id__in=line_ids).values_list("id", flat=True)) == line_ids
+    assert (
+        list(djstripe_models.LineItem.objects.filter(id__in=line_ids).values_list("id", flat=True))
+        == line_ids
+    )
 
 
 def test_sync_payment_intent_and_charge(emu, customer):
     pi = stripe.PaymentIntent.create(
-        api_key=KEY, amount=2500, currency="usd", customer=customer.id,
-        payment_method=customer.invoice_settings.default_payment_method, confirm=True,
+        api_key=KEY,
+        amount=2500,
+        currency="usd",
+        customer=customer.id,
+        payment_method=customer.invoice_settings.default_payment_method,
+        confirm=True,
     )
     synced_pi = djstripe_models.PaymentIntent.sync_from_stripe_data(pi, api_key=KEY)
     assert synced_pi.stripe_data["status"] == "succeeded" and synced_pi.customer.id == customer.id
@@ -82,8 +89,11 @@ def djstripe_endpoint(emu) -> tuple[djstripe_models.WebhookEndpoint, str]:
     issues the secret), then synced with its djstripe_uuid in the metadata."""
     endpoint_uuid = uuid.uuid4()
     created = stripe.WebhookEndpoint.create(
-        api_key=KEY, url=f"http://testserver/stripe/webhook/{endpoint_uuid}/", enabled_events=["*"],
-        api_version="2026-08-26.dahlia", metadata={"djstripe_uuid": str(endpoint_uuid)},
+        api_key=KEY,
+        url=f"http://testserver/stripe/webhook/{endpoint_uuid}/",
+        enabled_events=["*"],
+        api_version="2026-08-26.dahlia",
+        metadata={"djstripe_uuid": str(endpoint_uuid)},
     )
     endpoint = djstripe_models.WebhookEndpoint.sync_from_stripe_data(created, api_key=KEY)
     assert endpoint.secret == created.secret
@@ -98,7 +108,10 @@ def test_djstripe_webhook_endpoint_verifies_and_processes_events(emu):
     customer, _ = djstripe_models.Customer.get_or_create(subscriber=org)
     stripe.Customer.modify(customer.id, api_key=KEY, name="Renamed by Stripe", metadata={"tier": "gold"})
     delivered = emu.deliver_webhooks()
-    assert [(d["type"], d["status"]) for d in delivered] == [("customer.created", 200), ("customer.updated", 200)]
+    assert [(d["type"], d["status"]) for d in delivered] == [
+        ("customer.created", 200),
+        ("customer.updated", 200),
+    ]
     triggers = djstripe_models.WebhookEventTrigger.objects.order_by("created")
     assert [(t.valid, t.processed) for t in triggers] == [(True, True), (True, True)]
     assert djstripe_models.Event.objects.filter(type="customer.updated").exists()

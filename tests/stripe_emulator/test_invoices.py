@@ -11,8 +11,14 @@ from .conftest import KEY
 def draft_with_items(customer, *amounts: int) -> stripe.Invoice:
     invoice = stripe.Invoice.create(api_key=KEY, customer=customer.id, description="Statement")
     for amount in amounts:
-        stripe.InvoiceItem.create(api_key=KEY, customer=customer.id, invoice=invoice.id, amount=amount,
-                                  currency="usd", description=f"Usage {amount}")
+        stripe.InvoiceItem.create(
+            api_key=KEY,
+            customer=customer.id,
+            invoice=invoice.id,
+            amount=amount,
+            currency="usd",
+            description=f"Usage {amount}",
+        )
     return stripe.Invoice.retrieve(invoice.id, api_key=KEY)
 
 
@@ -33,8 +39,13 @@ def test_draft_finalize_pay(emu, customer, client):
     assert (pi.status, pi.amount) == ("succeeded", 2000)
     assert stripe.Customer.retrieve(customer.id, api_key=KEY).next_invoice_sequence == 2
     types = emu.event_types()
-    for expected in ["invoice.created", "invoiceitem.created", "invoice.finalized", "invoice.paid",
-                     "invoice.payment_succeeded"]:
+    for expected in [
+        "invoice.created",
+        "invoiceitem.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_succeeded",
+    ]:
         assert expected in types
     with pytest.raises(stripe.InvalidRequestError):
         stripe.Invoice.pay(draft.id, api_key=KEY)
@@ -44,14 +55,19 @@ def test_pending_items_are_included_only_when_asked(emu, customer):
     stripe.InvoiceItem.create(api_key=KEY, customer=customer.id, amount=500, currency="usd")
     excluded = stripe.Invoice.create(api_key=KEY, customer=customer.id)
     assert excluded.total == 0
-    included = stripe.Invoice.create(api_key=KEY, customer=customer.id, pending_invoice_items_behavior="include")
+    included = stripe.Invoice.create(
+        api_key=KEY, customer=customer.id, pending_invoice_items_behavior="include"
+    )
     assert included.total == 500
     assert stripe.InvoiceItem.list(api_key=KEY, invoice=included.id).data[0].invoice == included.id
 
 
 def test_payment_failure_then_void(emu):
-    cust = stripe.Customer.create(api_key=KEY, payment_method="pm_card_chargeCustomerFail",
-                                  invoice_settings={"default_payment_method": "pm_card_chargeCustomerFail"})
+    cust = stripe.Customer.create(
+        api_key=KEY,
+        payment_method="pm_card_chargeCustomerFail",
+        invoice_settings={"default_payment_method": "pm_card_chargeCustomerFail"},
+    )
     invoice = draft_with_items(cust, 5000)
     stripe.Invoice.finalize_invoice(invoice.id, api_key=KEY)
     with pytest.raises(stripe.CardError) as caught:
@@ -83,9 +99,12 @@ def test_uncollectible_and_paid_out_of_band(emu, customer):
 
 
 def test_send_invoice_collection(emu, customer):
-    invoice = stripe.Invoice.create(api_key=KEY, customer=customer.id, collection_method="send_invoice",
-                                    days_until_due=14)
-    stripe.InvoiceItem.create(api_key=KEY, customer=customer.id, invoice=invoice.id, amount=1000, currency="usd")
+    invoice = stripe.Invoice.create(
+        api_key=KEY, customer=customer.id, collection_method="send_invoice", days_until_due=14
+    )
+    stripe.InvoiceItem.create(
+        api_key=KEY, customer=customer.id, invoice=invoice.id, amount=1000, currency="usd"
+    )
     finalized = stripe.Invoice.finalize_invoice(invoice.id, api_key=KEY)
     assert finalized.due_date == finalized.status_transitions.finalized_at + 14 * 86400
     sent = stripe.Invoice.send_invoice(invoice.id, api_key=KEY)
@@ -143,7 +162,9 @@ def test_hosted_invoice_page_and_pdf_are_served(emu, customer):
     assert status == 200 and headers["Content-Type"] == "application/pdf"
     assert body.startswith(b"%PDF-1.4") and body.rstrip().endswith(b"%%EOF")
     assert finalized.number.encode() in body
-    status, _, _ = emu.handle("GET", finalized.hosted_invoice_url.rsplit("/", 1)[0] + "/wrong-token", {}, None)
+    status, _, _ = emu.handle(
+        "GET", finalized.hosted_invoice_url.rsplit("/", 1)[0] + "/wrong-token", {}, None
+    )
     assert status == 404
 
 

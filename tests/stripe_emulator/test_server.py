@@ -32,9 +32,23 @@ class RunningEmulator:
     def __init__(self, port: int, state: Path):
         self.port = port
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "stripe_emulator", "--port", str(port), "--state", str(state),
-             "--webhook-retry-base", "0.3", "--webhook-interval", "0.05"],
-            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+            [
+                sys.executable,
+                "-m",
+                "stripe_emulator",
+                "--port",
+                str(port),
+                "--state",
+                str(state),
+                "--webhook-retry-base",
+                "0.3",
+                "--webhook-interval",
+                "0.05",
+            ],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -44,7 +58,9 @@ class RunningEmulator:
             except requests.ConnectionError:
                 time.sleep(0.05)
         self.stop()
-        raise RuntimeError("the emulator did not start: " + (self.proc.stdout.read() if self.proc.stdout else ""))
+        raise RuntimeError(
+            "the emulator did not start: " + (self.proc.stdout.read() if self.proc.stdout else "")
+        )
 
     @property
     def url(self) -> str:
@@ -70,12 +86,25 @@ def server(tmp_path):
 
 def test_state_persists_across_restarts(server, tmp_path):
     client = server.client()
-    customer = client.v1.customers.create({"email": "persist@example.com", "payment_method": "pm_card_visa",
-                                           "invoice_settings": {"default_payment_method": "pm_card_visa"}})
-    price = client.v1.prices.create({"currency": "usd", "unit_amount": 1500, "recurring": {"interval": "month"},
-                                     "product_data": {"name": "Starter"}, "lookup_key": "starter_monthly"})
-    sub = client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]},
-                                         {"idempotency_key": "sub-1"})
+    customer = client.v1.customers.create(
+        {
+            "email": "persist@example.com",
+            "payment_method": "pm_card_visa",
+            "invoice_settings": {"default_payment_method": "pm_card_visa"},
+        }
+    )
+    price = client.v1.prices.create(
+        {
+            "currency": "usd",
+            "unit_amount": 1500,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Starter"},
+            "lookup_key": "starter_monthly",
+        }
+    )
+    sub = client.v1.subscriptions.create(
+        {"customer": customer.id, "items": [{"price": price.id}]}, {"idempotency_key": "sub-1"}
+    )
     assert sub.status == "active"
     server.stop()
     assert json.loads((tmp_path / "state.json").read_text())["version"] == 1
@@ -86,8 +115,9 @@ def test_state_persists_across_restarts(server, tmp_path):
         assert client.v1.customers.retrieve(customer.id).email == "persist@example.com"
         assert client.v1.subscriptions.retrieve(sub.id).status == "active"
         assert [p.id for p in client.v1.prices.list({"lookup_keys": ["starter_monthly"]}).data] == [price.id]
-        replay = client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]},
-                                                {"idempotency_key": "sub-1"})
+        replay = client.v1.subscriptions.create(
+            {"customer": customer.id, "items": [{"price": price.id}]}, {"idempotency_key": "sub-1"}
+        )
         assert replay.id == sub.id
         second = client.v1.customers.create({"email": "second@example.com"})
         assert second.id != customer.id
@@ -108,8 +138,13 @@ def test_global_style_over_http(server):
         created = stripe.Customer.create(api_key=KEY, email="global@example.com")
         assert stripe.Customer.retrieve(created.id, api_key=KEY).email == "global@example.com"
         with pytest.raises(stripe.CardError):
-            stripe.PaymentIntent.create(api_key=KEY, amount=500, currency="usd", confirm=True,
-                                        payment_method="pm_card_chargeDeclinedInsufficientFunds")
+            stripe.PaymentIntent.create(
+                api_key=KEY,
+                amount=500,
+                currency="usd",
+                confirm=True,
+                payment_method="pm_card_chargeDeclinedInsufficientFunds",
+            )
     finally:
         stripe.api_base, stripe.default_http_client = saved
 
@@ -161,7 +196,9 @@ def test_webhooks_are_delivered_signed_and_retried(server):
         assert len(receiver.requests) == 2
         events = []
         for headers, body in receiver.requests:
-            event = stripe.Webhook.construct_event(body.decode(), headers["Stripe-Signature"], endpoint.secret)
+            event = stripe.Webhook.construct_event(
+                body.decode(), headers["Stripe-Signature"], endpoint.secret
+            )
             events.append(event)
         assert [e.type for e in events] == ["customer.created", "customer.created"]
         assert events[0].id == events[1].id and events[0].data.object.id == customer.id

@@ -10,7 +10,9 @@ from .conftest import KEY
 
 
 def subscribe(customer, price, **kwargs) -> stripe.Subscription:
-    return stripe.Subscription.create(api_key=KEY, customer=customer.id, items=[{"price": price.id}], **kwargs)
+    return stripe.Subscription.create(
+        api_key=KEY, customer=customer.id, items=[{"price": price.id}], **kwargs
+    )
 
 
 def invoice_of(sub) -> stripe.Invoice:
@@ -24,14 +26,24 @@ def test_create_charges_the_default_payment_method(emu, customer, monthly_price)
     assert item.price.id == monthly_price.id and item.plan.id == monthly_price.id and item.quantity == 1
     assert 28 * 86400 <= item.current_period_end - item.current_period_start <= 31 * 86400
     invoice = invoice_of(sub)
-    assert (invoice.status, invoice.amount_paid, invoice.billing_reason) == ("paid", 3000, "subscription_create")
+    assert (invoice.status, invoice.amount_paid, invoice.billing_reason) == (
+        "paid",
+        3000,
+        "subscription_create",
+    )
     assert invoice.parent.subscription_details.subscription == sub.id
     assert invoice.number.startswith(customer.invoice_prefix + "-")
     assert [line.amount for line in invoice.lines.data] == [3000]
     assert invoice.lines.data[0].parent.subscription_item_details.subscription_item == item.id
     types = emu.event_types()
-    for expected in ["invoice.created", "invoice.finalized", "invoice.paid", "customer.subscription.created",
-                     "charge.succeeded", "payment_intent.succeeded"]:
+    for expected in [
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "customer.subscription.created",
+        "charge.succeeded",
+        "payment_intent.succeeded",
+    ]:
         assert expected in types
     created = emu.events("customer.subscription.created")[0]["data"]["object"]
     assert created["status"] == "active" and created["metadata"] == {"org": "o1"}
@@ -50,8 +62,12 @@ def test_trial_starts_trialing_with_a_zero_invoice(emu, monthly_price):
 
 
 def test_default_incomplete_waits_for_the_payment_intent(emu, customer, monthly_price):
-    sub = subscribe(customer, monthly_price, payment_behavior="default_incomplete",
-                    expand=["latest_invoice.payments.data.payment.payment_intent"])
+    sub = subscribe(
+        customer,
+        monthly_price,
+        payment_behavior="default_incomplete",
+        expand=["latest_invoice.payments.data.payment.payment_intent"],
+    )
     assert sub.status == "incomplete"
     assert sub.latest_invoice.status == "open"
     pi = sub.latest_invoice.payments.data[0].payment.payment_intent
@@ -65,8 +81,11 @@ def test_default_incomplete_waits_for_the_payment_intent(emu, customer, monthly_
 
 
 def test_declined_first_payment_leaves_it_incomplete_until_paid(emu, monthly_price):
-    cust = stripe.Customer.create(api_key=KEY, payment_method="pm_card_chargeCustomerFail",
-                                  invoice_settings={"default_payment_method": "pm_card_chargeCustomerFail"})
+    cust = stripe.Customer.create(
+        api_key=KEY,
+        payment_method="pm_card_chargeCustomerFail",
+        invoice_settings={"default_payment_method": "pm_card_chargeCustomerFail"},
+    )
     sub = subscribe(cust, monthly_price)
     assert sub.status == "incomplete"
     invoice = invoice_of(sub)
@@ -95,7 +114,9 @@ def test_no_payment_method_is_refused_unless_default_incomplete(emu, monthly_pri
 
 
 def test_one_time_prices_are_refused_as_items(emu, customer, monthly_price):
-    one_time = stripe.Price.create(api_key=KEY, product=monthly_price.product, currency="usd", unit_amount=100)
+    one_time = stripe.Price.create(
+        api_key=KEY, product=monthly_price.product, currency="usd", unit_amount=100
+    )
     with pytest.raises(stripe.InvalidRequestError) as caught:
         subscribe(customer, one_time)
     assert caught.value.param == "items[0][price]"
@@ -113,7 +134,9 @@ def test_quantity_change_creates_pending_proration_items(emu, customer, monthly_
     assert len(amounts) == 2 and all(ii.proration for ii in pending)
     assert amounts[0] < 0 < amounts[1]
     assert abs(amounts[0]) <= 3000 and amounts[1] <= 9000
-    assert abs(amounts[1] + 3 * amounts[0]) <= 3  # charge for 3 seats == 3 x the credit for 1, give or take rounding
+    assert (
+        abs(amounts[1] + 3 * amounts[0]) <= 3
+    )  # charge for 3 seats == 3 x the credit for 1, give or take rounding
     preview = stripe.Invoice.create_preview(api_key=KEY, customer=customer.id, subscription=sub.id)
     assert preview.total == 9000 + sum(amounts)
     assert "customer.subscription.updated" in emu.event_types()
@@ -121,10 +144,17 @@ def test_quantity_change_creates_pending_proration_items(emu, customer, monthly_
 
 def test_always_invoice_bills_the_proration_at_once(emu, customer, monthly_price, client):
     sub = subscribe(customer, monthly_price)
-    premium = stripe.Price.create(api_key=KEY, product=monthly_price.product, currency="usd", unit_amount=6000,
-                                  recurring={"interval": "month"})
+    premium = stripe.Price.create(
+        api_key=KEY,
+        product=monthly_price.product,
+        currency="usd",
+        unit_amount=6000,
+        recurring={"interval": "month"},
+    )
     updated = stripe.Subscription.modify(
-        sub.id, api_key=KEY, items=[{"id": sub["items"].data[0].id, "price": premium.id}],
+        sub.id,
+        api_key=KEY,
+        items=[{"id": sub["items"].data[0].id, "price": premium.id}],
         proration_behavior="always_invoice",
     )
     invoice = invoice_of(updated)
@@ -132,7 +162,10 @@ def test_always_invoice_bills_the_proration_at_once(emu, customer, monthly_price
     assert (invoice.billing_reason, invoice.status) == ("subscription_update", "paid")
     lines = invoice.lines.data
     assert len(lines) == 2
-    assert all(line.parent.type == "invoice_item_details" and line.parent.invoice_item_details.proration for line in lines)
+    assert all(
+        line.parent.type == "invoice_item_details" and line.parent.invoice_item_details.proration
+        for line in lines
+    )
     assert any(line.description.startswith("Unused time") for line in lines)
     assert any(line.description.startswith("Remaining time") for line in lines)
     assert invoice.total == sum(line.amount for line in lines) and invoice.total > 0
@@ -140,8 +173,9 @@ def test_always_invoice_bills_the_proration_at_once(emu, customer, monthly_price
 
 def test_no_proration_when_asked(emu, customer, monthly_price):
     sub = subscribe(customer, monthly_price)
-    stripe.Subscription.modify(sub.id, api_key=KEY, items=[{"id": sub["items"].data[0].id, "quantity": 2}],
-                               proration_behavior="none")
+    stripe.Subscription.modify(
+        sub.id, api_key=KEY, items=[{"id": sub["items"].data[0].id, "quantity": 2}], proration_behavior="none"
+    )
     assert stripe.InvoiceItem.list(api_key=KEY, pending=True).data == []
 
 
@@ -187,7 +221,11 @@ def test_renewal_bills_the_next_period(emu, customer, monthly_price):
     sub = subscribe(customer, monthly_price)
     first_end = sub["items"].data[0].current_period_end
     invoice = emu.renew_subscription(sub.id)
-    assert (invoice["billing_reason"], invoice["status"], invoice["amount_paid"]) == ("subscription_cycle", "paid", 3000)
+    assert (invoice["billing_reason"], invoice["status"], invoice["amount_paid"]) == (
+        "subscription_cycle",
+        "paid",
+        3000,
+    )
     renewed = stripe.Subscription.retrieve(sub.id, api_key=KEY)
     assert renewed["items"].data[0].current_period_start == first_end
     assert renewed.latest_invoice == invoice["id"] and renewed.status == "active"
@@ -200,8 +238,11 @@ def test_cancel_at_period_end_takes_effect_at_renewal(emu, customer, monthly_pri
 
 
 def test_trial_end_with_a_failing_card_goes_past_due_then_dunning_cancels(emu, monthly_price):
-    cust = stripe.Customer.create(api_key=KEY, payment_method="pm_card_chargeCustomerFail",
-                                  invoice_settings={"default_payment_method": "pm_card_chargeCustomerFail"})
+    cust = stripe.Customer.create(
+        api_key=KEY,
+        payment_method="pm_card_chargeCustomerFail",
+        invoice_settings={"default_payment_method": "pm_card_chargeCustomerFail"},
+    )
     sub = subscribe(cust, monthly_price, trial_period_days=7)
     ended = stripe.Subscription.modify(sub.id, api_key=KEY, trial_end="now")
     assert ended.status == "past_due"
@@ -219,8 +260,11 @@ def test_trial_end_with_a_failing_card_goes_past_due_then_dunning_cancels(emu, m
 
 def test_dunning_can_end_unpaid_and_payment_reactivates(emu, monthly_price):
     emu.settings(retry_days=[1], final_action="unpaid")
-    cust = stripe.Customer.create(api_key=KEY, payment_method="pm_card_chargeCustomerFail",
-                                  invoice_settings={"default_payment_method": "pm_card_chargeCustomerFail"})
+    cust = stripe.Customer.create(
+        api_key=KEY,
+        payment_method="pm_card_chargeCustomerFail",
+        invoice_settings={"default_payment_method": "pm_card_chargeCustomerFail"},
+    )
     sub = subscribe(cust, monthly_price, trial_period_days=7)
     invoice_id = stripe.Subscription.modify(sub.id, api_key=KEY, trial_end="now").latest_invoice
     emu.retry_invoice_payment(invoice_id)
@@ -232,14 +276,24 @@ def test_dunning_can_end_unpaid_and_payment_reactivates(emu, monthly_price):
 
 def test_trial_end_without_payment_method_can_pause_and_resume(emu, monthly_price):
     cust = stripe.Customer.create(api_key=KEY)
-    sub = subscribe(cust, monthly_price, trial_period_days=7,
-                    trial_settings={"end_behavior": {"missing_payment_method": "pause"}})
+    sub = subscribe(
+        cust,
+        monthly_price,
+        trial_period_days=7,
+        trial_settings={"end_behavior": {"missing_payment_method": "pause"}},
+    )
     paused = stripe.Subscription.modify(sub.id, api_key=KEY, trial_end="now")
     assert paused.status == "paused"
     with pytest.raises(stripe.InvalidRequestError):
-        stripe.Subscription.resume(stripe.Subscription.create(
-            api_key=KEY, customer=cust.id, items=[{"price": monthly_price.id}], payment_behavior="default_incomplete"
-        ).id, api_key=KEY)
+        stripe.Subscription.resume(
+            stripe.Subscription.create(
+                api_key=KEY,
+                customer=cust.id,
+                items=[{"price": monthly_price.id}],
+                payment_behavior="default_incomplete",
+            ).id,
+            api_key=KEY,
+        )
     pm = stripe.PaymentMethod.attach("pm_card_visa", api_key=KEY, customer=cust.id)
     stripe.Customer.modify(cust.id, api_key=KEY, invoice_settings={"default_payment_method": pm.id})
     resumed = stripe.Subscription.resume(sub.id, api_key=KEY)
@@ -261,15 +315,26 @@ def test_send_invoice_subscriptions_are_active_with_an_open_invoice(emu, monthly
 def test_subscription_items_endpoints(emu, customer, monthly_price, client):
     sub = subscribe(customer, monthly_price)
     addon_product = stripe.Product.create(api_key=KEY, name="Extra seats")
-    addon = stripe.Price.create(api_key=KEY, product=addon_product.id, currency="usd", unit_amount=500,
-                                recurring={"interval": "month"})
-    item = stripe.SubscriptionItem.create(api_key=KEY, subscription=sub.id, price=addon.id, quantity=2,
-                                          proration_behavior="none")
+    addon = stripe.Price.create(
+        api_key=KEY,
+        product=addon_product.id,
+        currency="usd",
+        unit_amount=500,
+        recurring={"interval": "month"},
+    )
+    item = stripe.SubscriptionItem.create(
+        api_key=KEY, subscription=sub.id, price=addon.id, quantity=2, proration_behavior="none"
+    )
     assert item.id.startswith("si_") and item.quantity == 2
     listed = client.v1.subscription_items.list({"subscription": sub.id})
     assert [i.price.id for i in listed.data] == [monthly_price.id, addon.id]
-    assert stripe.SubscriptionItem.modify(item.id, api_key=KEY, quantity=5, proration_behavior="none").quantity == 5
+    assert (
+        stripe.SubscriptionItem.modify(item.id, api_key=KEY, quantity=5, proration_behavior="none").quantity
+        == 5
+    )
     assert stripe.SubscriptionItem.delete(item.id, api_key=KEY, proration_behavior="none").deleted is True
     assert len(stripe.Subscription.retrieve(sub.id, api_key=KEY)["items"].data) == 1
     with pytest.raises(stripe.InvalidRequestError):
-        stripe.Subscription.modify(sub.id, api_key=KEY, items=[{"id": sub["items"].data[0].id, "deleted": True}])
+        stripe.Subscription.modify(
+            sub.id, api_key=KEY, items=[{"id": sub["items"].data[0].id, "deleted": True}]
+        )

@@ -35,7 +35,9 @@ def test_events_list_and_retrieve(emu, client):
     created = client.v1.events.retrieve(events.data[1].id)
     assert created.data.object.id == cust.id and created.api_version == "2026-08-26.dahlia"
     assert created["request"]["id"].startswith("req_")
-    assert [e.type for e in stripe.Event.list(api_key=KEY, type="customer.created").data] == ["customer.created"]
+    assert [e.type for e in stripe.Event.list(api_key=KEY, type="customer.created").data] == [
+        "customer.created"
+    ]
     assert len(stripe.Event.list(api_key=KEY, type="customer.*").data) == 2
     assert len(stripe.Event.list(api_key=KEY, types=["customer.updated"]).data) == 1
     assert stripe.Event.list(api_key=KEY, limit=1).has_more is True
@@ -45,7 +47,9 @@ def test_webhook_endpoint_crud(emu, client):
     created = client.v1.webhook_endpoints.create(
         {"url": "https://example.com/hooks", "enabled_events": ["invoice.paid"], "description": "prod"}
     )
-    assert created.id.startswith("we_") and created.secret.startswith("whsec_") and created.status == "enabled"
+    assert (
+        created.id.startswith("we_") and created.secret.startswith("whsec_") and created.status == "enabled"
+    )
     updated = client.v1.webhook_endpoints.update(created.id, {"enabled_events": ["*"], "disabled": True})
     assert (updated.enabled_events, updated.status) == (["*"], "disabled")
     assert [e.id for e in stripe.WebhookEndpoint.list(api_key=KEY).data] == [created.id]
@@ -66,7 +70,9 @@ def test_deliveries_are_signed_and_filtered_by_enabled_events(emu):
     stripe.Customer.modify(cust.id, api_key=KEY, name="N")
     delivered = emu.deliver_webhooks()
     assert [(d["type"], d["status"]) for d in delivered] == [
-        ("customer.created", 200), ("customer.updated", 200), ("customer.updated", 200)
+        ("customer.created", 200),
+        ("customer.updated", 200),
+        ("customer.updated", 200),
     ]
     secrets = {everything["url"]: everything["secret"], only_paid["url"]: only_paid["secret"]}
     for url, headers, body in receiver.received:
@@ -124,16 +130,32 @@ def test_auto_mode_delivers_after_each_request():
 def test_every_required_event_type_is_emitted(emu, monthly_price):
     cust = stripe.Customer.create(api_key=KEY, email="all@example.com")
     stripe.Customer.modify(cust.id, api_key=KEY, name="All")
-    seti = stripe.SetupIntent.create(api_key=KEY, customer=cust.id, payment_method="pm_card_visa", confirm=True)
-    stripe.Customer.modify(cust.id, api_key=KEY, invoice_settings={"default_payment_method": seti.payment_method})
-    pi = stripe.PaymentIntent.create(api_key=KEY, amount=1000, currency="usd", customer=cust.id,
-                                     payment_method=seti.payment_method, confirm=True)
+    seti = stripe.SetupIntent.create(
+        api_key=KEY, customer=cust.id, payment_method="pm_card_visa", confirm=True
+    )
+    stripe.Customer.modify(
+        cust.id, api_key=KEY, invoice_settings={"default_payment_method": seti.payment_method}
+    )
+    pi = stripe.PaymentIntent.create(
+        api_key=KEY,
+        amount=1000,
+        currency="usd",
+        customer=cust.id,
+        payment_method=seti.payment_method,
+        confirm=True,
+    )
     stripe.Refund.create(api_key=KEY, payment_intent=pi.id)
     with pytest.raises(stripe.CardError):
-        stripe.PaymentIntent.create(api_key=KEY, amount=1000, currency="usd", payment_method="pm_card_chargeDeclined",
-                                    confirm=True)
-    stripe.PaymentIntent.create(api_key=KEY, amount=1000, currency="usd", payment_method="pm_card_authenticationRequired",
-                                confirm=True)
+        stripe.PaymentIntent.create(
+            api_key=KEY, amount=1000, currency="usd", payment_method="pm_card_chargeDeclined", confirm=True
+        )
+    stripe.PaymentIntent.create(
+        api_key=KEY,
+        amount=1000,
+        currency="usd",
+        payment_method="pm_card_authenticationRequired",
+        confirm=True,
+    )
     sub = stripe.Subscription.create(api_key=KEY, customer=cust.id, items=[{"price": monthly_price.id}])
     stripe.Subscription.modify(sub.id, api_key=KEY, metadata={"k": "v"})
     bad = stripe.Customer.create(api_key=KEY, payment_method="pm_card_chargeCustomerFail")
@@ -149,11 +171,25 @@ def test_every_required_event_type_is_emitted(emu, monthly_price):
     stripe.Customer.delete(bad.id, api_key=KEY)
     emitted = set(emu.event_types())
     required = {
-        "customer.created", "customer.updated", "customer.deleted", "payment_method.attached",
-        "payment_method.detached", "setup_intent.succeeded", "payment_intent.succeeded",
-        "payment_intent.payment_failed", "payment_intent.requires_action", "charge.succeeded", "charge.failed",
-        "charge.refunded", "invoice.created", "invoice.finalized", "invoice.paid", "invoice.payment_failed",
-        "invoice.voided", "customer.subscription.created", "customer.subscription.updated",
+        "customer.created",
+        "customer.updated",
+        "customer.deleted",
+        "payment_method.attached",
+        "payment_method.detached",
+        "setup_intent.succeeded",
+        "payment_intent.succeeded",
+        "payment_intent.payment_failed",
+        "payment_intent.requires_action",
+        "charge.succeeded",
+        "charge.failed",
+        "charge.refunded",
+        "invoice.created",
+        "invoice.finalized",
+        "invoice.paid",
+        "invoice.payment_failed",
+        "invoice.voided",
+        "customer.subscription.created",
+        "customer.subscription.updated",
         "customer.subscription.deleted",
     }
     assert required - emitted == set()

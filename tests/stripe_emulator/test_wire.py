@@ -39,7 +39,9 @@ def test_nested_form_parameters_decode_to_lists_and_dicts():
 
 
 def test_raw_form_body_creates_nested_metadata(emu):
-    status, _, body = call(emu, "POST", "/v1/customers", "email=a%40example.com&metadata[plan]=pro&metadata[seats]=3")
+    status, _, body = call(
+        emu, "POST", "/v1/customers", "email=a%40example.com&metadata[plan]=pro&metadata[seats]=3"
+    )
     assert status == 200
     assert body["email"] == "a@example.com"
     assert body["metadata"] == {"plan": "pro", "seats": "3"}
@@ -85,20 +87,32 @@ def test_error_body_for_missing_param_unknown_param_and_missing_object(emu):
 
 def test_card_error_body_has_decline_code(emu):
     status, _, body = call(
-        emu, "POST", "/v1/payment_intents",
+        emu,
+        "POST",
+        "/v1/payment_intents",
         "amount=2000&currency=usd&payment_method=pm_card_chargeDeclined&confirm=true",
     )
     assert status == 402
     error = body["error"]
-    assert (error["type"], error["code"], error["decline_code"]) == ("card_error", "card_declined", "generic_decline")
+    assert (error["type"], error["code"], error["decline_code"]) == (
+        "card_error",
+        "card_declined",
+        "generic_decline",
+    )
     assert error["message"] == "Your card was declined."
     assert error["payment_intent"]["status"] == "requires_payment_method"
 
 
 def test_expand_follows_nested_paths_and_list_data(emu, customer, monthly_price):
     sub = stripe.Subscription.create(
-        api_key=KEY, customer=customer.id, items=[{"price": monthly_price.id}],
-        expand=["customer", "latest_invoice.payments.data.payment.payment_intent", "items.data.price.product"],
+        api_key=KEY,
+        customer=customer.id,
+        items=[{"price": monthly_price.id}],
+        expand=[
+            "customer",
+            "latest_invoice.payments.data.payment.payment_intent",
+            "items.data.price.product",
+        ],
     )
     assert sub.customer.email == "jenny@example.com"
     payment = sub.latest_invoice.payments.data[0]
@@ -137,7 +151,12 @@ def test_idempotency_key_replays_the_stored_answer(emu):
 
 
 def test_idempotency_key_replays_errors_too(emu, customer):
-    params = {"amount": 1500, "currency": "usd", "customer": customer.id, "payment_method": "pm_card_chargeDeclined"}
+    params = {
+        "amount": 1500,
+        "currency": "usd",
+        "customer": customer.id,
+        "payment_method": "pm_card_chargeDeclined",
+    }
     with pytest.raises(stripe.CardError) as first:
         stripe.PaymentIntent.create(api_key=KEY, confirm=True, idempotency_key="buy-1", **params)
     with pytest.raises(stripe.CardError) as second:
