@@ -20,8 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--port", type=int, default=int(os.environ.get("STRIPE_EMULATOR_PORT", "12111")))
     parser.add_argument(
         "--state",
-        type=Path,
-        default=Path(".local/stripe_emulator/state.json"),
+        default=".local/stripe_emulator/state.json",
         help="JSON file the state is kept in across restarts ('' keeps it in memory only)",
     )
     parser.add_argument("--public-url", help="base of hosted invoice URLs (default http://HOST:PORT)")
@@ -40,7 +39,7 @@ def main(argv: list[str] | None = None) -> int:
 
     public_url = args.public_url or f"http://{args.host}:{args.port}"
     emulator = Emulator(base_url=public_url, seed=args.seed, webhook_retry_base=args.webhook_retry_base)
-    state = args.state if str(args.state) else None
+    state = Path(args.state) if args.state else None
     server = EmulatorServer(
         emulator, args.host, args.port, state, webhook_interval=args.webhook_interval, verbose=args.verbose
     )

@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import threading
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -30,6 +31,7 @@ API_VERSION = "2026-08-26.dahlia"
 DEFAULT_BASE_URL = "http://stripe-emulator.invalid"
 DEFAULT_ACCOUNT_ID = "acct_1StripeEmulator00000"
 IDEMPOTENCY_TTL = 24 * 3600
+REQUEST_LOG_SIZE = 100_000
 _KEY_RE = re.compile(r"^(sk|rk)_test_[A-Za-z0-9_]+$")
 
 Response = tuple[int, dict[str, str], bytes]
@@ -111,7 +113,7 @@ class Emulator:
         self.webhooks = WebhookQueue(retry_base=webhook_retry_base)
         self.webhook_transport: Transport | None = webhook_transport
         self.auto_deliver = auto_deliver
-        self.request_log: list[dict[str, Any]] = []
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
         self.request_hooks: list[RequestHook] = []
         self.on_change: Callable[[], None] | None = None
         self.idempotency: dict[str, dict[str, Any]] = {}
@@ -199,6 +201,8 @@ class Emulator:
                 response_headers["Idempotency-Key"] = idem_key
             raw = json.dumps(payload, indent=2).encode()
             if idem_key and fingerprint and status < 500 and status != 429:
+                if len(self.idempotency) % 1000 == 999:
+                    self._prune_idempotency()
                 self.idempotency[f"{api_key}:{idem_key}"] = {
                     "fingerprint": fingerprint,
                     "created": self.clock.now(),
@@ -242,6 +246,11 @@ class Emulator:
             )
         status, headers, raw = entry["response"]
         return status, {**headers, "Idempotent-Replayed": "true"}, raw.encode()
+
+    def _prune_idempotency(self) -> None:
+        oldest = self.clock.now() - IDEMPOTENCY_TTL
+        for key in [k for k, v in self.idempotency.items() if v["created"] < oldest]:
+            del self.idempotency[key]
 
     def _route(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         path = path.rstrip("/") or path

@@ -394,6 +394,16 @@ def invoice_payment_succeeded(ctx: Context, pi: dict[str, Any]) -> None:
         return
     inv["attempted"] = True
     inv["attempt_count"] += 1
+    sub = ctx.store.get("subscription", inv["subscription"])
+    pm = ctx.store.get("payment_method", pi["payment_method"])
+    if (
+        sub is not None
+        and pm is not None
+        and sub["payment_settings"]["save_default_payment_method"] == "on_subscription"
+    ):
+        if pm["customer"] is None:
+            payments.attach(ctx, pm, ctx.store.require("customer", sub["customer"]))
+        sub["default_payment_method"] = pm["id"]
     mark_paid(ctx, inv, ctx.now(inv))
 
 
@@ -500,6 +510,7 @@ def create_subscription(
     off_session: bool,
     one_time: list[ItemSpec],
     missing_pm_behavior: str,
+    save_default_payment_method: str = "off",
 ) -> dict[str, Any]:
     now = ctx.now(customer)
     currency = specs[0].price["currency"]
@@ -532,6 +543,7 @@ def create_subscription(
         }
     )
     sub["trial_settings"]["end_behavior"]["missing_payment_method"] = missing_pm_behavior
+    sub["payment_settings"]["save_default_payment_method"] = save_default_payment_method
     for spec in specs:
         si = objects.subscription_item(
             ctx.store.new_id("subscription_item", 14), now, sub["id"], spec.price["id"], spec.quantity

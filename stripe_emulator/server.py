@@ -17,7 +17,8 @@ log = logging.getLogger("stripe_emulator")
 
 
 def save_state(emulator: Emulator, path: Path) -> None:
-    data = json.dumps(emulator.to_json())
+    with emulator.lock:  # a consistent snapshot: no request changes the state while it is written out
+        data = json.dumps(emulator.to_json())
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
     try:

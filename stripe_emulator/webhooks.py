@@ -60,7 +60,7 @@ class Delivery:
     created_at: float
     next_attempt_at: float
     attempts: int = 0
-    status: str = "pending"  # pending, delivered, failed
+    status: str = "pending"  # pending, sending, delivered, failed
     history: list[dict[str, Any]] = field(default_factory=list)
 
 
@@ -93,12 +93,16 @@ class WebhookQueue:
     def take_due(
         self, now: float, *, retry_now: bool = False, exclude: set[str] | None = None
     ) -> list[Delivery]:
+        """Due deliveries, marked `sending` so that another sender (thread) leaves them alone."""
         exclude = exclude or set()
-        return [
+        due = [
             d
             for d in self.deliveries
             if d.status == "pending" and d.id not in exclude and (retry_now or d.next_attempt_at <= now)
         ]
+        for delivery in due:
+            delivery.status = "sending"
+        return due
 
     def record(
         self, delivery: Delivery, status_code: int | None, now: float, error: str | None = None
@@ -110,6 +114,7 @@ class WebhookQueue:
         elif now - delivery.created_at >= GIVE_UP_AFTER:
             delivery.status = "failed"
         else:
+            delivery.status = "pending"
             delivery.next_attempt_at = now + self.backoff(delivery.attempts)
 
     def pending(self) -> list[Delivery]:
@@ -121,6 +126,9 @@ class WebhookQueue:
     def load_json(self, data: dict[str, Any]) -> None:
         self._counter = int(data.get("counter", 0))
         self.deliveries = [Delivery(**d) for d in data.get("deliveries", [])]
+        for delivery in self.deliveries:
+            if delivery.status == "sending":  # interrupted mid-send: send again
+                delivery.status = "pending"
 
 
 def requests_transport(timeout: float = 10.0) -> Transport:

@@ -338,3 +338,22 @@ def test_subscription_items_endpoints(emu, customer, monthly_price, client):
         stripe.Subscription.modify(
             sub.id, api_key=KEY, items=[{"id": sub["items"].data[0].id, "deleted": True}]
         )
+
+
+def test_save_default_payment_method_on_subscription(emu, monthly_price):
+    cust = stripe.Customer.create(api_key=KEY)
+    sub = subscribe(
+        cust,
+        monthly_price,
+        payment_behavior="default_incomplete",
+        payment_settings={"save_default_payment_method": "on_subscription"},
+        expand=["latest_invoice.confirmation_secret", "latest_invoice.payments"],
+    )
+    assert sub.default_payment_method is None
+    assert sub.latest_invoice.confirmation_secret.client_secret.startswith("pi_")
+    pi_id = sub.latest_invoice.payments.data[0].payment.payment_intent
+    stripe.PaymentIntent.confirm(pi_id, api_key=KEY, payment_method="pm_card_visa")
+    paid = stripe.Subscription.retrieve(sub.id, api_key=KEY)
+    assert paid.status == "active"
+    pm = stripe.PaymentMethod.retrieve(paid.default_payment_method, api_key=KEY)
+    assert pm.customer == cust.id

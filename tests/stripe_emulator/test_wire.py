@@ -191,3 +191,27 @@ def test_request_log_records_method_path_and_key(emu):
         ("POST", "/v1/customers", "log-me"),
         ("GET", "/v1/customers", None),
     ]
+
+
+def test_search_query_language(emu, client):
+    first = stripe.Customer.create(api_key=KEY, email="ann@example.com", metadata={"org_id": "o-1"})
+    stripe.Customer.create(api_key=KEY, email="bob@example.org", metadata={"org_id": "o-2"})
+    found = stripe.Customer.search(api_key=KEY, query="metadata['org_id']:'o-1'")
+    assert [c.id for c in found.data] == [first.id] and found.object == "search_result"
+    assert len(client.v1.customers.search({"query": "email~'example'"}).data) == 2
+    assert (
+        len(
+            stripe.Customer.search(
+                api_key=KEY, query="email:'ann@example.com' OR email:'bob@example.org'"
+            ).data
+        )
+        == 2
+    )
+    assert (
+        stripe.Customer.search(
+            api_key=KEY, query="email:'ann@example.com' AND -metadata['org_id']:'o-1'"
+        ).data
+        == []
+    )
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe.Customer.search(api_key=KEY, query="nonsense")
