@@ -215,3 +215,31 @@ def test_search_query_language(emu, client):
     )
     with pytest.raises(stripe.InvalidRequestError):
         stripe.Customer.search(api_key=KEY, query="nonsense")
+
+
+def test_concurrent_requests_are_serialized_safely(emu):
+    import threading
+
+    errors: list[Exception] = []
+
+    def work(n: int) -> None:
+        try:
+            for i in range(25):
+                stripe.Customer.create(
+                    api_key=KEY, email=f"t{n}-{i}@example.com", idempotency_key=f"t{n}-{i}"
+                )
+                stripe.Customer.create(
+                    api_key=KEY, email=f"t{n}-{i}@example.com", idempotency_key=f"t{n}-{i}"
+                )
+        except Exception as exc:  # collected and asserted below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=work, args=(n,)) for n in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert errors == []
+    customers = emu.objects("customer")
+    assert len(customers) == 200 and len({c["id"] for c in customers}) == 200
+    assert len([e for e in emu.events() if e["type"] == "customer.created"]) == 200
