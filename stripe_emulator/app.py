@@ -318,6 +318,8 @@ class Emulator:
             return node
         if not isinstance(node, dict):
             raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
+        if node.get("deleted") is True:
+            return node  # a deleted object's stub has nothing to expand
         if key not in node:
             extra = EXPANDABLE_EXTRAS.get((node.get("object"), key))
             if extra is None:

@@ -966,11 +966,13 @@ def start_new_period(
     inv["period_start"], inv["period_end"] = start, start
     sub["latest_invoice"] = inv["id"]
     ctx.emit("invoice.created", inv)
+    if sub["status"] == "unpaid":
+        return inv  # an unpaid subscription's new invoices stay drafts
     finalize_invoice(ctx, inv)
     if inv["status"] == "open":
         if sub["collection_method"] == "send_invoice":
             send_invoice(ctx, inv)
-        elif sub["status"] != "unpaid":
+        else:
             pay_invoice(ctx, inv, off_session=True)
     return inv
 

@@ -151,3 +151,66 @@ def test_a_wrong_secret_is_refused_and_retried(emu):
     endpoint.secret = secret
     endpoint.save()
     assert [(d["status"], d["attempt"]) for d in emu.deliver_webhooks(retry_now=True)] == [(200, 2)]
+
+
+def test_djstripe_accepts_every_event_the_emulator_sends(emu, monthly_price):
+    """A broad scenario; dj-stripe must answer 200 to every delivery (it re-fetches each object)."""
+    djstripe_endpoint(emu)
+    emu.set_webhook_transport(django_client_transport(Client()))
+    events_before = len(emu.events())  # the price fixture's, made before the endpoint existed
+    org = OrganizationFactory()
+    customer, _ = djstripe_models.Customer.get_or_create(subscriber=org)
+    seti = stripe.SetupIntent.create(
+        api_key=KEY, customer=customer.id, payment_method="pm_card_visa", confirm=True
+    )
+    stripe.Customer.modify(
+        customer.id, api_key=KEY, invoice_settings={"default_payment_method": seti.payment_method}
+    )
+    pi = stripe.PaymentIntent.create(
+        api_key=KEY,
+        amount=1000,
+        currency="usd",
+        customer=customer.id,
+        payment_method=seti.payment_method,
+        confirm=True,
+    )
+    stripe.Refund.create(api_key=KEY, payment_intent=pi.id, amount=400)
+    with pytest.raises(stripe.CardError):
+        stripe.PaymentIntent.create(
+            api_key=KEY,
+            amount=1000,
+            currency="usd",
+            customer=customer.id,
+            payment_method="pm_card_chargeDeclined",
+            confirm=True,
+        )
+    stripe.PaymentIntent.create(
+        api_key=KEY,
+        amount=1000,
+        currency="usd",
+        customer=customer.id,
+        payment_method="pm_card_authenticationRequired",
+        confirm=True,
+    )
+    sub = stripe.Subscription.create(api_key=KEY, customer=customer.id, items=[{"price": monthly_price.id}])
+    stripe.Subscription.modify(
+        sub.id,
+        api_key=KEY,
+        items=[{"id": sub["items"].data[0].id, "quantity": 2}],
+        proration_behavior="always_invoice",
+    )
+    invoice = stripe.Invoice.create(api_key=KEY, customer=customer.id)
+    stripe.InvoiceItem.create(
+        api_key=KEY, customer=customer.id, invoice=invoice.id, amount=900, currency="usd"
+    )
+    stripe.Invoice.finalize_invoice(invoice.id, api_key=KEY)
+    stripe.Invoice.void_invoice(invoice.id, api_key=KEY)
+    stripe.Subscription.cancel(sub.id, api_key=KEY)
+    stripe.PaymentMethod.detach(seti.payment_method, api_key=KEY)
+    stripe.Customer.delete(customer.id, api_key=KEY)
+    delivered = emu.deliver_webhooks()
+    failures = [(d["type"], d["status"], d["error"]) for d in delivered if d["status"] != 200]
+    assert failures == []
+    assert len(delivered) == len(emu.events()) - events_before > 30
+    processed = djstripe_models.WebhookEventTrigger.objects.filter(valid=True, processed=True).count()
+    assert processed == len(delivered)

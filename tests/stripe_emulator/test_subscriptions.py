@@ -269,6 +269,7 @@ def test_dunning_can_end_unpaid_and_payment_reactivates(emu, monthly_price):
     invoice_id = stripe.Subscription.modify(sub.id, api_key=KEY, trial_end="now").latest_invoice
     emu.retry_invoice_payment(invoice_id)
     assert stripe.Subscription.retrieve(sub.id, api_key=KEY).status == "unpaid"
+    assert emu.renew_subscription(sub.id)["status"] == "draft"
     good = stripe.PaymentMethod.attach("pm_card_visa", api_key=KEY, customer=cust.id)
     stripe.Invoice.pay(invoice_id, api_key=KEY, payment_method=good.id)
     assert stripe.Subscription.retrieve(sub.id, api_key=KEY).status == "active"
