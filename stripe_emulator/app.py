@@ -109,6 +109,7 @@ class Emulator:
         self.lock = threading.RLock()
         self.base_url = base_url.rstrip("/")
         self.clock = clock or Clock()
+        self.test_clocks: dict[str, Clock] = {}  # test clock id -> its time (part 2 fills this)
         self.store = Store(seed)
         self.webhooks = WebhookQueue(retry_base=webhook_retry_base)
         self.webhook_transport: Transport | None = webhook_transport
@@ -122,8 +123,16 @@ class Emulator:
 
     # ------------------------------------------------------------------ time
     def now_for(self, obj: dict[str, Any] | None = None) -> int:
-        """The time as the object sees it: its test clock's frozen time (part 2), else the clock."""
-        return self.clock.now()
+        """The time as the object sees it: the frozen time of its test clock (its own `test_clock`, or
+        its customer's) when it has one registered in `test_clocks`, else the emulator's clock."""
+        clock_id = None
+        if obj is not None:
+            clock_id = obj.get("test_clock")
+            if clock_id is None and isinstance(obj.get("customer"), str):
+                customer = self.store.get("customer", obj["customer"])
+                clock_id = customer.get("test_clock") if customer else None
+        clock = self.test_clocks.get(clock_id) if clock_id else None
+        return (clock or self.clock).now()
 
     # ------------------------------------------------------------------ HTTP surface
     def handle(

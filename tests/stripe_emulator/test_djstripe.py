@@ -5,6 +5,7 @@ keeps, and dj-stripe's own webhook endpoint receiving, verifying and processing 
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 import pytest
 import stripe
@@ -214,3 +215,19 @@ def test_djstripe_accepts_every_event_the_emulator_sends(emu, monthly_price):
     assert len(delivered) == len(emu.events()) - events_before > 30
     processed = djstripe_models.WebhookEventTrigger.objects.filter(valid=True, processed=True).count()
     assert processed == len(delivered)
+
+
+def test_djstripe_customer_helpers(emu, monthly_price):
+    """The dj-stripe calls the product builds on: add a card, subscribe, add an invoice item."""
+    org = OrganizationFactory()
+    customer, _ = djstripe_models.Customer.get_or_create(subscriber=org)
+    pm = stripe.PaymentMethod.create(api_key=KEY, type="card", card={"token": "tok_visa"})
+    customer.add_payment_method(pm.id, set_default=True)
+    remote = stripe.Customer.retrieve(customer.id, api_key=KEY)
+    assert remote.invoice_settings.default_payment_method == pm.id
+    subscription = customer.subscribe(price=monthly_price.id)
+    assert subscription.stripe_data["status"] == "active"
+    remote_sub = stripe.Subscription.retrieve(subscription.id, api_key=KEY)
+    assert remote_sub["items"].data[0].price.id == monthly_price.id
+    item = customer.add_invoice_item(amount=Decimal("12.00"), currency="usd", description="Overage")
+    assert stripe.InvoiceItem.retrieve(item.id, api_key=KEY).amount == 1200
