@@ -33,6 +33,8 @@ def test_payment_intent_confirm_succeeds_with_a_charge(emu, customer, client):
         "charge.succeeded",
         "payment_intent.succeeded",
     ]
+    status, _, receipt = emu.handle("GET", charge.receipt_url, {}, None)
+    assert status == 200 and b"$42.00" in receipt
 
 
 def test_off_session_payment_with_a_saved_card(emu, customer):
