@@ -12,6 +12,7 @@ import contextlib
 import copy
 import hashlib
 import json
+import logging
 import re
 import threading
 from collections import deque
@@ -22,11 +23,12 @@ from urllib.parse import parse_qsl, urlsplit
 
 from . import objects
 from .clock import Clock
-from .errors import AuthenticationError, IdempotencyError, InvalidRequestError, StripeError
+from .errors import ApiError, AuthenticationError, IdempotencyError, InvalidRequestError, StripeError
 from .params import Params, decode_form
 from .store import Store, public
 from .webhooks import Delivery, Transport, WebhookQueue, requests_transport, signature_header
 
+log = logging.getLogger("stripe_emulator")
 API_VERSION = "2026-08-26.dahlia"
 DEFAULT_BASE_URL = "http://stripe-emulator.invalid"
 DEFAULT_ACCOUNT_ID = "acct_1StripeEmulator00000"
@@ -200,6 +202,13 @@ class Emulator:
                 status = error.status
                 payload = error.body(request_id)
                 extra_headers.update(error.headers)
+            except (
+                Exception
+            ) as exc:  # an emulator bug: answer like Stripe's 500, keep the traceback in the log
+                log.exception("stripe emulator: %s %s failed", method, path)
+                status = 500
+                payload = ApiError(f"The emulator failed: {type(exc).__name__}: {exc}").body(request_id)
+                extra_headers["Stripe-Should-Retry"] = "false"
             response_headers = {
                 "Content-Type": "application/json",
                 "Request-Id": request_id,

@@ -435,6 +435,8 @@ def payment_method_list(ctx: Context, p: Params) -> Obj:
 @api("POST", "/v1/payment_methods/{pm_id}/attach", allowed={"customer"})
 def payment_method_attach(ctx: Context, p: Params, pm_id: str) -> Obj:
     customer = _object_param(ctx, "customer", p.str("customer", required=True), "customer")
+    if pm_id not in payments.TEST_CARDS:
+        ctx.store.require("payment_method", pm_id)
     pm = payments.resolve_payment_method(ctx, pm_id, "payment_method")
     return payments.attach(ctx, pm, customer)
 

@@ -243,3 +243,20 @@ def test_concurrent_requests_are_serialized_safely(emu):
     customers = emu.objects("customer")
     assert len(customers) == 200 and len({c["id"] for c in customers}) == 200
     assert len([e for e in emu.events() if e["type"] == "customer.created"]) == 200
+
+
+def test_an_emulator_bug_answers_500_without_retries(emu):
+    from stripe_emulator.app import ROUTES, api
+
+    @api("GET", "/v1/test_helpers/emulator_bug", allowed=set())
+    def broken(ctx, params):
+        raise RuntimeError("boom")
+
+    try:
+        status, headers, body = call(emu, "GET", "/v1/test_helpers/emulator_bug")
+    finally:
+        ROUTES.pop()
+    assert status == 500 and headers["Stripe-Should-Retry"] == "false"
+    assert body["error"]["type"] == "api_error" and "RuntimeError: boom" in body["error"]["message"]
+    assert emu.request_log[-1]["status"] == 500
+    assert stripe.Account.retrieve(api_key=KEY).id == emu.account["id"]
