@@ -46,6 +46,12 @@ Test utilities (``stripe_emulator.testing``)
     ``stripe.default_http_client`` with ``stripe.api_base`` pointed at it, both restored after;
     the pytest fixture ``stripe_emulator`` (load with ``pytest_plugins = ["stripe_emulator.testing"]``).
 
+Seams for part 2 (test clocks, fault injection)
+    ``emu.test_clocks`` (test clock id -> ``Clock``, read by ``now_for``); ``emu.request_hooks``
+    (``hook(method, path, headers) -> response or None``, run before the API); ``WebhookQueue.take_due``
+    (the one place deliveries are picked); ``billing.renew_subscription`` / ``end_trial`` /
+    ``retry_invoice_payment`` (period logic).
+
 Server
     ``python -m stripe_emulator [--host 127.0.0.1] [--port 12111]
     [--state .local/stripe_emulator/state.json]`` (see ``--help``)
