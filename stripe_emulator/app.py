@@ -9,7 +9,6 @@ authentication, parameter decoding, idempotency keys, routing to a handler, rend
 from __future__ import annotations
 
 import contextlib
-import copy
 import hashlib
 import json
 import logging
@@ -25,7 +24,7 @@ from . import objects
 from .clock import Clock
 from .errors import ApiError, AuthenticationError, IdempotencyError, InvalidRequestError, StripeError
 from .params import Params, decode_form
-from .store import Store, public
+from .store import Store, clone, public
 from .webhooks import Delivery, Transport, WebhookQueue, requests_transport, signature_header
 
 log = logging.getLogger("stripe_emulator")
@@ -318,7 +317,7 @@ class Emulator:
         elif isinstance(result, dict) and "_seq" in result:
             data = self.render(result)
         else:
-            data = copy.deepcopy(result)
+            data = clone(result)
         for path in expand:
             if not isinstance(path, str) or not path:
                 raise InvalidRequestError("Invalid array", param="expand")
@@ -355,7 +354,7 @@ class Emulator:
 
     def _expand_id(self, object_id: str, full: str) -> dict[str, Any]:
         if object_id == self.account["id"]:
-            return copy.deepcopy(self.account)
+            return clone(self.account)
         found = self.store.find(object_id)
         if found is None:
             raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
@@ -373,9 +372,9 @@ class Emulator:
     ) -> dict[str, Any]:
         """Records an event (a snapshot of `obj`) and queues it for every endpoint that listens."""
         with self.lock:
-            data: dict[str, Any] = {"object": self.render(obj) if "_seq" in obj else copy.deepcopy(obj)}
+            data: dict[str, Any] = {"object": self.render(obj) if "_seq" in obj else clone(obj)}
             if previous:
-                data["previous_attributes"] = copy.deepcopy(previous)
+                data["previous_attributes"] = clone(previous)
             endpoints = [
                 e
                 for e in self.store.all("webhook_endpoint")

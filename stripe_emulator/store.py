@@ -6,7 +6,6 @@ own bookkeeping (links Stripe keeps out of the object, secrets shown once) and a
 
 from __future__ import annotations
 
-import copy
 import random
 import string
 from typing import Any
@@ -141,7 +140,16 @@ def _decode_rng(data: list) -> tuple:
 
 def public(obj: dict[str, Any]) -> dict[str, Any]:
     """A deep copy without the emulator's `_` keys."""
-    return {k: copy.deepcopy(v) for k, v in obj.items() if not k.startswith("_")}
+    return {k: clone(v) for k, v in obj.items() if not k.startswith("_")}
+
+
+def clone(value: Any) -> Any:
+    """A deep copy of JSON data (several times faster than `copy.deepcopy`)."""
+    if isinstance(value, dict):
+        return {k: clone(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [clone(v) for v in value]
+    return value
 
 
 def paginate(items: list[dict[str, Any]], params: Any, url: str, kind: str) -> dict[str, Any]:
