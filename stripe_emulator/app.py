@@ -32,6 +32,7 @@ API_VERSION = "2026-08-26.dahlia"
 DEFAULT_BASE_URL = "http://stripe-emulator.invalid"
 DEFAULT_ACCOUNT_ID = "acct_1StripeEmulator00000"
 IDEMPOTENCY_TTL = 24 * 3600
+IDEMPOTENCY_MAX_KEYS = 20_000
 REQUEST_LOG_SIZE = 100_000
 _KEY_RE = re.compile(r"^(sk|rk)_test_[A-Za-z0-9_]+$")
 
@@ -218,7 +219,7 @@ class Emulator:
                 response_headers["Idempotency-Key"] = idem_key
             raw = json.dumps(payload, indent=2).encode()
             if idem_key and fingerprint and status < 500 and status != 429:
-                if len(self.idempotency) % 1000 == 999:
+                if len(self.idempotency) >= IDEMPOTENCY_MAX_KEYS:
                     self._prune_idempotency()
                 self.idempotency[f"{api_key}:{idem_key}"] = {
                     "fingerprint": fingerprint,
@@ -265,9 +266,14 @@ class Emulator:
         return status, {**headers, "Idempotent-Replayed": "true"}, raw.encode()
 
     def _prune_idempotency(self) -> None:
+        """Forgets keys older than 24 hours, and the oldest tenth when there are still too many
+        (stripe-python sends a key with every POST; the server keeps them in its state file)."""
         oldest = self.clock.now() - IDEMPOTENCY_TTL
         for key in [k for k, v in self.idempotency.items() if v["created"] < oldest]:
             del self.idempotency[key]
+        if len(self.idempotency) >= IDEMPOTENCY_MAX_KEYS:
+            for key in list(self.idempotency)[: IDEMPOTENCY_MAX_KEYS // 10]:
+                del self.idempotency[key]
 
     def _route(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
         path = path.rstrip("/") or path
