@@ -377,14 +377,24 @@ def pay_invoice(
         return PaymentResult("failed", error)
     if pm["customer"] != customer["id"]:
         payments.attach(ctx, pm, customer)
-    result = payments.confirm_payment_intent(ctx, pi, pm, off_session=off_session)
-    if result.status == "failed":
-        payment_failed(ctx, inv, now=ctx.now(customer))
-    elif result.status == "requires_action":
+    # The invoice follows its PaymentIntent through the hooks below, whoever confirms it.
+    return payments.confirm_payment_intent(ctx, pi, pm, off_session=off_session)
+
+
+def invoice_payment_attempt_failed(ctx: Context, pi: dict[str, Any]) -> None:
+    """Called when a PaymentIntent made for an invoice is declined."""
+    inv = ctx.store.get("invoice", pi.get("_invoice"))
+    if inv is not None and inv["status"] in ("open", "uncollectible"):
+        payment_failed(ctx, inv, now=ctx.now(inv))
+
+
+def invoice_action_required(ctx: Context, pi: dict[str, Any]) -> None:
+    """Called when a PaymentIntent made for an invoice needs the customer's authentication."""
+    inv = ctx.store.get("invoice", pi.get("_invoice"))
+    if inv is not None and inv["status"] in ("open", "uncollectible"):
         inv["attempted"] = True
         inv["attempt_count"] += 1
         ctx.emit("invoice.payment_action_required", inv)
-    return result
 
 
 def invoice_payment_succeeded(ctx: Context, pi: dict[str, Any]) -> None:

@@ -230,6 +230,10 @@ def confirm_payment_intent(
             },
         }
         ctx.emit("payment_intent.requires_action", pi)
+        if pi.get("_invoice"):
+            from .billing import invoice_action_required
+
+            invoice_action_required(ctx, pi)
         return PaymentResult("requires_action")
     if card.decline_code:
         return _fail(ctx, pi, pm, card_error(card), charge=True)
@@ -341,6 +345,10 @@ def _fail(
         "type": "card_error",
     }
     ctx.emit("payment_intent.payment_failed", pi)
+    if pi.get("_invoice"):
+        from .billing import invoice_payment_attempt_failed
+
+        invoice_payment_attempt_failed(ctx, pi)
     error.extra.update({"payment_intent": ctx.render(pi), "payment_method": ctx.render(pm)})
     if charge_id:
         error.extra["charge"] = charge_id

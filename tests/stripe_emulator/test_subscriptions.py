@@ -358,3 +358,24 @@ def test_save_default_payment_method_on_subscription(emu, monthly_price):
     assert paid.status == "active"
     pm = stripe.PaymentMethod.retrieve(paid.default_payment_method, api_key=KEY)
     assert pm.customer == cust.id
+
+
+def test_default_incomplete_declined_by_the_customer_fails_the_invoice(emu, monthly_price):
+    cust = stripe.Customer.create(api_key=KEY)
+    sub = subscribe(
+        cust, monthly_price, payment_behavior="default_incomplete", expand=["latest_invoice.payments"]
+    )
+    pi_id = sub.latest_invoice.payments.data[0].payment.payment_intent
+    with pytest.raises(stripe.CardError):
+        stripe.PaymentIntent.confirm(
+            pi_id, api_key=KEY, payment_method="pm_card_chargeDeclinedInsufficientFunds"
+        )
+    invoice = stripe.Invoice.retrieve(sub.latest_invoice.id, api_key=KEY)
+    assert (invoice.status, invoice.attempt_count) == ("open", 1)
+    assert emu.event_types()[-1] == "invoice.payment_failed"
+    assert stripe.Subscription.retrieve(sub.id, api_key=KEY).status == "incomplete"
+    stripe.PaymentIntent.confirm(pi_id, api_key=KEY, payment_method="pm_card_authenticationRequired")
+    assert emu.event_types()[-1] == "invoice.payment_action_required"
+    emu.complete_authentication(pi_id)
+    assert stripe.Subscription.retrieve(sub.id, api_key=KEY).status == "active"
+    assert stripe.Invoice.retrieve(sub.latest_invoice.id, api_key=KEY).status == "paid"
