@@ -1,0 +1,572 @@
+"""The emulator: one state, one lock, and the request-dispatch layer every request goes through.
+
+`Emulator.handle()` is the whole HTTP surface (the server and the in-process client both call it):
+authentication, parameter decoding, idempotency keys, routing to a handler, rendering with
+`expand[]`, Stripe's error bodies, the request log, events and their webhook deliveries.
+`request_hooks` run before anything else and may answer instead of the API (part 2's faults).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import re
+import threading
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from . import objects
+from .clock import Clock
+from .errors import ApiError, AuthenticationError, IdempotencyError, InvalidRequestError, StripeError
+from .params import Params, decode_form
+from .store import Store, clone, public
+from .webhooks import Delivery, Transport, WebhookQueue, requests_transport, signature_header
+
+log = logging.getLogger("stripe_emulator")
+API_VERSION = "2026-08-26.dahlia"
+DEFAULT_BASE_URL = "http://stripe-emulator.invalid"
+DEFAULT_ACCOUNT_ID = "acct_1StripeEmulator00000"
+IDEMPOTENCY_TTL = 24 * 3600
+IDEMPOTENCY_MAX_KEYS = 20_000
+REQUEST_LOG_SIZE = 100_000
+_KEY_RE = re.compile(r"^(sk|rk)_test_[A-Za-z0-9_]+$")
+
+Response = tuple[int, dict[str, str], bytes]
+RequestHook = Callable[[str, str, dict[str, str]], Response | None]
+
+
+@dataclass
+class Route:
+    method: str
+    pattern: re.Pattern[str]
+    handler: Callable[..., Any]
+    allowed: frozenset[str] | None
+
+
+ROUTES: list[Route] = []
+
+
+def api(method: str, path: str, allowed: set[str] | None = None) -> Callable:
+    """Registers a handler for `method path`; `{name}` in the path is passed as a keyword argument.
+    `allowed` lists the parameters Stripe accepts there (others answer `parameter_unknown`)."""
+    regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"
+
+    def register(handler: Callable) -> Callable:
+        ROUTES.append(
+            Route(method, re.compile(regex), handler, frozenset(allowed) if allowed is not None else None)
+        )
+        return handler
+
+    return register
+
+
+class Context:
+    """What a handler (or the billing logic, also outside a request) needs: the state, the time,
+    and a way to emit events."""
+
+    def __init__(
+        self, emulator: Emulator, *, request_id: str | None = None, idempotency_key: str | None = None
+    ):
+        self.emulator = emulator
+        self.store = emulator.store
+        self.request_id = request_id
+        self.idempotency_key = idempotency_key
+        self.base_url = emulator.base_url
+
+    def now(self, obj: dict[str, Any] | None = None) -> int:
+        return self.emulator.now_for(obj)
+
+    def emit(
+        self, event_type: str, obj: dict[str, Any], previous: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        return self.emulator.emit(
+            event_type, obj, previous, request_id=self.request_id, key=self.idempotency_key
+        )
+
+    def render(self, obj: dict[str, Any]) -> dict[str, Any]:
+        return self.emulator.render(obj)
+
+
+class Emulator:
+    """One in-memory Stripe account. See the package docstring for the interface."""
+
+    def __init__(
+        self,
+        *,
+        base_url: str = DEFAULT_BASE_URL,
+        clock: Clock | None = None,
+        seed: int | None = None,
+        account_id: str = DEFAULT_ACCOUNT_ID,
+        webhook_retry_base: float = 60.0,
+        webhook_transport: Transport | None = None,
+        auto_deliver: bool = False,
+    ):
+        from . import routes  # noqa: F401  (registers the handlers)
+
+        self.lock = threading.RLock()
+        self.base_url = base_url.rstrip("/")
+        self.clock = clock or Clock()
+        self.test_clocks: dict[str, Clock] = {}  # test clock id -> its time (part 2 fills this)
+        self.store = Store(seed)
+        self.webhooks = WebhookQueue(retry_base=webhook_retry_base)
+        self.webhook_transport: Transport | None = webhook_transport
+        self.auto_deliver = auto_deliver
+        self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
+        self.request_hooks: list[RequestHook] = []
+        self.on_change: Callable[[], None] | None = None
+        self.idempotency: dict[str, dict[str, Any]] = {}
+        self._local = threading.local()
+        self.account = objects.account(account_id, self.clock.now())
+
+    # ------------------------------------------------------------------ time
+    def now_for(self, obj: dict[str, Any] | None = None) -> int:
+        """The time as the object sees it: the frozen time of its test clock (its own `test_clock`, or
+        its customer's) when it has one registered in `test_clocks`, else the emulator's clock."""
+        clock_id = None
+        if obj is not None:
+            clock_id = obj.get("test_clock")
+            if clock_id is None and isinstance(obj.get("customer"), str):
+                customer = self.store.get("customer", obj["customer"])
+                clock_id = customer.get("test_clock") if customer else None
+        clock = self.test_clocks.get(clock_id) if clock_id else None
+        return (clock or self.clock).now()
+
+    # ------------------------------------------------------------------ HTTP surface
+    def handle(
+        self,
+        method: str,
+        url_or_path: str,
+        headers: dict[str, str] | None = None,
+        body: bytes | str | None = None,
+    ) -> Response:
+        method = method.upper()
+        parts = urlsplit(url_or_path)
+        path = parts.path or "/"
+        lowered = {k.lower(): v for k, v in (headers or {}).items()}
+        for hook in list(self.request_hooks):
+            answer = hook(method, path, lowered)
+            if answer is not None:
+                return answer
+        if path.startswith("/v1/") or path == "/v1":
+            response = self._handle_api(method, path, parts.query, lowered, body)
+        else:
+            from .pages import handle_page
+
+            with self.lock:
+                response = handle_page(self, method, path, parts.query)
+        if self.auto_deliver and not getattr(self._local, "delivering", False):
+            self.deliver_webhooks()
+        return response
+
+    def _handle_api(self, method: str, path: str, query: str, headers: dict[str, str], body: Any) -> Response:
+        if isinstance(body, bytes):
+            body = body.decode("utf-8")
+        with self.lock:
+            request_id = "req_" + self.store.random_string(14)
+            idem_key = headers.get("idempotency-key") if method == "POST" else None
+            version = headers.get("stripe-version") or API_VERSION
+            extra_headers: dict[str, str] = {}
+            status = 200
+            stored = False
+            api_key = fingerprint = None
+            try:
+                api_key = self._authenticate(headers)
+                pairs = parse_qsl(query, keep_blank_values=True)
+                if method == "POST" and body:
+                    pairs += parse_qsl(body, keep_blank_values=True)
+                data = decode_form(pairs)
+                fingerprint = hashlib.sha256(
+                    json.dumps([method, path, data], sort_keys=True).encode()
+                ).hexdigest()
+                if idem_key:
+                    replay = self._idempotent_replay(api_key, idem_key, fingerprint)
+                    if replay is not None:
+                        self._log(method, path, idem_key, replay[0], request_id, replayed=True)
+                        return replay
+                route, groups = self._route(method, path)
+                params = Params(data)
+                if route.allowed is not None:
+                    allowed = set(route.allowed)
+                    if method == "GET":
+                        allowed |= {"limit", "starting_after", "ending_before"}
+                    params.check_known(allowed)
+                ctx = Context(self, request_id=request_id, idempotency_key=idem_key)
+                result = route.handler(ctx, params, **groups)
+                payload = self.present(result, params.list("expand"))
+            except StripeError as error:
+                status = error.status
+                payload = error.body(request_id)
+                extra_headers.update(error.headers)
+            except (
+                Exception
+            ) as exc:  # an emulator bug: answer like Stripe's 500, keep the traceback in the log
+                log.exception("stripe emulator: %s %s failed", method, path)
+                status = 500
+                payload = ApiError(f"The emulator failed: {type(exc).__name__}: {exc}").body(request_id)
+                extra_headers["Stripe-Should-Retry"] = "false"
+            response_headers = {
+                "Content-Type": "application/json",
+                "Request-Id": request_id,
+                "Stripe-Version": version,
+                **extra_headers,
+            }
+            if idem_key:
+                response_headers["Idempotency-Key"] = idem_key
+            raw = json.dumps(payload, indent=2).encode()
+            if idem_key and fingerprint and status < 500 and status != 429:
+                if len(self.idempotency) >= IDEMPOTENCY_MAX_KEYS:
+                    self._prune_idempotency()
+                self.idempotency[f"{api_key}:{idem_key}"] = {
+                    "fingerprint": fingerprint,
+                    "created": self.clock.now(),
+                    "response": [status, response_headers, raw.decode()],
+                }
+                stored = True
+            self._log(method, path, idem_key, status, request_id)
+            if (method != "GET" or stored) and self.on_change is not None:
+                self.on_change()
+            return status, response_headers, raw
+
+    def _authenticate(self, headers: dict[str, str]) -> str:
+        auth = headers.get("authorization", "")
+        key = auth[7:].strip() if auth.lower().startswith("bearer ") else ""
+        if not key and auth.lower().startswith("basic "):
+            import base64
+
+            key = base64.b64decode(auth[6:]).decode(errors="replace").split(":", 1)[0]
+        if not key:
+            raise AuthenticationError(
+                "You did not provide an API key. You need to provide your API key in the Authorization "
+                "header, "
+                "using Bearer auth (e.g. 'Authorization: Bearer YOUR_SECRET_KEY').",
+                status=401,
+            )
+        if not _KEY_RE.match(key):
+            shown = key[:8] + "*" * max(0, len(key) - 12) + key[-4:] if len(key) > 12 else key
+            raise AuthenticationError(
+                f"Invalid API Key provided: {shown}", code="api_key_invalid", status=401
+            )
+        return key
+
+    def _idempotent_replay(self, api_key: str, key: str, fingerprint: str) -> Response | None:
+        entry = self.idempotency.get(f"{api_key}:{key}")
+        if entry is None or self.clock.now() - entry["created"] > IDEMPOTENCY_TTL:
+            return None
+        if entry["fingerprint"] != fingerprint:
+            raise IdempotencyError(
+                "Keys for idempotent requests can only be used with the same parameters they were first used "
+                f"with. Try using a key other than '{key}' if you meant to execute a different request.",
+            )
+        status, headers, raw = entry["response"]
+        return status, {**headers, "Idempotent-Replayed": "true"}, raw.encode()
+
+    def _prune_idempotency(self) -> None:
+        """Forgets keys older than 24 hours, and the oldest tenth when there are still too many
+        (stripe-python sends a key with every POST; the server keeps them in its state file)."""
+        oldest = self.clock.now() - IDEMPOTENCY_TTL
+        for key in [k for k, v in self.idempotency.items() if v["created"] < oldest]:
+            del self.idempotency[key]
+        if len(self.idempotency) >= IDEMPOTENCY_MAX_KEYS:
+            for key in list(self.idempotency)[: IDEMPOTENCY_MAX_KEYS // 10]:
+                del self.idempotency[key]
+
+    def _route(self, method: str, path: str) -> tuple[Route, dict[str, str]]:
+        path = path.rstrip("/") or path
+        matches = [(r, m) for r in ROUTES if r.method == method and (m := r.pattern.match(path))]
+        if matches:
+            # A literal segment (`/v1/invoices/create_preview`) wins over a placeholder (`/v1/invoices/{id}`).
+            route, match = min(matches, key=lambda rm: len(rm[1].groupdict()))
+            return route, match.groupdict()
+        raise InvalidRequestError(
+            f"Unrecognized request URL ({method}: {path}). Please see https://stripe.com/docs or we can help "
+            "at https://support.stripe.com/.",
+            status=404,
+        )
+
+    def _log(
+        self, method: str, path: str, key: str | None, status: int, request_id: str, replayed=False
+    ) -> None:
+        self.request_log.append(
+            {
+                "method": method,
+                "path": path,
+                "idempotency_key": key,
+                "status": status,
+                "request_id": request_id,
+                "replayed": replayed,
+            }
+        )
+
+    # ------------------------------------------------------------------ rendering
+    def render(self, obj: dict[str, Any]) -> dict[str, Any]:
+        """The object as the API serves it: public keys plus the parts composed from other objects."""
+        from .routes import COMPOSERS
+
+        data = public(obj)
+        composer = COMPOSERS.get(obj.get("object", ""))
+        if composer is not None:
+            composer(self, obj, data)
+        return data
+
+    def present(self, result: Any, expand: list[str]) -> Any:
+        if (
+            isinstance(result, dict)
+            and result.get("object") == "list"
+            and isinstance(result.get("data"), list)
+        ):
+            data = {**result, "data": [self.render(i) if "_seq" in i else i for i in result["data"]]}
+        elif isinstance(result, dict) and "_seq" in result:
+            data = self.render(result)
+        else:
+            data = clone(result)
+        for path in expand:
+            if not isinstance(path, str) or not path:
+                raise InvalidRequestError("Invalid array", param="expand")
+            data = self._expand(data, path.split("."), path)
+        return data
+
+    def _expand(self, node: Any, parts: list[str], full: str) -> Any:
+        if not parts or node is None:
+            return node
+        from .routes import EXPANDABLE_EXTRAS
+
+        key, rest = parts[0], parts[1:]
+        if isinstance(node, dict) and node.get("object") == "list" and key == "data":
+            node["data"] = [self._expand(item, rest, full) for item in node["data"]]
+            return node
+        if not isinstance(node, dict):
+            raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
+        if node.get("deleted") is True:
+            return node  # a deleted object's stub has nothing to expand
+        if key not in node:
+            extra = EXPANDABLE_EXTRAS.get((node.get("object"), key))
+            if extra is None:
+                raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
+            node[key] = extra(self, node)
+        value = node[key]
+        if isinstance(value, str):
+            value = self._expand_id(value, full)
+        elif isinstance(value, list):
+            value = [self._expand_id(v, full) if isinstance(v, str) else v for v in value]
+            node[key] = [self._expand(v, rest, full) for v in value]
+            return node
+        node[key] = self._expand(value, rest, full)
+        return node
+
+    def _expand_id(self, object_id: str, full: str) -> dict[str, Any]:
+        if object_id == self.account["id"]:
+            return clone(self.account)
+        found = self.store.find(object_id)
+        if found is None:
+            raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
+        return self.render(found[1])
+
+    # ------------------------------------------------------------------ events and webhooks
+    def emit(
+        self,
+        event_type: str,
+        obj: dict[str, Any],
+        previous: dict[str, Any] | None = None,
+        *,
+        request_id: str | None = None,
+        key: str | None = None,
+    ) -> dict[str, Any]:
+        """Records an event (a snapshot of `obj`) and queues it for every endpoint that listens."""
+        with self.lock:
+            data: dict[str, Any] = {"object": self.render(obj) if "_seq" in obj else clone(obj)}
+            if previous:
+                data["previous_attributes"] = clone(previous)
+            endpoints = [
+                e
+                for e in self.store.all("webhook_endpoint")
+                if e["status"] == "enabled"
+                and ("*" in e["enabled_events"] or event_type in e["enabled_events"])
+            ]
+            event = self.store.add(
+                "event",
+                {
+                    "id": self.store.new_id("event"),
+                    "object": "event",
+                    "api_version": API_VERSION,
+                    "created": self.now_for(obj),
+                    "data": data,
+                    "livemode": False,
+                    "pending_webhooks": len(endpoints),
+                    "request": {"id": request_id, "idempotency_key": key},
+                    "type": event_type,
+                },
+            )
+            now = self.clock.now_float()
+            for endpoint in endpoints:
+                payload = public(event)
+                payload["api_version"] = endpoint.get("api_version") or API_VERSION
+                self.webhooks.enqueue(payload, endpoint["id"], now)
+            return event
+
+    def set_webhook_transport(self, transport: Transport | None) -> None:
+        """`transport(url, headers, body) -> status code`; used by `deliver_webhooks()`."""
+        self.webhook_transport = transport
+
+    def deliver_webhooks(self, *, retry_now: bool = False) -> list[dict[str, Any]]:
+        """Sends every due delivery once (new events raised meanwhile included) and returns what was
+        attempted. Failures are retried later with backoff: on a later call once the emulator's clock
+        has passed the retry time, or at once with `retry_now=True`."""
+        transport = self.webhook_transport or requests_transport()
+        attempted: list[dict[str, Any]] = []
+        done: set[str] = set()
+        previous = getattr(self._local, "delivering", False)
+        self._local.delivering = True
+        try:
+            while True:
+                with self.lock:
+                    due = self.webhooks.take_due(self.clock.now_float(), retry_now=retry_now, exclude=done)
+                if not due:
+                    break
+                for delivery in due:
+                    done.add(delivery.id)
+                    attempted.append(self._send(delivery, transport))
+        finally:
+            self._local.delivering = previous
+        return attempted
+
+    def _send(self, delivery: Delivery, transport: Transport) -> dict[str, Any]:
+        with self.lock:
+            endpoint = self.store.get("webhook_endpoint", delivery.endpoint_id)
+            if endpoint is None or endpoint["status"] != "enabled":
+                delivery.status = "failed"
+                return {"delivery": delivery.id, "event": delivery.event_id, "status": None, "skipped": True}
+            url, secret = endpoint["url"], endpoint["_secret"]
+        body = delivery.payload.encode()
+        headers = {
+            "Content-Type": "application/json; charset=utf-8",
+            "User-Agent": "Stripe/1.0 (+https://stripe.com/docs/webhooks)",
+            "Stripe-Signature": signature_header(body, secret),
+        }
+        status: int | None
+        error = None
+        try:
+            status = int(transport(url, headers, body))
+        except Exception as exc:  # a receiver that cannot be reached is retried like a 5xx
+            status, error = None, f"{type(exc).__name__}: {exc}"
+        with self.lock:
+            self.webhooks.record(delivery, status, self.clock.now_float(), error)
+            if delivery.status == "delivered":
+                event = self.store.get("event", delivery.event_id)
+                if event is not None:
+                    event["pending_webhooks"] = max(0, event["pending_webhooks"] - 1)
+            if self.on_change is not None:
+                self.on_change()
+        return {
+            "delivery": delivery.id,
+            "event": delivery.event_id,
+            "type": delivery.event_type,
+            "endpoint": delivery.endpoint_id,
+            "url": url,
+            "status": status,
+            "error": error,
+            "attempt": delivery.attempts,
+            "delivered": delivery.status == "delivered",
+        }
+
+    def create_webhook_endpoint(
+        self, url: str, enabled_events: list[str] | None = None, **fields: Any
+    ) -> dict[str, Any]:
+        """A webhook endpoint made from outside the API; the answer carries its `secret`."""
+        from .routes import webhook_endpoint_create
+
+        with self.lock:
+            ctx = Context(self)
+            return self.render_with_secret(
+                webhook_endpoint_create(ctx, url, enabled_events or ["*"], **fields)
+            )
+
+    def render_with_secret(self, endpoint: dict[str, Any]) -> dict[str, Any]:
+        data = self.render(endpoint)
+        data["secret"] = endpoint["_secret"]
+        return data
+
+    # ------------------------------------------------------------------ what happens outside the API
+    def complete_authentication(self, intent_id: str, succeed: bool = True) -> dict[str, Any]:
+        """The customer passes (or fails) 3-D Secure on a `requires_action` Payment/SetupIntent."""
+        from .payments import complete_authentication
+
+        kind = "setup_intent" if intent_id.startswith("seti_") else "payment_intent"
+        with self.lock:
+            ctx = Context(self)
+            return self.render(complete_authentication(ctx, self.store.require(kind, intent_id), succeed))
+
+    def renew_subscription(self, sub_id: str) -> dict[str, Any] | None:
+        """The subscription's current period ends now (what a test clock does at period end)."""
+        from .billing import renew_subscription
+
+        with self.lock:
+            ctx = Context(self)
+            inv = renew_subscription(ctx, self.store.require("subscription", sub_id))
+            return self.render(inv) if inv else None
+
+    def retry_invoice_payment(self, invoice_id: str) -> dict[str, Any]:
+        """One automatic collection retry of an unpaid invoice, as Stripe's dunning schedule does."""
+        from .billing import retry_invoice_payment
+
+        with self.lock:
+            ctx = Context(self)
+            inv = self.store.require("invoice", invoice_id)
+            retry_invoice_payment(ctx, inv)
+            return self.render(inv)
+
+    def settings(self, *, retry_days: list[int] | None = None, final_action: str | None = None) -> None:
+        """Dunning: days between automatic retries, and what happens after the last one
+        (`cancel`, `unpaid`, or `past_due` to leave the subscription as it is)."""
+        with self.lock:
+            if retry_days is not None:
+                self.store.extra["retry_days"] = list(retry_days)
+            if final_action is not None:
+                if final_action not in ("cancel", "unpaid", "past_due"):
+                    raise ValueError(final_action)
+                self.store.extra["final_action"] = final_action
+
+    # ------------------------------------------------------------------ inspection
+    def objects(self, kind: str) -> list[dict[str, Any]]:
+        """Every object of a type as the API would serve it, oldest first."""
+        with self.lock:
+            return [self.render(o) for o in self.store.all(kind)]
+
+    def get(self, object_id: str) -> dict[str, Any] | None:
+        with self.lock:
+            found = self.store.find(object_id)
+            return self.render(found[1]) if found else None
+
+    def events(self, event_type: str | None = None) -> list[dict[str, Any]]:
+        return [public(e) for e in self.store.all("event") if event_type in (None, e["type"])]
+
+    def event_types(self) -> list[str]:
+        return [e["type"] for e in self.store.all("event")]
+
+    @contextlib.contextmanager
+    def context(self) -> Iterator[Context]:
+        """A context outside any request, for helpers and for part 2's clock."""
+        with self.lock:
+            yield Context(self)
+
+    # ------------------------------------------------------------------ persistence
+    def to_json(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "version": 1,
+                "store": self.store.to_json(),
+                "account": self.account,
+                "webhooks": self.webhooks.to_json(),
+                "idempotency": self.idempotency,
+            }
+
+    def load_json(self, data: dict[str, Any]) -> None:
+        with self.lock:
+            self.store = Store.from_json(data["store"])
+            self.account = data.get("account", self.account)
+            self.webhooks.load_json(data.get("webhooks", {}))
+            self.idempotency = data.get("idempotency", {})

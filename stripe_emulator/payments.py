@@ -1,0 +1,508 @@
+"""Cards and money movement: Stripe's test payment methods, PaymentIntent and SetupIntent
+confirmation, charges, refunds and balance transactions.
+
+The behaviour of a card comes from Stripe's published test ids (`pm_card_visa`,
+`pm_card_chargeDeclined`, ...) or test numbers (`4000000000000002`, ...). Using a test id
+creates a new PaymentMethod, as Stripe does.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from . import objects
+from .errors import CardError, InvalidRequestError, StripeError
+
+if TYPE_CHECKING:
+    from .app import Context
+
+
+@dataclass(frozen=True)
+class TestCard:
+    brand: str
+    last4: str
+    funding: str = "credit"
+    country: str = "US"
+    decline_code: str | None = None  # the `decline_code` of a declined charge
+    error_code: str = "card_declined"
+    fails_on_attach: bool = False
+    authentication: str | None = None  # "always" or "setup"
+
+
+DECLINE_MESSAGES = {
+    "generic_decline": "Your card was declined.",
+    "insufficient_funds": "Your card has insufficient funds.",
+    "lost_card": "Your card was declined.",
+    "stolen_card": "Your card was declined.",
+    "expired_card": "Your card has expired.",
+    "incorrect_cvc": "Your card's security code is incorrect.",
+    "processing_error": "An error occurred while processing your card. Try again in a little bit.",
+    "authentication_required": "Your card was declined. This transaction requires authentication.",
+}
+
+TEST_CARDS: dict[str, TestCard] = {
+    "pm_card_visa": TestCard("visa", "4242"),
+    "pm_card_visa_debit": TestCard("visa", "5556", funding="debit"),
+    "pm_card_mastercard": TestCard("mastercard", "4444"),
+    "pm_card_amex": TestCard("amex", "8431"),
+    "pm_card_chargeDeclined": TestCard("visa", "0002", decline_code="generic_decline", fails_on_attach=True),
+    "pm_card_chargeDeclinedInsufficientFunds": TestCard(
+        "visa", "9995", decline_code="insufficient_funds", fails_on_attach=True
+    ),
+    "pm_card_chargeDeclinedLostCard": TestCard(
+        "visa", "9987", decline_code="lost_card", fails_on_attach=True
+    ),
+    "pm_card_chargeDeclinedStolenCard": TestCard(
+        "visa", "9979", decline_code="stolen_card", fails_on_attach=True
+    ),
+    "pm_card_chargeDeclinedExpiredCard": TestCard(
+        "visa", "0069", decline_code="expired_card", error_code="expired_card", fails_on_attach=True
+    ),
+    "pm_card_chargeDeclinedIncorrectCvc": TestCard(
+        "visa", "0127", decline_code="incorrect_cvc", error_code="incorrect_cvc", fails_on_attach=True
+    ),
+    "pm_card_chargeDeclinedProcessingError": TestCard(
+        "visa", "0119", decline_code="processing_error", error_code="processing_error", fails_on_attach=True
+    ),
+    "pm_card_chargeCustomerFail": TestCard("visa", "0341", decline_code="generic_decline"),
+    "pm_card_authenticationRequired": TestCard("visa", "3184", authentication="always"),
+    "pm_card_authenticationRequiredOnSetup": TestCard("visa", "3155", authentication="setup"),
+}
+TEST_NUMBERS = {
+    "4242424242424242": "pm_card_visa",
+    "4000056655665556": "pm_card_visa_debit",
+    "5555555555554444": "pm_card_mastercard",
+    "378282246310005": "pm_card_amex",
+    "4000000000000002": "pm_card_chargeDeclined",
+    "4000000000009995": "pm_card_chargeDeclinedInsufficientFunds",
+    "4000000000009987": "pm_card_chargeDeclinedLostCard",
+    "4000000000009979": "pm_card_chargeDeclinedStolenCard",
+    "4000000000000069": "pm_card_chargeDeclinedExpiredCard",
+    "4000000000000127": "pm_card_chargeDeclinedIncorrectCvc",
+    "4000000000000119": "pm_card_chargeDeclinedProcessingError",
+    "4000000000000341": "pm_card_chargeCustomerFail",
+    "4000002760003184": "pm_card_authenticationRequired",
+    "4000002500003155": "pm_card_authenticationRequiredOnSetup",
+}
+MINIMUM_AMOUNT = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "jpy": 50, "chf": 50}
+
+
+def card_details(
+    name: str, account_id: str, exp_month: int = 12, exp_year: int | None = None
+) -> dict[str, Any]:
+    card = TEST_CARDS[name]
+    fingerprint = hashlib.sha256(f"{account_id}:{card.brand}:{card.last4}".encode()).hexdigest()[:16]
+    return {
+        "brand": card.brand,
+        "checks": {"address_line1_check": None, "address_postal_code_check": None, "cvc_check": "pass"},
+        "country": card.country,
+        "display_brand": card.brand,
+        "exp_month": exp_month,
+        "exp_year": exp_year or 2034,
+        "fingerprint": fingerprint,
+        "funding": card.funding,
+        "generated_from": None,
+        "last4": card.last4,
+        "networks": {"available": [card.brand], "preferred": None},
+        "regulated_status": "unregulated",
+        "three_d_secure_usage": {"supported": True},
+        "wallet": None,
+    }
+
+
+def new_payment_method(
+    ctx: Context, test_card: str, *, billing_details: dict | None = None, **card_kw
+) -> dict:
+    now = ctx.now()
+    pm = objects.payment_method(
+        ctx.store.new_id("payment_method"),
+        now,
+        card_details(test_card, ctx.emulator.account["id"], **card_kw),
+    )
+    pm["_card"] = test_card
+    if billing_details:
+        pm["billing_details"].update({k: v for k, v in billing_details.items() if k != "address"})
+        if billing_details.get("address"):
+            pm["billing_details"]["address"].update(billing_details["address"])
+    return ctx.store.add("payment_method", pm)
+
+
+def resolve_payment_method(ctx: Context, pm_id: str, param: str = "payment_method") -> dict[str, Any]:
+    """A stored PaymentMethod, or a new one for a test id such as `pm_card_visa`."""
+    if pm_id in TEST_CARDS:
+        return new_payment_method(ctx, pm_id)
+    pm = ctx.store.get("payment_method", pm_id)
+    if pm is None:
+        raise InvalidRequestError(f"No such PaymentMethod: '{pm_id}'", code="resource_missing", param=param)
+    return pm
+
+
+def test_card(pm: dict[str, Any]) -> TestCard:
+    return TEST_CARDS.get(pm.get("_card") or "pm_card_visa", TEST_CARDS["pm_card_visa"])
+
+
+def card_error(card: TestCard, **extra: Any) -> CardError:
+    code = card.error_code
+    decline = card.decline_code or "generic_decline"
+    return CardError(
+        DECLINE_MESSAGES.get(decline, "Your card was declined."),
+        code=code,
+        decline_code=decline if code == "card_declined" else None,
+        param=None,
+        extra=extra,
+    )
+
+
+def authentication_error(**extra: Any) -> CardError:
+    return CardError(
+        DECLINE_MESSAGES["authentication_required"],
+        code="authentication_required",
+        decline_code="authentication_required",
+        extra=extra,
+    )
+
+
+def attach(ctx: Context, pm: dict[str, Any], customer: dict[str, Any]) -> dict[str, Any]:
+    if pm["customer"] == customer["id"]:
+        return pm
+    if pm["customer"]:
+        raise InvalidRequestError(
+            "The payment method you provided has already been attached to a customer.",
+            param="payment_method",
+        )
+    card = test_card(pm)
+    if card.fails_on_attach:
+        raise card_error(card, payment_method=ctx.render(pm))
+    pm["customer"] = customer["id"]
+    ctx.emit("payment_method.attached", pm)
+    return pm
+
+
+def detach(ctx: Context, pm: dict[str, Any]) -> dict[str, Any]:
+    customer_id = pm["customer"]
+    if not customer_id:
+        raise InvalidRequestError(
+            f"The payment method {pm['id']} is not attached to a customer.",
+            code="payment_method_unexpected_state",
+        )
+    pm["customer"] = None
+    customer = ctx.store.get("customer", customer_id)
+    if customer and customer["invoice_settings"]["default_payment_method"] == pm["id"]:
+        before = {"invoice_settings": dict(customer["invoice_settings"])}
+        customer["invoice_settings"]["default_payment_method"] = None
+        ctx.emit("customer.updated", customer, before)
+    ctx.emit("payment_method.detached", pm, {"customer": customer_id})
+    return pm
+
+
+# ---------------------------------------------------------------------- PaymentIntents
+@dataclass
+class PaymentResult:
+    status: str  # succeeded, requires_capture, requires_action, failed
+    error: StripeError | None = None
+
+
+def confirm_payment_intent(
+    ctx: Context, pi: dict[str, Any], pm: dict[str, Any], *, off_session: bool, return_url: str | None = None
+) -> PaymentResult:
+    """Runs the card; returns the result (the HTTP handler raises `result.error`)."""
+    pi["payment_method"] = pm["id"]
+    pi["last_payment_error"] = None
+    pi["next_action"] = None
+    card = test_card(pm)
+    if pi["customer"] and pi.get("setup_future_usage") and not pm["customer"]:
+        customer = ctx.store.get("customer", pi["customer"])
+        if customer is not None and not card.fails_on_attach:
+            attach(ctx, pm, customer)
+    if card.authentication == "always" or (
+        card.authentication == "setup" and not _set_up_for(pm, off_session)
+    ):
+        if off_session:
+            return _fail(ctx, pi, pm, authentication_error(), charge=False)
+        pi["status"] = "requires_action"
+        pi["next_action"] = {
+            "type": "redirect_to_url",
+            "redirect_to_url": {
+                "return_url": return_url,
+                "url": f"{ctx.base_url}/_emulator/authenticate/{pi['id']}",
+            },
+        }
+        ctx.emit("payment_intent.requires_action", pi)
+        if pi.get("_invoice"):
+            from .billing import invoice_action_required
+
+            invoice_action_required(ctx, pi)
+        return PaymentResult("requires_action")
+    if card.decline_code:
+        return _fail(ctx, pi, pm, card_error(card), charge=True)
+    return _succeed(ctx, pi, pm)
+
+
+def _set_up_for(pm: dict[str, Any], off_session: bool) -> bool:
+    """`authenticationRequiredOnSetup` cards pay off-session once set up for future use."""
+    return bool(off_session and pm.get("_set_up"))
+
+
+def _succeed(ctx: Context, pi: dict[str, Any], pm: dict[str, Any]) -> PaymentResult:
+    now = ctx.now(pi)
+    ch = objects.charge(ctx.store.new_id("charge"), now, pi, pm)
+    ch["status"] = "succeeded"
+    ch["paid"] = True
+    ch["outcome"] = _outcome(None)
+    ch["receipt_url"] = f"{ctx.base_url}/receipts/{ch['id']}"
+    manual = pi["capture_method"] == "manual"
+    if not manual:
+        _capture(ctx, ch, now)
+    ctx.store.add("charge", ch)
+    pi["latest_charge"] = ch["id"]
+    if manual:
+        pi["status"] = "requires_capture"
+        pi["amount_capturable"] = pi["amount"]
+        ctx.emit("charge.succeeded", ch)
+        ctx.emit("payment_intent.amount_capturable_updated", pi)
+        return PaymentResult("requires_capture")
+    pi["status"] = "succeeded"
+    pi["amount_received"] = pi["amount"]
+    ctx.emit("charge.succeeded", ch)
+    ctx.emit("payment_intent.succeeded", pi)
+    if pi.get("_invoice"):
+        from .billing import invoice_payment_succeeded
+
+        invoice_payment_succeeded(ctx, pi)
+    return PaymentResult("succeeded")
+
+
+def _capture(ctx: Context, ch: dict[str, Any], now: int) -> None:
+    ch["captured"] = True
+    ch["amount_captured"] = ch["amount"]
+    fee = round(ch["amount"] * 0.029) + 30
+    txn = objects.balance_transaction(
+        ctx.store.new_id("balance_transaction"),
+        now,
+        ch["amount"],
+        ch["currency"],
+        fee,
+        ch["id"],
+        "charge",
+        ch["description"],
+    )
+    ctx.store.add("balance_transaction", txn)
+    ch["balance_transaction"] = txn["id"]
+
+
+def capture_payment_intent(ctx: Context, pi: dict[str, Any], amount: int | None) -> dict[str, Any]:
+    if pi["status"] != "requires_capture":
+        raise InvalidRequestError(
+            f"This PaymentIntent could not be captured because it has a status of {pi['status']}. Only a "
+            "PaymentIntent with one of the following statuses may be captured: requires_capture.",
+            code="payment_intent_unexpected_state",
+        )
+    ch = ctx.store.require("charge", pi["latest_charge"])
+    if amount is not None and amount != ch["amount"]:
+        if amount > ch["amount"]:
+            raise InvalidRequestError(
+                "The amount to capture cannot exceed the amount authorized.", param="amount_to_capture"
+            )
+        ch["amount"] = amount
+        pi["amount"] = amount
+    _capture(ctx, ch, ctx.now(pi))
+    pi["status"] = "succeeded"
+    pi["amount_capturable"] = 0
+    pi["amount_received"] = pi["amount"]
+    ctx.emit("charge.captured", ch)
+    ctx.emit("payment_intent.succeeded", pi)
+    if pi.get("_invoice"):
+        from .billing import invoice_payment_succeeded
+
+        invoice_payment_succeeded(ctx, pi)
+    return pi
+
+
+def _fail(
+    ctx: Context, pi: dict[str, Any], pm: dict[str, Any], error: CardError, *, charge: bool
+) -> PaymentResult:
+    now = ctx.now(pi)
+    charge_id = None
+    if charge:
+        ch = objects.charge(ctx.store.new_id("charge"), now, pi, pm)
+        ch["status"] = "failed"
+        ch["failure_code"] = error.code
+        ch["failure_message"] = error.message
+        ch["outcome"] = _outcome(error.decline_code or error.code)
+        ctx.store.add("charge", ch)
+        pi["latest_charge"] = charge_id = ch["id"]
+        ctx.emit("charge.failed", ch)
+    pi["status"] = "requires_payment_method"
+    pi["last_payment_error"] = {
+        "charge": charge_id,
+        "code": error.code,
+        "decline_code": error.decline_code,
+        "doc_url": f"https://docs.stripe.com/error-codes/{(error.code or '').replace('_', '-')}",
+        "message": error.message,
+        "payment_method": ctx.render(pm),
+        "type": "card_error",
+    }
+    ctx.emit("payment_intent.payment_failed", pi)
+    if pi.get("_invoice"):
+        from .billing import invoice_payment_attempt_failed
+
+        invoice_payment_attempt_failed(ctx, pi)
+    error.extra.update({"payment_intent": ctx.render(pi), "payment_method": ctx.render(pm)})
+    if charge_id:
+        error.extra["charge"] = charge_id
+    return PaymentResult("failed", error)
+
+
+def _outcome(decline: str | None) -> dict[str, Any]:
+    if decline is None:
+        return {
+            "advice_code": None,
+            "network_advice_code": None,
+            "network_decline_code": None,
+            "network_status": "approved_by_network",
+            "reason": None,
+            "risk_level": "normal",
+            "risk_score": 32,
+            "seller_message": "Payment complete.",
+            "type": "authorized",
+        }
+    return {
+        "advice_code": "try_again_later" if decline == "generic_decline" else "do_not_try_again",
+        "network_advice_code": None,
+        "network_decline_code": None,
+        "network_status": "declined_by_network",
+        "reason": decline,
+        "risk_level": "normal",
+        "risk_score": 32,
+        "seller_message": "The bank did not return any further details with this decline.",
+        "type": "issuer_declined",
+    }
+
+
+def complete_authentication(ctx: Context, intent: dict[str, Any], succeed: bool = True) -> dict[str, Any]:
+    """What the customer's bank page does for a `requires_action` intent: approve or refuse."""
+    if intent["status"] != "requires_action":
+        raise InvalidRequestError(f"{intent['id']} does not require action (status {intent['status']}).")
+    pm = ctx.store.require("payment_method", intent["payment_method"])
+    intent["next_action"] = None
+    if intent["object"] == "setup_intent":
+        if succeed:
+            pm["_set_up"] = True
+            _setup_succeeded(ctx, intent, pm)
+        else:
+            _setup_failed(ctx, intent, pm, _authentication_failure())
+        return intent
+    if succeed:
+        _succeed(ctx, intent, pm)
+    else:
+        _fail(ctx, intent, pm, _authentication_failure(), charge=False)
+    return intent
+
+
+def _authentication_failure() -> CardError:
+    return CardError(
+        "We are unable to authenticate your payment method. Please choose a different payment method and try "
+        "again.",
+        code="payment_intent_authentication_failure",
+    )
+
+
+# ---------------------------------------------------------------------- SetupIntents
+def confirm_setup_intent(
+    ctx: Context, seti: dict[str, Any], pm: dict[str, Any], return_url: str | None
+) -> PaymentResult:
+    seti["payment_method"] = pm["id"]
+    seti["last_setup_error"] = None
+    card = test_card(pm)
+    if card.fails_on_attach:
+        error = card_error(card)
+        _setup_failed(ctx, seti, pm, error)
+        return PaymentResult("failed", error)
+    if card.authentication:
+        seti["status"] = "requires_action"
+        seti["next_action"] = {
+            "type": "redirect_to_url",
+            "redirect_to_url": {
+                "return_url": return_url,
+                "url": f"{ctx.base_url}/_emulator/authenticate/{seti['id']}",
+            },
+        }
+        ctx.emit("setup_intent.requires_action", seti)
+        return PaymentResult("requires_action")
+    pm["_set_up"] = True
+    _setup_succeeded(ctx, seti, pm)
+    return PaymentResult("succeeded")
+
+
+def _setup_succeeded(ctx: Context, seti: dict[str, Any], pm: dict[str, Any]) -> None:
+    if seti["customer"] and not pm["customer"]:
+        customer = ctx.store.get("customer", seti["customer"])
+        if customer is not None:
+            pm["customer"] = customer["id"]
+            ctx.emit("payment_method.attached", pm)
+    seti["status"] = "succeeded"
+    ctx.emit("setup_intent.succeeded", seti)
+
+
+def _setup_failed(ctx: Context, seti: dict[str, Any], pm: dict[str, Any], error: CardError) -> None:
+    seti["status"] = "requires_payment_method"
+    seti["last_setup_error"] = {
+        "code": error.code,
+        "decline_code": error.decline_code,
+        "doc_url": f"https://docs.stripe.com/error-codes/{(error.code or '').replace('_', '-')}",
+        "message": error.message,
+        "payment_method": ctx.render(pm),
+        "type": "card_error",
+    }
+    ctx.emit("setup_intent.setup_failed", seti)
+    error.extra.update({"setup_intent": ctx.render(seti), "payment_method": ctx.render(pm)})
+
+
+# ---------------------------------------------------------------------- refunds
+def create_refund(
+    ctx: Context, ch: dict[str, Any], amount: int | None, reason: str | None, metadata: dict[str, str] | None
+) -> dict[str, Any]:
+    if ch["status"] != "succeeded" or not ch["captured"]:
+        raise InvalidRequestError(
+            f"Charge {ch['id']} has not been captured or did not succeed.", param="charge"
+        )
+    remaining = ch["amount_captured"] - ch["amount_refunded"]
+    if remaining <= 0:
+        raise InvalidRequestError(
+            f"Charge {ch['id']} has already been refunded.", code="charge_already_refunded", param="charge"
+        )
+    amount = remaining if amount is None else amount
+    if amount <= 0:
+        raise InvalidRequestError(
+            "Refund amount must be positive.", code="parameter_invalid_integer", param="amount"
+        )
+    if amount > remaining:
+        raise InvalidRequestError(
+            f"Refund amount ({_money(amount, ch['currency'])}) is greater than unrefunded amount on charge "
+            f"({_money(remaining, ch['currency'])})",
+            code="amount_too_large",
+            param="amount",
+        )
+    now = ctx.now(ch)
+    refund = objects.refund(ctx.store.new_id("refund"), now, ch, amount)
+    refund["reason"] = reason
+    refund["metadata"] = metadata or {}
+    txn = objects.balance_transaction(
+        ctx.store.new_id("balance_transaction"), now, -amount, ch["currency"], 0, refund["id"], "refund", None
+    )
+    ctx.store.add("balance_transaction", txn)
+    refund["balance_transaction"] = txn["id"]
+    ctx.store.add("refund", refund)
+    before = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
+    ch["amount_refunded"] += amount
+    ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"]
+    ctx.emit("refund.created", refund)
+    ctx.emit("charge.refunded", ch, before)
+    return refund
+
+
+def _money(amount: int, currency: str) -> str:
+    symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get(currency, "")
+    return f"{symbol}{amount / 100:.2f}"
