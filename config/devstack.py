@@ -408,7 +408,17 @@ def main(argv: list[str]) -> int:
         return run_pytest(rest, "test")
     if command == "bench":
         return run_pytest(
-            ["tests/benchmarks", "-s", "-p", "no:cacheprovider", "-o", "addopts=-ra", *rest],
+            [
+                "tests/benchmarks",
+                "-s",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "addopts=-ra",
+                "-o",
+                "python_files=bench_*.py",
+                *rest,
+            ],
             "bench",
         )
     if command == "manage":
