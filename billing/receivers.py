@@ -59,14 +59,7 @@ def on_subscription_changed(sender, event, **kwargs):
             "subscription %s: customer %s belongs to no organization", data.get("id"), data.get("customer")
         )
         return
-    change = organization_billing_refresh(organization=organization)
-    if change.new_status == "canceled" and change.old_status != "canceled":
-        billing_notice_queue(
-            organization=organization,
-            kind=BillingNotice.Kind.SUBSCRIPTION_CANCELED,
-            key=f"subscription_canceled:{data.get('id')}",
-            context={"subscription_id": data.get("id")},
-        )
+    organization_billing_refresh(organization=organization)
 
 
 @djstripe_receiver("customer.subscription.trial_will_end")

@@ -301,53 +301,62 @@ def subscription_sync(*, subscription_id: str):
 
 def organization_billing_refresh(*, organization: Organization) -> BillingChange:
     """Derive the organization's plan and status from its subscriptions in the dj-stripe mirror.
-    Idempotent: running it again with the same mirror changes nothing."""
+    Idempotent: running it again with the same mirror changes nothing. A cancellation queues
+    one e-mail per subscription, whichever path (webhook, re-read task, API) notices it first."""
+    fields = ("subscription_status", "plan_id", "plan_interval", "stripe_subscription_id")
     with transaction.atomic():
         locked = Organization.objects.select_for_update().get(pk=organization.pk)
-        old = (locked.subscription_status, locked.plan_id)
-        subscription = subscription_current_get(organization=locked)
-        if subscription is None:
-            status, plan_id, interval, sub_id = "", None, "", ""
-        else:
-            data = subscription.stripe_data
-            status, sub_id = data.get("status", ""), subscription.id
-            items = (data.get("items") or {}).get("data") or []
-            price = (items[0].get("price") or {}) if items else {}
-            price_id = price.get("id") if isinstance(price, dict) else price
-            plan_price = plan_price_for_stripe_price(price_id=price_id) if price_id else None
-            plan_id = plan_price.plan_id if plan_price else None
-            interval = plan_price.interval if plan_price else ""
-            if plan_price is None and status in LIVE_STATUSES:
-                # Raising makes the webhook fail, so Stripe redelivers it once staff have mapped
-                # the price to a plan (an unknown price must not silently mean "free").
-                raise UnknownStripePrice(
-                    f"Subscription {sub_id} is on price {price_id}, which maps to no plan.",
-                    extra={"price": price_id, "subscription": sub_id},
-                )
-        if status not in ENTITLED_STATUSES:
-            plan_id, interval = None, ""  # the free plan applies; the subscription stays linked
-        locked.subscription_status = status
-        locked.plan_id = plan_id
-        locked.plan_interval = interval
-        locked.stripe_subscription_id = sub_id
-        if (old[0], old[1]) != (status, plan_id) or locked.plan_interval != organization.plan_interval:
+        before = {f: getattr(locked, f) for f in fields}
+        state = _billing_state_from_mirror(locked)
+        for name, value in state.items():
+            setattr(locked, name, value)
+        if state != before:
             locked.save(
-                update_fields=[
-                    "subscription_status",
-                    "plan",
-                    "plan_interval",
-                    "stripe_subscription_id",
-                    "updated_at",
-                ]
+                update_fields=["subscription_status", "plan", "plan_interval", "stripe_subscription_id", "updated_at"]
             )
-    organization.__dict__.update(
-        {
-            k: getattr(locked, k)
-            for k in ("subscription_status", "plan_id", "plan_interval", "stripe_subscription_id")
-        }
-    )
+        if state["subscription_status"] == "canceled" and state["stripe_subscription_id"]:
+            billing_notice_queue(
+                organization=locked,
+                kind="subscription_canceled",
+                key=f"subscription_canceled:{state['stripe_subscription_id']}",
+                context={"subscription_id": state["stripe_subscription_id"]},
+            )
+    for name, value in state.items():
+        setattr(organization, name, value)
     organization._state.fields_cache.pop("plan", None)
-    return BillingChange(organization, old[0], status, old[1], plan_id)
+    return BillingChange(
+        organization,
+        before["subscription_status"],
+        state["subscription_status"],
+        before["plan_id"],
+        state["plan_id"],
+    )
+
+
+def _billing_state_from_mirror(organization: Organization) -> dict:
+    subscription = subscription_current_get(organization=organization)
+    if subscription is None:
+        return {"subscription_status": "", "plan_id": None, "plan_interval": "", "stripe_subscription_id": ""}
+    data = subscription.stripe_data
+    status = data.get("status", "")
+    items = (data.get("items") or {}).get("data") or []
+    price = (items[0].get("price") or {}) if items else {}
+    price_id = price.get("id") if isinstance(price, dict) else price
+    plan_price = plan_price_for_stripe_price(price_id=price_id) if price_id else None
+    if plan_price is None and status in LIVE_STATUSES:
+        # Raising makes the webhook fail, so Stripe redelivers it once staff have mapped the
+        # price to a plan: an unknown price must not silently mean "free".
+        raise UnknownStripePrice(
+            f"Subscription {subscription.id} is on price {price_id}, which maps to no plan.",
+            extra={"price": price_id, "subscription": subscription.id},
+        )
+    entitled = status in ENTITLED_STATUSES and plan_price is not None
+    return {
+        "subscription_status": status,
+        "plan_id": plan_price.plan_id if entitled else None,
+        "plan_interval": plan_price.interval if entitled else "",
+        "stripe_subscription_id": subscription.id,
+    }
 
 
 # --------------------------------------------------------------------------- payment methods

@@ -77,10 +77,11 @@ def test_events_are_delivered_signed_and_processed(webhooks, billing_org, stripe
 def test_every_event_delivered_five_times_changes_state_once(
     recorder, webhooks, client, billing_org, django_capture_on_commit_callbacks
 ):
-    subscribe(billing_org)
     from billing.services import subscription_cancel
 
-    subscription_cancel(organization=billing_org, immediately=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        subscribe(billing_org)
+        subscription_cancel(organization=billing_org, immediately=True)
     stripe = webhooks.emulator
     stripe.deliver_webhooks()
     Organization.objects.filter(pk=billing_org.pk).update(subscription_status="", plan=None)
@@ -153,9 +154,9 @@ def test_a_failed_handler_runs_again_on_redelivery(
     price = stripe.Price.create(
         product="plan_business", unit_amount=4200, currency="usd", recurring={"interval": "month"}, **key
     )
-    stripe.PaymentMethod.attach("pm_card_visa", customer=customer.id, **key)
+    card = stripe.PaymentMethod.attach("pm_card_visa", customer=customer.id, **key)
     stripe.Subscription.create(
-        customer=customer.id, items=[{"price": price.id}], default_payment_method="pm_card_visa", **key
+        customer=customer.id, items=[{"price": price.id}], default_payment_method=card.id, **key
     )
     stripe_emulator.deliver_webhooks()
     delivery = recorder.of_type("customer.subscription.created")[0]
