@@ -312,7 +312,13 @@ def organization_billing_refresh(*, organization: Organization) -> BillingChange
             setattr(locked, name, value)
         if state != before:
             locked.save(
-                update_fields=["subscription_status", "plan", "plan_interval", "stripe_subscription_id", "updated_at"]
+                update_fields=[
+                    "subscription_status",
+                    "plan",
+                    "plan_interval",
+                    "stripe_subscription_id",
+                    "updated_at",
+                ]
             )
         if state["subscription_status"] == "canceled" and state["stripe_subscription_id"]:
             billing_notice_queue(

@@ -93,7 +93,21 @@ def test_make_run_serves_a_green_system_and_ctrl_c_stops_it(scratch_database, tm
         )
         assert response.status_code == 200 and "Demo Organization" in response.text
         organizations = session.get(f"{base}/api/v1/organizations", timeout=5).json()
-        assert organizations["results"][0]["name"] == "Demo Organization"
+        demo = organizations["results"][0]
+        assert demo["name"] == "Demo Organization"
+        assert (demo["plan"], demo["subscription_status"]) == ("professional", "active")
+        subscription = session.get(f"{base}/api/v1/organizations/{demo['id']}/subscription", timeout=5).json()
+        assert subscription["stripe_id"].startswith("sub_")
+        cards = session.get(f"{base}/api/v1/organizations/{demo['id']}/payment-methods", timeout=5).json()
+        assert cards[0]["last4"] == "4242" and cards[0]["is_default"]
+
+        # The emulator server delivers signed webhooks to the web server, which dj-stripe accepts.
+        def webhooks_landed() -> bool:
+            return "Stripe webhook" in "".join(lines) or any(
+                "POST /stripe/webhook/" in line and '" 200' in line for line in lines
+            )
+
+        wait_until(webhooks_landed, timeout=60, what="a webhook from the emulator to be accepted")
 
         children = psutil.Process(proc.pid).children(recursive=True)
         assert len(children) >= 3

@@ -64,3 +64,35 @@ def test_revoke_action(staff_client):
     keys[0].refresh_from_db()
     keys[1].refresh_from_db()
     assert keys[0].revoked_at is not None and keys[1].revoked_at is None
+
+
+def test_plan_admin_edits_limits_and_shows_prices(staff_client, catalogue):
+    page = staff_client.get("/admin/billing/plan/")
+    assert page.status_code == 200 and b"29.00 USD/month" in page.content
+    starter = catalogue["starter"]
+    change = staff_client.get(f"/admin/billing/plan/{starter.pk}/change/")
+    assert change.status_code == 200 and b"prices-TOTAL_FORMS" in change.content
+
+
+def test_subscription_and_customer_admin_show_organization_plan_and_status(staff_client, billing_org):
+    from billing.services import subscription_create
+
+    subscription_create(
+        organization=billing_org,
+        plan="starter",
+        interval="month",
+        payment_method="pm_card_visa",
+        trial_days=0,
+    )
+    subs = staff_client.get("/admin/djstripe/subscription/", {"status": "active", "plan": "starter"})
+    assert subs.status_code == 200
+    assert b"Acme" in subs.content and b"Starter" in subs.content
+    assert (
+        staff_client.get("/admin/djstripe/subscription/", {"status": "canceled"}).content.count(b"Acme") == 0
+    )
+    customers = staff_client.get("/admin/djstripe/customer/", {"plan": "starter"})
+    assert customers.status_code == 200 and b"Acme" in customers.content
+    org_page = staff_client.get(f"/admin/billing/organization/{billing_org.pk}/change/")
+    assert b"/admin/djstripe/subscription/" in org_page.content and b"Customer cus_" in org_page.content
+    filtered = staff_client.get("/admin/billing/organization/", {"subscription_status": "active"})
+    assert b"Acme" in filtered.content
