@@ -48,3 +48,16 @@ def test_seed_demo_is_idempotent_and_login_works(client):
     assert response.status_code == 302
     page = client.get("/billing/")
     assert b"Demo Organization" in page.content
+
+
+def test_register_stripe_webhook_is_idempotent(stripe_emulator, settings):
+    from djstripe.models import WebhookEndpoint
+
+    settings.SITE_URL = "https://billing.example.com"
+    out = StringIO()
+    call_command("register_stripe_webhook", stdout=out)
+    call_command("register_stripe_webhook", stdout=StringIO())
+    endpoint = WebhookEndpoint.objects.get()
+    assert endpoint.url.startswith("https://billing.example.com/stripe/webhook/") and endpoint.secret
+    assert [e["url"] for e in stripe_emulator.objects("webhook_endpoint")] == [endpoint.url]
+    assert endpoint.url in out.getvalue()
