@@ -19,6 +19,25 @@ from tests.billing.factories import MembershipFactory, OrganizationFactory, User
 pytest_plugins = ["stripe_emulator.testing"]
 
 
+@pytest.fixture(scope="session")
+def django_db_modify_db_settings(django_db_modify_db_settings_parallel_suffix, django_db_blocker) -> None:
+    """Create the (fresh) test database from a migrated template: see tests/db_template.py."""
+    from django.conf import settings
+
+    from tests.db_template import ensure_template
+
+    with django_db_blocker.unblock():
+        template = ensure_template()
+    settings.DATABASES["default"].setdefault("TEST", {})["TEMPLATE"] = template
+
+
+@pytest.fixture(scope="session")
+def migrated_template(django_db_setup) -> str:
+    from django.conf import settings
+
+    return settings.DATABASES["default"]["TEST"]["TEMPLATE"]
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Throttle counters and other cached state never leak between tests."""

@@ -22,13 +22,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture
-def scratch_database():
-    """A database of its own, because `make run` migrates the database it is given."""
+def scratch_database(migrated_template):
+    """A database of its own, because `make run` migrates the database it is given (made from the
+    migrated template, so its `migrate` has nothing left to do)."""
     name = f"devstack_e2e_{int(time.time() * 1000)}"
     params = connection.get_connection_params()
     params["dbname"] = "postgres"
     with psycopg.connect(**params, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}" TEMPLATE "{migrated_template}"')
     yield name
     with psycopg.connect(**params, autocommit=True) as conn:
         conn.execute(
