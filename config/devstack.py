@@ -398,7 +398,17 @@ def main(argv: list[str]) -> int:
         return run_pytest(rest, "test")
     if command == "bench":
         return run_pytest(
-            ["tests/benchmarks", "-s", "-p", "no:cacheprovider", "-o", "addopts=--no-migrations", *rest],
+            [
+                "tests/benchmarks",
+                "-s",
+                "-p",
+                "no:cacheprovider",
+                "-o",
+                "addopts=--no-migrations",
+                "-o",
+                "python_files=bench_*.py",
+                *rest,
+            ],
             "bench",
         )
     if command == "manage":

@@ -211,3 +211,9 @@ SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 if STRIPE_USES_EMULATOR:
     SILENCED_SYSTEM_CHECKS.append("djstripe.W002")  # STRIPE_API_HOST is intended: it is the emulator
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo-billing-2026")
+
+# --- Credits ---
+# The order grants are drawn from by a consumption, by source; soonest expiry first within a source.
+CREDITS_CONSUMPTION_ORDER = env.list(
+    "CREDITS_CONSUMPTION_ORDER", default=["purchase", "refund", "subscription", "promo", "manual"]
+)
