@@ -15,6 +15,7 @@ import pytest
 import time_machine
 from django.db import connection
 
+from config.celery import app
 from credits.selectors import ledger_drift_list
 
 append_only = importlib.import_module("credits.migrations.0002_ledger_append_only")
@@ -48,3 +49,19 @@ def clock():
     """A frozen clock the test moves by hand: `clock.move_to(dt)`, `clock.shift(timedelta)`."""
     with time_machine.travel(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), tick=False) as traveller:
         yield traveller
+
+
+@pytest.fixture
+def eager_celery():
+    """Tasks run in-process when enqueued (for tests of what a task does, not of the broker)."""
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def after_commit(django_capture_on_commit_callbacks, eager_celery):
+    """`with after_commit(): ...` runs the on-commit callbacks (and so the enqueued tasks) at the
+    end of the block, as a real commit would."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)
