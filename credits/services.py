@@ -42,6 +42,7 @@ from billing.exceptions import PaymentFailed
 from billing.models import Organization
 from config.exceptions import IdempotencyConflict, ValidationFailed
 
+from . import hot_path
 from .exceptions import (
     CreditPurchaseNotFound,
     CreditTransactionNotFound,
@@ -349,8 +350,10 @@ def credit_consume(
         )
     if event_name:
         quantity = _positive(1 if quantity is None else quantity, "quantity")
-        price = credit_price_get(event_name=event_name)
-        required = quantize(price.credits_per_unit * quantity)
+        per_unit = hot_path.price_per_unit(event_name)
+        if per_unit is None:
+            raise UnknownCreditPrice(event_name)
+        required = quantize(per_unit * quantity)
     else:
         required = _positive(amount, "amount")
         quantity = None
@@ -359,8 +362,17 @@ def credit_consume(
         "consume", amount=required if not event_name else None, event_name=event_name or "",
         quantity=quantity, reason=reason, metadata=metadata,
     )  # fmt: skip
+    reason = reason[:500]
     try:
         with transaction.atomic():
+            done = hot_path.consume(
+                organization_id=organization.pk, required=required, now=timezone.now(),
+                order=tuple(settings.CREDITS_CONSUMPTION_ORDER), reason=reason, event_name=event_name or "",
+                quantity=quantity, metadata=metadata, actor=actor, idempotency_key=idempotency_key or None,
+                fingerprint=fingerprint,
+            )  # fmt: skip
+            if done is not None:
+                return ConsumeResult(transaction=done[0], consumed=required, balance=done[1])
             account = account_lock(organization_id=organization.pk)
             ledger = _Ledger(account, timezone.now())
             grants = ledger.expire_due(_live_grants(account))
