@@ -1,9 +1,10 @@
 """The hot path of `credit_consume`, in SQL: as few round trips as the raw shape of the work.
 
-Lock the account row (with the auto-refill settings joined), read the live grants, then write
-grants, account and ledger row in one statement (data-modifying CTEs). Three statements, the
-same as "lock, update, insert" by hand; the ORM spent more time compiling queries than the
-database spent running them (see `tests/benchmarks/bench_credits.py`).
+Lock the account row (with the auto-refill settings joined), then draw from the grants, update
+them and the account and append the ledger row in one statement (data-modifying CTEs, on a
+snapshot taken after the lock). Two statements where "lock, update, insert" by hand takes three;
+the ORM spent more time compiling queries than the database spent running them (see
+`tests/benchmarks/bench_credits.py`).
 
 It covers the common case only and answers None for anything else, in which case the caller
 goes on with the general path (`credits.services._Ledger`) in the same transaction, holding the
@@ -23,7 +24,6 @@ from functools import lru_cache
 import psycopg
 from django.db import connection
 
-from .formatting import credits_str
 from .models import AutoRefill, CreditAccount, CreditGrant, CreditPrice, CreditSource, CreditTransaction
 
 ACCOUNT = CreditAccount._meta.db_table
@@ -40,23 +40,47 @@ WHERE a.organization_id = %s
 FOR UPDATE OF a
 """  # noqa: S608 - table names are the models' own
 
-INSERT_SQL = f"""
+
+@lru_cache(maxsize=8)
+def write_sql(order: tuple[str, ...]) -> str:
+    """Draw from the live grants in consumption order (the order of `services._live_grants`),
+    update them and the account, append the ledger row: one statement, so one fresh snapshot
+    taken after the account lock. Writes nothing, and answers no row, when a grant is due to
+    expire: the general path expires it first."""
+    known = [s for s in order if s in CreditSource.values]  # the literals below come from a fixed set
+    cases = " ".join(f"WHEN '{source}' THEN {i}" for i, source in enumerate(known))
+    return f"""
+WITH live AS (
+    SELECT id, remaining, expires_at,
+           row_number() OVER w AS ord,
+           sum(remaining) OVER w - remaining AS before
+    FROM {GRANT} WHERE account_id = %(account)s AND remaining > 0
+    WINDOW w AS (ORDER BY CASE source {cases} ELSE {len(known)} END, expires_at ASC NULLS LAST, created_at, id
+                 ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
+),
+blocked AS (SELECT EXISTS (SELECT 1 FROM live WHERE expires_at <= %(now)s) AS due),
+take AS (
+    SELECT id, ord, LEAST(remaining, %(required)s - before) AS take
+    FROM live WHERE before < %(required)s AND NOT (SELECT due FROM blocked)
+),
+g AS (
+    UPDATE {GRANT} AS cg SET remaining = cg.remaining - t.take FROM take t WHERE cg.id = t.id RETURNING 1
+),
+a AS (
+    UPDATE {ACCOUNT} SET balance = %(after)s, sequence = %(sequence)s, updated_at = %(now)s
+    WHERE id = %(account)s AND NOT (SELECT due FROM blocked) RETURNING 1
+)
 INSERT INTO {LEDGER} (id, organization_id, account_id, sequence, kind, amount, balance_after, grant_id,
     allocations, reverses_id, reason, event_name, quantity, metadata, actor, idempotency_key,
     request_fingerprint, created_at)
-VALUES (%s, %s, %s, %s, 'consume', %s, %s, NULL, %s::jsonb, NULL, %s, %s, %s, %s::jsonb, %s, %s, %s, %s)
-"""  # noqa: S608
-
-
-@lru_cache(maxsize=8)
-def grants_sql(order: tuple[str, ...]) -> str:
-    """Live grants in consumption order; the same order as `services._live_grants`."""
-    known = [s for s in order if s in CreditSource.values]  # literals below are from a fixed set
-    cases = " ".join(f"WHEN '{source}' THEN {i}" for i, source in enumerate(known))
-    return (
-        f"SELECT id, remaining, expires_at FROM {GRANT} WHERE account_id = %s AND remaining > 0 "  # noqa: S608
-        f"ORDER BY CASE source {cases} ELSE {len(known)} END, expires_at ASC NULLS LAST, created_at, id"
-    )
+SELECT %(id)s, %(organization)s, %(account)s, %(sequence)s, 'consume', %(amount)s, %(after)s, NULL,
+    (SELECT coalesce(json_agg(json_build_array(id::text, trim_scale(take)::text) ORDER BY ord), '[]'::json)
+     FROM take)::jsonb,
+    NULL, %(reason)s, %(event_name)s, %(quantity)s, %(metadata)s::jsonb, %(actor)s, %(key)s,
+    %(fingerprint)s, %(now)s
+WHERE NOT (SELECT due FROM blocked)
+RETURNING allocations
+"""  # noqa: S608 - table names are the models' own
 
 
 def _cursor() -> psycopg.Cursor:
@@ -102,33 +126,19 @@ def consume(
             return None
         if refill_on and after < refill_below:
             return None
-        cursor.execute(grants_sql(order), [account_id])
-        grants = cursor.fetchall()
-        if any(expires is not None and expires <= now for _, _, expires in grants):
-            return None
-        allocations, values, params, left = [], [], [], required
-        for grant_id, remaining, _ in grants:
-            if left <= 0:
-                break
-            take = min(remaining, left)
-            left -= take
-            allocations.append([str(grant_id), credits_str(take)])
-            values.append("(%s::uuid, %s::numeric)")
-            params += [grant_id, remaining - take]
-        ctes = []
-        if values:
-            ctes.append(
-                f"g AS (UPDATE {GRANT} AS g SET remaining = v.remaining "  # noqa: S608
-                f"FROM (VALUES {', '.join(values)}) AS v(id, remaining) WHERE g.id = v.id RETURNING 1)"
-            )
-        ctes.append(f"a AS (UPDATE {ACCOUNT} SET balance = %s, sequence = %s, updated_at = %s WHERE id = %s RETURNING 1)")  # noqa: S608
-        params += [after, sequence + 1, now, account_id]
         txn_id = uuid.uuid4()
-        params += [
-            txn_id, organization_id, account_id, sequence + 1, -required, after, json.dumps(allocations),
-            reason, event_name, quantity, json.dumps(metadata), actor, idempotency_key, fingerprint, now,
-        ]  # fmt: skip
-        cursor.execute("WITH " + ", ".join(ctes) + INSERT_SQL, params)
+        cursor.execute(
+            write_sql(order),
+            {
+                "account": account_id, "now": now, "required": required, "after": after, "sequence": sequence + 1,
+                "id": txn_id, "organization": organization_id, "amount": -required, "reason": reason,
+                "event_name": event_name, "quantity": quantity, "metadata": json.dumps(metadata), "actor": actor,
+                "key": idempotency_key, "fingerprint": fingerprint,
+            },
+        )  # fmt: skip
+        written = cursor.fetchone()
+    if written is None:
+        return None
     txn = CreditTransaction(
         id=txn_id,
         organization_id=organization_id,
@@ -137,7 +147,8 @@ def consume(
         kind="consume",
         amount=-required,
         balance_after=after,
-        allocations=allocations,
+        # Django's connection leaves jsonb as text.
+        allocations=json.loads(written[0]) if isinstance(written[0], str) else written[0],
         reason=reason,
         event_name=event_name,
         quantity=quantity,
