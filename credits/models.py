@@ -110,15 +110,12 @@ class CreditGrant(models.Model):
                 name="credit_grant_unique_reference",
             ),
         ]
+        # No index mentions `remaining`: a consumption changes only that column, so PostgreSQL
+        # can update the grant in place (a HOT update) without touching any index.
         indexes = [
             models.Index(
-                fields=["account", "expires_at"],
-                condition=Q(remaining__gt=0),
-                name="credit_grant_live_idx",
-            ),
-            models.Index(
                 fields=["expires_at"],
-                condition=Q(remaining__gt=0, expires_at__isnull=False),
+                condition=Q(expired_at__isnull=True, expires_at__isnull=False),
                 name="credit_grant_due_idx",
             ),
         ]
