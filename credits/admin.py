@@ -38,9 +38,25 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 @admin.register(CreditTransaction)
 class CreditTransactionAdmin(ReadOnlyAdmin):
-    list_display = ["created_at", "organization", "kind", "signed_amount", "balance", "source", "reason", "actor"]
+    list_display = [
+        "created_at",
+        "organization",
+        "kind",
+        "signed_amount",
+        "balance",
+        "source",
+        "reason",
+        "actor",
+    ]
     list_filter = ["kind", "grant__source", "created_at", "organization"]
-    search_fields = ["organization__name", "=organization__id", "reason", "idempotency_key", "event_name", "=id"]
+    search_fields = [
+        "organization__name",
+        "=organization__id",
+        "reason",
+        "idempotency_key",
+        "event_name",
+        "=id",
+    ]
     date_hierarchy = "created_at"
     list_select_related = ["organization", "grant"]
     ordering = ["-created_at", "-sequence"]
@@ -106,7 +122,9 @@ class CreditAccountAdmin(admin.ModelAdmin):
                 low_balance_threshold=form.cleaned_data["low_balance_threshold"],
             )
         except ApplicationError as exc:
-            self.message_user(request, f"Not saved: {exc.message} {exc.extra.get('fields', '')}", messages.ERROR)
+            self.message_user(
+                request, f"Not saved: {exc.message} {exc.extra.get('fields', '')}", messages.ERROR
+            )
 
     def _run(self, request, queryset, *, form_class, title, apply):
         form = form_class(request.POST if "apply" in request.POST else None)
@@ -150,7 +168,9 @@ class CreditAccountAdmin(admin.ModelAdmin):
     @admin.action(description="Adjust the balance (with a reason)")
     def adjust_credits(self, request, queryset):
         def apply(organization, data, actor):
-            credit_adjust(organization=organization, amount=data["amount"], reason=data["reason"], actor=actor)
+            credit_adjust(
+                organization=organization, amount=data["amount"], reason=data["reason"], actor=actor
+            )
 
         return self._run(request, queryset, form_class=AdjustForm, title="Adjust credits", apply=apply)
 

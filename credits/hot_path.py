@@ -131,10 +131,11 @@ def consume(
         cursor.execute(
             write_sql(order),
             {
-                "account": account_id, "now": now, "required": required, "after": after, "sequence": sequence + 1,
-                "id": txn_id, "organization": organization_id, "amount": -required, "reason": reason,
-                "event_name": event_name, "quantity": quantity, "metadata": json.dumps(metadata), "actor": actor,
-                "key": idempotency_key, "fingerprint": fingerprint,
+                "account": account_id, "now": now, "required": required, "after": after,
+                "sequence": sequence + 1, "id": txn_id, "organization": organization_id, "amount": -required,
+                "reason": reason, "event_name": event_name, "quantity": quantity,
+                "metadata": json.dumps(metadata), "actor": actor, "key": idempotency_key,
+                "fingerprint": fingerprint,
             },
             prepare=True,
         )  # fmt: skip

@@ -27,7 +27,7 @@ from billing.models import Organization
 ZERO = Decimal("0")
 
 
-def CreditsField(**kwargs) -> models.DecimalField:  # noqa: N802 - reads like a field class
+def CreditsField(**kwargs) -> models.DecimalField:
     """Every credit amount: a Decimal with 4 places, never a float."""
     return models.DecimalField(max_digits=20, decimal_places=4, **kwargs)
 
@@ -93,7 +93,7 @@ class CreditGrant(models.Model):
     expires_at = models.DateTimeField(null=True, blank=True, help_text="Empty: never expires.")
     expired_at = models.DateTimeField(null=True, blank=True)
     # What the grant is for, so it is never made twice: `pi_...`, `invoice:in_...`, ...
-    reference = models.CharField(max_length=255, null=True, blank=True)
+    reference = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 - unique when set
     reason = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField()
 
@@ -147,7 +147,7 @@ class CreditTransaction(models.Model):
     quantity = CreditsField(null=True, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     actor = models.CharField(max_length=200, blank=True)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 - unique when set
     request_fingerprint = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField()
 
@@ -277,7 +277,7 @@ class CreditPurchase(models.Model):
     payment_method = models.CharField(max_length=255, blank=True)
     payment_intent_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
     checkout_session_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001 - unique when set
     request_fingerprint = models.CharField(max_length=64, blank=True)
     grant = models.OneToOneField(
         CreditGrant, null=True, blank=True, on_delete=models.PROTECT, related_name="purchase"

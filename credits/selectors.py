@@ -235,7 +235,8 @@ def ledger_drift_list(*, organization_ids: list | None = None) -> LedgerReport:
             report.drifts.append(
                 Drift(
                     "balance_after",
-                    f"last row's balance_after {credits_str(last_balance.get(account['id']))} != balance {credits_str(balance)}",
+                    f"last row's balance_after {credits_str(last_balance.get(account['id']))} "
+                    f"!= balance {credits_str(balance)}",
                     org,
                 )
             )
@@ -245,7 +246,8 @@ def ledger_drift_list(*, organization_ids: list | None = None) -> LedgerReport:
             report.drifts.append(
                 Drift(
                     "balance_is_grants_minus_overdraft",
-                    f"grants hold {credits_str(live)}, balance {credits_str(balance)} (overdraft in use {credits_str(debt)})",
+                    f"grants hold {credits_str(live)}, balance {credits_str(balance)} "
+                    f"(overdraft in use {credits_str(debt)})",
                     org,
                 )
             )
@@ -253,7 +255,8 @@ def ledger_drift_list(*, organization_ids: list | None = None) -> LedgerReport:
             report.drifts.append(
                 Drift(
                     "overdraft_limit",
-                    f"balance {credits_str(balance)} is below the overdraft limit {credits_str(account['overdraft_limit'])}",
+                    f"balance {credits_str(balance)} is below the overdraft limit "
+                    f"{credits_str(account['overdraft_limit'])}",
                     org,
                 )
             )
@@ -264,7 +267,8 @@ def ledger_drift_list(*, organization_ids: list | None = None) -> LedgerReport:
         report.drifts.append(
             Drift(
                 "grant_remaining_within_amount",
-                f"grant {grant['id']} has {credits_str(grant['remaining'])} of {credits_str(grant['amount'])}",
+                f"grant {grant['id']} has {credits_str(grant['remaining'])} "
+                f"of {credits_str(grant['amount'])}",
                 str(grant["organization_id"]),
             )
         )
@@ -342,7 +346,8 @@ def _running_balance_drifts(txns: QuerySet[CreditTransaction]) -> list[Drift]:
             drifts.append(
                 Drift(
                     "running_balance",
-                    f"row {txn_id} (#{seq}) says balance_after {credits_str(after)}, the ledger sums to {credits_str(running)}",
+                    f"row {txn_id} (#{seq}) says balance_after {credits_str(after)}, "
+                    f"the ledger sums to {credits_str(running)}",
                     str(org),
                 )
             )

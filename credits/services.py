@@ -1139,7 +1139,8 @@ def stripe_credits_checkout_session_create(
     """A Checkout Session (mode=payment) for a pack purchase: answers `{"id", "url"}`."""
     raise NotImplementedError(
         "needs billing.stripe_api.checkout_session_create(mode='payment', customer=..., "
-        "line_items=[{price_data: {currency, unit_amount: purchase.amount, product_data: {name}}, quantity: 1}], "
+        "line_items=[{price_data: {currency, unit_amount: purchase.amount, product_data: {name}}, "
+        "quantity: 1}], "
         "metadata={'purchase_id': str(purchase.pk)}, payment_intent_data={'metadata': {...}}, "
         "success_url=..., cancel_url=..., idempotency_key=purchase.stripe_idempotency_key)"
     )

@@ -79,7 +79,7 @@ def measure(name: str, make_client, op) -> Figures:
                 start = time.perf_counter()
                 op(client, i)
                 mine.append(time.perf_counter() - start)
-        except BaseException as exc:  # noqa: BLE001 - reported below
+        except BaseException as exc:
             errors.append(exc)
             barrier.abort()
         finally:
@@ -133,8 +133,8 @@ def raw_consume(conn: psycopg.Connection, org_id) -> None:
         cur.execute("SELECT id FROM credits_creditaccount WHERE organization_id = %s FOR UPDATE", (org_id,))
         (account_id,) = cur.fetchone()
         cur.execute(
-            "UPDATE credits_creditaccount SET balance = balance - 1, sequence = sequence + 1, updated_at = now() "
-            "WHERE id = %s RETURNING balance, sequence",
+            "UPDATE credits_creditaccount SET balance = balance - 1, sequence = sequence + 1, "
+            "updated_at = now() WHERE id = %s RETURNING balance, sequence",
             (account_id,),
         )
         balance, sequence = cur.fetchone()
@@ -151,9 +151,10 @@ def server():
     port = free_port()
     workers = os.environ.get("BENCH_GUNICORN_WORKERS", "4")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}", "-w", workers,
-         "--log-level", "warning"],
-        cwd=BASE_DIR, env=child_env(THROTTLE_USER="100000000/min", THROTTLE_ANON="100000000/min", DEBUG="false"),
+        [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
+         "-w", workers, "--log-level", "warning"],
+        cwd=BASE_DIR,
+        env=child_env(THROTTLE_USER="100000000/min", THROTTLE_ANON="100000000/min", DEBUG="false"),
         start_new_session=True,
     )  # fmt: skip
     try:
@@ -197,14 +198,16 @@ def test_consumption_throughput(server):
 
     def paired(label, raw_op, service_op):
         raws, services = [], []
-        for r in range(ROUNDS):
+        for _ in range(ROUNDS):
             raws.append(measure(f"raw SQL, {label}", raw_client, raw_op))
             services.append(measure(f"service, {label}", lambda: None, service_op))
         ratios = sorted(svc.rate / raw.rate for raw, svc in zip(raws, services, strict=True))
         return median_round(raws), median_round(services), ratios
 
     hot = paired("1 hot org", lambda c, i: raw_consume(c, hot_raw.pk), service([hot_service]))
-    many = paired(f"{MANY} orgs", lambda c, i: raw_consume(c, random.choice(many_raw).pk), service(many_service))
+    many = paired(
+        f"{MANY} orgs", lambda c, i: raw_consume(c, random.choice(many_raw).pk), service(many_service)
+    )
     hot_api = measure("HTTP API, 1 hot org", requests.Session, http([hot_http]))
     many_api = measure(f"HTTP API, {MANY} orgs", requests.Session, http(many_http))
 

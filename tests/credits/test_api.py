@@ -26,7 +26,13 @@ def balance(org):
 def test_summary_of_an_organization_without_credits(member_client, organization):
     body = member_client.get(url(organization)).json()
     assert body["balance"] == "0" and body["low_balance"] is False and body["expiring"] == []
-    assert body["by_source"] == {"purchased": "0", "subscription": "0", "promo": "0", "manual": "0", "refund": "0"}
+    assert body["by_source"] == {
+        "purchased": "0",
+        "subscription": "0",
+        "promo": "0",
+        "manual": "0",
+        "refund": "0",
+    }
     assert body["auto_refill"]["enabled"] is False
 
 
@@ -44,7 +50,11 @@ def test_summary(member_client, organization):
 
 def test_consume_with_an_api_key(key_client, organization, api_key):
     credit_grant(organization=organization, amount=10)
-    response = key_client.post(url(organization, "/consume"), {"amount": "2.5", "reason": "sms", "idempotency_key": "c1"}, format="json")
+    response = key_client.post(
+        url(organization, "/consume"),
+        {"amount": "2.5", "reason": "sms", "idempotency_key": "c1"},
+        format="json",
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["consumed"] == "2.5" and body["balance"] == "7.5"
@@ -57,7 +67,13 @@ def test_consume_an_event_with_a_quantity(member_client, organization):
     credit_grant(organization=organization, amount=10)
     body = member_client.post(
         url(organization, "/consume"),
-        {"event_name": "SMS_SENT", "quantity": 3, "reason": "campaign", "idempotency_key": "e1", "metadata": {"campaign": 7}},
+        {
+            "event_name": "SMS_SENT",
+            "quantity": 3,
+            "reason": "campaign",
+            "idempotency_key": "e1",
+            "metadata": {"campaign": 7},
+        },
         format="json",
     ).json()
     assert body["consumed"] == "1.5" and body["balance"] == "8.5"
@@ -66,7 +82,9 @@ def test_consume_an_event_with_a_quantity(member_client, organization):
 
 def test_consume_402_consumes_nothing(member_client, organization):
     credit_grant(organization=organization, amount=2)
-    response = member_client.post(url(organization, "/consume"), {"amount": 5, "reason": "x", "idempotency_key": "k"}, format="json")
+    response = member_client.post(
+        url(organization, "/consume"), {"amount": 5, "reason": "x", "idempotency_key": "k"}, format="json"
+    )
     assert response.status_code == 402
     body = response.json()
     assert body["error"] == "insufficient_credits" and body["balance"] == "2" and body["required"] == "5"
@@ -115,7 +133,12 @@ def test_grant_needs_owner_or_admin(member_client, owner_client, organization):
     created = owner_client.post(url(organization, "/grant"), {**payload, "source": "promo"}, format="json")
     assert created.status_code == 201
     body = created.json()
-    assert body["amount"] == "100" and body["balance"] == "100" and body["source"] == "promo" and body["expires_at"] is None
+    assert (
+        body["amount"] == "100"
+        and body["balance"] == "100"
+        and body["source"] == "promo"
+        and body["expires_at"] is None
+    )
     again = owner_client.post(url(organization, "/grant"), {**payload, "source": "promo"}, format="json")
     assert again.json()["transaction_id"] == body["transaction_id"]
     assert balance(organization) == D(100)
@@ -126,7 +149,11 @@ def test_staff_can_grant_to_any_organization(organization):
     staff = UserFactory(is_staff=True)
     client.force_authenticate(staff)
     ends = (timezone.now() + timedelta(days=3)).isoformat()
-    response = client.post(url(organization, "/grant"), {"amount": 5, "reason": "support", "idempotency_key": "s", "expires_at": ends}, format="json")
+    response = client.post(
+        url(organization, "/grant"),
+        {"amount": 5, "reason": "support", "idempotency_key": "s", "expires_at": ends},
+        format="json",
+    )
     assert response.status_code == 201
     assert CreditTransaction.objects.get(pk=response.json()["transaction_id"]).actor == f"staff:{staff.pk}"
 
@@ -146,7 +173,8 @@ def test_transactions_paginated_and_filtered(member_client, organization, clock)
     grants = member_client.get(url(organization, "/transactions"), {"kind": "grant"}).json()
     assert grants["count"] == 1 and grants["results"][0]["source"] == "manual"
     window = member_client.get(
-        url(organization, "/transactions"), {"start": day2.isoformat(), "end": (day2 + timedelta(hours=1)).isoformat()}
+        url(organization, "/transactions"),
+        {"start": day2.isoformat(), "end": (day2 + timedelta(hours=1)).isoformat()},
     ).json()
     assert window["count"] == 25
     bad = member_client.get(url(organization, "/transactions"), {"kind": "nope"})
@@ -166,7 +194,13 @@ def test_reverse_a_consumption(owner_client, organization):
 def test_auto_refill_settings(owner_client, member_client, organization):
     CreditPackFactory(code="credits-5k", credits=D(5000), amount=4500)
     assert member_client.get(url(organization, "/auto-refill")).json()["enabled"] is False
-    payload = {"enabled": True, "threshold": "100", "pack": "credits-5k", "payment_method": "pm_123", "max_refills_per_day": 2}
+    payload = {
+        "enabled": True,
+        "threshold": "100",
+        "pack": "credits-5k",
+        "payment_method": "pm_123",
+        "max_refills_per_day": 2,
+    }
     assert member_client.put(url(organization, "/auto-refill"), payload, format="json").status_code == 403
     saved = owner_client.put(url(organization, "/auto-refill"), payload, format="json")
     assert saved.status_code == 200, saved.content
@@ -179,7 +213,9 @@ def test_auto_refill_settings(owner_client, member_client, organization):
     assert unknown.status_code == 400 and "pack" in unknown.json()["fields"]
     both = owner_client.put(url(organization, "/auto-refill"), {**payload, "amount": 10}, format="json")
     assert both.status_code == 400 and "pack" in both.json()["fields"]
-    amount = owner_client.put(url(organization, "/auto-refill"), {**payload, "pack": None, "amount": "2500"}, format="json")
+    amount = owner_client.put(
+        url(organization, "/auto-refill"), {**payload, "pack": None, "amount": "2500"}, format="json"
+    )
     assert amount.json()["amount"] == "2500" and amount.json()["pack"] is None
 
 
@@ -189,7 +225,10 @@ def test_billing_role_sets_the_low_balance_threshold(organization):
     credit_grant(organization=organization, amount=10)
     response = client.put(url(organization, "/low-balance"), {"threshold": "25"}, format="json")
     assert response.json() == {"threshold": "25", "low_balance": True}
-    assert client.put(url(organization, "/low-balance"), {"threshold": None}, format="json").json()["threshold"] is None
+    assert (
+        client.put(url(organization, "/low-balance"), {"threshold": None}, format="json").json()["threshold"]
+        is None
+    )
 
 
 def test_public_catalogue_needs_no_auth(api_client):
@@ -204,11 +243,22 @@ def test_other_tenants_credits_are_404(owner_client):
     other = OrganizationFactory()
     credit_grant(organization=other, amount=10)
     assert owner_client.get(url(other)).status_code == 404
-    assert owner_client.post(url(other, "/consume"), {"amount": 1, "reason": "x", "idempotency_key": "k"}, format="json").status_code == 404
+    assert (
+        owner_client.post(
+            url(other, "/consume"), {"amount": 1, "reason": "x", "idempotency_key": "k"}, format="json"
+        ).status_code
+        == 404
+    )
     assert balance(other) == D(10)
 
 
 def test_schema_lists_the_credit_endpoints(client):
     schema = client.get("/api/schema/").content.decode()
-    for path in ["/credits/consume", "/credits/grant", "/credits/transactions", "/credits/auto-refill", "/api/v1/credit-packs"]:
+    for path in [
+        "/credits/consume",
+        "/credits/grant",
+        "/credits/transactions",
+        "/credits/auto-refill",
+        "/api/v1/credit-packs",
+    ]:
         assert path in schema

@@ -24,7 +24,11 @@ def row(organization):
     ],
 )
 def test_raw_sql_update_or_delete_is_refused(row, sql):
-    with pytest.raises(DatabaseError, match="append-only"), transaction.atomic(), connection.cursor() as cursor:
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
         cursor.execute(sql, [row.pk])
     fresh = CreditTransaction.objects.get(pk=row.pk)
     assert (fresh.amount, fresh.reason) == (row.amount, row.reason)

@@ -31,7 +31,12 @@ def refill(organization, pack):
     MembershipFactory(organization=organization, role="owner", user=UserFactory(username="boss@example.com"))
     credit_grant(organization=organization, amount=100, source="purchase", reference="pi_seed")
     return auto_refill_set(
-        organization=organization, enabled=True, threshold=50, pack=pack, payment_method="pm_card", max_refills_per_day=2
+        organization=organization,
+        enabled=True,
+        threshold=50,
+        pack=pack,
+        payment_method="pm_card",
+        max_refills_per_day=2,
     )
 
 
@@ -62,21 +67,29 @@ def test_disabled_settings_need_no_card(organization):
     assert not refill.enabled
 
 
-def test_crossing_the_threshold_enqueues_one_refill_after_commit(organization, refill, django_capture_on_commit_callbacks):
+def test_crossing_the_threshold_enqueues_one_refill_after_commit(
+    organization, refill, django_capture_on_commit_callbacks
+):
     with django_capture_on_commit_callbacks() as callbacks:
         credit_consume(organization=organization, amount=40)  # 60: above
     assert callbacks == [] and not refills(organization).exists()
     with django_capture_on_commit_callbacks() as callbacks:
         credit_consume(organization=organization, amount=20)  # 40: crossed
     purchase = refills(organization).get()
-    assert purchase.status == PurchaseStatus.PENDING and purchase.credits == D(1000) and purchase.payment_method == "pm_card"
+    assert (
+        purchase.status == PurchaseStatus.PENDING
+        and purchase.credits == D(1000)
+        and purchase.payment_method == "pm_card"
+    )
     assert len(callbacks) == 1
     with django_capture_on_commit_callbacks() as callbacks:
         credit_consume(organization=organization, amount=5)  # still below, one already in flight
     assert callbacks == [] and refills(organization).count() == 1
 
 
-def test_the_enqueued_task_runs_the_refill_up_to_the_unwired_stripe_call(organization, refill, django_capture_on_commit_callbacks, eager_celery):
+def test_the_enqueued_task_runs_the_refill_up_to_the_unwired_stripe_call(
+    organization, refill, django_capture_on_commit_callbacks, eager_celery
+):
     with django_capture_on_commit_callbacks() as callbacks:
         credit_consume(organization=organization, amount=60)
     with pytest.raises(NotImplementedError, match="payment_intent_create"):
@@ -86,10 +99,18 @@ def test_the_enqueued_task_runs_the_refill_up_to_the_unwired_stripe_call(organiz
 
 def test_one_refill_in_flight_is_enforced_by_the_database(organization, refill):
     account = CreditAccount.objects.get(organization=organization)
-    fields = {"organization": organization, "account": account, "kind": PurchaseKind.AUTO_REFILL, "credits": 1, "amount": 1}
+    fields = {
+        "organization": organization,
+        "account": account,
+        "kind": PurchaseKind.AUTO_REFILL,
+        "credits": 1,
+        "amount": 1,
+    }
     CreditPurchase.objects.create(created_at="2026-01-01T00:00Z", **fields)
     with pytest.raises(IntegrityError), transaction.atomic():
-        CreditPurchase.objects.create(created_at="2026-01-01T00:01Z", status=PurchaseStatus.PROCESSING, **fields)
+        CreditPurchase.objects.create(
+            created_at="2026-01-01T00:01Z", status=PurchaseStatus.PROCESSING, **fields
+        )
     CreditPurchase.objects.create(created_at="2026-01-01T00:02Z", status=PurchaseStatus.FAILED, **fields)
 
 
@@ -108,7 +129,10 @@ def test_daily_cap(organization, refill):
         purchase = refills(organization).order_by("-created_at").first()
         if purchase.status == PurchaseStatus.PENDING:
             credit_purchase_fulfil(payment_intent_id=f"pi_{i}", purchase_id=purchase.pk)
-            credit_consume(organization=organization, amount=CreditAccount.objects.get(organization=organization).balance - 10)
+            credit_consume(
+                organization=organization,
+                amount=CreditAccount.objects.get(organization=organization).balance - 10,
+            )
     assert refills(organization).count() == 2  # max_refills_per_day=2
 
 
@@ -117,11 +141,19 @@ def test_three_declines_in_a_row_turn_it_off_and_email_the_owner(organization, r
         credit_consume(organization=organization, amount=60 if i == 0 else 1)
         purchase = refills(organization).get(status=PurchaseStatus.PENDING)
         with after_commit():
-            auto_refill_payment_failed(purchase_id=purchase.pk, decline_code="insufficient_funds", message="Declined")
-            auto_refill_payment_failed(purchase_id=purchase.pk, decline_code="insufficient_funds")  # redelivered
+            auto_refill_payment_failed(
+                purchase_id=purchase.pk, decline_code="insufficient_funds", message="Declined"
+            )
+            auto_refill_payment_failed(
+                purchase_id=purchase.pk, decline_code="insufficient_funds"
+            )  # redelivered
         AutoRefill.objects.filter(pk=refill.pk).update(max_refills_per_day=10)
     state = AutoRefill.objects.get(pk=refill.pk)
-    assert not state.enabled and state.consecutive_failures == 3 and state.last_failure_code == "insufficient_funds"
+    assert (
+        not state.enabled
+        and state.consecutive_failures == 3
+        and state.last_failure_code == "insufficient_funds"
+    )
     assert "3 failed payments" in state.disabled_reason
     assert len(mail.outbox) == 1
     message = mail.outbox[0]

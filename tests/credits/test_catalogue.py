@@ -13,9 +13,10 @@ seed_migration = importlib.import_module("credits.migrations.0003_seed_catalogue
 beat_migration = importlib.import_module("credits.migrations.0004_beat_schedules")
 
 USAGE_TYPES = {
-    "SMS_SENT", "SMS_RECEIVED", "CALL_MADE", "CALL_RECEIVED", "CALL_DURATION_SECONDS", "AI_MESSAGE_GENERATED",
-    "AI_VOICE_GENERATED", "AI_TEMPLATE_CREATED", "CONTENT_AI_GENERATED", "CAMPAIGN_LAUNCHED", "JOURNEY_LAUNCHED",
-    "CONTACT_CREATED", "TEMPLATE_CREATED", "WEBHOOK_TRIGGERED", "STORAGE_USED_MB", "API_REQUEST", "AI_TOKENS",
+    "SMS_SENT", "SMS_RECEIVED", "CALL_MADE", "CALL_RECEIVED", "CALL_DURATION_SECONDS",
+    "AI_MESSAGE_GENERATED", "AI_VOICE_GENERATED", "AI_TEMPLATE_CREATED", "CONTENT_AI_GENERATED",
+    "CAMPAIGN_LAUNCHED", "JOURNEY_LAUNCHED", "CONTACT_CREATED", "TEMPLATE_CREATED", "WEBHOOK_TRIGGERED",
+    "STORAGE_USED_MB", "API_REQUEST", "AI_TOKENS",
 }  # fmt: skip
 
 
@@ -37,7 +38,12 @@ def test_public_credit_prices(seeded, api_client):
     body = {p["event_name"]: p for p in response.json()}
     assert set(body) == USAGE_TYPES
     assert body["API_REQUEST"]["credits_per_unit"] == "0.001"
-    assert body["SMS_SENT"] == {"event_name": "SMS_SENT", "credits_per_unit": "1", "category": "messaging", "description": "One SMS segment sent"}
+    assert body["SMS_SENT"] == {
+        "event_name": "SMS_SENT",
+        "credits_per_unit": "1",
+        "category": "messaging",
+        "description": "One SMS segment sent",
+    }
 
 
 def test_public_credit_packs(seeded, api_client):
@@ -46,7 +52,13 @@ def test_public_credit_packs(seeded, api_client):
     assert body == [
         {"code": "credits-1k", "name": "1,000 credits", "credits": "1000", "amount": 1000, "currency": "usd"},
         {"code": "credits-5k", "name": "5,000 credits", "credits": "5000", "amount": 4500, "currency": "usd"},
-        {"code": "credits-20k", "name": "20,000 credits", "credits": "20000", "amount": 16000, "currency": "usd"},
+        {
+            "code": "credits-20k",
+            "name": "20,000 credits",
+            "credits": "20000",
+            "amount": 16000,
+            "currency": "usd",
+        },
     ]
 
 

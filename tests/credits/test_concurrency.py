@@ -36,7 +36,7 @@ def run_together(count: int, work) -> list[tuple[str, object]]:
         try:
             barrier.wait(timeout=30)
             results[i] = ("ok", work(i))
-        except Exception as exc:  # noqa: BLE001 - collected and asserted on by the test
+        except Exception as exc:
             results[i] = ("error", exc)
         finally:
             connection.close()
@@ -123,7 +123,9 @@ def test_the_same_key_with_other_bodies_concurrently_one_wins_the_rest_conflict(
 def test_the_same_purchase_fulfilled_from_five_threads_grants_once():
     org = OrganizationFactory()
     purchase, _ = credit_purchase_create(organization=org, pack=CreditPackFactory(credits=D(500), amount=500))
-    results = run_together(5, lambda i: credit_purchase_fulfil(payment_intent_id="pi_c", purchase_id=purchase.pk))
+    results = run_together(
+        5, lambda i: credit_purchase_fulfil(payment_intent_id="pi_c", purchase_id=purchase.pk)
+    )
     assert all(kind == "ok" for kind, _ in results), results
     assert sum(1 for _, r in results if r.granted) == 1
     assert balance(org) == D(500) and CreditGrant.objects.filter(organization=org).count() == 1
@@ -133,7 +135,12 @@ def test_concurrent_consumptions_below_the_threshold_start_one_refill():
     org = OrganizationFactory()
     credit_grant(organization=org, amount=100)
     auto_refill_set(
-        organization=org, enabled=True, threshold=90, pack=CreditPackFactory(), payment_method="pm_1", max_refills_per_day=5
+        organization=org,
+        enabled=True,
+        threshold=90,
+        pack=CreditPackFactory(),
+        payment_method="pm_1",
+        max_refills_per_day=5,
     )
     try:
         results = run_together(20, lambda i: credit_consume(organization=org, amount=1))

@@ -24,7 +24,9 @@ def remaining(grant) -> Decimal:
 def test_consume_takes_purchased_then_subscription_then_promo(organization):
     now = timezone.now()
     promo = credit_grant(organization=organization, amount=5, source="promo").grant
-    sub = credit_grant(organization=organization, amount=5, source="subscription", expires_at=now + timedelta(days=9)).grant
+    sub = credit_grant(
+        organization=organization, amount=5, source="subscription", expires_at=now + timedelta(days=9)
+    ).grant
     bought = credit_grant(organization=organization, amount=5, source="purchase", reference="pi_1").grant
     result = credit_consume(organization=organization, amount="7", reason="r")
     assert result.consumed == D("7") and result.balance == D("8")
@@ -36,8 +38,12 @@ def test_consume_takes_purchased_then_subscription_then_promo(organization):
 def test_soonest_expiry_first_within_a_source_and_never_expiring_last(organization):
     now = timezone.now()
     never = credit_grant(organization=organization, amount=3, source="promo").grant
-    late = credit_grant(organization=organization, amount=3, source="promo", expires_at=now + timedelta(days=20)).grant
-    soon = credit_grant(organization=organization, amount=3, source="promo", expires_at=now + timedelta(days=2)).grant
+    late = credit_grant(
+        organization=organization, amount=3, source="promo", expires_at=now + timedelta(days=20)
+    ).grant
+    soon = credit_grant(
+        organization=organization, amount=3, source="promo", expires_at=now + timedelta(days=2)
+    ).grant
     credit_consume(organization=organization, amount=4)
     assert (remaining(soon), remaining(late), remaining(never)) == (D(0), D(2), D(3))
 
@@ -111,7 +117,9 @@ def test_unknown_or_inactive_event_is_a_validation_error(organization):
         credit_consume(organization=organization, event_name="NOPE")
 
 
-@pytest.mark.parametrize("kwargs", [{}, {"amount": 1, "event_name": "X"}, {"amount": 0}, {"amount": -1}, {"amount": "abc"}])
+@pytest.mark.parametrize(
+    "kwargs", [{}, {"amount": 1, "event_name": "X"}, {"amount": 0}, {"amount": -1}, {"amount": "abc"}]
+)
 def test_bad_requests(organization, kwargs):
     with pytest.raises(ValidationFailed):
         credit_consume(organization=organization, **kwargs)
@@ -119,8 +127,12 @@ def test_bad_requests(organization, kwargs):
 
 def test_same_key_same_request_is_one_effect(organization):
     credit_grant(organization=organization, amount=10)
-    first = credit_consume(organization=organization, amount=4, reason="x", idempotency_key="abc", metadata={"a": 1})
-    again = credit_consume(organization=organization, amount="4.0", reason="x", idempotency_key="abc", metadata={"a": 1})
+    first = credit_consume(
+        organization=organization, amount=4, reason="x", idempotency_key="abc", metadata={"a": 1}
+    )
+    again = credit_consume(
+        organization=organization, amount="4.0", reason="x", idempotency_key="abc", metadata={"a": 1}
+    )
     assert again.replayed and not first.replayed
     assert again.transaction.pk == first.transaction.pk and again.balance == D(6)
     assert CreditAccount.objects.get(organization=organization).balance == D(6)
@@ -164,7 +176,10 @@ def test_balance_after_chain_and_sequence(organization):
 
 def test_inline_expiry_before_consuming(organization, clock):
     grant = credit_grant(
-        organization=organization, amount=5, source="subscription", expires_at=timezone.now() + timedelta(hours=1)
+        organization=organization,
+        amount=5,
+        source="subscription",
+        expires_at=timezone.now() + timedelta(hours=1),
     ).grant
     credit_grant(organization=organization, amount=2, source="promo")
     clock.shift(timedelta(hours=1))
@@ -173,6 +188,10 @@ def test_inline_expiry_before_consuming(organization, clock):
     assert info.value.balance == D(2)  # the expired 5 are not there to spend
     credit_consume(organization=organization, amount=2)
     assert remaining(grant) == 0
-    kinds = list(CreditTransaction.objects.filter(organization=organization).order_by("sequence").values_list("kind", flat=True))
+    kinds = list(
+        CreditTransaction.objects.filter(organization=organization)
+        .order_by("sequence")
+        .values_list("kind", flat=True)
+    )
     assert kinds == ["grant", "grant", "expire", "consume"]
     assert CreditGrant.objects.get(pk=grant.pk).expired_at == timezone.now()

@@ -53,26 +53,49 @@ def test_expiry_task_covers_every_account_and_leaves_others(clock):
 def test_subscription_credits_once_per_invoice_and_expire_at_period_end(organization, clock):
     start = timezone.now()
     end = start + timedelta(days=30)
-    first = subscription_credits_grant(organization=organization, invoice_id="in_1", period_start=start, period_end=end, amount=500)
-    again = subscription_credits_grant(organization=organization, invoice_id="in_1", period_start=start, period_end=end, amount=500)
+    first = subscription_credits_grant(
+        organization=organization, invoice_id="in_1", period_start=start, period_end=end, amount=500
+    )
+    again = subscription_credits_grant(
+        organization=organization, invoice_id="in_1", period_start=start, period_end=end, amount=500
+    )
     assert first.created and not again.created
-    assert (first.grant.source, first.grant.expires_at, first.grant.reference) == ("subscription", end, "invoice:in_1")
+    assert (first.grant.source, first.grant.expires_at, first.grant.reference) == (
+        "subscription",
+        end,
+        "invoice:in_1",
+    )
     assert balance(organization) == D(500)
     credit_consume(organization=organization, amount=120)
 
     clock.move_to(end)
     nxt = subscription_credits_grant(
-        organization=organization, invoice_id="in_2", period_start=end, period_end=end + timedelta(days=30), amount=500
+        organization=organization,
+        invoice_id="in_2",
+        period_start=end,
+        period_end=end + timedelta(days=30),
+        amount=500,
     )
     # The renewal's own mutation expired what was left of the previous period first.
     assert nxt.balance == D(500)
-    kinds = list(CreditTransaction.objects.filter(organization=organization).order_by("sequence").values_list("kind", "amount"))
+    kinds = list(
+        CreditTransaction.objects.filter(organization=organization)
+        .order_by("sequence")
+        .values_list("kind", "amount")
+    )
     assert kinds == [("grant", D(500)), ("consume", D(-120)), ("expire", D(-380)), ("grant", D(500))]
-    assert subscription_credits_grant(organization=organization, invoice_id="in_3", period_start=end, period_end=end, amount=0) is None
+    assert (
+        subscription_credits_grant(
+            organization=organization, invoice_id="in_3", period_start=end, period_end=end, amount=0
+        )
+        is None
+    )
 
 
 def test_expired_grants_never_hold_credits(organization, clock):
-    credit_grant(organization=organization, amount=5, source="promo", expires_at=timezone.now() + timedelta(seconds=5))
+    credit_grant(
+        organization=organization, amount=5, source="promo", expires_at=timezone.now() + timedelta(seconds=5)
+    )
     clock.shift(timedelta(seconds=10))
     credit_grants_expire()
     assert not CreditGrant.objects.filter(remaining__gt=0, expires_at__lte=timezone.now()).exists()

@@ -15,12 +15,24 @@ D = Decimal
 
 def test_first_grant_creates_the_account(organization):
     assert not CreditAccount.objects.filter(organization=organization).exists()
-    result = credit_grant(organization=organization, amount="12.5", source="promo", reason="welcome", actor="staff:1")
+    result = credit_grant(
+        organization=organization, amount="12.5", source="promo", reason="welcome", actor="staff:1"
+    )
     account = CreditAccount.objects.get(organization=organization)
     assert account.balance == D("12.5") and result.balance == D("12.5")
     row = result.transaction
-    assert (row.kind, row.amount, row.balance_after, row.grant_id, row.actor) == ("grant", D("12.5"), D("12.5"), result.grant.pk, "staff:1")
-    assert (result.grant.source, result.grant.amount, result.grant.remaining) == ("promo", D("12.5"), D("12.5"))
+    assert (row.kind, row.amount, row.balance_after, row.grant_id, row.actor) == (
+        "grant",
+        D("12.5"),
+        D("12.5"),
+        result.grant.pk,
+        "staff:1",
+    )
+    assert (result.grant.source, result.grant.amount, result.grant.remaining) == (
+        "promo",
+        D("12.5"),
+        D("12.5"),
+    )
 
 
 def test_a_reference_grants_once(organization):
@@ -43,7 +55,9 @@ def test_grant_idempotency_key(organization):
 def test_by_source_and_expiring(organization):
     now = timezone.now()
     credit_grant(organization=organization, amount=10, source="purchase", reference="pi_1")
-    credit_grant(organization=organization, amount=20, source="subscription", expires_at=now + timedelta(days=3))
+    credit_grant(
+        organization=organization, amount=20, source="subscription", expires_at=now + timedelta(days=3)
+    )
     credit_grant(organization=organization, amount=5, source="promo", expires_at=now + timedelta(days=3))
     credit_grant(organization=organization, amount=1, source="manual")
     credit_consume(organization=organization, amount=12)
@@ -95,4 +109,8 @@ def test_grant_that_expired_already_expires_at_once(organization):
     past = timezone.now() - timedelta(minutes=1)
     result = credit_grant(organization=organization, amount=5, source="subscription", expires_at=past)
     assert result.balance == 0
-    assert list(CreditTransaction.objects.filter(organization=organization).order_by("sequence").values_list("kind", flat=True)) == ["grant", "expire"]
+    assert list(
+        CreditTransaction.objects.filter(organization=organization)
+        .order_by("sequence")
+        .values_list("kind", flat=True)
+    ) == ["grant", "expire"]

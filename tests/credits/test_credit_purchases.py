@@ -27,14 +27,20 @@ def balance(org) -> Decimal:
 
 
 def test_purchase_row_keys_the_stripe_call(organization, pack):
-    purchase, created = credit_purchase_create(organization=organization, pack=pack, payment_method="pm_1", idempotency_key="buy-1")
+    purchase, created = credit_purchase_create(
+        organization=organization, pack=pack, payment_method="pm_1", idempotency_key="buy-1"
+    )
     assert created and purchase.status == PurchaseStatus.PENDING
     assert purchase.stripe_idempotency_key == f"purchase:{purchase.pk}"
     assert (purchase.credits, purchase.amount, purchase.currency) == (D(1000), 1000, "usd")
-    same, created_again = credit_purchase_create(organization=organization, pack=pack, payment_method="pm_1", idempotency_key="buy-1")
+    same, created_again = credit_purchase_create(
+        organization=organization, pack=pack, payment_method="pm_1", idempotency_key="buy-1"
+    )
     assert not created_again and same.pk == purchase.pk
     with pytest.raises(IdempotencyConflict):
-        credit_purchase_create(organization=organization, pack=pack, payment_method="pm_2", idempotency_key="buy-1")
+        credit_purchase_create(
+            organization=organization, pack=pack, payment_method="pm_2", idempotency_key="buy-1"
+        )
 
 
 def test_the_same_purchase_webhook_five_times_grants_once(organization, pack):

@@ -16,7 +16,14 @@ from django.utils import timezone
 from hypothesis import HealthCheck
 from hypothesis import settings as hsettings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule, run_state_machine_as_test
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    initialize,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
 
 from config.exceptions import IdempotencyConflict
 from credits.exceptions import InsufficientCredits
@@ -90,7 +97,9 @@ class LedgerMachine(RuleBasedStateMachine):
     def add_grant(self, grant: CreditGrant):
         debt = max(-self.balance, ZERO)
         remaining = grant.amount - min(debt, grant.amount)
-        self.grants[grant.pk] = G(grant.pk, grant.source, grant.amount, remaining, grant.expires_at, self.now())
+        self.grants[grant.pk] = G(
+            grant.pk, grant.source, grant.amount, remaining, grant.expires_at, self.now()
+        )
         self.balance += grant.amount
         if grant.expires_at is not None:
             self.expire_due([self.grants[grant.pk]])
@@ -119,7 +128,13 @@ class LedgerMachine(RuleBasedStateMachine):
     def grant(self, amount, source, hours):
         expires_at = self.now() + timedelta(hours=hours) if hours else None
         self.expire_due()
-        result = credit_grant(organization=self.org, amount=amount, source=source, expires_at=expires_at, idempotency_key=self.key())
+        result = credit_grant(
+            organization=self.org,
+            amount=amount,
+            source=source,
+            expires_at=expires_at,
+            idempotency_key=self.key(),
+        )
         self.add_grant(result.grant)
 
     @rule(amount=amounts)
@@ -166,7 +181,9 @@ class LedgerMachine(RuleBasedStateMachine):
         self.balance = new
         if to_restore > 0:
             assert result.grant is not None and result.grant.amount == to_restore
-            self.grants[result.grant.pk] = G(result.grant.pk, "refund", to_restore, to_restore, None, self.now())
+            self.grants[result.grant.pk] = G(
+                result.grant.pk, "refund", to_restore, to_restore, None, self.now()
+            )
         else:
             assert result.grant is None
         self.expire_due(restored)
@@ -180,7 +197,16 @@ class LedgerMachine(RuleBasedStateMachine):
         for _ in range(2):  # the API answer and the webhook
             result = credit_purchase_fulfil(payment_intent_id=pi, purchase_id=purchase.pk)
         self.add_grant(result.purchase.grant)
-        self.purchases.append({"pi": pi, "amount": pack.amount, "credits": pack.credits, "grant": result.purchase.grant.pk, "refunded": 0, "reversed": ZERO})
+        self.purchases.append(
+            {
+                "pi": pi,
+                "amount": pack.amount,
+                "credits": pack.credits,
+                "grant": result.purchase.grant.pk,
+                "refunded": 0,
+                "reversed": ZERO,
+            }
+        )
 
     @precondition(lambda self: self.purchases)
     @rule(data=st.data(), fraction=st.sampled_from([Decimal("0.25"), Decimal("0.5"), Decimal(1)]))
