@@ -115,10 +115,6 @@ def credit_transaction_list(
     return qs.order_by("-created_at", "-sequence")
 
 
-def credit_transaction_get(*, organization: Organization, transaction_id) -> CreditTransaction | None:
-    return CreditTransaction.objects.filter(organization=organization, pk=transaction_id).first()
-
-
 def credit_pack_list() -> QuerySet[CreditPack]:
     return CreditPack.objects.filter(active=True).order_by("sort_order", "credits")
 

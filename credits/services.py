@@ -59,7 +59,6 @@ from .models import (
     CreditAccount,
     CreditGrant,
     CreditPack,
-    CreditPrice,
     CreditPurchase,
     CreditSource,
     CreditTransaction,
@@ -319,13 +318,6 @@ class _Ledger:
 
 
 # --------------------------------------------------------------------------- consume
-def credit_price_get(*, event_name: str) -> CreditPrice:
-    price = CreditPrice.objects.filter(event_name=event_name, active=True).first()
-    if price is None:
-        raise UnknownCreditPrice(event_name)
-    return price
-
-
 def credit_consume(
     *,
     organization: Organization,

@@ -154,7 +154,9 @@ def server():
         [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{port}",
          "-w", workers, "--log-level", "warning"],
         cwd=BASE_DIR,
-        env=child_env(THROTTLE_USER="100000000/min", THROTTLE_ANON="100000000/min", DEBUG="false"),
+        env=child_env(
+            THROTTLE_USER="100000000/min", THROTTLE_ANON="100000000/min", DEBUG="false", PYTHONWARNINGS="ignore"
+        ),
         start_new_session=True,
     )  # fmt: skip
     try:
