@@ -155,7 +155,10 @@ def server():
          "-w", workers, "--log-level", "warning"],
         cwd=BASE_DIR,
         env=child_env(
-            THROTTLE_USER="100000000/min", THROTTLE_ANON="100000000/min", DEBUG="false", PYTHONWARNINGS="ignore"
+            THROTTLE_USER="100000000/min",
+            THROTTLE_ANON="100000000/min",
+            DEBUG="false",
+            PYTHONWARNINGS="ignore",
         ),
         start_new_session=True,
     )  # fmt: skip
