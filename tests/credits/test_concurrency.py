@@ -148,3 +148,36 @@ def test_concurrent_consumptions_below_the_threshold_start_one_refill():
         app.control.purge()  # nobody runs the enqueued refill here
     assert all(kind == "ok" for kind, _ in results)
     assert CreditPurchase.objects.filter(organization=org, kind=PurchaseKind.AUTO_REFILL).count() == 1
+
+
+def test_a_consumption_that_waited_for_the_lock_draws_from_the_grants_as_committed():
+    """The hot path reads the grants after the account lock: a consumption blocked behind a
+    transaction that consumed and granted sees that transaction's grants, not older ones."""
+    from django.db import transaction
+
+    from credits.locks import account_lock
+
+    org = OrganizationFactory()
+    first = credit_grant(organization=org, amount=5, source="purchase", reference="pi_first").grant
+    holding = threading.Event()
+
+    def holder(_):
+        with transaction.atomic():
+            account_lock(organization_id=org.pk)
+            holding.set()
+            credit_consume(organization=org, amount=5)  # empties the first grant
+            threading.Event().wait(0.5)  # the other thread is now waiting on the row lock
+            return credit_grant(organization=org, amount=7, source="purchase", reference="pi_second").grant
+
+    def waiter(_):
+        holding.wait(10)
+        return credit_consume(organization=org, amount=3)
+
+    results = run_together(2, lambda i: (holder, waiter)[i](i))
+    assert [kind for kind, _ in results] == ["ok", "ok"], results
+    second, consumed = results[0][1], results[1][1]
+    assert consumed.balance == D(4)
+    assert consumed.transaction.allocations == [[str(second.pk), "3"]]
+    first.refresh_from_db()
+    second.refresh_from_db()
+    assert (first.remaining, second.remaining) == (D(0), D(4))
