@@ -72,6 +72,13 @@ DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Server-side prepared statements, for the few queries that bind parameters server-side (the credit
+# ledger's hot path, `credits/hot_path.py`); Django's own queries bind client-side and are never
+# prepared. Empty turns them off, e.g. behind PgBouncer older than 1.21 in transaction mode.
+_prepare_threshold = env("DB_PREPARE_THRESHOLD", default="5")
+DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+    int(_prepare_threshold) if _prepare_threshold else None
+)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
@@ -211,3 +218,9 @@ SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 if STRIPE_USES_EMULATOR:
     SILENCED_SYSTEM_CHECKS.append("djstripe.W002")  # STRIPE_API_HOST is intended: it is the emulator
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo-billing-2026")
+
+# --- Credits ---
+# The order grants are drawn from by a consumption, by source; soonest expiry first within a source.
+CREDITS_CONSUMPTION_ORDER = env.list(
+    "CREDITS_CONSUMPTION_ORDER", default=["purchase", "refund", "subscription", "promo", "manual"]
+)

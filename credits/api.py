@@ -1,0 +1,383 @@
+"""REST API of the credits app: one view per operation; the services do the work."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers, status
+from rest_framework.permissions import AllowAny
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from billing.models import Role
+from config.api import OrganizationApi
+from config.exceptions import ValidationFailed
+from config.pagination import PageNumberPagination
+
+from .formatting import MAX_CREDITS, credits_str, quantize
+from .models import CreditSource, TransactionKind
+from .selectors import (
+    auto_refill_get,
+    credit_pack_get,
+    credit_pack_list,
+    credit_price_list,
+    credit_summary_get,
+    credit_transaction_list,
+)
+from .services import (
+    actor_for_access,
+    auto_refill_set,
+    credit_account_settings_update,
+    credit_consume,
+    credit_consumption_reverse,
+    credit_grant,
+)
+
+
+@extend_schema_field(OpenApiTypes.STR)
+class CreditsAmountField(serializers.Field):
+    """Credits in: a number or a decimal string (up to 4 places). Out: `"1500"`, `"12.5"`."""
+
+    default_error_messages = {
+        "invalid": "A number of credits is required (up to 4 decimal places).",
+        "min_value": "Must be at least {min_value}.",
+        "positive": "Must be greater than zero.",
+        "max_value": "Too large.",
+    }
+
+    def __init__(self, *, min_value: Decimal | None = None, positive: bool = False, **kwargs):
+        self.min_value = min_value
+        self.positive = positive
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data) -> Decimal:
+        if isinstance(data, bool) or not isinstance(data, int | float | str | Decimal):
+            self.fail("invalid")
+        try:
+            exact = Decimal(str(data).strip())
+        except ArithmeticError:
+            self.fail("invalid")
+        if not exact.is_finite() or exact != quantize(exact):
+            self.fail("invalid")
+        value = quantize(exact)
+        if abs(value) > MAX_CREDITS:
+            self.fail("max_value")
+        if self.positive and value <= 0:
+            self.fail("positive")
+        if self.min_value is not None and value < self.min_value:
+            self.fail("min_value", min_value=credits_str(self.min_value))
+        return value
+
+    def to_representation(self, value) -> str | None:
+        return credits_str(value)
+
+
+class AutoRefillOutputSerializer(serializers.Serializer):
+    enabled = serializers.BooleanField()
+    threshold = CreditsAmountField()
+    pack = serializers.CharField(source="pack.code", allow_null=True, default=None)
+    amount = CreditsAmountField(allow_null=True)
+    payment_method = serializers.CharField(allow_blank=True)
+    max_refills_per_day = serializers.IntegerField()
+    consecutive_failures = serializers.IntegerField()
+    disabled_reason = serializers.CharField(allow_blank=True)
+
+
+AUTO_REFILL_OFF = {
+    "enabled": False,
+    "threshold": "0",
+    "pack": None,
+    "amount": None,
+    "payment_method": "",
+    "max_refills_per_day": 3,
+    "consecutive_failures": 0,
+    "disabled_reason": "",
+}
+
+
+def _auto_refill_data(refill) -> dict:
+    return AutoRefillOutputSerializer(refill).data if refill is not None else dict(AUTO_REFILL_OFF)
+
+
+class TransactionOutputSerializer(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    amount = CreditsAmountField()
+    balance_after = CreditsAmountField()
+    source = serializers.CharField(source="grant.source", allow_null=True, default=None)
+    grant_id = serializers.UUIDField(allow_null=True)
+    reverses_id = serializers.UUIDField(allow_null=True)
+    reason = serializers.CharField()
+    event_name = serializers.CharField()
+    quantity = CreditsAmountField(allow_null=True)
+    metadata = serializers.JSONField()
+    actor = serializers.CharField()
+    idempotency_key = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+
+
+class CreditSummaryApi(OrganizationApi):
+    class OutputSerializer(serializers.Serializer):
+        class ExpiringSerializer(serializers.Serializer):
+            amount = CreditsAmountField()
+            expires_at = serializers.DateTimeField()
+
+        balance = CreditsAmountField()
+        by_source = serializers.DictField(child=CreditsAmountField())
+        expiring = ExpiringSerializer(many=True)
+        auto_refill = AutoRefillOutputSerializer()
+        low_balance = serializers.BooleanField()
+        low_balance_threshold = CreditsAmountField(allow_null=True)
+        overdraft_limit = CreditsAmountField()
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, org):
+        summary = credit_summary_get(organization=self.organization)
+        data = self.OutputSerializer(
+            {
+                "balance": summary.balance,
+                "by_source": summary.by_source,
+                "expiring": summary.expiring,
+                "auto_refill": None,
+                "low_balance": summary.low_balance,
+                "low_balance_threshold": summary.low_balance_threshold,
+                "overdraft_limit": summary.overdraft_limit,
+            }
+        ).data
+        data["auto_refill"] = _auto_refill_data(summary.auto_refill)
+        return Response(data)
+
+
+class CreditConsumeApi(OrganizationApi):
+    """Consume credits. Answers 402 `insufficient_credits` (with `balance` and `required`) and
+    consumes nothing when the balance does not cover it."""
+
+    class InputSerializer(serializers.Serializer):
+        amount = CreditsAmountField(positive=True, required=False)
+        event_name = serializers.CharField(max_length=64, required=False)
+        quantity = CreditsAmountField(positive=True, required=False)
+        reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
+        idempotency_key = serializers.CharField(max_length=255)
+        metadata = serializers.DictField(required=False, default=dict)
+
+        def validate(self, attrs):
+            if ("amount" in attrs) == ("event_name" in attrs):
+                raise serializers.ValidationError(
+                    "Give either amount, or event_name (with an optional quantity)."
+                )
+            if "quantity" in attrs and "event_name" not in attrs:
+                raise serializers.ValidationError({"quantity": ["quantity goes with event_name."]})
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        transaction_id = serializers.UUIDField()
+        consumed = CreditsAmountField()
+        balance = CreditsAmountField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
+    def post(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = credit_consume(
+            organization=self.organization, actor=actor_for_access(self.access), **serializer.validated_data
+        )
+        data = self.OutputSerializer(
+            {"transaction_id": result.transaction.pk, "consumed": result.consumed, "balance": result.balance}
+        ).data
+        return Response(data, headers={"Idempotent-Replayed": "true"} if result.replayed else None)
+
+
+class CreditGrantApi(OrganizationApi):
+    """Owners and admins (and staff) add credits: 201."""
+
+    required_role = Role.ADMIN
+
+    class InputSerializer(serializers.Serializer):
+        amount = CreditsAmountField(positive=True)
+        reason = serializers.CharField(max_length=500)
+        expires_at = serializers.DateTimeField(required=False, allow_null=True, default=None)
+        source = serializers.ChoiceField(
+            choices=[CreditSource.MANUAL, CreditSource.PROMO], default=CreditSource.MANUAL, required=False
+        )
+        idempotency_key = serializers.CharField(max_length=255)
+        metadata = serializers.DictField(required=False, default=dict)
+
+    class OutputSerializer(serializers.Serializer):
+        transaction_id = serializers.UUIDField()
+        grant_id = serializers.UUIDField()
+        amount = CreditsAmountField()
+        source = serializers.CharField()
+        expires_at = serializers.DateTimeField(allow_null=True)
+        balance = CreditsAmountField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = credit_grant(
+            organization=self.organization, actor=actor_for_access(self.access), **serializer.validated_data
+        )
+        grant = result.grant
+        data = self.OutputSerializer(
+            {
+                "transaction_id": result.transaction.pk,
+                "grant_id": grant.pk,
+                "amount": grant.amount,
+                "source": grant.source,
+                "expires_at": grant.expires_at,
+                "balance": result.balance,
+            }
+        ).data
+        return Response(data, status=status.HTTP_201_CREATED)
+
+
+class CreditTransactionListApi(OrganizationApi):
+    class FilterSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=TransactionKind.choices, required=False)
+        start = serializers.DateTimeField(required=False)
+        end = serializers.DateTimeField(required=False)
+
+        def validate(self, attrs):
+            if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
+                raise serializers.ValidationError({"end": ["end must not be before start."]})
+            return attrs
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", enum=TransactionKind.values),
+            OpenApiParameter("start", OpenApiTypes.DATETIME, description="Inclusive."),
+            OpenApiParameter("end", OpenApiTypes.DATETIME, description="Exclusive."),
+        ],
+        responses=TransactionOutputSerializer(many=True),
+    )
+    def get(self, request, org):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        queryset = credit_transaction_list(organization=self.organization, **filters.validated_data)
+        paginator = PageNumberPagination()
+        page = paginator.paginate_queryset(queryset.select_related("grant"), request, view=self)
+        return paginator.get_paginated_response(TransactionOutputSerializer(page, many=True).data)
+
+
+class CreditTransactionReverseApi(OrganizationApi):
+    """Give back what a consumption took (a `refund` row), once per consumption."""
+
+    required_role = Role.ADMIN
+
+    class InputSerializer(serializers.Serializer):
+        reason = serializers.CharField(max_length=500)
+
+    @extend_schema(request=InputSerializer, responses={201: TransactionOutputSerializer})
+    def post(self, request, org, transaction_id):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = credit_consumption_reverse(
+            organization=self.organization,
+            transaction_id=transaction_id,
+            actor=actor_for_access(self.access),
+            **serializer.validated_data,
+        )
+        return Response(
+            TransactionOutputSerializer(result.transaction).data,
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+        )
+
+
+class CreditAutoRefillApi(OrganizationApi):
+    required_roles = {"PUT": Role.BILLING}
+
+    class InputSerializer(serializers.Serializer):
+        enabled = serializers.BooleanField()
+        threshold = CreditsAmountField(min_value=Decimal(0))
+        pack = serializers.CharField(required=False, allow_null=True, default=None)
+        amount = CreditsAmountField(positive=True, required=False, allow_null=True, default=None)
+        payment_method = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+        max_refills_per_day = serializers.IntegerField(min_value=1, max_value=24, default=3)
+
+    @extend_schema(responses=AutoRefillOutputSerializer)
+    def get(self, request, org):
+        return Response(_auto_refill_data(auto_refill_get(organization=self.organization)))
+
+    @extend_schema(request=InputSerializer, responses=AutoRefillOutputSerializer)
+    def put(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        code = data.pop("pack")
+        pack = None
+        if code:
+            pack = credit_pack_get(code=code)
+            if pack is None:
+                raise ValidationFailed(
+                    f"pack: Unknown credit pack {code!r}.", fields={"pack": ["Unknown credit pack."]}
+                )
+        refill = auto_refill_set(organization=self.organization, pack=pack, **data)
+        return Response(AutoRefillOutputSerializer(refill).data)
+
+
+class CreditLowBalanceApi(OrganizationApi):
+    """The low-balance alert: one e-mail to the owners each time the balance falls below it."""
+
+    required_roles = {"PUT": Role.BILLING}
+
+    class InputSerializer(serializers.Serializer):
+        threshold = CreditsAmountField(min_value=Decimal(0), allow_null=True)
+
+    class OutputSerializer(serializers.Serializer):
+        threshold = CreditsAmountField(allow_null=True)
+        low_balance = serializers.BooleanField()
+
+    def _out(self, account_threshold, balance):
+        low = account_threshold is not None and balance < account_threshold
+        return self.OutputSerializer({"threshold": account_threshold, "low_balance": low}).data
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, org):
+        summary = credit_summary_get(organization=self.organization)
+        return Response(self._out(summary.low_balance_threshold, summary.balance))
+
+    @extend_schema(request=InputSerializer, responses=OutputSerializer)
+    def put(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        account = credit_account_settings_update(
+            organization=self.organization, low_balance_threshold=serializer.validated_data["threshold"]
+        )
+        return Response(self._out(account.low_balance_threshold, account.balance))
+
+
+class CreditPackListApi(APIView):
+    """Public catalogue: the credit packs on sale."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        code = serializers.CharField()
+        name = serializers.CharField()
+        credits = CreditsAmountField()
+        amount = serializers.IntegerField()
+        currency = serializers.CharField()
+
+    @extend_schema(responses=OutputSerializer(many=True), auth=[])
+    def get(self, request):
+        return Response(self.OutputSerializer(credit_pack_list(), many=True).data)
+
+
+class CreditPriceListApi(APIView):
+    """Public catalogue: what each event costs in credits."""
+
+    authentication_classes: list = []
+    permission_classes = [AllowAny]
+
+    class OutputSerializer(serializers.Serializer):
+        event_name = serializers.CharField()
+        credits_per_unit = CreditsAmountField()
+        category = serializers.CharField()
+        description = serializers.CharField()
+
+    @extend_schema(responses=OutputSerializer(many=True), auth=[])
+    def get(self, request):
+        return Response(self.OutputSerializer(credit_price_list(), many=True).data)

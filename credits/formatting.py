@@ -1,0 +1,28 @@
+"""Decimal credits in and out: 4 places in, normalized strings out (`"1500"`, `"12.5"`)."""
+
+from __future__ import annotations
+
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+QUANTUM = Decimal("0.0001")
+MAX_CREDITS = Decimal("9999999999999999.9999")  # max_digits=20, decimal_places=4
+
+
+def quantize(value) -> Decimal:
+    """A Decimal with exactly 4 places. Floats go through `str` so 0.1 stays 0.1."""
+    if isinstance(value, float):
+        value = str(value)
+    try:
+        return Decimal(value).quantize(QUANTUM, rounding=ROUND_HALF_UP)
+    except (InvalidOperation, TypeError, ValueError) as exc:
+        raise ValueError(f"not a decimal amount: {value!r}") from exc
+
+
+def credits_str(value: Decimal | None) -> str | None:
+    """`Decimal("1500.0000")` -> `"1500"`, `Decimal("12.5000")` -> `"12.5"`, never exponents."""
+    if value is None:
+        return None
+    text = format(Decimal(value).quantize(QUANTUM), "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text in ("-0", "") else text

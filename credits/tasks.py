@@ -1,0 +1,49 @@
+"""Celery tasks of the credits app. They take ids, re-read the rows, call one service, and
+are safe to run twice (`CELERY_TASK_ACKS_LATE`: a task whose worker died runs again)."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+from billing.exceptions import StripeUnavailable
+
+from . import notifications, services
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(name="credits.credit_grants_expire_task")
+def credit_grants_expire_task() -> int:
+    """Beat: expire the grants whose time has come on accounts no mutation touched since."""
+    return services.credit_grants_expire()
+
+
+@shared_task(name="credits.low_balance_alerts_task")
+def low_balance_alerts_task() -> int:
+    """Beat: alert accounts below their threshold that no consumption alerted (a threshold just
+    raised, an expiry, a lost enqueue)."""
+    return notifications.low_balance_alerts_due()
+
+
+@shared_task(name="credits.low_balance_alert_task")
+def low_balance_alert_task(account_id: int) -> bool:
+    return notifications.low_balance_alert_send(account_id=account_id)
+
+
+@shared_task(
+    name="credits.auto_refill_task",
+    autoretry_for=(StripeUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=8,
+)
+def auto_refill_task(purchase_id: str) -> str | None:
+    purchase = services.auto_refill_run(purchase_id=purchase_id)
+    return purchase.status if purchase is not None else None
+
+
+@shared_task(name="credits.auto_refill_notice_task")
+def auto_refill_notice_task(purchase_id: str, notice: str) -> bool:
+    return notifications.auto_refill_notice_send(purchase_id=purchase_id, notice=notice)
