@@ -34,7 +34,6 @@ from .services import (
     setup_intent_create,
     subscription_cancel,
     subscription_change,
-    subscription_checkout_session_create,
     subscription_create,
     subscription_resume,
 )
@@ -388,35 +387,3 @@ class PortalSessionApi(OrganizationApi):
         serializer.is_valid(raise_exception=True)
         session = portal_session_create(organization=self.organization, **serializer.validated_data)
         return Response({"url": session.url})
-
-
-class CheckoutSessionApi(OrganizationApi):
-    """`kind: subscription` here; `kind: credits` is answered by the credits app, which owns packs."""
-
-    required_role = Role.BILLING
-
-    class InputSerializer(serializers.Serializer):
-        kind = serializers.ChoiceField(choices=["subscription", "credits"])
-        plan = serializers.CharField(required=False)
-        interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH)
-        pack = serializers.CharField(required=False)
-        success_url = serializers.URLField()
-        cancel_url = serializers.URLField()
-
-    @extend_schema(request=InputSerializer, responses={201: HostedSessionOutputSerializer})
-    def post(self, request, org):
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        if data["kind"] != "subscription":
-            raise exceptions.ValidationError({"kind": ["Only subscription checkout is available."]})
-        if not data.get("plan"):
-            raise exceptions.ValidationError({"plan": ["This field is required for a subscription."]})
-        session = subscription_checkout_session_create(
-            organization=self.organization,
-            plan=data["plan"],
-            interval=data["interval"],
-            success_url=data["success_url"],
-            cancel_url=data["cancel_url"],
-        )
-        return Response({"id": session.id, "url": session.url}, status=status.HTTP_201_CREATED)

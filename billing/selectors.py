@@ -222,3 +222,9 @@ def payment_method_list(*, organization: Organization) -> list[dict]:
         )
     out.sort(key=lambda row: not row["is_default"])
     return out
+
+
+def organizations_with_live_subscription() -> QuerySet[Organization]:
+    return Organization.objects.filter(subscription_status__in=ENTITLED_STATUSES).exclude(
+        stripe_subscription_id=""
+    )

@@ -21,7 +21,7 @@ from django.utils import timezone
 from config.exceptions import NotFound, ValidationFailed
 
 from . import stripe_api
-from .exceptions import SubscriptionExists, UnknownStripePrice
+from .exceptions import PaymentFailed, SubscriptionExists, UnknownStripePrice
 from .models import ApiKey, Membership, Organization, Plan, PlanPrice, Role
 from .selectors import (
     ENTITLED_STATUSES,
@@ -755,3 +755,168 @@ def webhook_endpoint_register(*, base_url: str):
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=data["secret"])
             endpoint.secret = data["secret"]
     return endpoint
+
+
+# --------------------------------------------------------------------------- one-off charges
+@dataclass(frozen=True)
+class ChargeResult:
+    payment_intent_id: str
+    status: str  # Stripe's PaymentIntent status: succeeded, requires_action, processing, ...
+    client_secret: str | None = None
+
+
+def _default_payment_method_id(organization: Organization) -> str | None:
+    customer = organization_customer_get(organization=organization)
+    if customer is None:
+        return None
+    default = (customer.stripe_data.get("invoice_settings") or {}).get("default_payment_method")
+    return default.get("id") if isinstance(default, dict) else default
+
+
+def payment_method_resolve(*, organization: Organization, payment_method: str | None) -> str | None:
+    """A saved card of the organization: the one given (saved first when it is new, e.g. a card
+    just collected with a SetupIntent) or, when none is given, the default card."""
+    if payment_method:
+        return payment_method_attach(organization=organization, payment_method_id=payment_method).id
+    return _default_payment_method_id(organization)
+
+
+def payment_intent_off_session_create(
+    *,
+    organization: Organization,
+    amount: int,
+    currency: str,
+    payment_method: str | None,
+    idempotency_key: str,
+    metadata: dict,
+    description: str = "",
+) -> ChargeResult:
+    """Charge a saved card of the organization off-session (the card holder is not there).
+
+    `payment_method` may be one of its saved cards or a new one (then saved first); none means
+    the default card. A decline raises PaymentFailed (402, with the decline code and the
+    PaymentIntent id); a card that needs the holder's authentication answers `requires_action`."""
+    customer = organization_customer_ensure(organization=organization)
+    payment_method = payment_method_resolve(organization=organization, payment_method=payment_method)
+    if not payment_method:
+        raise ValidationFailed(
+            "payment_method: The organization has no saved card; add one or give payment_method.",
+            fields={"payment_method": ["The organization has no saved card."]},
+        )
+    try:
+        intent = stripe_api.payment_intent_create(
+            customer_id=customer.id,
+            amount=amount,
+            currency=currency,
+            payment_method_id=payment_method,
+            idempotency_key=idempotency_key,
+            metadata={"organization_id": str(organization.id), **metadata},
+            description=description,
+        )
+    except PaymentFailed as exc:
+        if "authentication_required" in (exc.extra.get("decline_code"), exc.extra.get("stripe_code")) and (
+            exc.extra.get("payment_intent")
+        ):
+            return ChargeResult(
+                payment_intent_id=exc.extra["payment_intent"],
+                status="requires_action",
+                client_secret=exc.extra.get("client_secret"),
+            )
+        raise
+    return ChargeResult(
+        payment_intent_id=intent["id"], status=intent["status"], client_secret=intent.get("client_secret")
+    )
+
+
+def stripe_one_time_price_ensure(
+    *, lookup_key: str, product_id: str, product_name: str, amount: int, currency: str, metadata: dict
+) -> str:
+    """The id of an active one-time Stripe price for this amount, found by lookup key or made
+    (with its product) when missing or when the amount changed."""
+    existing = next(iter(stripe_api.prices_by_lookup_keys(lookup_keys=[lookup_key])), None)
+    if (
+        existing is not None
+        and existing["unit_amount"] == amount
+        and existing["currency"] == currency
+        and (existing["active"])
+    ):
+        return existing["id"]
+    if stripe_api.product_retrieve_or_none(product_id=product_id) is None:
+        stripe_api.product_create(product_id=product_id, name=product_name, description="", metadata=metadata)
+    price = stripe_api.price_create(
+        product_id=product_id,
+        unit_amount=amount,
+        currency=currency,
+        lookup_key=lookup_key,
+        interval=None,
+        metadata=metadata,
+        replaces=existing["id"] if existing else None,
+    )
+    return price["id"]
+
+
+# --------------------------------------------------------------------------- paid subscription periods
+@dataclass(frozen=True)
+class PaidSubscriptionPeriod:
+    """A paid subscription invoice: which organization, which plan, which period it paid for."""
+
+    organization: Organization
+    invoice_id: str
+    plan: Plan
+    period_start: object
+    period_end: object
+
+
+def _subscription_period_of(invoice) -> PaidSubscriptionPeriod | None:
+    from datetime import UTC, datetime
+
+    from djstripe.models import Customer
+
+    if invoice.get("status") != "paid":
+        return None
+    customer_id = invoice.get("customer")
+    customer_id = customer_id.get("id") if isinstance(customer_id, dict) else customer_id
+    customer = Customer.objects.filter(id=customer_id).select_related("subscriber").first()
+    if customer is None or customer.subscriber is None:
+        return None
+    for line in (invoice.get("lines") or {}).get("data") or []:
+        details = (line.get("parent") or {}).get("subscription_item_details") or {}
+        if not details or details.get("proration"):
+            continue
+        price = ((line.get("pricing") or {}).get("price_details") or {}).get("price") or _id(
+            line.get("price")
+        )
+        plan_price = plan_price_for_stripe_price(price_id=price) if price else None
+        if plan_price is None:
+            continue
+        period = line.get("period") or {}
+        return PaidSubscriptionPeriod(
+            organization=customer.subscriber,
+            invoice_id=invoice["id"],
+            plan=plan_price.plan,
+            period_start=datetime.fromtimestamp(period["start"], tz=UTC),
+            period_end=datetime.fromtimestamp(period["end"], tz=UTC),
+        )
+    return None
+
+
+def _id(value):
+    return value.get("id") if isinstance(value, dict) else value
+
+
+def subscription_invoice_period_get(*, invoice_id: str) -> PaidSubscriptionPeriod | None:
+    """Re-read an invoice from Stripe; the period it paid for when it is a paid subscription
+    invoice (not a proration-only one), else None."""
+    return _subscription_period_of(stripe_api.invoice_retrieve(invoice_id=invoice_id))
+
+
+def subscription_paid_periods_recent(
+    *, organization: Organization, limit: int = 3
+) -> list[PaidSubscriptionPeriod]:
+    """The latest paid invoices of the organization's live subscription, from Stripe (for the
+    beat task that catches periods the webhooks missed)."""
+    subscription = _live_subscription(organization)
+    if subscription is None:
+        return []
+    invoices = stripe_api.invoices_list(subscription_id=subscription.id, status="paid", limit=limit)
+    return [p for p in map(_subscription_period_of, invoices) if p is not None]

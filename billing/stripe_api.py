@@ -66,10 +66,13 @@ def translate_errors(func: Callable[P, R]) -> Callable[P, R]:
                 getattr(err, "decline_code", None),
             )
             decline_code = getattr(err, "decline_code", None) or getattr(err, "code", None)
-            raise PaymentFailed(
-                exc.user_message or "The card was declined.",
-                extra={"decline_code": decline_code, "stripe_code": getattr(err, "code", None)},
-            ) from exc
+            extra = {"decline_code": decline_code, "stripe_code": getattr(err, "code", None)}
+            intent = getattr(err, "payment_intent", None)
+            if intent is not None:
+                extra["payment_intent"] = intent.get("id") if hasattr(intent, "get") else intent
+                if hasattr(intent, "get") and intent.get("client_secret"):
+                    extra["client_secret"] = intent.get("client_secret")
+            raise PaymentFailed(exc.user_message or "The card was declined.", extra=extra) from exc
         except (stripe.RateLimitError, stripe.APIConnectionError) as exc:
             logger.warning("stripe unavailable in %s: %s", func.__name__, type(exc).__name__)
             raise StripeUnavailable() from exc
@@ -362,3 +365,11 @@ def customer_exists(*, customer_id: str) -> bool:
             return False
         raise
     return not customer.get("deleted", False)
+
+
+@translate_errors
+def invoices_list(*, subscription_id: str, status: str | None = None, limit: int = 3) -> list:
+    params: dict[str, Any] = {"subscription": subscription_id, "limit": limit}
+    if status:
+        params["status"] = status
+    return list(stripe.Invoice.list(**params, **request_options()).data)

@@ -28,6 +28,5 @@ urlpatterns = [
     path(
         f"{ORG}/payment-methods/<str:pm>", api.PaymentMethodDetailApi.as_view(), name="payment-method-detail"
     ),
-    path(f"{ORG}/checkout-sessions", api.CheckoutSessionApi.as_view(), name="checkout-session"),
     path(f"{ORG}/portal-sessions", api.PortalSessionApi.as_view(), name="portal-session"),
 ]

@@ -17,7 +17,7 @@ from config.exceptions import ValidationFailed
 from config.pagination import PageNumberPagination
 
 from .formatting import MAX_CREDITS, credits_str, quantize
-from .models import CreditSource, TransactionKind
+from .models import CreditSource, PurchaseKind, TransactionKind
 from .selectors import (
     auto_refill_get,
     credit_pack_get,
@@ -33,6 +33,9 @@ from .services import (
     credit_consume,
     credit_consumption_reverse,
     credit_grant,
+    credit_purchase_charge,
+    credit_purchase_create,
+    stripe_credits_checkout_session_create,
 )
 
 
@@ -313,6 +316,13 @@ class CreditAutoRefillApi(OrganizationApi):
                 raise ValidationFailed(
                     f"pack: Unknown credit pack {code!r}.", fields={"pack": ["Unknown credit pack."]}
                 )
+        if data["enabled"] or data["payment_method"]:
+            from billing.services import payment_method_resolve
+
+            data["payment_method"] = (
+                payment_method_resolve(organization=self.organization, payment_method=data["payment_method"])
+                or ""
+            )
         refill = auto_refill_set(organization=self.organization, pack=pack, **data)
         return Response(AutoRefillOutputSerializer(refill).data)
 
@@ -381,3 +391,115 @@ class CreditPriceListApi(APIView):
     @extend_schema(responses=OutputSerializer(many=True), auth=[])
     def get(self, request):
         return Response(self.OutputSerializer(credit_price_list(), many=True).data)
+
+
+class CreditPurchaseApi(OrganizationApi):
+    """Buy a credit pack with a saved card, off-session. Credits are granted once the payment
+    succeeds (here, or by the `payment_intent.succeeded` webhook when the bank asked for
+    authentication). The same `idempotency_key` answers the same purchase; 402 `payment_failed`
+    (with `decline_code`) when the card is declined."""
+
+    required_role = Role.BILLING
+
+    class InputSerializer(serializers.Serializer):
+        pack = serializers.CharField(max_length=32)
+        payment_method = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
+        idempotency_key = serializers.CharField(max_length=255)
+
+    class OutputSerializer(serializers.Serializer):
+        purchase_id = serializers.UUIDField()
+        status = serializers.CharField()
+        transaction_id = serializers.UUIDField(allow_null=True)
+        payment_intent = serializers.CharField(allow_null=True)
+        client_secret = serializers.CharField(
+            allow_null=True, help_text="When the card needs authentication."
+        )
+        credits = CreditsAmountField()
+        balance = CreditsAmountField()
+
+    @extend_schema(request=InputSerializer, responses={200: OutputSerializer, 201: OutputSerializer})
+    def post(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        pack = credit_pack_get(code=data["pack"])
+        if pack is None:
+            raise ValidationFailed(
+                f"pack: Unknown credit pack {data['pack']!r}.",
+                fields={"pack": [f"Unknown credit pack {data['pack']!r}."]},
+            )
+        purchase, created = credit_purchase_create(
+            organization=self.organization,
+            pack=pack,
+            kind=PurchaseKind.PACK,
+            payment_method=data["payment_method"],
+            idempotency_key=data["idempotency_key"],
+        )
+        outcome = credit_purchase_charge(purchase=purchase)
+        body = self.OutputSerializer(
+            {
+                "purchase_id": outcome.purchase.pk,
+                "status": outcome.purchase.status,
+                "transaction_id": outcome.transaction.pk if outcome.transaction else None,
+                "payment_intent": outcome.payment_intent,
+                "client_secret": outcome.client_secret,
+                "credits": outcome.purchase.credits,
+                "balance": credit_summary_get(organization=self.organization).balance,
+            }
+        ).data
+        return Response(
+            body,
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+            headers=None if created else {"Idempotent-Replayed": "true"},
+        )
+
+
+class CheckoutSessionApi(OrganizationApi):
+    """A Stripe Checkout page: `kind: subscription` (a plan) or `kind: credits` (a pack).
+    Here rather than in billing because the credits app, above billing, knows the packs."""
+
+    required_role = Role.BILLING
+
+    class InputSerializer(serializers.Serializer):
+        kind = serializers.ChoiceField(choices=["subscription", "credits"])
+        plan = serializers.CharField(required=False)
+        interval = serializers.ChoiceField(choices=["month", "year"], default="month")
+        pack = serializers.CharField(required=False)
+        success_url = serializers.URLField()
+        cancel_url = serializers.URLField()
+
+        def validate(self, attrs):
+            needed = "plan" if attrs["kind"] == "subscription" else "pack"
+            if not attrs.get(needed):
+                raise serializers.ValidationError({needed: [f"Required for kind {attrs['kind']!r}."]})
+            return attrs
+
+    class OutputSerializer(serializers.Serializer):
+        id = serializers.CharField()
+        url = serializers.URLField()
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    def post(self, request, org):
+        from billing.services import subscription_checkout_session_create
+
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        urls = {"success_url": data["success_url"], "cancel_url": data["cancel_url"]}
+        if data["kind"] == "subscription":
+            session = subscription_checkout_session_create(
+                organization=self.organization, plan=data["plan"], interval=data["interval"], **urls
+            )
+            body = {"id": session.id, "url": session.url}
+        else:
+            pack = credit_pack_get(code=data["pack"])
+            if pack is None:
+                raise ValidationFailed(
+                    f"pack: Unknown credit pack {data['pack']!r}.",
+                    fields={"pack": [f"Unknown credit pack {data['pack']!r}."]},
+                )
+            purchase, _ = credit_purchase_create(
+                organization=self.organization, pack=pack, kind=PurchaseKind.CHECKOUT
+            )
+            body = stripe_credits_checkout_session_create(purchase=purchase, **urls)
+        return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)

@@ -1105,34 +1105,171 @@ def auto_refill_requires_action(*, purchase_id, payment_intent_id: str) -> Credi
     )
 
 
-# --------------------------------------------------------------------------- Stripe call sites
-# Not wired yet: each needs a function of `billing/stripe_api.py` that does not exist yet.
+# --------------------------------------------------------------------------- Stripe
 def stripe_refill_payment_intent_create(*, purchase: CreditPurchase) -> dict:
-    """Charge the saved card off-session for a purchase: answers `{"id", "status"}`."""
-    raise NotImplementedError(
-        "needs billing.stripe_api.payment_intent_create(customer=<the organization's Stripe customer>, "
-        "amount=purchase.amount, currency=purchase.currency, payment_method=purchase.payment_method, "
-        "off_session=True, confirm=True, metadata={'purchase_id': str(purchase.pk)}, "
-        "idempotency_key=purchase.stripe_idempotency_key)"
+    """Charge the saved card off-session for a purchase: answers `{"id", "status", "client_secret"}`.
+    The Stripe idempotency key is the purchase's own, so a rerun never charges twice."""
+    from billing.services import payment_intent_off_session_create
+
+    label = purchase.pack.name if purchase.pack_id else f"{credits_str(purchase.credits)} credits"
+    result = payment_intent_off_session_create(
+        organization=purchase.organization,
+        amount=purchase.amount,
+        currency=purchase.currency,
+        payment_method=purchase.payment_method or None,
+        idempotency_key=purchase.stripe_idempotency_key,
+        metadata={"purchase_id": str(purchase.pk), "kind": "credits", "purchase_kind": purchase.kind},
+        description=f"Credits: {label}",
     )
+    return {"id": result.payment_intent_id, "status": result.status, "client_secret": result.client_secret}
 
 
-def credit_purchase_charge(*, purchase: CreditPurchase) -> FulfilResult | CreditPurchase:
-    """`POST /credits/purchase`: charge a pending pack purchase off-session, then grant once paid."""
-    intent = stripe_refill_payment_intent_create(purchase=purchase)
-    if intent["status"] == "succeeded":
-        return credit_purchase_fulfil(payment_intent_id=intent["id"], purchase_id=purchase.pk)
+def credit_purchase_failed(
+    *, purchase_id, code: str, message: str = "", payment_intent_id=None
+) -> CreditPurchase:
+    """A one-off purchase whose payment failed. Settled purchases are left as they are."""
+    with transaction.atomic():
+        purchase = CreditPurchase.objects.select_for_update().get(pk=purchase_id)
+        if purchase.status in (PurchaseStatus.SUCCEEDED, PurchaseStatus.REFUNDED):
+            return purchase
+        purchase.status = PurchaseStatus.FAILED
+        purchase.failure_code = (code or "card_declined")[:64]
+        purchase.failure_message = message[:500]
+        if payment_intent_id and not purchase.payment_intent_id:
+            purchase.payment_intent_id = payment_intent_id
+        purchase.save()
     return purchase
+
+
+def _purchase_mark(purchase_id, *, status: str, payment_intent_id: str) -> CreditPurchase:
+    with transaction.atomic():
+        purchase = CreditPurchase.objects.select_for_update().get(pk=purchase_id)
+        if purchase.status in IN_FLIGHT_STATUSES:
+            purchase.status = status
+            purchase.payment_intent_id = purchase.payment_intent_id or payment_intent_id
+            purchase.save(update_fields=["status", "payment_intent_id", "updated_at"])
+    return purchase
+
+
+@dataclass(frozen=True)
+class ChargeOutcome:
+    purchase: CreditPurchase
+    transaction: CreditTransaction | None
+    payment_intent: str | None
+    client_secret: str | None = None
+
+
+def credit_purchase_charge(*, purchase: CreditPurchase) -> ChargeOutcome:
+    """`POST /credits/purchase`: charge a pack purchase off-session and grant once paid.
+
+    Safe to call again for the same purchase (the same idempotency key replays it): Stripe
+    answers the first PaymentIntent and the grant is keyed on it. A settled purchase answers its
+    result without calling Stripe; a declined one raises PaymentFailed again."""
+    if purchase.status == PurchaseStatus.SUCCEEDED or purchase.grant_id:
+        row = purchase.grant.transactions.order_by("sequence").first() if purchase.grant_id else None
+        return ChargeOutcome(purchase, row, purchase.payment_intent_id)
+    if purchase.status == PurchaseStatus.FAILED:
+        raise PaymentFailed(
+            purchase.failure_message or "The card was declined.",
+            extra={"decline_code": purchase.failure_code, "payment_intent": purchase.payment_intent_id},
+        )
+    with transaction.atomic():
+        locked = CreditPurchase.objects.select_for_update().get(pk=purchase.pk)
+        if locked.status == PurchaseStatus.PENDING:
+            locked.status = PurchaseStatus.PROCESSING
+            locked.save(update_fields=["status", "updated_at"])
+    try:
+        intent = stripe_refill_payment_intent_create(purchase=purchase)
+    except PaymentFailed as exc:
+        credit_purchase_failed(
+            purchase_id=purchase.pk,
+            code=str(exc.extra.get("decline_code") or "card_declined"),
+            message=exc.message,
+            payment_intent_id=exc.extra.get("payment_intent"),
+        )
+        raise
+    if intent["status"] == "succeeded":
+        result = credit_purchase_fulfil(payment_intent_id=intent["id"], purchase_id=purchase.pk)
+        return ChargeOutcome(result.purchase, result.transaction, intent["id"])
+    status = (
+        PurchaseStatus.REQUIRES_ACTION if intent["status"] == "requires_action" else PurchaseStatus.PROCESSING
+    )
+    marked = _purchase_mark(purchase.pk, status=status, payment_intent_id=intent["id"])
+    return ChargeOutcome(marked, None, intent["id"], intent.get("client_secret"))
 
 
 def stripe_credits_checkout_session_create(
     *, purchase: CreditPurchase, success_url: str, cancel_url: str
 ) -> dict:
-    """A Checkout Session (mode=payment) for a pack purchase: answers `{"id", "url"}`."""
-    raise NotImplementedError(
-        "needs billing.stripe_api.checkout_session_create(mode='payment', customer=..., "
-        "line_items=[{price_data: {currency, unit_amount: purchase.amount, product_data: {name}}, "
-        "quantity: 1}], "
-        "metadata={'purchase_id': str(purchase.pk)}, payment_intent_data={'metadata': {...}}, "
-        "success_url=..., cancel_url=..., idempotency_key=purchase.stripe_idempotency_key)"
+    """A Checkout Session (mode=payment) for a pack purchase: answers `{"id", "url"}`. The pack is
+    a one-time Stripe price (lookup key `credits_pack_<code>`), made on first use."""
+    from billing.services import checkout_session_create, stripe_one_time_price_ensure
+
+    pack = purchase.pack
+    price_id = stripe_one_time_price_ensure(
+        lookup_key=f"credits_pack_{pack.code}",
+        product_id=f"credits_pack_{pack.code}",
+        product_name=pack.name,
+        amount=purchase.amount,
+        currency=purchase.currency,
+        metadata={"credit_pack": pack.code},
     )
+    metadata = {"kind": "credits", "purchase_id": str(purchase.pk), "credit_pack": pack.code}
+    session = checkout_session_create(
+        organization=purchase.organization,
+        mode="payment",
+        line_items=[{"price": price_id, "quantity": 1}],
+        success_url=success_url,
+        cancel_url=cancel_url,
+        metadata=metadata,
+        payment_intent_data={"metadata": metadata},
+        idempotency_key=purchase.stripe_idempotency_key,
+    )
+    CreditPurchase.objects.filter(pk=purchase.pk, checkout_session_id__isnull=True).update(
+        checkout_session_id=session.id
+    )
+    return {"id": session.id, "url": session.url}
+
+
+# --------------------------------------------------------------------------- subscription credits from Stripe
+def subscription_credits_for_invoice(*, invoice_id: str) -> bool:
+    """Grant the included credits of the plan for the period a paid subscription invoice covers
+    (re-read from Stripe). Once per invoice, however often it runs. True when credits were granted
+    by this call or an earlier one."""
+    from billing.services import subscription_invoice_period_get
+
+    period = subscription_invoice_period_get(invoice_id=invoice_id)
+    if period is None:
+        return False
+    return _grant_period(period) is not None
+
+
+def _grant_period(period) -> GrantResult | None:
+    return subscription_credits_grant(
+        organization=period.organization,
+        invoice_id=period.invoice_id,
+        period_start=period.period_start,
+        period_end=period.period_end,
+        amount=period.plan.included_credits,
+    )
+
+
+def subscription_credits_catch_up() -> int:
+    """For every organization on a paid plan, the latest paid invoices of its subscription; grants
+    what is missing (the grants are keyed on the invoice, so nothing is granted twice)."""
+    from billing.selectors import organizations_with_live_subscription
+    from billing.services import subscription_paid_periods_recent
+
+    granted = 0
+    for organization in organizations_with_live_subscription():
+        try:
+            periods = subscription_paid_periods_recent(organization=organization)
+        except Exception:
+            logger.exception("subscription credits catch-up failed for %s", organization.pk)
+            continue
+        for period in periods:
+            if period.period_end <= timezone.now():
+                continue  # that period is over: its credits would expire at once
+            result = _grant_period(period)
+            granted += int(bool(result and result.created))
+    return granted

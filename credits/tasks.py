@@ -47,3 +47,20 @@ def auto_refill_task(purchase_id: str) -> str | None:
 @shared_task(name="credits.auto_refill_notice_task")
 def auto_refill_notice_task(purchase_id: str, notice: str) -> bool:
     return notifications.auto_refill_notice_send(purchase_id=purchase_id, notice=notice)
+
+
+@shared_task(
+    name="credits.subscription_credits_allocate_task",
+    autoretry_for=(StripeUnavailable,),
+    retry_backoff=True,
+    max_retries=8,
+)
+def subscription_credits_allocate_task(invoice_id: str) -> bool:
+    """After `invoice.paid`: the plan's included credits for the period the invoice paid for."""
+    return services.subscription_credits_for_invoice(invoice_id=invoice_id)
+
+
+@shared_task(name="credits.subscription_credits_catch_up_task")
+def subscription_credits_catch_up_task() -> int:
+    """Beat: grant the included credits of paid periods whose `invoice.paid` webhook never came."""
+    return services.subscription_credits_catch_up()

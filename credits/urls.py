@@ -15,6 +15,12 @@ urlpatterns = [
         name="credits-transaction-reverse",
     ),
     path(f"{ORG}/auto-refill", api.CreditAutoRefillApi.as_view(), name="credits-auto-refill"),
+    path(f"{ORG}/purchase", api.CreditPurchaseApi.as_view(), name="credits-purchase"),
+    path(
+        "organizations/<uuid:org>/checkout-sessions",
+        api.CheckoutSessionApi.as_view(),
+        name="checkout-session",
+    ),
     path(f"{ORG}/low-balance", api.CreditLowBalanceApi.as_view(), name="credits-low-balance"),
     path("credit-packs", api.CreditPackListApi.as_view(), name="credit-packs"),
     path("credit-prices", api.CreditPriceListApi.as_view(), name="credit-prices"),

@@ -11,10 +11,12 @@ import stripe
 from django.core.cache import cache
 from rest_framework.test import APIClient
 
-from billing.models import Role
-from billing.services import api_key_create
+from billing.catalogue import catalogue_seed
+from billing.models import Membership, Plan, PlanPrice, Role
+from billing.services import api_key_create, organization_create, stripe_catalog_sync
 from config.celery import app as celery_app
 from tests.billing.factories import MembershipFactory, OrganizationFactory, UserFactory
+from tests.stripe_helpers import Recorder, webhooks_install
 
 pytest_plugins = ["stripe_emulator.testing"]
 
@@ -108,3 +110,52 @@ def key_client(api_key) -> APIClient:
     client = APIClient()
     client.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key.raw_key}")
     return client
+
+
+# --------------------------------------------------------------------------- Stripe-backed fixtures
+@pytest.fixture
+def catalogue(db):
+    """The seed plans, synced to the emulator (tests that flush the database lose the seeds)."""
+    catalogue_seed(Plan, PlanPrice)
+    stripe_catalog_sync()
+    return {plan.code: plan for plan in Plan.objects.prefetch_related("prices")}
+
+
+@pytest.fixture
+def billing_owner(db):
+    return UserFactory()
+
+
+@pytest.fixture
+def billing_org(catalogue, billing_owner):
+    """An organization set up the way the API sets one up: with its Stripe customer."""
+    return organization_create(name="Acme", billing_email="billing@acme.test", owner=billing_owner)
+
+
+@pytest.fixture
+def billing_client(billing_org, billing_owner):
+    client = APIClient()
+    client.force_authenticate(billing_owner)
+    return client
+
+
+@pytest.fixture
+def billing_member_client(billing_org):
+    user = UserFactory()
+    Membership.objects.create(user=user, organization=billing_org, role=Role.MEMBER)
+    client = APIClient()
+    client.force_authenticate(user)
+    return client
+
+
+@pytest.fixture
+def webhooks(stripe_emulator, client, catalogue, celery_eager):
+    return webhooks_install(stripe_emulator, client)
+
+
+@pytest.fixture
+def recorder(webhooks, stripe_emulator) -> Recorder:
+    """Keeps what the emulator would deliver, to replay by hand (several times, reordered, tampered)."""
+    rec = Recorder()
+    stripe_emulator.set_webhook_transport(rec)
+    return rec

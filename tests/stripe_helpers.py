@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from django.db import connection
@@ -34,3 +35,33 @@ def webhooks_install(emulator, client) -> Webhooks:
     endpoint = webhook_endpoint_register(base_url="http://testserver")
     emulator.set_webhook_transport(django_client_transport(client))
     return Webhooks(emulator=emulator, client=client, endpoint=endpoint)
+
+
+class Recorder:
+    """A webhook transport that keeps what the emulator sends, for replaying it by hand:
+    several times, in another order, or tampered with."""
+
+    def __init__(self):
+        self.sent: list[tuple[str, dict, bytes]] = []
+
+    def __call__(self, url, headers, body):
+        self.sent.append((url, dict(headers), body))
+        return 200
+
+    def of_type(self, event_type: str):
+        return [s for s in self.sent if json.loads(s[2])["type"] == event_type]
+
+
+def post(client, delivery, body: bytes | None = None):
+    from urllib.parse import urlsplit
+
+    url, headers, original = delivery
+    extra = {
+        "HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items() if k.lower() != "content-type"
+    }
+    return client.post(
+        urlsplit(url).path,
+        data=body if body is not None else original,
+        content_type="application/json",
+        **extra,
+    )

@@ -3,45 +3,14 @@ dj-stripe, re-fetched from the emulator, handled by billing/receivers.py."""
 
 from __future__ import annotations
 
-import json
-
 import pytest
 from django.core import mail
 from djstripe.models import Event
 
 from billing.models import BillingNotice, Organization
+from tests.stripe_helpers import post
 
 pytestmark = pytest.mark.django_db
-
-
-class Recorder:
-    """A webhook transport that keeps what the emulator sends, for replaying it by hand:
-    several times, in another order, or tampered with."""
-
-    def __init__(self):
-        self.sent: list[tuple[str, dict, bytes]] = []
-
-    def __call__(self, url, headers, body):
-        self.sent.append((url, dict(headers), body))
-        return 200
-
-    def of_type(self, event_type: str):
-        return [s for s in self.sent if json.loads(s[2])["type"] == event_type]
-
-
-def post(client, delivery, body: bytes | None = None):
-    from urllib.parse import urlsplit
-
-    url, headers, original = delivery
-    extra = {
-        "HTTP_" + k.upper().replace("-", "_"): v for k, v in headers.items() if k.lower() != "content-type"
-    }
-    return client.post(
-        urlsplit(url).path,
-        data=body if body is not None else original,
-        content_type="application/json",
-        **extra,
-    )
 
 
 def subscribe(org, **kwargs):
@@ -54,13 +23,6 @@ def subscribe(org, **kwargs):
         payment_method=kwargs.pop("payment_method", "pm_card_visa"),
         trial_days=kwargs.pop("trial_days", 0),
     )
-
-
-@pytest.fixture
-def recorder(webhooks, stripe_emulator):
-    rec = Recorder()
-    stripe_emulator.set_webhook_transport(rec)
-    return rec
 
 
 def test_events_are_delivered_signed_and_processed(webhooks, billing_org, stripe_emulator):

@@ -191,23 +191,27 @@ def test_reverse_a_consumption(owner_client, organization):
     assert balance(organization) == D(10)
 
 
-def test_auto_refill_settings(owner_client, member_client, organization):
+def test_auto_refill_settings(owner_client, member_client, organization, stripe_emulator):
     CreditPackFactory(code="credits-5k", credits=D(5000), amount=4500)
     assert member_client.get(url(organization, "/auto-refill")).json()["enabled"] is False
     payload = {
         "enabled": True,
         "threshold": "100",
         "pack": "credits-5k",
-        "payment_method": "pm_123",
+        "payment_method": "pm_card_visa",
         "max_refills_per_day": 2,
     }
     assert member_client.put(url(organization, "/auto-refill"), payload, format="json").status_code == 403
     saved = owner_client.put(url(organization, "/auto-refill"), payload, format="json")
     assert saved.status_code == 200, saved.content
+    card = saved.json()["payment_method"]  # the test card, saved to the organization's customer
+    assert card.startswith("pm_") and card != "pm_card_visa"
+    assert stripe_emulator.get(card)["customer"]
     assert saved.json() | {} == {
-        "enabled": True, "threshold": "100", "pack": "credits-5k", "amount": None, "payment_method": "pm_123",
+        "enabled": True, "threshold": "100", "pack": "credits-5k", "amount": None, "payment_method": card,
         "max_refills_per_day": 2, "consecutive_failures": 0, "disabled_reason": "",
     }  # fmt: skip
+    payload["payment_method"] = card
     assert member_client.get(url(organization)).json()["auto_refill"]["pack"] == "credits-5k"
     unknown = owner_client.put(url(organization, "/auto-refill"), {**payload, "pack": "nope"}, format="json")
     assert unknown.status_code == 400 and "pack" in unknown.json()["fields"]

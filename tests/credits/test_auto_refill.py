@@ -87,16 +87,6 @@ def test_crossing_the_threshold_enqueues_one_refill_after_commit(
     assert callbacks == [] and refills(organization).count() == 1
 
 
-def test_the_enqueued_task_runs_the_refill_up_to_the_unwired_stripe_call(
-    organization, refill, django_capture_on_commit_callbacks, celery_eager
-):
-    with django_capture_on_commit_callbacks() as callbacks:
-        credit_consume(organization=organization, amount=60)
-    with pytest.raises(NotImplementedError, match="payment_intent_create"):
-        callbacks[0]()
-    assert refills(organization).get().status == PurchaseStatus.PROCESSING
-
-
 def test_one_refill_in_flight_is_enforced_by_the_database(organization, refill):
     account = CreditAccount.objects.get(organization=organization)
     fields = {

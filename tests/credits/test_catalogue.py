@@ -11,6 +11,7 @@ pytestmark = pytest.mark.django_db
 
 seed_migration = importlib.import_module("credits.migrations.0003_seed_catalogue")
 beat_migration = importlib.import_module("credits.migrations.0004_beat_schedules")
+catch_up_migration = importlib.import_module("credits.migrations.0005_beat_subscription_credits")
 
 USAGE_TYPES = {
     "SMS_SENT", "SMS_RECEIVED", "CALL_MADE", "CALL_RECEIVED", "CALL_DURATION_SECONDS",
@@ -67,19 +68,21 @@ def test_beat_schedules_migration_registers_the_tasks(db):
 
     from config.celery import app
 
-    beat_migration.create(apps, None)
-    beat_migration.create(apps, None)
+    for migration in (beat_migration, catch_up_migration):
+        migration.create(apps, None)
+        migration.create(apps, None)
     tasks = dict(PeriodicTask.objects.values_list("name", "task"))
     assert tasks == {
         "credits: expire due grants": "credits.credit_grants_expire_task",
         "credits: low-balance alerts": "credits.low_balance_alerts_task",
+        "credits: subscription credits missed by webhooks": "credits.subscription_credits_catch_up_task",
     }
     app.loader.import_default_modules()
     assert set(tasks.values()) <= set(app.tasks)
 
 
 def test_migrations_match_the_models():
-    """In a child process: this session runs with migrations disabled."""
+    """In a child process, so the check sees the models as a fresh process loads them."""
     import subprocess
     import sys
 
