@@ -8,6 +8,7 @@ creates a new PaymentMethod, as Stripe does.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ class TestCard:
     error_code: str = "card_declined"
     fails_on_attach: bool = False
     authentication: str | None = None  # "always" or "setup"
+    dispute: str | None = None  # "chargeback" or "inquiry": the charge succeeds, then is disputed
 
 
 DECLINE_MESSAGES = {
@@ -69,6 +71,8 @@ TEST_CARDS: dict[str, TestCard] = {
     "pm_card_chargeCustomerFail": TestCard("visa", "0341", decline_code="generic_decline"),
     "pm_card_authenticationRequired": TestCard("visa", "3184", authentication="always"),
     "pm_card_authenticationRequiredOnSetup": TestCard("visa", "3155", authentication="setup"),
+    "pm_card_createDispute": TestCard("visa", "0259", dispute="chargeback"),
+    "pm_card_createDisputeInquiry": TestCard("visa", "1976", dispute="inquiry"),
 }
 TEST_NUMBERS = {
     "4242424242424242": "pm_card_visa",
@@ -85,6 +89,8 @@ TEST_NUMBERS = {
     "4000000000000341": "pm_card_chargeCustomerFail",
     "4000002760003184": "pm_card_authenticationRequired",
     "4000002500003155": "pm_card_authenticationRequiredOnSetup",
+    "4000000000000259": "pm_card_createDispute",
+    "4000000000001976": "pm_card_createDisputeInquiry",
 }
 MINIMUM_AMOUNT = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "jpy": 50, "chf": 50}
 
@@ -141,6 +147,23 @@ def resolve_payment_method(ctx: Context, pm_id: str, param: str = "payment_metho
 
 def test_card(pm: dict[str, Any]) -> TestCard:
     return TEST_CARDS.get(pm.get("_card") or "pm_card_visa", TEST_CARDS["pm_card_visa"])
+
+
+def card_for_attempt(ctx: Context, pm: dict[str, Any]) -> TestCard:
+    """The card's behaviour for one payment attempt: its own, unless an injected decline fault
+    (`emu.faults.add(decline=...)`) makes this attempt decline."""
+    card = test_card(pm)
+    code = ctx.emulator.faults.take_decline(ctx.method, ctx.path)
+    if code is None:
+        return card
+    from .faults import DECLINE_ERROR_CODES
+
+    return dataclasses.replace(
+        card,
+        decline_code=code,
+        error_code=code if code in DECLINE_ERROR_CODES else "card_declined",
+        authentication=None,
+    )
 
 
 def card_error(card: TestCard, **extra: Any) -> CardError:
@@ -211,7 +234,7 @@ def confirm_payment_intent(
     pi["payment_method"] = pm["id"]
     pi["last_payment_error"] = None
     pi["next_action"] = None
-    card = test_card(pm)
+    card = card_for_attempt(ctx, pm)
     if pi["customer"] and pi.get("setup_future_usage") and not pm["customer"]:
         customer = ctx.store.get("customer", pi["customer"])
         if customer is not None and not card.fails_on_attach:
@@ -237,7 +260,13 @@ def confirm_payment_intent(
         return PaymentResult("requires_action")
     if card.decline_code:
         return _fail(ctx, pi, pm, card_error(card), charge=True)
-    return _succeed(ctx, pi, pm)
+    result = _succeed(ctx, pi, pm)
+    if card.dispute and result.status == "succeeded":
+        from .disputes import open_dispute
+
+        charge = ctx.store.require("charge", pi["latest_charge"])
+        open_dispute(ctx, charge, reason="fraudulent", inquiry=card.dispute == "inquiry")
+    return result
 
 
 def _set_up_for(pm: dict[str, Any], off_session: bool) -> bool:
@@ -415,8 +444,8 @@ def confirm_setup_intent(
 ) -> PaymentResult:
     seti["payment_method"] = pm["id"]
     seti["last_setup_error"] = None
-    card = test_card(pm)
-    if card.fails_on_attach:
+    card = card_for_attempt(ctx, pm)
+    if card.fails_on_attach or (card.decline_code and card != test_card(pm)):  # a forced decline
         error = card_error(card)
         _setup_failed(ctx, seti, pm, error)
         return PaymentResult("failed", error)
@@ -467,6 +496,15 @@ def create_refund(
     if ch["status"] != "succeeded" or not ch["captured"]:
         raise InvalidRequestError(
             f"Charge {ch['id']} has not been captured or did not succeed.", param="charge"
+        )
+    if any(
+        d["charge"] == ch["id"] and d["status"] not in ("warning_closed",) and not d["is_charge_refundable"]
+        for d in ctx.store.all("dispute")
+    ):
+        raise InvalidRequestError(
+            f"Charge {ch['id']} has been charged back; cannot issue a refund.",
+            code="charge_disputed",
+            param="charge",
         )
     remaining = ch["amount_captured"] - ch["amount_refunded"]
     if remaining <= 0:
