@@ -1107,7 +1107,7 @@ def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] 
                 quantity = (
                     0
                     if sub["status"] == "trialing"
-                    else metered_usage(ctx, price, customer["id"], (start, now))
+                    else metered_usage(ctx, price, customer["id"], (start, now + 1))
                 )
                 period = {"end": end, "start": start}
             line = objects.line_item("il_tmp_" + ctx.store.random_string(20), inv["id"], inv["currency"])
