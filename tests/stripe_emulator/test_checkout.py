@@ -88,7 +88,9 @@ def test_a_declined_card_leaves_the_session_open_for_another_try(emu, customer, 
     assert status == 402 and "Your card was declined." in html
     again = stripe.checkout.Session.retrieve(session.id, api_key=KEY)
     assert again.status == "open" and again.payment_intent is not None
-    assert stripe.PaymentIntent.retrieve(again.payment_intent, api_key=KEY).status == "requires_payment_method"
+    assert (
+        stripe.PaymentIntent.retrieve(again.payment_intent, api_key=KEY).status == "requires_payment_method"
+    )
     assert "checkout.session.completed" not in emu.event_types()
     status, _, _ = post(emu, path, card="success")
     assert status == 303
@@ -133,12 +135,17 @@ def test_subscription_mode_with_a_trial_and_metadata(emu, monthly_price):
         cancel_url="https://app.example.com/plans",
         client_reference_id="org-7",
         metadata={"kind": "subscription"},
-        subscription_data={"trial_period_days": 14, "metadata": {"organization_id": "org-7", "plan_code": "pro"}},
+        subscription_data={
+            "trial_period_days": 14,
+            "metadata": {"organization_id": "org-7", "plan_code": "pro"},
+        },
     )
     assert session.amount_total == 0
     _, _, html = get(emu, session.url)
     assert "14-day free trial" in html
-    status, headers, _ = post(emu, urlsplit(session.url).path, card="success", email="new@example.com", name="N")
+    status, headers, _ = post(
+        emu, urlsplit(session.url).path, card="success", email="new@example.com", name="N"
+    )
     assert status == 303 and headers["Location"] == "https://app.example.com/welcome"
     done = stripe.checkout.Session.retrieve(session.id, api_key=KEY)
     assert (done.status, done.payment_status) == ("complete", "no_payment_required")
@@ -200,7 +207,12 @@ def test_line_items_and_dj_stripe_expansions(emu, customer, one_time_price, clie
     items = stripe.checkout.Session.list_line_items(session.id, api_key=KEY).data
     assert len(items) == 1
     item = items[0]
-    assert (item.object, item.quantity, item.amount_total, item.description) == ("item", 2, 5000, "1,000 credits")
+    assert (item.object, item.quantity, item.amount_total, item.description) == (
+        "item",
+        2,
+        5000,
+        "1,000 credits",
+    )
     assert item.price.id == one_time_price.id  # a whole price, as Stripe serves it
     expanded = stripe.checkout.Session.retrieve(
         session.id,
@@ -218,7 +230,10 @@ def test_inline_price_data(emu):
         api_key=KEY,
         mode="payment",
         line_items=[
-            {"price_data": {"currency": "eur", "unit_amount": 990, "product_data": {"name": "Top-up"}}, "quantity": 1}
+            {
+                "price_data": {"currency": "eur", "unit_amount": 990, "product_data": {"name": "Top-up"}},
+                "quantity": 1,
+            }
         ],
         success_url="https://app.example.com/ok",
     )

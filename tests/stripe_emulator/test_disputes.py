@@ -59,17 +59,26 @@ def test_open_a_dispute_with_the_helper_and_lose_it(emu, charge):
 def test_winning_evidence_wins(emu, charge):
     dispute = emu.create_dispute(charge.id)
     won = stripe.Dispute.modify(
-        dispute["id"], api_key=KEY, evidence={"uncategorized_text": "winning_evidence"}, metadata={"case": "7"}
+        dispute["id"],
+        api_key=KEY,
+        evidence={"uncategorized_text": "winning_evidence"},
+        metadata={"case": "7"},
     )
     assert won.status == "won" and won.evidence_details.submission_count == 1
     assert [t.amount for t in won.balance_transactions] == [-4200, 4200]
     types = emu.event_types()
-    assert types[-3:] == ["charge.dispute.updated", "charge.dispute.closed", "charge.dispute.funds_reinstated"]
+    assert types[-3:] == [
+        "charge.dispute.updated",
+        "charge.dispute.closed",
+        "charge.dispute.funds_reinstated",
+    ]
 
 
 def test_losing_evidence_loses(emu, charge):
     dispute = emu.create_dispute(charge.id)
-    lost = stripe.Dispute.modify(dispute["id"], api_key=KEY, evidence={"uncategorized_text": "losing_evidence"})
+    lost = stripe.Dispute.modify(
+        dispute["id"], api_key=KEY, evidence={"uncategorized_text": "losing_evidence"}
+    )
     assert lost.status == "lost" and "charge.dispute.funds_reinstated" not in emu.event_types()
 
 
@@ -89,7 +98,9 @@ def test_the_dispute_test_card_disputes_its_charge(emu, customer):
 
 def test_dispute_admin_path(emu, charge):
     status, _, body = emu.handle(
-        "POST", f"/_emulator/charges/{charge.id}/dispute", {"Content-Type": "application/json"},
+        "POST",
+        f"/_emulator/charges/{charge.id}/dispute",
+        {"Content-Type": "application/json"},
         json.dumps({"reason": "duplicate", "amount": 1000}),
     )
     assert status == 200

@@ -27,7 +27,9 @@ class Receiver:
 
 
 def retrying_client(emu, timeout: float = 80.0) -> stripe.StripeClient:
-    return stripe.StripeClient(KEY, http_client=InProcessHTTPClient(emu, timeout=timeout), max_network_retries=1)
+    return stripe.StripeClient(
+        KEY, http_client=InProcessHTTPClient(emu, timeout=timeout), max_network_retries=1
+    )
 
 
 def test_a_500_then_stripe_pythons_retry_succeeds(emu):
@@ -107,14 +109,18 @@ def test_a_forced_decline(emu, customer):
             stripe.PaymentIntent.create(
                 api_key=KEY, amount=800, currency="usd", customer=customer.id, payment_method=pm, confirm=True
             )
-        assert caught.value.code == "card_declined" and caught.value.error.decline_code == "insufficient_funds"
+        assert (
+            caught.value.code == "card_declined" and caught.value.error.decline_code == "insufficient_funds"
+        )
     paid = stripe.PaymentIntent.create(
         api_key=KEY, amount=800, currency="usd", customer=customer.id, payment_method=pm, confirm=True
     )
     assert paid.status == "succeeded"
     emu.faults.add(decline="expired_card")  # anywhere: here, an invoice payment
     invoice = stripe.Invoice.create(api_key=KEY, customer=customer.id)
-    stripe.InvoiceItem.create(api_key=KEY, customer=customer.id, invoice=invoice.id, amount=500, currency="usd")
+    stripe.InvoiceItem.create(
+        api_key=KEY, customer=customer.id, invoice=invoice.id, amount=500, currency="usd"
+    )
     stripe.Invoice.finalize_invoice(invoice.id, api_key=KEY)
     with pytest.raises(stripe.CardError) as caught:
         stripe.Invoice.pay(invoice.id, api_key=KEY)
@@ -171,9 +177,7 @@ def test_webhooks_out_of_order(emu, customer, monthly_price):
     stripe.Subscription.create(api_key=KEY, customer=customer.id, items=[{"price": monthly_price.id}])
     emu.deliver_webhooks()
     assert "customer.subscription.created" not in [t for t, _ in receiver.events()]  # waits for a later one
-    stripe.Subscription.modify(
-        emu.objects("subscription")[0]["id"], api_key=KEY, metadata={"k": "v"}
-    )
+    stripe.Subscription.modify(emu.objects("subscription")[0]["id"], api_key=KEY, metadata={"k": "v"})
     emu.deliver_webhooks()
     assert [t for t, _ in receiver.events()][-2:] == [
         "customer.subscription.updated",
@@ -183,10 +187,14 @@ def test_webhooks_out_of_order(emu, customer, monthly_price):
 
 def test_faults_over_the_admin_path(emu):
     def admin(method, path, data=None):
-        status, _, body = emu.handle(method, path, {"Content-Type": "application/json"}, json.dumps(data or {}))
+        status, _, body = emu.handle(
+            method, path, {"Content-Type": "application/json"}, json.dumps(data or {})
+        )
         return status, json.loads(body)
 
-    status, fault = admin("POST", "/_emulator/faults", {"method": "POST", "path": "/v1/customers", "status": 500})
+    status, fault = admin(
+        "POST", "/_emulator/faults", {"method": "POST", "path": "/v1/customers", "status": 500}
+    )
     assert status == 200 and fault["id"].startswith("fault_")
     assert admin("GET", "/_emulator/faults")[1]["faults"][0]["path"] == "/v1/customers"
     with pytest.raises(stripe.APIError):
@@ -194,7 +202,9 @@ def test_faults_over_the_admin_path(emu):
     status, _, _ = emu.handle("POST", "/_emulator/faults", None, "decline=lost_card&times=forever")
     assert status == 200
     with pytest.raises(stripe.CardError):
-        stripe.PaymentIntent.create(api_key=KEY, amount=600, currency="usd", payment_method="pm_card_visa", confirm=True)
+        stripe.PaymentIntent.create(
+            api_key=KEY, amount=600, currency="usd", payment_method="pm_card_visa", confirm=True
+        )
     assert admin("DELETE", "/_emulator/faults") == (200, {"faults": []})
     status, fault = admin("POST", "/_emulator/faults/webhooks", {"duplicate": True, "times": 2})
     assert status == 200 and fault["duplicate"] is True and fault["times"] == 2

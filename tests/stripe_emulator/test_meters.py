@@ -39,7 +39,11 @@ def send(event_name: str, customer_id: str, value, **kwargs) -> stripe.billing.M
 
 def test_meter_create_list_update_deactivate_reactivate(emu, meter, client):
     assert meter.id.startswith("mtr_") and meter.object == "billing.meter"
-    assert (meter.status, meter.event_name, meter.default_aggregation.formula) == ("active", "api_request", "sum")
+    assert (meter.status, meter.event_name, meter.default_aggregation.formula) == (
+        "active",
+        "api_request",
+        "sum",
+    )
     assert meter.customer_mapping.to_dict() == {"event_payload_key": "stripe_customer_id", "type": "by_id"}
     assert meter.value_settings.event_payload_key == "value"
     renamed = stripe.billing.Meter.modify(meter.id, api_key=KEY, display_name="Requests")
@@ -51,7 +55,10 @@ def test_meter_create_list_update_deactivate_reactivate(emu, meter, client):
     assert stripe.billing.Meter.reactivate(meter.id, api_key=KEY).status == "active"
     with pytest.raises(stripe.InvalidRequestError) as caught:
         stripe.billing.Meter.create(
-            api_key=KEY, display_name="Again", event_name="api_request", default_aggregation={"formula": "count"}
+            api_key=KEY,
+            display_name="Again",
+            event_name="api_request",
+            default_aggregation={"formula": "count"},
         )
     assert caught.value.param == "event_name"
     assert {"billing.meter.created", "billing.meter.deactivated", "billing.meter.reactivated"} <= set(
@@ -61,7 +68,11 @@ def test_meter_create_list_update_deactivate_reactivate(emu, meter, client):
 
 def test_meter_event_shape_and_validation(emu, meter, customer):
     event = send("api_request", customer.id, 25, identifier="req-1")
-    assert (event.object, event.event_name, event.identifier) == ("billing.meter_event", "api_request", "req-1")
+    assert (event.object, event.event_name, event.identifier) == (
+        "billing.meter_event",
+        "api_request",
+        "req-1",
+    )
     assert event.payload.to_dict() == {"stripe_customer_id": customer.id, "value": "25"}
     assert abs(event.timestamp - emu.clock.now()) <= 1
     with pytest.raises(stripe.InvalidRequestError, match="already exists with identifier req-1") as caught:
@@ -109,7 +120,11 @@ def test_summaries_per_customer_and_window(emu, customer, formula, expected):
         meter.id, api_key=KEY, customer=customer.id, start_time=day, end_time=day + 2 * DAY
     ).data
     assert len(whole) == 1
-    assert (whole[0].aggregated_value, whole[0].start_time, whole[0].end_time) == (expected, day, day + 2 * DAY)
+    assert (whole[0].aggregated_value, whole[0].start_time, whole[0].end_time) == (
+        expected,
+        day,
+        day + 2 * DAY,
+    )
     assert whole[0].object == "billing.meter_event_summary" and whole[0].meter == meter.id
     daily = stripe.billing.Meter.list_event_summaries(
         meter.id,
@@ -165,7 +180,10 @@ def test_metered_price_is_billed_on_the_renewal_invoice(emu, meter):
     )
     with pytest.raises(stripe.InvalidRequestError) as caught:
         stripe.Price.create(
-            api_key=KEY, product=product.id, currency="usd", unit_amount=3,
+            api_key=KEY,
+            product=product.id,
+            currency="usd",
+            unit_amount=3,
             recurring={"interval": "month", "usage_type": "metered"},
         )
     assert caught.value.param == "recurring[meter]"
@@ -185,7 +203,9 @@ def test_metered_price_is_billed_on_the_renewal_invoice(emu, meter):
     assert preview.total == 1000 + 1000 * 3
     stripe.test_helpers.TestClock.advance(clock.id, api_key=KEY, frozen_time=end + HOUR)
     send("api_request", customer.id, 50, timestamp=end + 60)  # the next period's usage
-    renewal = stripe.Invoice.retrieve(stripe.Subscription.retrieve(sub.id, api_key=KEY).latest_invoice, api_key=KEY)
+    renewal = stripe.Invoice.retrieve(
+        stripe.Subscription.retrieve(sub.id, api_key=KEY).latest_invoice, api_key=KEY
+    )
     assert renewal.billing_reason == "subscription_cycle" and renewal.status == "paid"
     lines = {line.pricing.price_details.price: line for line in renewal.lines.data}
     assert (lines[per_request.id].quantity, lines[per_request.id].amount) == (1000, 3000)

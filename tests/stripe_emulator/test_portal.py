@@ -70,7 +70,9 @@ def test_cancel_at_period_end_then_renew(emu, subscribed):
     assert "will be canceled at the end" in html and "Renew plan" in html
     post(emu, path, action="renew", subscription=sub.id)
     assert stripe.Subscription.retrieve(sub.id, api_key=KEY).cancel_at_period_end is False
-    assert emu.events("customer.subscription.updated")[-1]["data"]["previous_attributes"]["cancel_at_period_end"]
+    assert emu.events("customer.subscription.updated")[-1]["data"]["previous_attributes"][
+        "cancel_at_period_end"
+    ]
 
 
 def test_cancel_now(emu, subscribed):
@@ -87,28 +89,40 @@ def test_cancel_now(emu, subscribed):
 def test_switch_to_another_active_price(emu, subscribed, monthly_price, yearly_price):
     sub, session = subscribed
     inactive = stripe.Price.create(
-        api_key=KEY, product=monthly_price.product, currency="usd", unit_amount=100, recurring={"interval": "month"}
+        api_key=KEY,
+        product=monthly_price.product,
+        currency="usd",
+        unit_amount=100,
+        recurring={"interval": "month"},
     )
     stripe.Price.modify(inactive.id, api_key=KEY, active=False)
     _, _, html = get(emu, session.url)
     offered = re.findall(r"<option value='(price_\w+)'>", html)
     assert offered == [yearly_price.id]  # neither the current price nor an inactive one
     marker = emu.store.seq
-    status, _, _ = post(emu, urlsplit(session.url).path, action="switch", subscription=sub.id, price=yearly_price.id)
+    status, _, _ = post(
+        emu, urlsplit(session.url).path, action="switch", subscription=sub.id, price=yearly_price.id
+    )
     assert status == 303
     switched = stripe.Subscription.retrieve(sub.id, api_key=KEY)
     assert switched["items"].data[0].price.id == yearly_price.id
     types = new_events(emu, marker)
     assert "customer.subscription.updated" in types and "invoice.paid" in types  # a new interval bills now
-    status, _, html = post(emu, urlsplit(session.url).path, action="switch", subscription=sub.id, price=inactive.id)
+    status, _, html = post(
+        emu, urlsplit(session.url).path, action="switch", subscription=sub.id, price=inactive.id
+    )
     assert status == 400 and "not available" in html
 
 
 def test_replace_the_card(emu, subscribed, customer):
     sub, session = subscribed
-    stripe.Subscription.modify(sub.id, api_key=KEY, default_payment_method=customer.invoice_settings.default_payment_method)
+    stripe.Subscription.modify(
+        sub.id, api_key=KEY, default_payment_method=customer.invoice_settings.default_payment_method
+    )
     marker = emu.store.seq
-    status, headers, _ = post(emu, urlsplit(session.url).path, action="update_card", card="pm_card_mastercard")
+    status, headers, _ = post(
+        emu, urlsplit(session.url).path, action="update_card", card="pm_card_mastercard"
+    )
     assert status == 303 and headers["Location"].endswith("?done=update_card")
     new_default = stripe.Customer.retrieve(customer.id, api_key=KEY).invoice_settings.default_payment_method
     assert stripe.PaymentMethod.retrieve(new_default, api_key=KEY).card.last4 == "4444"
@@ -127,9 +141,13 @@ def test_replace_the_card(emu, subscribed, customer):
 def test_a_declined_replacement_card_is_refused(emu, subscribed, customer):
     _, session = subscribed
     before = customer.invoice_settings.default_payment_method
-    status, _, html = post(emu, urlsplit(session.url).path, action="update_card", card="pm_card_chargeDeclined")
+    status, _, html = post(
+        emu, urlsplit(session.url).path, action="update_card", card="pm_card_chargeDeclined"
+    )
     assert status == 402 and "Your card was declined." in html
-    assert stripe.Customer.retrieve(customer.id, api_key=KEY).invoice_settings.default_payment_method == before
+    assert (
+        stripe.Customer.retrieve(customer.id, api_key=KEY).invoice_settings.default_payment_method == before
+    )
 
 
 def test_a_replacement_card_needing_3d_secure(emu, subscribed, customer):
@@ -153,7 +171,9 @@ def test_pay_an_open_invoice_from_the_history(emu, customer, monthly_price):
         invoice_settings={"default_payment_method": "pm_card_chargeCustomerFail"},
     )
     invoice = stripe.Invoice.create(api_key=KEY, customer=failing.id)
-    stripe.InvoiceItem.create(api_key=KEY, customer=failing.id, invoice=invoice.id, amount=1200, currency="usd")
+    stripe.InvoiceItem.create(
+        api_key=KEY, customer=failing.id, invoice=invoice.id, amount=1200, currency="usd"
+    )
     stripe.Invoice.finalize_invoice(invoice.id, api_key=KEY)
     session = stripe.billing_portal.Session.create(api_key=KEY, customer=failing.id)
     path = urlsplit(session.url).path
@@ -176,10 +196,15 @@ def test_a_flow_redirects_after_completion(emu, subscribed):
         flow_data={
             "type": "subscription_cancel",
             "subscription_cancel": {"subscription": sub.id},
-            "after_completion": {"type": "redirect", "redirect": {"return_url": "https://app.example.com/bye"}},
+            "after_completion": {
+                "type": "redirect",
+                "redirect": {"return_url": "https://app.example.com/bye"},
+            },
         },
     )
-    assert session.flow.type == "subscription_cancel" and session.flow.subscription_cancel.subscription == sub.id
+    assert (
+        session.flow.type == "subscription_cancel" and session.flow.subscription_cancel.subscription == sub.id
+    )
     status, headers, _ = post(emu, urlsplit(session.url).path, action="cancel_now", subscription=sub.id)
     assert status == 303 and headers["Location"] == "https://app.example.com/bye"
 
@@ -203,7 +228,9 @@ def test_configurations(emu, subscribed, monthly_price):
     assert config.is_default is False and config.features.subscription_cancel.enabled is False
     listed = stripe.billing_portal.Configuration.list(api_key=KEY).data
     assert {c.id for c in listed} >= {config.id} and any(c.is_default for c in listed)
-    session = stripe.billing_portal.Session.create(api_key=KEY, customer=sub.customer, configuration=config.id)
+    session = stripe.billing_portal.Session.create(
+        api_key=KEY, customer=sub.customer, configuration=config.id
+    )
     _, _, html = get(emu, session.url)
     assert "Cancel now" not in html and "Switch plan" not in html
     status, _, _ = post(emu, urlsplit(session.url).path, action="cancel_now", subscription=sub.id)

@@ -90,7 +90,11 @@ def test_advancing_renews_a_subscription(emu, clock, monthly_price):
     assert renewed.status == "active"
     assert (item.current_period_start, item.current_period_end) == (ts(2031, 2, 15), ts(2031, 3, 15))
     invoice = stripe.Invoice.retrieve(renewed.latest_invoice, api_key=KEY)
-    assert (invoice.billing_reason, invoice.status, invoice.amount_paid) == ("subscription_cycle", "paid", 3000)
+    assert (invoice.billing_reason, invoice.status, invoice.amount_paid) == (
+        "subscription_cycle",
+        "paid",
+        3000,
+    )
     assert invoice.created == ts(2031, 2, 15)
     assert invoice.lines.data[0].period.start == ts(2031, 2, 15)
     charges = stripe.Charge.list(api_key=KEY, customer=customer.id).data
@@ -164,11 +168,20 @@ def test_failed_renewal_goes_past_due_retries_on_schedule_then_cancels(emu, cloc
     past_due = stripe.Subscription.retrieve(sub.id, api_key=KEY)
     assert past_due.status == "past_due"
     invoice = stripe.Invoice.retrieve(past_due.latest_invoice, api_key=KEY)
-    assert (invoice.status, invoice.attempt_count, invoice.next_payment_attempt) == ("open", 1, renewal + 3 * DAY)
+    assert (invoice.status, invoice.attempt_count, invoice.next_payment_attempt) == (
+        "open",
+        1,
+        renewal + 3 * DAY,
+    )
 
     advance(clock, renewal + 20 * DAY)
     failures = emu.events("invoice.payment_failed")
-    assert [e["created"] for e in failures] == [renewal, renewal + 3 * DAY, renewal + 8 * DAY, renewal + 15 * DAY]
+    assert [e["created"] for e in failures] == [
+        renewal,
+        renewal + 3 * DAY,
+        renewal + 8 * DAY,
+        renewal + 15 * DAY,
+    ]
     assert [e["data"]["object"]["attempt_count"] for e in failures] == [1, 2, 3, 4]
     canceled = stripe.Subscription.retrieve(sub.id, api_key=KEY)
     assert canceled.status == "canceled" and canceled.cancellation_details.reason == "payment_failed"
@@ -208,7 +221,10 @@ def test_a_retry_recovers_after_the_card_is_replaced(emu, clock, monthly_price):
 def test_incomplete_subscriptions_expire_after_23_hours(emu, clock, monthly_price):
     customer = stripe.Customer.create(api_key=KEY, test_clock=clock.id)
     sub = stripe.Subscription.create(
-        api_key=KEY, customer=customer.id, items=[{"price": monthly_price.id}], payment_behavior="default_incomplete"
+        api_key=KEY,
+        customer=customer.id,
+        items=[{"price": monthly_price.id}],
+        payment_behavior="default_incomplete",
     )
     advance(clock, START + 22 * 3600)
     assert stripe.Subscription.retrieve(sub.id, api_key=KEY).status == "incomplete"
@@ -216,7 +232,10 @@ def test_incomplete_subscriptions_expire_after_23_hours(emu, clock, monthly_pric
     expired = stripe.Subscription.retrieve(sub.id, api_key=KEY)
     assert expired.status == "incomplete_expired"
     assert stripe.Invoice.retrieve(expired.latest_invoice, api_key=KEY).status == "void"
-    assert emu.events("customer.subscription.updated")[-1]["data"]["previous_attributes"]["status"] == "incomplete"
+    assert (
+        emu.events("customer.subscription.updated")[-1]["data"]["previous_attributes"]["status"]
+        == "incomplete"
+    )
 
 
 def test_other_customers_are_not_moved_by_a_test_clock(emu, clock, customer, monthly_price):
@@ -238,7 +257,10 @@ def test_webhook_signatures_use_real_time_not_the_clock(emu, clock, monthly_pric
         event = stripe.Webhook.construct_event(body.decode(), headers["Stripe-Signature"], endpoint["secret"])
         signed_at = int(headers["Stripe-Signature"].split(",")[0].split("=")[1])
         assert abs(signed_at - time.time()) < 60
-        if event.type == "invoice.paid" and json.loads(body)["data"]["object"]["billing_reason"] == "subscription_cycle":
+        if (
+            event.type == "invoice.paid"
+            and json.loads(body)["data"]["object"]["billing_reason"] == "subscription_cycle"
+        ):
             renewals.append(event.created)
     assert renewals == [ts(2031, 2, 15)]  # the event itself carries the clock's time
 
@@ -248,9 +270,13 @@ def test_advance_a_customer_without_a_test_clock(emu, customer, monthly_price):
     sub = stripe.Subscription.create(api_key=KEY, customer=customer.id, items=[{"price": monthly_price.id}])
     end = sub["items"].data[0].current_period_end
     other = stripe.Customer.create(
-        api_key=KEY, payment_method="pm_card_visa", invoice_settings={"default_payment_method": "pm_card_visa"}
+        api_key=KEY,
+        payment_method="pm_card_visa",
+        invoice_settings={"default_payment_method": "pm_card_visa"},
     )
-    other_sub = stripe.Subscription.create(api_key=KEY, customer=other.id, items=[{"price": monthly_price.id}])
+    other_sub = stripe.Subscription.create(
+        api_key=KEY, customer=other.id, items=[{"price": monthly_price.id}]
+    )
     result = emu.advance(days=31, customer=customer.id)
     assert "invoice.paid" in result["events"] and result["to"] - result["from"] == 31 * DAY
     renewed = stripe.Subscription.retrieve(sub.id, api_key=KEY)
