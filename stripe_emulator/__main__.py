@@ -88,8 +88,10 @@ def serve(argv: list[str]) -> int:
 
 
 def _call(url: str, method: str, path: str, data: dict | None = None) -> dict:
+    if not url.startswith(("http://", "https://")):
+        raise SystemExit(f"--url must be an http(s) URL, not {url!r}")
     body = json.dumps(data).encode() if data is not None else None
-    request = urllib.request.Request(
+    request = urllib.request.Request(  # noqa: S310 - the scheme is checked above
         url.rstrip("/") + path, data=body, method=method, headers={"Content-Type": "application/json"}
     )
     try:
