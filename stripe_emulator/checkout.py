@@ -8,7 +8,10 @@ the subscription or the SetupIntent are made when the customer submits the page,
 session is created; a declined card leaves the session open for another try; a card that needs
 authentication goes through the 3-D Secure page and comes back. Completion fires
 `checkout.session.completed` and the customer is sent to `success_url` (with
-`{CHECKOUT_SESSION_ID}` replaced). Cards only, so `checkout.session.async_payment_*` never fire.
+`{CHECKOUT_SESSION_ID}` replaced). In `payment` mode the page also offers a US bank account debit,
+a delayed-notification payment method: the session completes with `payment_status: "unpaid"`, and
+when the debit settles (`payments.BANK_SETTLE_SECONDS` later on the payer's clock) Stripe's
+`checkout.session.async_payment_succeeded` or `checkout.session.async_payment_failed` follows.
 """
 
 from __future__ import annotations
@@ -33,6 +36,11 @@ PAGE_CARDS = {
     "success": ("pm_card_visa", "4242 4242 4242 4242", "succeeds"),
     "decline": ("pm_card_chargeDeclined", "4000 0000 0000 0002", "is declined"),
     "authenticate": ("pm_card_authenticationRequired", "4000 0027 6000 3184", "needs 3-D Secure"),
+}
+# Payment mode only: bank debits that settle later (async_payment_succeeded / _failed).
+PAGE_BANKS = {
+    "bank_success": ("pm_usBankAccount_success", "US bank account ••6789", "settles a minute later"),
+    "bank_failure": ("pm_usBankAccount_accountClosed", "US bank account ••1113", "fails a minute later"),
 }
 
 
@@ -353,14 +361,21 @@ def submit(
     or any Stripe test id such as `pm_card_visa`)."""
     if session["status"] != "open":
         return Outcome("closed", message=f"This Checkout Session is {session['status']}.")
-    card_id = PAGE_CARDS[card][0] if card in PAGE_CARDS else card
-    if card_id not in payments.TEST_CARDS:
+    card_id = {**PAGE_CARDS, **PAGE_BANKS}[card][0] if card in PAGE_CARDS or card in PAGE_BANKS else card
+    bank = card_id in payments.BANK_ACCOUNTS
+    if bank and session["mode"] != "payment":
+        return Outcome("declined", message="Bank debits are offered in payment mode only.")
+    if card_id not in payments.TEST_CARDS and not bank:
         return Outcome("declined", message=f"Unknown test card {card!r}.")
     customer = _ensure_customer(ctx, session, email, name)
     _set_details(ctx, session, email, name)
-    pm = payments.new_payment_method(
-        ctx, card_id, billing_details={"email": session["customer_details"]["email"], "name": name}
-    )
+    if bank:
+        pm = payments.new_bank_payment_method(ctx, card_id)
+        pm["billing_details"].update({"email": session["customer_details"]["email"], "name": name})
+    else:
+        pm = payments.new_payment_method(
+            ctx, card_id, billing_details={"email": session["customer_details"]["email"], "name": name}
+        )
     return_url = f"{page_url(ctx.base_url, session['id'])}/return"
     try:
         if session["mode"] == "payment":
@@ -373,7 +388,7 @@ def submit(
 
 
 def _intent_outcome(ctx: Context, session: Obj, intent: Obj, result: payments.PaymentResult) -> Outcome:
-    if result.status in ("succeeded", "requires_capture"):
+    if result.status in ("succeeded", "requires_capture", "processing"):
         return complete(ctx, session)
     if result.status == "requires_action":
         return Outcome("requires_action", redirect=intent["next_action"]["redirect_to_url"]["url"])
@@ -398,6 +413,7 @@ def _pay(ctx: Context, session: Obj, customer: Obj | None, pm: Obj, return_url: 
         pi["capture_method"] = data["capture_method"] or "automatic_async"
         pi["receipt_email"] = data["receipt_email"] or session["customer_details"]["email"]
         pi["statement_descriptor"] = data["statement_descriptor"]
+        pi["_checkout_session"] = session["id"]
         ctx.store.add("payment_intent", pi)
         ctx.emit("payment_intent.created", pi)
         session["payment_intent"] = pi["id"]
@@ -508,14 +524,30 @@ def finish_after_authentication(ctx: Context, session: Obj) -> Outcome:
 def complete(ctx: Context, session: Obj) -> Outcome:
     before = {"status": session["status"], "payment_status": session["payment_status"]}
     session["status"] = "complete"
+    pi = ctx.store.get("payment_intent", session["payment_intent"])
     if session["mode"] == "setup" or (session["mode"] == "subscription" and session["_due_now"] == 0):
         session["payment_status"] = "no_payment_required"
+    elif pi is not None and pi["status"] == "processing":
+        session["payment_status"] = "unpaid"  # a delayed-notification payment: async_payment_* follows
     else:
         session["payment_status"] = "paid"
     if session["customer_details"] is None:
         _set_details(ctx, session, None, None)
     ctx.emit("checkout.session.completed", session, before)
     return Outcome("complete", redirect=success_redirect(session))
+
+
+def async_payment_settled(ctx: Context, pi: Obj) -> None:
+    """The bank debit of a completed session settled (or failed): Stripe's async_payment_* event."""
+    session = ctx.store.get("checkout_session", pi.get("_checkout_session"))
+    if session is None or session["status"] != "complete" or session["payment_status"] != "unpaid":
+        return
+    if pi["status"] == "succeeded":
+        before = {"payment_status": "unpaid"}
+        session["payment_status"] = "paid"
+        ctx.emit("checkout.session.async_payment_succeeded", session, before)
+    else:
+        ctx.emit("checkout.session.async_payment_failed", session)
 
 
 def expire_session(ctx: Context, session: Obj) -> Obj:

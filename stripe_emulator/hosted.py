@@ -150,10 +150,11 @@ def render_checkout(emu: Emulator, session: Obj, *, error: str | None = None, st
         or (customer or {}).get("email")
     )
     readonly = " readonly" if customer is not None and customer.get("email") else ""
+    choices = {**checkout.PAGE_CARDS, **(checkout.PAGE_BANKS if mode == "payment" else {})}
     buttons = "".join(
         f"<button name='card' value='{key}'{' class=secondary' if key != 'success' else ''}>"
         f"{e(action)} with {e(number)} <small>({e(effect)})</small></button><br>"
-        for key, (_, number, effect) in checkout.PAGE_CARDS.items()
+        for key, (_, number, effect) in choices.items()
     )
     body = (
         f"<h1>{e(merchant)}</h1><h2>{e(heading)}</h2>"

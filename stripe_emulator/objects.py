@@ -235,6 +235,10 @@ def payment_intent(pi_id: str, now: int, secret: str, amount: int, currency: str
 
 
 def charge(ch_id: str, now: int, pi: dict[str, Any], pm: dict[str, Any]) -> dict[str, Any]:
+    if pm["type"] != "card":
+        data = charge(ch_id, now, pi, {**pm, "type": "card", "card": _placeholder_card()})
+        data["payment_method_details"] = {"type": pm["type"], pm["type"]: _bank_details(pm)}
+        return data
     card = pm["card"]
     return {
         "id": ch_id,
@@ -307,6 +311,52 @@ def charge(ch_id: str, now: int, pi: dict[str, Any], pm: dict[str, Any]) -> dict
         "transfer_data": None,
         "transfer_group": None,
     }
+
+
+def _placeholder_card() -> dict[str, Any]:
+    return {
+        "brand": None,
+        "checks": {},
+        "country": None,
+        "exp_month": None,
+        "exp_year": None,
+        "fingerprint": None,
+        "funding": None,
+        "last4": None,
+    }
+
+
+def _bank_details(pm: dict[str, Any]) -> dict[str, Any]:
+    bank = pm["us_bank_account"]
+    return {
+        "account_holder_type": bank["account_holder_type"],
+        "account_type": bank["account_type"],
+        "bank_name": bank["bank_name"],
+        "fingerprint": bank["fingerprint"],
+        "last4": bank["last4"],
+        "mandate": None,
+        "payment_reference": None,
+        "routing_number": bank["routing_number"],
+    }
+
+
+def bank_payment_method(pm_id: str, now: int, last4: str, fingerprint: str) -> dict[str, Any]:
+    """A `us_bank_account` PaymentMethod: a debit that settles some time after it is confirmed."""
+    pm = payment_method(pm_id, now, {})
+    del pm["card"]
+    pm["type"] = "us_bank_account"
+    pm["us_bank_account"] = {
+        "account_holder_type": "individual",
+        "account_type": "checking",
+        "bank_name": "STRIPE TEST BANK",
+        "financial_connections_account": None,
+        "fingerprint": fingerprint,
+        "last4": last4,
+        "networks": {"preferred": "ach", "supported": ["ach"]},
+        "routing_number": "110000000",
+        "status_details": {},
+    }
+    return pm
 
 
 def refund(re_id: str, now: int, ch: dict[str, Any], amount: int) -> dict[str, Any]:

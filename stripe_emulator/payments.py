@@ -92,6 +92,18 @@ TEST_NUMBERS = {
     "4000000000000259": "pm_card_createDispute",
     "4000000000001976": "pm_card_createDisputeInquiry",
 }
+# Delayed-notification payments: a US bank account debit is `processing` when confirmed and settles
+# (or fails) BANK_SETTLE_SECONDS later, on the payer's clock (`emu.advance`, `emu.tick`, the server).
+BANK_ACCOUNTS = {
+    "pm_usBankAccount_success": ("6789", None),
+    "pm_usBankAccount_accountClosed": ("1113", "account_closed"),
+    "pm_usBankAccount_insufficientFunds": ("2227", "insufficient_funds"),
+}
+BANK_FAILURES = {
+    "account_closed": "The customer's bank account has been closed.",
+    "insufficient_funds": "The customer's account has insufficient funds to cover this payment.",
+}
+BANK_SETTLE_SECONDS = 60
 MINIMUM_AMOUNT = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "jpy": 50, "chf": 50}
 
 
@@ -135,10 +147,21 @@ def new_payment_method(
     return ctx.store.add("payment_method", pm)
 
 
+def new_bank_payment_method(ctx: Context, test_id: str) -> dict[str, Any]:
+    last4, failure = BANK_ACCOUNTS[test_id]
+    fingerprint = hashlib.sha256(f"{ctx.emulator.account['id']}:bank:{last4}".encode()).hexdigest()[:16]
+    pm = objects.bank_payment_method(ctx.store.new_id("payment_method"), ctx.now(), last4, fingerprint)
+    pm["_card"] = None
+    pm["_bank_failure"] = failure
+    return ctx.store.add("payment_method", pm)
+
+
 def resolve_payment_method(ctx: Context, pm_id: str, param: str = "payment_method") -> dict[str, Any]:
     """A stored PaymentMethod, or a new one for a test id such as `pm_card_visa`."""
     if pm_id in TEST_CARDS:
         return new_payment_method(ctx, pm_id)
+    if pm_id in BANK_ACCOUNTS:
+        return new_bank_payment_method(ctx, pm_id)
     pm = ctx.store.get("payment_method", pm_id)
     if pm is None:
         raise InvalidRequestError(f"No such PaymentMethod: '{pm_id}'", code="resource_missing", param=param)
@@ -234,6 +257,8 @@ def confirm_payment_intent(
     pi["payment_method"] = pm["id"]
     pi["last_payment_error"] = None
     pi["next_action"] = None
+    if pm["type"] == "us_bank_account":
+        return _start_bank_debit(ctx, pi, pm)
     card = card_for_attempt(ctx, pm)
     if pi["customer"] and pi.get("setup_future_usage") and not pm["customer"]:
         customer = ctx.store.get("customer", pi["customer"])
@@ -267,6 +292,68 @@ def confirm_payment_intent(
         charge = ctx.store.require("charge", pi["latest_charge"])
         open_dispute(ctx, charge, reason="fraudulent", inquiry=card.dispute == "inquiry")
     return result
+
+
+def _start_bank_debit(ctx: Context, pi: dict[str, Any], pm: dict[str, Any]) -> PaymentResult:
+    now = ctx.now(pi)
+    ch = objects.charge(ctx.store.new_id("charge"), now, pi, pm)
+    ch["status"] = "pending"
+    ctx.store.add("charge", ch)
+    pi["latest_charge"] = ch["id"]
+    pi["status"] = "processing"
+    pi["payment_method_types"] = sorted({*pi["payment_method_types"], "us_bank_account"})
+    pi["_settle_at"] = now + BANK_SETTLE_SECONDS
+    ctx.emit("charge.pending", ch)
+    ctx.emit("payment_intent.processing", pi)
+    return PaymentResult("processing")
+
+
+def settle_bank_debit(ctx: Context, pi: dict[str, Any]) -> None:
+    """The bank answers: the debit succeeds, or fails with the test account's failure."""
+    if pi["status"] != "processing":
+        return
+    pi.pop("_settle_at", None)
+    pm = ctx.store.require("payment_method", pi["payment_method"])
+    ch = ctx.store.require("charge", pi["latest_charge"])
+    failure = pm.get("_bank_failure")
+    if failure is None:
+        before = {"status": "pending"}
+        ch["status"] = "succeeded"
+        ch["paid"] = True
+        ch["outcome"] = _outcome(None)
+        _capture(ctx, ch, ctx.now(pi))
+        pi["status"] = "succeeded"
+        pi["amount_received"] = pi["amount"]
+        ctx.emit("charge.succeeded", ch, before)
+        ctx.emit("payment_intent.succeeded", pi)
+        if pi.get("_invoice"):
+            from .billing import invoice_payment_succeeded
+
+            invoice_payment_succeeded(ctx, pi)
+    else:
+        ch["status"] = "failed"
+        ch["failure_code"] = failure
+        ch["failure_message"] = BANK_FAILURES[failure]
+        pi["status"] = "requires_payment_method"
+        pi["last_payment_error"] = {
+            "charge": ch["id"],
+            "code": failure,
+            "decline_code": None,
+            "doc_url": f"https://docs.stripe.com/error-codes/{failure.replace('_', '-')}",
+            "message": BANK_FAILURES[failure],
+            "payment_method": ctx.render(pm),
+            "type": "invalid_request_error",
+        }
+        ctx.emit("charge.failed", ch)
+        ctx.emit("payment_intent.payment_failed", pi)
+        if pi.get("_invoice"):
+            from .billing import invoice_payment_attempt_failed
+
+            invoice_payment_attempt_failed(ctx, pi)
+    if pi.get("_checkout_session"):
+        from .checkout import async_payment_settled
+
+        async_payment_settled(ctx, pi)
 
 
 def _set_up_for(pm: dict[str, Any], off_session: bool) -> bool:

@@ -14,6 +14,8 @@ everything that falls due on the way, each at its own moment (events carry that 
   `retry_days` after each failure (default 3, 5, 7: on days 3, 8 and 15), then the final action
   runs (`cancel` by default, or `unpaid`, or `past_due` to leave it); `emu.settings(...)`;
 - an `incomplete` subscription is 23 hours old: `incomplete_expired`, its invoice voided;
+- a bank debit settles a minute after it was confirmed (`payment_intent.succeeded` or
+  `payment_failed`, and for Checkout `checkout.session.async_payment_succeeded` / `_failed`);
 - a Checkout Session's `expires_at` passes: `checkout.session.expired`.
 
 Three ways to move time: a test clock (`POST /v1/test_helpers/test_clocks/{id}/advance`), one
@@ -41,7 +43,14 @@ Obj = dict[str, Any]
 TRIAL_WILL_END = 3 * 86400
 INCOMPLETE_EXPIRES = 23 * 3600
 MAX_STEPS = 100_000
-RANK = {"trial_will_end": 0, "expire_incomplete": 1, "period_end": 2, "retry": 3, "checkout_expire": 4}
+RANK = {
+    "trial_will_end": 0,
+    "expire_incomplete": 1,
+    "period_end": 2,
+    "retry": 3,
+    "settle": 4,
+    "checkout_expire": 5,
+}
 
 
 @dataclass(order=True)
@@ -166,6 +175,13 @@ def happenings(ctx: Context, frame: Frame, seen: set[tuple[str, str, int]]) -> l
             and inv["collection_method"] == "charge_automatically"
         ):
             add("retry", inv, inv["next_payment_attempt"], customer)
+    for pi in ctx.store.all("payment_intent"):
+        if pi["status"] != "processing" or not pi.get("_settle_at"):
+            continue
+        customer = customers.get(pi["customer"]) if pi["customer"] else None
+        if customer is None and not (frame.includes_customerless and not pi["customer"]):
+            continue
+        add("settle", pi, pi["_settle_at"], customer)
     for session in ctx.store.all("checkout_session"):
         if session["status"] != "open":
             continue
@@ -213,6 +229,12 @@ def _run_one(ctx: Context, happening: Happening) -> None:
             inv = ctx.store.get("invoice", happening.object_id)
             if inv is not None and inv["status"] == "open":
                 billing.retry_invoice_payment(ctx, inv)
+        elif happening.kind == "settle":
+            from .payments import settle_bank_debit
+
+            pi = ctx.store.get("payment_intent", happening.object_id)
+            if pi is not None:
+                settle_bank_debit(ctx, pi)
         elif happening.kind == "checkout_expire":
             from .checkout import expire_session
 

@@ -287,3 +287,49 @@ def test_expire_by_api_and_by_time(emu, customer, one_time_price):
     emu.advance(hours=25)
     assert stripe.checkout.Session.retrieve(second.id, api_key=KEY).status == "expired"
     assert len(emu.events("checkout.session.expired")) == 2
+
+
+@pytest.mark.parametrize(
+    ("button", "settled", "event", "pi_status"),
+    [
+        ("bank_success", "paid", "checkout.session.async_payment_succeeded", "succeeded"),
+        ("bank_failure", "unpaid", "checkout.session.async_payment_failed", "requires_payment_method"),
+    ],
+)
+def test_a_bank_debit_completes_unpaid_then_settles_asynchronously(
+    emu, customer, one_time_price, button, settled, event, pi_status
+):
+    emu.clock.freeze()
+    session = payment_session(customer, one_time_price)
+    _, _, html = get(emu, session.url)
+    assert "US bank account" in html
+    status, headers, _ = post(emu, urlsplit(session.url).path, card=button)
+    assert status == 303 and headers["Location"].startswith("https://app.example.com/done")
+    done = stripe.checkout.Session.retrieve(session.id, api_key=KEY)
+    assert (done.status, done.payment_status) == ("complete", "unpaid")  # completed, not yet paid
+    pi = stripe.PaymentIntent.retrieve(done.payment_intent, api_key=KEY)
+    assert pi.status == "processing" and pi.metadata["credits"] == "2000"
+    charge = stripe.Charge.retrieve(pi.latest_charge, api_key=KEY)
+    assert charge.status == "pending" and charge.payment_method_details.type == "us_bank_account"
+    assert "checkout.session.completed" in emu.event_types() and event not in emu.event_types()
+    emu.advance(seconds=59)
+    assert stripe.PaymentIntent.retrieve(pi.id, api_key=KEY).status == "processing"
+    emu.advance(seconds=2)
+    assert stripe.PaymentIntent.retrieve(pi.id, api_key=KEY).status == pi_status
+    assert stripe.checkout.Session.retrieve(session.id, api_key=KEY).payment_status == settled
+    assert [e["data"]["object"]["id"] for e in emu.events(event)] == [session.id]
+    types = emu.event_types()
+    assert types.index("checkout.session.completed") < types.index(event)
+
+
+def test_bank_debits_are_offered_in_payment_mode_only(emu, monthly_price):
+    session = stripe.checkout.Session.create(
+        api_key=KEY,
+        mode="subscription",
+        line_items=[{"price": monthly_price.id, "quantity": 1}],
+        success_url="https://app.example.com/ok",
+    )
+    _, _, html = get(emu, session.url)
+    assert "US bank account" not in html
+    status, _, html = post(emu, urlsplit(session.url).path, card="bank_success")
+    assert status == 402 and "payment mode only" in html

@@ -273,6 +273,15 @@ def test_djstripe_accepts_the_part_two_events(emu, monthly_price):
         ).id,
         api_key=KEY,
     )
+    by_bank = stripe.checkout.Session.create(
+        api_key=KEY,
+        mode="payment",
+        customer=customer.id,
+        line_items=[{"price": one_time.id, "quantity": 1}],
+        success_url="https://example.com/ok",
+    )
+    assert emu.checkout_submit(by_bank.id, "bank_success")["status"] == "complete"
+    emu.advance(seconds=61, test_clocks=False)  # the debit settles: async_payment_succeeded
     stripe.billing_portal.Session.create(api_key=KEY, customer=customer.id)
     meter = stripe.billing.Meter.create(
         api_key=KEY, display_name="Calls", event_name="calls", default_aggregation={"formula": "count"}
@@ -298,10 +307,14 @@ def test_djstripe_accepts_the_part_two_events(emu, monthly_price):
         "customer.subscription.trial_will_end",
         "charge.dispute.created",
         "charge.dispute.closed",
+        "charge.pending",
+        "payment_intent.processing",
+        "checkout.session.async_payment_succeeded",
     } <= types
     session = djstripe_models.Session.objects.get(id=paid.id)
     assert session.stripe_data["status"] == "complete"
     assert session.payment_intent.stripe_data["metadata"] == {"credits": "100"}
     assert djstripe_models.Dispute.objects.get(id=dispute["id"]).stripe_data["status"] == "won"
+    assert djstripe_models.Session.objects.get(id=by_bank.id).stripe_data["payment_status"] == "paid"
     processed = djstripe_models.WebhookEventTrigger.objects.filter(valid=True, processed=True).count()
     assert processed == len(delivered)
