@@ -272,7 +272,12 @@ def advance_test_clock(ctx: Context, clock: Obj, frozen_time: int) -> Obj:
     clock["status_details"] = {"advancing": {"target_frozen_time": frozen_time}}
     ctx.emit("test_helpers.test_clock.advancing", clock)
     snapshot = ctx.render(clock)
-    run(ctx, TestClockFrame(ctx, clock), frozen_time)
+    try:
+        run(ctx, TestClockFrame(ctx, clock), frozen_time)
+    except Exception:  # an emulator bug: say so on the clock, as Stripe's internal_failure does
+        clock["status"] = "internal_failure"
+        ctx.emit("test_helpers.test_clock.internal_failure", clock)
+        raise
     clock["frozen_time"] = frozen_time
     clock["status"] = "ready"
     clock["status_details"] = {}
