@@ -106,17 +106,17 @@ class CustomerFrame(Frame):
     def __init__(self, ctx: Context, customer: Obj):
         super().__init__(ctx)
         self.customer = customer
+        self.base = ctx.emulator.clock.now()  # real time passing during the advance is not counted
 
     def customers(self) -> dict[str, Obj]:
         return {self.customer["id"]: self.customer}
 
     def now(self) -> int:
-        return self.ctx.emulator.now_for(self.customer)
+        return self.base + int(self.customer.get("_time_shift", 0))
 
     def move_to(self, t: int) -> None:
-        delta = int(t) - self.now()
-        if delta > 0:
-            self.customer["_time_shift"] = int(self.customer.get("_time_shift", 0)) + delta
+        if int(t) > self.now():
+            self.customer["_time_shift"] = int(t) - self.base
 
 
 class EmulatorFrame(Frame):

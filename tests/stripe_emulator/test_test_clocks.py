@@ -311,3 +311,19 @@ def test_tick_runs_what_real_time_made_due(emu, customer, monthly_price):
     assert renewed.latest_invoice != sub.latest_invoice
     assert renewed["items"].data[0].current_period_end > emu.clock.now()  # caught up: two renewals
     assert len(stripe.Invoice.list(api_key=KEY, subscription=sub.id).data) == 3
+
+
+def test_admin_paths_for_time_and_dunning(emu, customer, monthly_price):
+    status, _, body = emu.handle("POST", "/_emulator/settings", None, "retry_days=2,4&final_action=unpaid")
+    assert status == 200 and json.loads(body) == {"retry_days": [2, 4], "final_action": "unpaid"}
+    assert emu.handle("POST", "/_emulator/settings", None, "final_action=explode")[0] == 400
+    sub = stripe.Subscription.create(api_key=KEY, customer=customer.id, items=[{"price": monthly_price.id}])
+    status, _, body = emu.handle("POST", "/_emulator/advance", None, f"days=32&customer={customer.id}")
+    assert status == 200 and "invoice.paid" in json.loads(body)["events"]
+    assert stripe.Subscription.retrieve(sub.id, api_key=KEY).latest_invoice != sub.latest_invoice
+    status, _, body = emu.handle("GET", "/_emulator/time")
+    assert json.loads(body)["shifted_customers"] == {customer.id: 32 * DAY}
+    status, headers, _ = emu.handle("POST", "/_emulator/advance", None, "days=1&_from_page=1")
+    assert status == 303 and headers["Location"] == "/_emulator"
+    status, _, page = emu.handle("GET", "/_emulator")
+    assert status == 200 and sub.id in page.decode() and "invoice.paid" in page.decode()
