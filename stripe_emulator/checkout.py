@@ -45,10 +45,6 @@ PAGE_BANKS = {
 
 
 # ---------------------------------------------------------------------- rendering
-def _compose_session(emu: Emulator, obj: Obj, data: Obj) -> None:
-    pass  # every served key is stored; line items are includable (`expand[]=line_items`)
-
-
 def _compose_item(emu: Emulator, obj: Obj, data: Obj) -> None:
     price = emu.store.get("price", obj["price"])
     if price is not None:
@@ -66,7 +62,6 @@ def _line_items(emu: Emulator, data: Obj) -> Obj:
     }
 
 
-COMPOSERS["checkout.session"] = _compose_session
 COMPOSERS["item"] = _compose_item
 EXPANDABLE_EXTRAS[("checkout.session", "line_items")] = _line_items
 EXPANDABLE_EXTRAS[(None, "breakdown")] = lambda emu, data: {"discounts": [], "taxes": []}

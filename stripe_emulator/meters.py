@@ -11,7 +11,6 @@ must lie within the past 35 days and at most 5 minutes ahead, values are integer
 from __future__ import annotations
 
 import hashlib
-from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from . import objects
@@ -323,8 +322,3 @@ def meter_event_adjustment_create(ctx: Context, p: Params) -> Obj:
         "status": "complete" if event is not None else "pending",
         "type": kind,
     }
-
-
-def day_start(ts: int) -> int:
-    dt = datetime.fromtimestamp(ts, UTC)
-    return int(datetime(dt.year, dt.month, dt.day, tzinfo=UTC).timestamp())
