@@ -199,7 +199,8 @@ def create_session(ctx: Context, p: Params) -> Obj:
     prices: list[tuple[Obj, int]] = []
     for ip in item_params:
         price = _item_price(ctx, ip, mode)
-        quantity = ip.int("quantity", required=True, minimum=1)
+        metered = billing.is_metered(price)  # billed in arrears: Stripe takes no quantity for it
+        quantity = ip.int("quantity", 1 if metered else None, required=not metered, minimum=1)
         assert quantity is not None
         prices.append((price, quantity))
     if mode == "payment" and any(price["type"] == "recurring" for price, _ in prices):
@@ -223,7 +224,9 @@ def create_session(ctx: Context, p: Params) -> Obj:
         )
         ctx.store.add("checkout_item", item)
         session["_items"].append(item["id"])
-    subtotal = sum(billing.unit_amount(price) * quantity for price, quantity in prices)
+    subtotal = sum(
+        billing.unit_amount(price) * quantity for price, quantity in prices if not billing.is_metered(price)
+    )
     sub_data = p.dict("subscription_data")
     pi_data = p.dict("payment_intent_data")
     seti_data = p.dict("setup_intent_data")

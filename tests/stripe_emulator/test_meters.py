@@ -212,3 +212,30 @@ def test_metered_price_is_billed_on_the_renewal_invoice(emu, meter):
     assert (lines[per_request.id].period.start, lines[per_request.id].period.end) == (start, end)
     assert lines[base.id].amount == 1000 and lines[base.id].period.start == end
     assert renewal.amount_paid == 4000
+
+
+def test_checkout_takes_a_metered_price_without_quantity_and_charges_nothing_for_it(emu, meter):
+    product = stripe.Product.create(api_key=KEY, name="API")
+    base = stripe.Price.create(
+        api_key=KEY, product=product.id, currency="usd", unit_amount=1000, recurring={"interval": "month"}
+    )
+    usage = stripe.Price.create(
+        api_key=KEY,
+        product=product.id,
+        currency="usd",
+        unit_amount=3,
+        recurring={"interval": "month", "usage_type": "metered", "meter": meter.id},
+    )
+    session = stripe.checkout.Session.create(
+        api_key=KEY,
+        mode="subscription",
+        line_items=[{"price": base.id, "quantity": 1}, {"price": usage.id}],
+        success_url="https://app.example.com/ok",
+    )
+    assert session.amount_total == 1000
+    assert emu.checkout_submit(session.id, "success")["status"] == "complete"
+    sub = stripe.Subscription.retrieve(
+        stripe.checkout.Session.retrieve(session.id, api_key=KEY).subscription, api_key=KEY
+    )
+    assert sorted(i.price.id for i in sub["items"].data) == sorted([base.id, usage.id])
+    assert stripe.Invoice.retrieve(sub.latest_invoice, api_key=KEY).amount_paid == 1000
