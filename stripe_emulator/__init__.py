@@ -12,7 +12,7 @@ webhook_transport=None, auto_deliver=False)``
     One in-memory Stripe account. ``handle(method, url_or_path, headers, body) -> (status, headers,
     body_bytes)`` is the whole HTTP surface. Any ``sk_test_...`` key is accepted.
 
-``InProcessHTTPClient(emulator)``
+``InProcessHTTPClient(emulator, timeout=80.0)``
     A ``stripe.HTTPClient`` that routes every request to ``emulator`` without sockets::
 
         stripe.default_http_client = InProcessHTTPClient(emu)          # global style
@@ -28,33 +28,56 @@ Webhooks
     ``retry_now=True``). ``Emulator(auto_deliver=True)`` delivers after every request.
     The server delivers with ``requests`` from a background thread.
 
-Time
-    ``emu.clock`` (``Clock``): real time unless ``freeze()``/``advance()``. Every object's "now" comes
-    from ``emu.now_for(obj)``; part 2's test clocks plug in there.
+Time (``timeline.py``)
+    ``emu.clock`` (``Clock``): real time unless ``freeze()``/``advance()``. Every object's "now" comes from
+    ``emu.now_for(obj)``: its test clock's frozen time, else the emulator's clock plus its customer's own
+    shift. Test clocks as in Stripe (``/v1/test_helpers/test_clocks``, ``customer.test_clock``);
+    ``emu.create_test_clock(frozen_time)``; ``emu.advance(days=31)`` (everyone: the emulator's clock and
+    every test clock), ``emu.advance(days=3, customer=...)``, ``emu.advance(to=ts, test_clock=...)`` run,
+    in time order, trial-will-end notices, renewals (metered usage included), dunning retries
+    (``emu.settings(retry_days=[3, 5, 7], final_action="cancel"|"unpaid"|"past_due")``), cancellations at
+    period end, incomplete expiries and Checkout expiries; ``emu.tick()`` runs what real time made due.
+
+Hosted pages (``hosted.py``; plain HTML forms, no JavaScript)
+    Checkout: a session's ``url`` is ``{base_url}/c/pay/{id}``; ``POST`` it with ``card`` =
+    ``success|decline|authenticate`` (or a test id), ``email``, ``name``; or ``emu.checkout_submit(id, card)``
+    and, after 3-D Secure, ``emu.checkout_return(id)``. Portal: ``{base_url}/p/session/{id}``; ``POST`` with
+    ``action`` = ``cancel_at_period_end|cancel_now|renew|switch|update_card|pay_invoice``.
+
+Meters and disputes (``meters.py``, ``disputes.py``)
+    ``/v1/billing/meters``, ``/v1/billing/meter_events``, ``/v1/billing/meter_event_adjustments``,
+    event summaries; ``/v1/disputes``; ``emu.create_dispute(charge_id, ...)``,
+    ``emu.close_dispute(id, won=...)``.
+
+Faults (``faults.py``)
+    ``emu.faults.add(method=, path=, status=|retry_after=|hang=|decline=, times=1)``,
+    ``emu.faults.webhook(duplicate=|delay_seconds=|reorder=, times=1, event_type=)``, ``emu.faults.clear()``;
+    ``emu.request_count(method, path)`` counts the API requests carried out. Over HTTP: ``/_emulator/faults``.
 
 Helpers for tests and for what a customer does in a browser
     ``emu.complete_authentication(intent_id, succeed=True)`` (3-D Secure),
-    ``emu.renew_subscription(sub_id)`` (the period ends), ``emu.retry_invoice_payment(in_id)``
-    (an automatic dunning retry), ``emu.settings(retry_days=[3, 5, 7], final_action="cancel")``.
+    ``emu.renew_subscription(sub_id)`` (the period ends now), ``emu.retry_invoice_payment(in_id)``
+    (one dunning retry now).
 
 Inspection
-    ``emu.objects("payment_intent")``, ``emu.get(id)``, ``emu.events(type)``, ``emu.event_types()``,
-    ``emu.request_log`` (method, path, idempotency_key, status, replayed), ``emu.webhooks.deliveries``.
+    ``emu.objects("payment_intent")``, ``emu.get(id)`` (any object, custom ids included),
+    ``emu.events(type)``, ``emu.event_types()``, ``emu.request_log`` (method, path, idempotency_key,
+    status, replayed, fault, hung), ``emu.webhooks.deliveries``, ``emu.time_report()``.
 
 Test utilities (``stripe_emulator.testing``)
     ``installed_emulator()`` context manager: a fresh ``Emulator`` installed as
     ``stripe.default_http_client`` with ``stripe.api_base`` pointed at it, both restored after;
     the pytest fixture ``stripe_emulator`` (load with ``pytest_plugins = ["stripe_emulator.testing"]``).
 
-Seams for part 2 (test clocks, fault injection)
-    ``emu.test_clocks`` (test clock id -> ``Clock``, read by ``now_for``); ``emu.request_hooks``
-    (``hook(method, path, headers) -> response or None``, run before the API); ``WebhookQueue.take_due``
-    (the one place deliveries are picked); ``billing.renew_subscription`` / ``end_trial`` /
-    ``retry_invoice_payment`` (period logic).
+Admin paths (``admin.py``)
+    ``/_emulator`` (a page), ``/_emulator/advance``, ``/_emulator/time``, ``/_emulator/faults``,
+    ``/_emulator/settings``, ``/_emulator/charges/{id}/dispute``, ``/_emulator/requests``,
+    ``/_emulator/state``.
 
 Server
     ``python -m stripe_emulator [--host 127.0.0.1] [--port 12111]
-    [--state .local/stripe_emulator/state.json]`` (see ``--help``)
+    [--state .local/stripe_emulator/state.json]`` (see ``--help``); for a running one
+    ``python -m stripe_emulator advance --days 31 [--customer cus_...]``, ``... time``, ``... fault ...``.
 """
 
 from .app import API_VERSION, Emulator

@@ -3,7 +3,8 @@
 `Emulator.handle()` is the whole HTTP surface (the server and the in-process client both call it):
 authentication, parameter decoding, idempotency keys, routing to a handler, rendering with
 `expand[]`, Stripe's error bodies, the request log, events and their webhook deliveries.
-`request_hooks` run before anything else and may answer instead of the API (part 2's faults).
+`request_hooks` run before anything else and may answer instead of the API; injected faults
+(`faults.py`) come next.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import json
 import logging
 import re
 import threading
+import time
 from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from urllib.parse import parse_qsl, urlsplit
 from . import objects
 from .clock import Clock
 from .errors import ApiError, AuthenticationError, IdempotencyError, InvalidRequestError, StripeError
+from .faults import Faults, RequestTimeout, status_body
 from .params import Params, decode_form
 from .store import Store, clone, public
 from .webhooks import Delivery, Transport, WebhookQueue, requests_transport, signature_header
@@ -70,12 +73,20 @@ class Context:
     and a way to emit events."""
 
     def __init__(
-        self, emulator: Emulator, *, request_id: str | None = None, idempotency_key: str | None = None
+        self,
+        emulator: Emulator,
+        *,
+        request_id: str | None = None,
+        idempotency_key: str | None = None,
+        method: str | None = None,
+        path: str | None = None,
     ):
         self.emulator = emulator
         self.store = emulator.store
         self.request_id = request_id
         self.idempotency_key = idempotency_key
+        self.method = method  # the API request being served, if any (decline faults match on it)
+        self.path = path
         self.base_url = emulator.base_url
 
     def now(self, obj: dict[str, Any] | None = None) -> int:
@@ -106,14 +117,15 @@ class Emulator:
         webhook_transport: Transport | None = None,
         auto_deliver: bool = False,
     ):
-        from . import routes  # noqa: F401  (registers the handlers)
+        from . import checkout, disputes, meters, portal, routes, timeline  # noqa: F401  (registers the handlers)
 
         self.lock = threading.RLock()
         self.base_url = base_url.rstrip("/")
         self.clock = clock or Clock()
-        self.test_clocks: dict[str, Clock] = {}  # test clock id -> its time (part 2 fills this)
         self.store = Store(seed)
+        self.faults = Faults()
         self.webhooks = WebhookQueue(retry_base=webhook_retry_base)
+        self.webhooks.fault_source = self.faults.take_webhook
         self.webhook_transport: Transport | None = webhook_transport
         self.auto_deliver = auto_deliver
         self.request_log: deque[dict[str, Any]] = deque(maxlen=REQUEST_LOG_SIZE)
@@ -125,16 +137,23 @@ class Emulator:
 
     # ------------------------------------------------------------------ time
     def now_for(self, obj: dict[str, Any] | None = None) -> int:
-        """The time as the object sees it: the frozen time of its test clock (its own `test_clock`, or
-        its customer's) when it has one registered in `test_clocks`, else the emulator's clock."""
-        clock_id = None
-        if obj is not None:
-            clock_id = obj.get("test_clock")
-            if clock_id is None and isinstance(obj.get("customer"), str):
-                customer = self.store.get("customer", obj["customer"])
-                clock_id = customer.get("test_clock") if customer else None
-        clock = self.test_clocks.get(clock_id) if clock_id else None
-        return (clock or self.clock).now()
+        """The time as the object sees it: the frozen time of its test clock (its own `test_clock`,
+        or its customer's), else the emulator's clock plus the customer's own time shift (what
+        `advance(customer=...)` moves for a customer made without a test clock)."""
+        if obj is None:
+            return self.clock.now()
+        customer = obj if obj.get("object") == "customer" else None
+        clock_id = obj.get("test_clock")
+        if customer is None and isinstance(obj.get("customer"), str):
+            customer = self.store.get("customer", obj["customer"])
+        if clock_id is None and customer is not None:
+            clock_id = customer.get("test_clock")
+        if clock_id:
+            test_clock = self.store.get("test_clock", clock_id)
+            if test_clock is not None:
+                return int(test_clock["frozen_time"])
+        shift = customer.get("_time_shift", 0) if customer is not None else 0
+        return self.clock.now() + int(shift)
 
     # ------------------------------------------------------------------ HTTP surface
     def handle(
@@ -143,7 +162,11 @@ class Emulator:
         url_or_path: str,
         headers: dict[str, str] | None = None,
         body: bytes | str | None = None,
+        *,
+        timeout: float | None = None,
     ) -> Response:
+        """One HTTP request. `timeout` is the client's (the in-process client passes it): an
+        injected hang that reaches it raises `RequestTimeout` instead of waiting."""
         method = method.upper()
         parts = urlsplit(url_or_path)
         path = parts.path or "/"
@@ -153,17 +176,54 @@ class Emulator:
             if answer is not None:
                 return answer
         if path.startswith("/v1/") or path == "/v1":
-            response = self._handle_api(method, path, parts.query, lowered, body)
+            fault = self.faults.take_request(method, path)
+            if fault is not None and fault.kind == "status":
+                return self._fault_response(method, path, lowered, fault)
+            response = self._handle_api(method, path, parts.query, lowered, body, fault=fault)
+            if fault is not None and fault.kind == "hang":
+                response = self._hang(fault, response, timeout)
         else:
             from .pages import handle_page
 
-            with self.lock:
-                response = handle_page(self, method, path, parts.query)
+            response = handle_page(self, method, path, parts.query, body, lowered)
         if self.auto_deliver and not getattr(self._local, "delivering", False):
             self.deliver_webhooks()
         return response
 
-    def _handle_api(self, method: str, path: str, query: str, headers: dict[str, str], body: Any) -> Response:
+    def _fault_response(self, method: str, path: str, headers: dict[str, str], fault: Any) -> Response:
+        with self.lock:
+            request_id = "req_" + self.store.random_string(14)
+            extra, payload = status_body(fault, request_id)
+            self._log(method, path, headers.get("idempotency-key"), fault.status, request_id, fault=fault.id)
+        response_headers = {
+            "Content-Type": "application/json",
+            "Request-Id": request_id,
+            "Stripe-Version": headers.get("stripe-version") or API_VERSION,
+            **extra,
+        }
+        return int(fault.status), response_headers, json.dumps(payload, indent=2).encode()
+
+    def _hang(self, fault: Any, response: Response, timeout: float | None) -> Response:
+        """An answer that comes `fault.hang` seconds late (never under the lock)."""
+        if timeout is not None and fault.hang >= timeout:
+            raise RequestTimeout(fault.hang, fault.processed)
+        time.sleep(fault.hang)
+        if fault.processed:
+            return response
+        _status, headers, _ = response
+        body = ApiError("The request timed out (injected by the emulator).").body(
+            headers.get("Request-Id", "")
+        )
+        return 500, {**headers, "Stripe-Should-Retry": "true"}, json.dumps(body).encode()
+
+    def _handle_api(
+        self, method: str, path: str, query: str, headers: dict[str, str], body: Any, fault: Any = None
+    ) -> Response:
+        if fault is not None and not fault.processed:
+            with self.lock:
+                request_id = "req_" + self.store.random_string(14)
+                self._log(method, path, headers.get("idempotency-key"), 0, request_id, fault=fault.id)
+            return 0, {"Request-Id": request_id}, b""
         if isinstance(body, bytes):
             body = body.decode("utf-8")
         with self.lock:
@@ -195,7 +255,7 @@ class Emulator:
                     if method == "GET":
                         allowed |= {"limit", "starting_after", "ending_before"}
                     params.check_known(allowed)
-                ctx = Context(self, request_id=request_id, idempotency_key=idem_key)
+                ctx = Context(self, request_id=request_id, idempotency_key=idem_key, method=method, path=path)
                 result = route.handler(ctx, params, **groups)
                 payload = self.present(result, params.list("expand"))
             except StripeError as error:
@@ -227,7 +287,7 @@ class Emulator:
                     "response": [status, response_headers, raw.decode()],
                 }
                 stored = True
-            self._log(method, path, idem_key, status, request_id)
+            self._log(method, path, idem_key, status, request_id, hung=fault.id if fault else None)
             if (method != "GET" or stored) and self.on_change is not None:
                 self.on_change()
             return status, response_headers, raw
@@ -289,8 +349,18 @@ class Emulator:
         )
 
     def _log(
-        self, method: str, path: str, key: str | None, status: int, request_id: str, replayed=False
+        self,
+        method: str,
+        path: str,
+        key: str | None,
+        status: int,
+        request_id: str,
+        replayed=False,
+        fault: str | None = None,
+        hung: str | None = None,
     ) -> None:
+        """`fault`: the injected fault that answered instead of the API; `hung`: the hang fault that
+        delayed an answer the API did give."""
         self.request_log.append(
             {
                 "method": method,
@@ -299,8 +369,42 @@ class Emulator:
                 "status": status,
                 "request_id": request_id,
                 "replayed": replayed,
+                "fault": fault,
+                "hung": hung,
             }
         )
+
+    def request_count(
+        self,
+        method: str | None = None,
+        path: str | None = None,
+        *,
+        status: int | None = None,
+        succeeded: bool | None = None,
+        include_replays: bool = False,
+        include_faults: bool = False,
+    ) -> int:
+        """How many API requests the emulator carried out, e.g. `request_count("POST",
+        "/v1/payment_intents")` (`*` wildcards in `path`). Idempotent replays and requests
+        answered by an injected status fault are left out unless asked for; `succeeded=True`
+        counts 2xx answers only."""
+        import fnmatch
+
+        def keep(entry: dict[str, Any]) -> bool:
+            if method is not None and entry["method"] != method.upper():
+                return False
+            if path is not None and not fnmatch.fnmatchcase(entry["path"].rstrip("/"), path.rstrip("/")):
+                return False
+            if status is not None and entry["status"] != status:
+                return False
+            if succeeded is not None and (200 <= entry["status"] < 300) != succeeded:
+                return False
+            if entry["replayed"] and not include_replays:
+                return False
+            return not (entry.get("fault") and not include_faults)
+
+        with self.lock:
+            return sum(1 for entry in self.request_log if keep(entry))
 
     # ------------------------------------------------------------------ rendering
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
@@ -519,6 +623,145 @@ class Emulator:
             retry_invoice_payment(ctx, inv)
             return self.render(inv)
 
+    # ------------------------------------------------------------------ time: test clocks and the scheduler
+    def advance(
+        self,
+        seconds: float = 0,
+        *,
+        days: float = 0,
+        hours: float = 0,
+        to: int | None = None,
+        customer: str | None = None,
+        test_clock: str | None = None,
+        test_clocks: bool = True,
+    ) -> dict[str, Any]:
+        """Moves time forward and runs what falls due on the way (renewals, trial ends, payment
+        retries, expiries), in time order. With `test_clock`: that clock (`to` is its new
+        frozen_time). With `customer`: its test clock, or its own time if it has none. Otherwise the
+        emulator's clock, for everyone without a test clock, and (`test_clocks=True`) every test
+        clock by as much. Returns what happened: `{"from", "to", "events": [...types]}`."""
+        from . import timeline
+
+        delta = int(seconds + days * 86400 + hours * 3600)
+        with self.lock:
+            marker = self.store.seq
+            ctx = Context(self)
+            if test_clock is not None or (customer is not None and self._clock_of(customer)):
+                clock_id = test_clock or self._clock_of(customer or "")
+                clock = self.store.require("test_clock", clock_id)
+                start = int(clock["frozen_time"])
+                target = to if to is not None else start + delta
+                timeline.advance_test_clock(ctx, clock, target)
+                end = int(clock["frozen_time"])
+            elif customer is not None:
+                cust = self.store.require("customer", customer)
+                start = self.now_for(cust)
+                timeline.advance_customer(ctx, cust, (to - start) if to is not None else delta)
+                end = self.now_for(cust)
+            else:
+                start = self.clock.now()
+                amount = (to - start) if to is not None else delta
+                if amount < 0:
+                    raise ValueError("time only moves forward")
+                timeline.advance_everyone(ctx, amount, test_clocks=test_clocks)
+                end = self.clock.now()
+            events = [e["type"] for e in self.store.all("event") if e["_seq"] > marker]
+            if self.on_change is not None:
+                self.on_change()
+            return {"from": start, "to": end, "events": events}
+
+    def _clock_of(self, customer_id: str) -> str | None:
+        customer = self.store.require("customer", customer_id)
+        return customer.get("test_clock")
+
+    def tick(self) -> int:
+        """Runs what real time has made due for everyone without a test clock (the server calls
+        this every second). Returns how many things happened."""
+        from . import timeline
+
+        with self.lock:
+            marker = self.store.seq
+            done = timeline.run_due(Context(self))
+            if self.store.seq != marker and self.on_change is not None:
+                self.on_change()
+            return done
+
+    def time_report(self) -> dict[str, Any]:
+        from datetime import UTC, datetime
+
+        with self.lock:
+            now = self.clock.now()
+            return {
+                "now": now,
+                "now_iso": datetime.fromtimestamp(now, UTC).isoformat(),
+                "shift_days": round((now - time.time()) / 86400, 2),
+                "test_clocks": {
+                    c["id"]: {"frozen_time": c["frozen_time"], "name": c["name"], "status": c["status"]}
+                    for c in self.store.all("test_clock")
+                },
+                "shifted_customers": {
+                    c["id"]: c["_time_shift"] for c in self.store.all("customer") if c.get("_time_shift")
+                },
+            }
+
+    def create_test_clock(self, frozen_time: int | None = None, name: str | None = None) -> dict[str, Any]:
+        """A test clock (as `POST /v1/test_helpers/test_clocks`), frozen at `frozen_time` (default now)."""
+        from .params import Params
+        from .timeline import test_clock_create
+
+        with self.lock:
+            ctx = Context(self)
+            data = {"frozen_time": str(frozen_time if frozen_time is not None else self.clock.now())}
+            if name:
+                data["name"] = name
+            return self.render(test_clock_create(ctx, Params(data)))
+
+    # ------------------------------------------------------------------ disputes
+    def create_dispute(
+        self, charge_id: str, *, reason: str = "fraudulent", amount: int | None = None, inquiry: bool = False
+    ) -> dict[str, Any]:
+        """The cardholder disputes a charge (`charge.dispute.created`, and for a chargeback
+        `charge.dispute.funds_withdrawn`)."""
+        from .disputes import open_dispute
+
+        with self.lock:
+            ctx = Context(self)
+            charge = self.store.require("charge", charge_id)
+            return self.render(open_dispute(ctx, charge, reason=reason, amount=amount, inquiry=inquiry))
+
+    def close_dispute(self, dispute_id: str, *, won: bool = True) -> dict[str, Any]:
+        """The bank decides (`charge.dispute.closed`; won: `charge.dispute.funds_reinstated`)."""
+        from .disputes import close
+
+        with self.lock:
+            ctx = Context(self)
+            return self.render(close(ctx, self.store.require("dispute", dispute_id), won=won))
+
+    # ------------------------------------------------------------------ what a customer does on a hosted page
+    def checkout_submit(
+        self, session_id: str, card: str = "success", *, email: str | None = None, name: str | None = None
+    ) -> dict[str, Any]:
+        """The customer submits the hosted Checkout page with a test card (`success`, `decline`,
+        `authenticate`, or a test id such as `pm_card_visa`). Returns `{"status", "redirect",
+        "message"}`: `complete` (redirect to success_url), `requires_action` (redirect to the 3-D
+        Secure page; then `complete_authentication()` and `checkout_return()`), `declined`."""
+        from .checkout import submit
+
+        with self.lock:
+            ctx = Context(self)
+            outcome = submit(ctx, self.store.require("checkout_session", session_id), card, email, name)
+            return {"status": outcome.status, "redirect": outcome.redirect, "message": outcome.message}
+
+    def checkout_return(self, session_id: str) -> dict[str, Any]:
+        """The customer is back from the 3-D Secure page."""
+        from .checkout import finish_after_authentication
+
+        with self.lock:
+            ctx = Context(self)
+            session = self.store.require("checkout_session", session_id)
+            outcome = finish_after_authentication(ctx, session)
+            return {"status": outcome.status, "redirect": outcome.redirect, "message": outcome.message}
+
     def settings(self, *, retry_days: list[int] | None = None, final_action: str | None = None) -> None:
         """Dunning: days between automatic retries, and what happens after the last one
         (`cancel`, `unpaid`, or `past_due` to leave the subscription as it is)."""
@@ -562,6 +805,7 @@ class Emulator:
                 "account": self.account,
                 "webhooks": self.webhooks.to_json(),
                 "idempotency": self.idempotency,
+                "clock": self.clock.to_json(),
             }
 
     def load_json(self, data: dict[str, Any]) -> None:
@@ -570,3 +814,5 @@ class Emulator:
             self.account = data.get("account", self.account)
             self.webhooks.load_json(data.get("webhooks", {}))
             self.idempotency = data.get("idempotency", {})
+            if data.get("clock"):
+                self.clock.load_json(data["clock"])

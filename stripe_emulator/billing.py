@@ -34,6 +34,20 @@ def unit_amount(price: dict[str, Any]) -> int:
     return int(price["unit_amount"] or 0)
 
 
+def is_metered(price: dict[str, Any]) -> bool:
+    return ((price.get("recurring") or {}).get("usage_type")) == "metered"
+
+
+def metered_usage(ctx: Context, price: dict[str, Any], customer_id: str, period: tuple[int, int]) -> int:
+    """The customer's usage of a metered price's meter over [start, end)."""
+    from .meters import aggregate
+
+    meter = ctx.store.get("meter", (price.get("recurring") or {}).get("meter"))
+    if meter is None:
+        return 0
+    return int(aggregate(ctx, meter, customer_id, period[0], period[1]))
+
+
 def money(amount: int, currency: str) -> str:
     symbol = {"usd": "$", "eur": "€", "gbp": "£"}.get(currency, currency.upper() + " ")
     sign = "-" if amount < 0 else ""
@@ -501,7 +515,8 @@ def subscription_paid(ctx: Context, sub: dict[str, Any], inv: dict[str, Any]) ->
 
 
 def subscription_amount(ctx: Context, specs: list[ItemSpec]) -> int:
-    return sum(unit_amount(s.price) * s.quantity for s in specs)
+    """What is due up front: metered prices are billed in arrears."""
+    return sum(unit_amount(s.price) * s.quantity for s in specs if not is_metered(s.price))
 
 
 def create_subscription(
@@ -589,16 +604,18 @@ def create_subscription(
     for item in items_of(ctx, sub):
         price = price_of(ctx, item)
         trial = trial_end is not None
+        metered = is_metered(price)  # billed in arrears: nothing up front
+        quantity = 0 if metered else item["quantity"]
         add_line(
             ctx,
             inv,
-            amount=0 if trial else unit_amount(price) * item["quantity"],
+            amount=0 if trial or metered else unit_amount(price) * quantity,
             description=f"Trial period for {product_name(ctx, price)}"
             if trial
-            else describe_item(ctx, price, item["quantity"]),
+            else describe_item(ctx, price, quantity),
             period=(period_start, period_end),
             price=price,
-            quantity=item["quantity"],
+            quantity=quantity,
             sub_item=item,
         )
     for spec in one_time:
@@ -739,6 +756,9 @@ def cancel_subscription(
     sub["ended_at"] = now
     sub["cancel_at_period_end"] = False
     sub["cancellation_details"] = {"comment": comment, "feedback": feedback, "reason": reason}
+    for inv in ctx.store.all("invoice"):  # automatic collection stops; the invoices stay open
+        if inv["subscription"] == sub["id"] and inv["status"] == "open":
+            inv["next_payment_attempt"] = None
     if invoice_now:
         items = pending_items(ctx, customer["id"], sub["id"])
         if items:
@@ -773,6 +793,8 @@ def _proration_items(
     when = format_date(at)
     for item in removed:
         price = price_of(ctx, item)
+        if is_metered(price):
+            continue
         amount = -round(unit_amount(price) * item["quantity"] * fraction)
         if amount:
             created.append(
@@ -790,6 +812,8 @@ def _proration_items(
                 )
             )
     for price, quantity, item in added:
+        if is_metered(price):
+            continue
         amount = round(unit_amount(price) * quantity * fraction)
         if amount:
             created.append(
@@ -939,10 +963,27 @@ def _invoice_now(
     return inv
 
 
-def _cycle_lines(ctx: Context, sub: dict[str, Any], inv: dict[str, Any]) -> None:
+def _cycle_lines(
+    ctx: Context, sub: dict[str, Any], inv: dict[str, Any], usage_period: tuple[int, int] | None = None
+) -> None:
+    """The lines of a new period: licensed prices for the period ahead, metered prices for the
+    usage recorded over `usage_period` (the period just ended; none after a trial)."""
     start, end = period_of(ctx, sub)
     for item in items_of(ctx, sub):
         price = price_of(ctx, item)
+        if is_metered(price):
+            usage = metered_usage(ctx, price, sub["customer"], usage_period) if usage_period else 0
+            add_line(
+                ctx,
+                inv,
+                amount=unit_amount(price) * usage,
+                description=describe_item(ctx, price, usage),
+                period=usage_period or (start, end),
+                price=price,
+                quantity=usage,
+                sub_item=item,
+            )
+            continue
         add_line(
             ctx,
             inv,
@@ -956,11 +997,13 @@ def _cycle_lines(ctx: Context, sub: dict[str, Any], inv: dict[str, Any]) -> None
 
 
 def start_new_period(
-    ctx: Context, sub: dict[str, Any], start: int, billing_reason: str
+    ctx: Context, sub: dict[str, Any], start: int, billing_reason: str, *, bill_usage: bool = True
 ) -> dict[str, Any] | None:
-    """A new billing period from `start`: the invoice for it (with pending invoice items) and its
-    payment. Used when a trial ends and, by test clocks, at every renewal."""
+    """A new billing period from `start`: the invoice for it (with pending invoice items and the
+    metered usage of the period that ended) and its payment. Used when a trial ends and, by test
+    clocks, at every renewal."""
     customer = ctx.store.require("customer", sub["customer"])
+    usage_period = period_of(ctx, sub) if bill_usage else None
     set_period(ctx, sub, start)
     inv = new_invoice(
         ctx,
@@ -970,7 +1013,7 @@ def start_new_period(
         collection_method=sub["collection_method"],
         days_until_due=sub["days_until_due"],
     )
-    _cycle_lines(ctx, sub, inv)
+    _cycle_lines(ctx, sub, inv, usage_period)
     for ii in pending_items(ctx, customer["id"], sub["id"]):
         attach_invoice_item(ctx, inv, ii)
     inv["period_start"], inv["period_end"] = start, start
@@ -1007,7 +1050,7 @@ def end_trial(ctx: Context, sub: dict[str, Any], now: int) -> None:
         return
     sub["status"] = "active"
     ctx.emit("customer.subscription.updated", sub, before)
-    start_new_period(ctx, sub, now, "subscription_cycle")
+    start_new_period(ctx, sub, now, "subscription_cycle", bill_usage=False)
 
 
 def renew_subscription(ctx: Context, sub: dict[str, Any]) -> dict[str, Any] | None:
@@ -1040,7 +1083,7 @@ def resume_subscription(ctx: Context, sub: dict[str, Any]) -> dict[str, Any]:
     sub["billing_cycle_anchor"] = now
     ctx.emit("customer.subscription.resumed", sub, before)
     ctx.emit("customer.subscription.updated", sub, before)
-    start_new_period(ctx, sub, now, "subscription_update")
+    start_new_period(ctx, sub, now, "subscription_update", bill_usage=False)
     return sub
 
 
@@ -1059,14 +1102,22 @@ def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] 
             price = price_of(ctx, item)
             recurring = price["recurring"]
             next_end = add_interval(end, recurring["interval"], recurring["interval_count"])
+            quantity, period = item["quantity"], {"end": next_end, "start": end}
+            if is_metered(price):  # the usage so far in the current period, billed at its end
+                quantity = (
+                    0
+                    if sub["status"] == "trialing"
+                    else metered_usage(ctx, price, customer["id"], (start, now + 1))
+                )
+                period = {"end": end, "start": start}
             line = objects.line_item("il_tmp_" + ctx.store.random_string(20), inv["id"], inv["currency"])
             line.update(
                 {
-                    "amount": unit_amount(price) * item["quantity"],
-                    "subtotal": unit_amount(price) * item["quantity"],
-                    "description": describe_item(ctx, price, item["quantity"]),
-                    "period": {"end": next_end, "start": end},
-                    "quantity": item["quantity"],
+                    "amount": unit_amount(price) * quantity,
+                    "subtotal": unit_amount(price) * quantity,
+                    "description": describe_item(ctx, price, quantity),
+                    "period": period,
+                    "quantity": quantity,
                     "subscription": sub["id"],
                 }
             )

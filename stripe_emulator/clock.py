@@ -1,7 +1,7 @@
 """Emulator time: real time by default, frozen or shifted when a test asks.
 
-Every object's "now" comes from `Emulator.now_for(...)`, which asks the object's test clock
-(part 2: `test_helpers.test_clock`) when it has one and this clock otherwise.
+Every object's "now" comes from `Emulator.now_for(...)`: the frozen time of the object's test clock
+(`test_helpers.test_clock`, see `timeline.py`) when it has one, this clock otherwise.
 """
 
 from __future__ import annotations
@@ -46,6 +46,16 @@ class Clock:
             else:
                 self._offset += seconds
         return self.now()
+
+    def to_json(self) -> dict[str, float | int | None]:
+        """The shift from real time (kept across a server restart, so an advanced demo stays so)."""
+        with self._lock:
+            return {"frozen_at": self._frozen_at, "offset": self._offset}
+
+    def load_json(self, data: dict) -> None:
+        with self._lock:
+            self._frozen_at = data.get("frozen_at")
+            self._offset = float(data.get("offset") or 0.0)
 
 
 def add_interval(start: int, interval: str, count: int = 1, *, anchor_day: int | None = None) -> int:

@@ -235,6 +235,10 @@ def payment_intent(pi_id: str, now: int, secret: str, amount: int, currency: str
 
 
 def charge(ch_id: str, now: int, pi: dict[str, Any], pm: dict[str, Any]) -> dict[str, Any]:
+    if pm["type"] != "card":
+        data = charge(ch_id, now, pi, {**pm, "type": "card", "card": _placeholder_card()})
+        data["payment_method_details"] = {"type": pm["type"], pm["type"]: _bank_details(pm)}
+        return data
     card = pm["card"]
     return {
         "id": ch_id,
@@ -307,6 +311,52 @@ def charge(ch_id: str, now: int, pi: dict[str, Any], pm: dict[str, Any]) -> dict
         "transfer_data": None,
         "transfer_group": None,
     }
+
+
+def _placeholder_card() -> dict[str, Any]:
+    return {
+        "brand": None,
+        "checks": {},
+        "country": None,
+        "exp_month": None,
+        "exp_year": None,
+        "fingerprint": None,
+        "funding": None,
+        "last4": None,
+    }
+
+
+def _bank_details(pm: dict[str, Any]) -> dict[str, Any]:
+    bank = pm["us_bank_account"]
+    return {
+        "account_holder_type": bank["account_holder_type"],
+        "account_type": bank["account_type"],
+        "bank_name": bank["bank_name"],
+        "fingerprint": bank["fingerprint"],
+        "last4": bank["last4"],
+        "mandate": None,
+        "payment_reference": None,
+        "routing_number": bank["routing_number"],
+    }
+
+
+def bank_payment_method(pm_id: str, now: int, last4: str, fingerprint: str) -> dict[str, Any]:
+    """A `us_bank_account` PaymentMethod: a debit that settles some time after it is confirmed."""
+    pm = payment_method(pm_id, now, {})
+    del pm["card"]
+    pm["type"] = "us_bank_account"
+    pm["us_bank_account"] = {
+        "account_holder_type": "individual",
+        "account_type": "checking",
+        "bank_name": "STRIPE TEST BANK",
+        "financial_connections_account": None,
+        "fingerprint": fingerprint,
+        "last4": last4,
+        "networks": {"preferred": "ach", "supported": ["ach"]},
+        "routing_number": "110000000",
+        "status_details": {},
+    }
+    return pm
 
 
 def refund(re_id: str, now: int, ch: dict[str, Any], amount: int) -> dict[str, Any]:
@@ -706,4 +756,281 @@ def invoice_payment(inpay_id: str, now: int, inv: dict[str, Any], pi_id: str) ->
         "payment": {"payment_intent": pi_id, "type": "payment_intent"},
         "status": "open",
         "status_transitions": {"canceled_at": None, "paid_at": None},
+    }
+
+
+# ---------------------------------------------------------------------- part 2: test clocks, Checkout,
+# the customer portal, meters and disputes
+def test_clock(clock_id: str, now: int, frozen_time: int, name: str | None) -> dict[str, Any]:
+    return {
+        "id": clock_id,
+        "object": "test_helpers.test_clock",
+        "created": now,
+        "deletes_after": now + 30 * 86400,
+        "frozen_time": frozen_time,
+        "livemode": False,
+        "name": name,
+        "status": "ready",
+        "status_details": {},
+    }
+
+
+def checkout_session(cs_id: str, now: int, mode: str, url: str) -> dict[str, Any]:
+    return {
+        "id": cs_id,
+        "object": "checkout.session",
+        "adaptive_pricing": {"enabled": False},
+        "after_expiration": None,
+        "allow_promotion_codes": None,
+        "amount_subtotal": None,
+        "amount_total": None,
+        "automatic_tax": {"enabled": False, "liability": None, "provider": None, "status": None},
+        "billing_address_collection": None,
+        "cancel_url": None,
+        "client_reference_id": None,
+        "client_secret": None,
+        "collected_information": None,
+        "consent": None,
+        "consent_collection": None,
+        "created": now,
+        "currency": None,
+        "currency_conversion": None,
+        "custom_fields": [],
+        "custom_text": {
+            "after_submit": None,
+            "shipping_address": None,
+            "submit": None,
+            "terms_of_service_acceptance": None,
+        },
+        "customer": None,
+        "customer_account": None,
+        "customer_creation": None,
+        "customer_details": None,
+        "customer_email": None,
+        "discounts": [],
+        "expires_at": now + 24 * 3600,
+        "integration_identifier": None,
+        "invoice": None,
+        "invoice_creation": None,
+        "livemode": False,
+        "locale": None,
+        "managed_payments": None,
+        "metadata": {},
+        "mode": mode,
+        "origin_context": None,
+        "payment_intent": None,
+        "payment_link": None,
+        "payment_method_collection": "always" if mode == "subscription" else None,
+        "payment_method_configuration_details": None,
+        "payment_method_options": {},
+        "payment_method_types": ["card"],
+        "payment_status": "unpaid",
+        "permissions": None,
+        "phone_number_collection": {"enabled": False},
+        "recovered_from": None,
+        "saved_payment_method_options": None,
+        "setup_intent": None,
+        "shipping_address_collection": None,
+        "shipping_cost": None,
+        "shipping_options": [],
+        "status": "open",
+        "submit_type": None,
+        "subscription": None,
+        "success_url": None,
+        "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
+        "ui_mode": "hosted",
+        "url": url,
+        "wallet_options": None,
+    }
+
+
+def checkout_item(li_id: str, price_obj: dict[str, Any], quantity: int, description: str) -> dict[str, Any]:
+    amount = int(price_obj["unit_amount"] or 0) * quantity
+    return {
+        "id": li_id,
+        "object": "item",
+        "adjustable_quantity": None,
+        "amount_discount": 0,
+        "amount_subtotal": amount,
+        "amount_tax": 0,
+        "amount_total": amount,
+        "currency": price_obj["currency"],
+        "description": description,
+        "metadata": {},
+        "price": price_obj["id"],
+        "quantity": quantity,
+    }
+
+
+def portal_configuration(bpc_id: str, now: int) -> dict[str, Any]:
+    return {
+        "id": bpc_id,
+        "object": "billing_portal.configuration",
+        "active": True,
+        "application": None,
+        "business_profile": {"headline": None, "privacy_policy_url": None, "terms_of_service_url": None},
+        "created": now,
+        "default_return_url": None,
+        "features": {
+            "customer_update": {"allowed_updates": ["email", "name", "address"], "enabled": True},
+            "invoice_history": {"enabled": True},
+            "payment_method_update": {"enabled": True, "payment_method_configuration": None},
+            "subscription_cancel": {
+                "cancellation_reason": {"enabled": False, "options": []},
+                "enabled": True,
+                "mode": "at_period_end",
+                "proration_behavior": "none",
+            },
+            "subscription_update": {
+                "billing_cycle_anchor": None,
+                "default_allowed_updates": ["price"],
+                "enabled": True,
+                "products": None,
+                "proration_behavior": "create_prorations",
+                "schedule_at_period_end": {"conditions": []},
+                "trial_update_behavior": "end_trial",
+            },
+        },
+        "is_default": True,
+        "livemode": False,
+        "login_page": {"enabled": False, "url": None},
+        "metadata": {},
+        "name": None,
+        "updated": now,
+    }
+
+
+def portal_session(
+    bps_id: str, now: int, customer_id: str, configuration_id: str, return_url: str | None, url: str
+) -> dict[str, Any]:
+    return {
+        "id": bps_id,
+        "object": "billing_portal.session",
+        "configuration": configuration_id,
+        "created": now,
+        "customer": customer_id,
+        "customer_account": None,
+        "flow": None,
+        "livemode": False,
+        "locale": None,
+        "on_behalf_of": None,
+        "return_url": return_url,
+        "url": url,
+    }
+
+
+def meter(mtr_id: str, now: int, display_name: str, event_name: str) -> dict[str, Any]:
+    return {
+        "id": mtr_id,
+        "object": "billing.meter",
+        "created": now,
+        "customer_mapping": {"event_payload_key": "stripe_customer_id", "type": "by_id"},
+        "default_aggregation": {"formula": "sum"},
+        "display_name": display_name,
+        "event_name": event_name,
+        "event_time_window": None,
+        "livemode": False,
+        "status": "active",
+        "status_transitions": {"deactivated_at": None},
+        "updated": now,
+        "value_settings": {"event_payload_key": "value"},
+    }
+
+
+def meter_event(
+    identifier: str, now: int, event_name: str, payload: dict[str, str], timestamp: int
+) -> dict[str, Any]:
+    return {
+        "id": identifier,  # the store's key; not served
+        "object": "billing.meter_event",
+        "created": now,
+        "event_name": event_name,
+        "identifier": identifier,
+        "livemode": False,
+        "payload": payload,
+        "timestamp": timestamp,
+    }
+
+
+def meter_event_summary(
+    summary_id: str, meter_id: str, start: int, end: int, value: float | int
+) -> dict[str, Any]:
+    return {
+        "id": summary_id,
+        "object": "billing.meter_event_summary",
+        "aggregated_value": value,
+        "end_time": end,
+        "livemode": False,
+        "meter": meter_id,
+        "start_time": start,
+    }
+
+
+def dispute(
+    dp_id: str, now: int, ch: dict[str, Any], amount: int, reason: str, status: str
+) -> dict[str, Any]:
+    card = (ch.get("payment_method_details") or {}).get("card") or {}
+    return {
+        "id": dp_id,
+        "object": "dispute",
+        "amount": amount,
+        "balance_transactions": [],
+        "charge": ch["id"],
+        "created": now,
+        "currency": ch["currency"],
+        "enhanced_eligibility_types": [],
+        "evidence": {
+            key: None
+            for key in (
+                "access_activity_log",
+                "billing_address",
+                "cancellation_policy",
+                "cancellation_policy_disclosure",
+                "cancellation_rebuttal",
+                "customer_communication",
+                "customer_email_address",
+                "customer_name",
+                "customer_purchase_ip",
+                "customer_signature",
+                "duplicate_charge_documentation",
+                "duplicate_charge_explanation",
+                "duplicate_charge_id",
+                "product_description",
+                "receipt",
+                "refund_policy",
+                "refund_policy_disclosure",
+                "refund_refusal_explanation",
+                "service_date",
+                "service_documentation",
+                "shipping_address",
+                "shipping_carrier",
+                "shipping_date",
+                "shipping_documentation",
+                "shipping_tracking_number",
+                "uncategorized_file",
+                "uncategorized_text",
+            )
+        }
+        | {"enhanced_evidence": {}},
+        "evidence_details": {
+            "due_by": now + 7 * 86400,
+            "enhanced_eligibility": {},
+            "has_evidence": False,
+            "past_due": False,
+            "submission_count": 0,
+        },
+        "is_charge_refundable": False,
+        "livemode": False,
+        "metadata": {},
+        "payment_intent": ch["payment_intent"],
+        "payment_method_details": {
+            "card": {
+                "brand": card.get("brand", "visa"),
+                "case_type": "inquiry" if status.startswith("warning") else "chargeback",
+                "network_reason_code": "10.4" if reason == "fraudulent" else "13.1",
+            },
+            "type": "card",
+        },
+        "reason": reason,
+        "status": status,
     }

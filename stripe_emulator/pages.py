@@ -1,5 +1,6 @@
 """Pages outside `/v1`: hosted invoices and their PDFs, receipts, the 3-D Secure stand-in page,
-and the admin paths under `/_emulator/` (state, reset, webhook flush)."""
+hosted Checkout and portal pages (`hosted.py`), and the admin paths under `/_emulator/`
+(`admin.py`)."""
 
 from __future__ import annotations
 
@@ -37,15 +38,38 @@ def _not_found() -> Response:
     return _html(404, "Not found", "<h1>Not found</h1>")
 
 
-def handle_page(emu: Emulator, method: str, path: str, query: str) -> Response:
+def handle_page(
+    emu: Emulator, method: str, path: str, query: str, body: Any = None, headers: dict[str, str] | None = None
+) -> Response:
     if path == "/healthz":
         return _json(200, {"ok": True})
-    match = re.fullmatch(r"/i/([^/]+)/([^/]+)(/pdf)?", path)
+    if path == "/_emulator" or (
+        path.startswith("/_emulator/") and not path.startswith("/_emulator/authenticate/")
+    ):
+        from .admin import handle_admin
+
+        return handle_admin(emu, method, path, query, body, headers or {})  # takes the lock itself
+    with emu.lock:
+        return _handle_page(emu, method, path, query, body)
+
+
+def _handle_page(emu: Emulator, method: str, path: str, query: str, body: Any) -> Response:
+    from . import hosted
+
+    match = re.fullmatch(r"/c/pay/(cs_[A-Za-z0-9_]+)(/return)?", path)
+    if match:
+        return hosted.checkout_page(emu, method, match.group(1), match.group(2) or "", body)
+    match = re.fullmatch(r"/p/session/(bps_[A-Za-z0-9]+)(/card_return)?", path)
+    if match:
+        return hosted.portal_page(emu, method, match.group(1), match.group(2) or "", query, body)
+    match = re.fullmatch(r"/i/([^/]+)/([^/]+)(/pdf|/pay)?", path)
     if match:
         inv = emu.store.get("invoice", match.group(1))
         if inv is None or inv.get("_hosted_token") != match.group(2) or inv["status"] == "draft":
             return _not_found()
-        return invoice_pdf(emu, inv) if match.group(3) else invoice_page(emu, inv)
+        if match.group(3) == "/pay" and method == "POST":
+            return hosted.invoice_pay(emu, inv, body)
+        return invoice_pdf(emu, inv) if match.group(3) == "/pdf" else invoice_page(emu, inv)
     match = re.fullmatch(r"/receipts/(ch_[A-Za-z0-9]+)", path)
     if match:
         ch = emu.store.get("charge", match.group(1))
@@ -56,14 +80,12 @@ def handle_page(emu: Emulator, method: str, path: str, query: str) -> Response:
     match = re.fullmatch(r"/_emulator/authenticate/((?:pi|seti)_[A-Za-z0-9]+)", path)
     if match:
         return authenticate_page(emu, method, match.group(1), query)
-    if path == "/_emulator/state" and method == "GET":
-        return _json(200, emu.to_json())
-    if path == "/_emulator/webhooks" and method == "GET":
-        return _json(200, emu.webhooks.to_json())
     return _not_found()
 
 
-def invoice_page(emu: Emulator, inv: dict[str, Any]) -> Response:
+def invoice_page(
+    emu: Emulator, inv: dict[str, Any], *, error: str | None = None, status: int = 200
+) -> Response:
     rows = "".join(
         f"<tr><td>{html.escape(line['description'] or '')}</td><td>{line['quantity']}</td>"
         f"<td>{billing.money(line['amount'], line['currency'])}</td></tr>"
@@ -79,7 +101,17 @@ def invoice_page(emu: Emulator, inv: dict[str, Any]) -> Response:
         f"Amount paid: {billing.money(inv['amount_paid'], inv['currency'])}</p>"
         f"<p><a href='{html.escape(inv['invoice_pdf'] or '')}'>Download PDF</a></p>"
     )
-    return _html(200, f"Invoice {inv['number']}", body)
+    if error:
+        body += f"<p class='error' role='alert' style='color:#a4141d'>{html.escape(error)}</p>"
+    if inv["status"] == "open":
+        from .checkout import PAGE_CARDS
+
+        buttons = "".join(
+            f"<button name='card' value='{key}'>Pay with {number} ({effect})</button><br>"
+            for key, (_, number, effect) in PAGE_CARDS.items()
+        )
+        body += f"<form method='post' action='/i/{inv['id']}/{inv['_hosted_token']}/pay'>{buttons}</form>"
+    return _html(status, f"Invoice {inv['number']}", body)
 
 
 def invoice_pdf(emu: Emulator, inv: dict[str, Any]) -> Response:
@@ -144,11 +176,14 @@ def authenticate_page(emu: Emulator, method: str, intent_id: str, query: str) ->
         return _not_found()
     if method == "POST":
         result = parse_qs(query).get("result", ["succeed"])[0]
+        return_url = ((intent.get("next_action") or {}).get("redirect_to_url") or {}).get("return_url")
         try:
             with emu.context() as ctx:
                 payments.complete_authentication(ctx, intent, succeed=result == "succeed")
         except StripeError as error:
             return _json(error.status, error.body("req_page"))
+        if return_url:  # a browser goes back where it came from, as after a bank's page
+            return 303, {"Location": return_url, "Content-Type": "text/html; charset=utf-8"}, b""
         return _json(200, emu.render(intent))
     return _html(
         200,

@@ -8,6 +8,7 @@ creates a new PaymentMethod, as Stripe does.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -29,6 +30,7 @@ class TestCard:
     error_code: str = "card_declined"
     fails_on_attach: bool = False
     authentication: str | None = None  # "always" or "setup"
+    dispute: str | None = None  # "chargeback" or "inquiry": the charge succeeds, then is disputed
 
 
 DECLINE_MESSAGES = {
@@ -69,6 +71,8 @@ TEST_CARDS: dict[str, TestCard] = {
     "pm_card_chargeCustomerFail": TestCard("visa", "0341", decline_code="generic_decline"),
     "pm_card_authenticationRequired": TestCard("visa", "3184", authentication="always"),
     "pm_card_authenticationRequiredOnSetup": TestCard("visa", "3155", authentication="setup"),
+    "pm_card_createDispute": TestCard("visa", "0259", dispute="chargeback"),
+    "pm_card_createDisputeInquiry": TestCard("visa", "1976", dispute="inquiry"),
 }
 TEST_NUMBERS = {
     "4242424242424242": "pm_card_visa",
@@ -85,7 +89,21 @@ TEST_NUMBERS = {
     "4000000000000341": "pm_card_chargeCustomerFail",
     "4000002760003184": "pm_card_authenticationRequired",
     "4000002500003155": "pm_card_authenticationRequiredOnSetup",
+    "4000000000000259": "pm_card_createDispute",
+    "4000000000001976": "pm_card_createDisputeInquiry",
 }
+# Delayed-notification payments: a US bank account debit is `processing` when confirmed and settles
+# (or fails) BANK_SETTLE_SECONDS later, on the payer's clock (`emu.advance`, `emu.tick`, the server).
+BANK_ACCOUNTS = {
+    "pm_usBankAccount_success": ("6789", None),
+    "pm_usBankAccount_accountClosed": ("1113", "account_closed"),
+    "pm_usBankAccount_insufficientFunds": ("2227", "insufficient_funds"),
+}
+BANK_FAILURES = {
+    "account_closed": "The customer's bank account has been closed.",
+    "insufficient_funds": "The customer's account has insufficient funds to cover this payment.",
+}
+BANK_SETTLE_SECONDS = 60
 MINIMUM_AMOUNT = {"usd": 50, "eur": 50, "gbp": 30, "cad": 50, "aud": 50, "jpy": 50, "chf": 50}
 
 
@@ -129,10 +147,21 @@ def new_payment_method(
     return ctx.store.add("payment_method", pm)
 
 
+def new_bank_payment_method(ctx: Context, test_id: str) -> dict[str, Any]:
+    last4, failure = BANK_ACCOUNTS[test_id]
+    fingerprint = hashlib.sha256(f"{ctx.emulator.account['id']}:bank:{last4}".encode()).hexdigest()[:16]
+    pm = objects.bank_payment_method(ctx.store.new_id("payment_method"), ctx.now(), last4, fingerprint)
+    pm["_card"] = None
+    pm["_bank_failure"] = failure
+    return ctx.store.add("payment_method", pm)
+
+
 def resolve_payment_method(ctx: Context, pm_id: str, param: str = "payment_method") -> dict[str, Any]:
     """A stored PaymentMethod, or a new one for a test id such as `pm_card_visa`."""
     if pm_id in TEST_CARDS:
         return new_payment_method(ctx, pm_id)
+    if pm_id in BANK_ACCOUNTS:
+        return new_bank_payment_method(ctx, pm_id)
     pm = ctx.store.get("payment_method", pm_id)
     if pm is None:
         raise InvalidRequestError(f"No such PaymentMethod: '{pm_id}'", code="resource_missing", param=param)
@@ -141,6 +170,23 @@ def resolve_payment_method(ctx: Context, pm_id: str, param: str = "payment_metho
 
 def test_card(pm: dict[str, Any]) -> TestCard:
     return TEST_CARDS.get(pm.get("_card") or "pm_card_visa", TEST_CARDS["pm_card_visa"])
+
+
+def card_for_attempt(ctx: Context, pm: dict[str, Any]) -> TestCard:
+    """The card's behaviour for one payment attempt: its own, unless an injected decline fault
+    (`emu.faults.add(decline=...)`) makes this attempt decline."""
+    card = test_card(pm)
+    code = ctx.emulator.faults.take_decline(ctx.method, ctx.path)
+    if code is None:
+        return card
+    from .faults import DECLINE_ERROR_CODES
+
+    return dataclasses.replace(
+        card,
+        decline_code=code,
+        error_code=code if code in DECLINE_ERROR_CODES else "card_declined",
+        authentication=None,
+    )
 
 
 def card_error(card: TestCard, **extra: Any) -> CardError:
@@ -211,7 +257,9 @@ def confirm_payment_intent(
     pi["payment_method"] = pm["id"]
     pi["last_payment_error"] = None
     pi["next_action"] = None
-    card = test_card(pm)
+    if pm["type"] == "us_bank_account":
+        return _start_bank_debit(ctx, pi, pm)
+    card = card_for_attempt(ctx, pm)
     if pi["customer"] and pi.get("setup_future_usage") and not pm["customer"]:
         customer = ctx.store.get("customer", pi["customer"])
         if customer is not None and not card.fails_on_attach:
@@ -237,7 +285,75 @@ def confirm_payment_intent(
         return PaymentResult("requires_action")
     if card.decline_code:
         return _fail(ctx, pi, pm, card_error(card), charge=True)
-    return _succeed(ctx, pi, pm)
+    result = _succeed(ctx, pi, pm)
+    if card.dispute and result.status == "succeeded":
+        from .disputes import open_dispute
+
+        charge = ctx.store.require("charge", pi["latest_charge"])
+        open_dispute(ctx, charge, reason="fraudulent", inquiry=card.dispute == "inquiry")
+    return result
+
+
+def _start_bank_debit(ctx: Context, pi: dict[str, Any], pm: dict[str, Any]) -> PaymentResult:
+    now = ctx.now(pi)
+    ch = objects.charge(ctx.store.new_id("charge"), now, pi, pm)
+    ch["status"] = "pending"
+    ctx.store.add("charge", ch)
+    pi["latest_charge"] = ch["id"]
+    pi["status"] = "processing"
+    pi["payment_method_types"] = sorted({*pi["payment_method_types"], "us_bank_account"})
+    pi["_settle_at"] = now + BANK_SETTLE_SECONDS
+    ctx.emit("charge.pending", ch)
+    ctx.emit("payment_intent.processing", pi)
+    return PaymentResult("processing")
+
+
+def settle_bank_debit(ctx: Context, pi: dict[str, Any]) -> None:
+    """The bank answers: the debit succeeds, or fails with the test account's failure."""
+    if pi["status"] != "processing":
+        return
+    pi.pop("_settle_at", None)
+    pm = ctx.store.require("payment_method", pi["payment_method"])
+    ch = ctx.store.require("charge", pi["latest_charge"])
+    failure = pm.get("_bank_failure")
+    if failure is None:
+        before = {"status": "pending"}
+        ch["status"] = "succeeded"
+        ch["paid"] = True
+        ch["outcome"] = _outcome(None)
+        _capture(ctx, ch, ctx.now(pi))
+        pi["status"] = "succeeded"
+        pi["amount_received"] = pi["amount"]
+        ctx.emit("charge.succeeded", ch, before)
+        ctx.emit("payment_intent.succeeded", pi)
+        if pi.get("_invoice"):
+            from .billing import invoice_payment_succeeded
+
+            invoice_payment_succeeded(ctx, pi)
+    else:
+        ch["status"] = "failed"
+        ch["failure_code"] = failure
+        ch["failure_message"] = BANK_FAILURES[failure]
+        pi["status"] = "requires_payment_method"
+        pi["last_payment_error"] = {
+            "charge": ch["id"],
+            "code": failure,
+            "decline_code": None,
+            "doc_url": f"https://docs.stripe.com/error-codes/{failure.replace('_', '-')}",
+            "message": BANK_FAILURES[failure],
+            "payment_method": ctx.render(pm),
+            "type": "invalid_request_error",
+        }
+        ctx.emit("charge.failed", ch)
+        ctx.emit("payment_intent.payment_failed", pi)
+        if pi.get("_invoice"):
+            from .billing import invoice_payment_attempt_failed
+
+            invoice_payment_attempt_failed(ctx, pi)
+    if pi.get("_checkout_session"):
+        from .checkout import async_payment_settled
+
+        async_payment_settled(ctx, pi)
 
 
 def _set_up_for(pm: dict[str, Any], off_session: bool) -> bool:
@@ -415,8 +531,8 @@ def confirm_setup_intent(
 ) -> PaymentResult:
     seti["payment_method"] = pm["id"]
     seti["last_setup_error"] = None
-    card = test_card(pm)
-    if card.fails_on_attach:
+    card = card_for_attempt(ctx, pm)
+    if card.fails_on_attach or (card.decline_code and card != test_card(pm)):  # a forced decline
         error = card_error(card)
         _setup_failed(ctx, seti, pm, error)
         return PaymentResult("failed", error)
@@ -467,6 +583,15 @@ def create_refund(
     if ch["status"] != "succeeded" or not ch["captured"]:
         raise InvalidRequestError(
             f"Charge {ch['id']} has not been captured or did not succeed.", param="charge"
+        )
+    if any(
+        d["charge"] == ch["id"] and d["status"] not in ("warning_closed",) and not d["is_charge_refundable"]
+        for d in ctx.store.all("dispute")
+    ):
+        raise InvalidRequestError(
+            f"Charge {ch['id']} has been charged back; cannot issue a refund.",
+            code="charge_disputed",
+            param="charge",
         )
     remaining = ch["amount_captured"] - ch["amount_refunded"]
     if remaining <= 0:

@@ -232,10 +232,15 @@ def _customer_fields(ctx: Context, cust: Obj, p: Params, new_pm: Obj | None, pm_
     | {"payment_method", "test_clock", "source", "tax", "tax_id_data", "cash_balance"},
 )
 def customer_create(ctx: Context, p: Params) -> Obj:
-    now = ctx.now()
+    clock_id = p.str("test_clock")
+    clock = None
+    if clock_id:
+        from .timeline import require_clock_param
+
+        clock = require_clock_param(ctx, clock_id)
+    now = clock["frozen_time"] if clock else ctx.now()
     cust = objects.customer(ctx.store.new_id("customer", 14), now, ctx.store.random_string(8).upper())
-    if p.str("test_clock"):
-        raise InvalidRequestError("Test clocks arrive with part 2 of the emulator.", param="test_clock")
+    cust["test_clock"] = clock_id if clock else None
     pm_param = p.str("payment_method")
     pm = payments.resolve_payment_method(ctx, pm_param) if pm_param else None
     ctx.store.add("customer", cust)
@@ -307,8 +312,14 @@ def customer_delete(ctx: Context, p: Params, customer_id: str) -> Obj:
 
 @api("GET", "/v1/customers", allowed=LIST | {"email", "test_clock"})
 def customer_list(ctx: Context, p: Params) -> Obj:
-    email = p.str("email")
-    return list_of(ctx, "customer", p, "/v1/customers", lambda c: email is None or c["email"] == email)
+    email, clock_id = p.str("email"), p.str("test_clock")
+    return list_of(
+        ctx,
+        "customer",
+        p,
+        "/v1/customers",
+        lambda c: email in (None, c["email"]) and clock_id in (None, c.get("test_clock")),
+    )
 
 
 @api("GET", "/v1/customers/{customer_id}/payment_methods", allowed={"type", "allow_redisplay"})
@@ -1188,10 +1199,15 @@ def _new_price(ctx: Context, p: Params, prod: Obj | None) -> Obj:
                 "parameter_invalid_integer",
             )
         usage = recurring.enum("usage_type", ["licensed", "metered"], "licensed")
+        meter_id = recurring.str("meter")
+        if usage == "metered" and not meter_id:
+            raise missing("recurring[meter]")
+        if meter_id:
+            _object_param(ctx, "meter", meter_id, "recurring[meter]")
         price["recurring"] = {
             "interval": interval,
             "interval_count": count,
-            "meter": recurring.str("meter"),
+            "meter": meter_id,
             "trial_period_days": recurring.int("trial_period_days"),
             "usage_type": usage,
         }
@@ -1615,8 +1631,11 @@ def subscription_list(ctx: Context, p: Params) -> Obj:
         ],
     )
     collection = p.str("collection_method")
+    clock_id = p.str("test_clock")
 
     def keep(sub: Obj) -> bool:
+        if clock_id is not None and sub.get("test_clock") != clock_id:
+            return False
         if status is None and sub["status"] == "canceled":
             return False
         if status not in (None, "all"):

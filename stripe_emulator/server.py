@@ -1,5 +1,6 @@
 """Server mode: the emulator behind a threaded HTTP server, its state in a JSON file (written
-atomically, shortly after each change and at shutdown), webhooks sent by a background thread."""
+atomically, shortly after each change and at shutdown), webhooks sent by a background thread, and
+what real time makes due (renewals of customers without a test clock, expiries) run every second."""
 
 from __future__ import annotations
 
@@ -51,11 +52,13 @@ class EmulatorServer:
         *,
         webhook_interval: float = 0.25,
         save_delay: float = 0.2,
+        tick_interval: float = 1.0,
         verbose: bool = False,
     ):
         self.emulator = emulator
         self.state_path = state_path
         self.webhook_interval = webhook_interval
+        self.tick_interval = tick_interval
         self.save_delay = save_delay
         self._dirty = threading.Event()
         self._stop = threading.Event()
@@ -71,7 +74,7 @@ class EmulatorServer:
         return self.httpd.server_address[1]
 
     def start(self) -> None:
-        for target in (self.httpd.serve_forever, self._deliver_loop, self._save_loop):
+        for target in (self.httpd.serve_forever, self._deliver_loop, self._save_loop, self._tick_loop):
             thread = threading.Thread(target=target, daemon=True, name=f"stripe-emulator-{target.__name__}")
             thread.start()
             self._threads.append(thread)
@@ -92,6 +95,13 @@ class EmulatorServer:
             if self._dirty.wait(0.5) and not self._stop.is_set():
                 self._stop.wait(self.save_delay)
                 self.flush()
+
+    def _tick_loop(self) -> None:
+        while not self._stop.wait(self.tick_interval):
+            try:
+                self.emulator.tick()
+            except Exception:
+                log.exception("the scheduler failed")
 
     def _deliver_loop(self) -> None:
         while not self._stop.wait(self.webhook_interval):
@@ -115,12 +125,15 @@ def _handler(emulator: Emulator, verbose: bool) -> type[BaseHTTPRequestHandler]:
             status, headers, payload = emulator.handle(
                 self.command, self.path, dict(self.headers.items()), body
             )
-            self.send_response(status)
-            for name, value in headers.items():
-                self.send_header(name, value)
-            self.send_header("Content-Length", str(len(payload)))
-            self.end_headers()
-            self.wfile.write(payload)
+            try:
+                self.send_response(status)
+                for name, value in headers.items():
+                    self.send_header(name, value)
+                self.send_header("Content-Length", str(len(payload)))
+                self.end_headers()
+                self.wfile.write(payload)
+            except (BrokenPipeError, ConnectionResetError):  # the client gave up (an injected hang)
+                self.close_connection = True
 
         do_GET = do_POST = do_DELETE = _serve
 

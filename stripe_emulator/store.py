@@ -16,23 +16,32 @@ PREFIXES: dict[str, str] = {
     "account": "acct",
     "balance_transaction": "txn",
     "charge": "ch",
+    "checkout_item": "li",
+    "checkout_session": "cs_test",
     "customer": "cus",
+    "dispute": "dp",
     "event": "evt",
     "invoice": "in",
     "invoice_payment": "inpay",
     "invoiceitem": "ii",
     "line_item": "il",
+    "meter": "mtr",
+    "meter_event": "mev",  # stored by `identifier`; the prefix is only for generated identifiers
     "payment_intent": "pi",
     "payment_method": "pm",
+    "portal_configuration": "bpc",
+    "portal_session": "bps",
     "price": "price",
     "product": "prod",
     "refund": "re",
     "setup_intent": "seti",
     "subscription": "sub",
     "subscription_item": "si",
+    "test_clock": "clock",
     "webhook_endpoint": "we",
 }
 TYPE_BY_PREFIX = {prefix: kind for kind, prefix in PREFIXES.items()}
+TYPE_BY_PREFIX["cs"] = "checkout_session"
 # The name Stripe uses in "No such ..." messages.
 HUMAN_NAMES = {
     "invoiceitem": "invoiceitem",
@@ -42,6 +51,11 @@ HUMAN_NAMES = {
     "webhook_endpoint": "webhook endpoint",
     "subscription_item": "subscription item",
     "balance_transaction": "balance transaction",
+    "checkout_session": "checkout.session",
+    "portal_configuration": "billing_portal.configuration",
+    "portal_session": "billing_portal.session",
+    "meter": "billing.meter",
+    "test_clock": "test_helpers.test_clock",
 }
 _ALPHABET = string.ascii_letters + string.digits
 
@@ -94,13 +108,18 @@ class Store:
         return list(self.objects[kind].values())
 
     def find(self, object_id: str) -> tuple[str, dict[str, Any]] | None:
-        """The object behind an id, whatever its type (for `expand`)."""
-        prefix = object_id.split("_", 1)[0]
-        kind = TYPE_BY_PREFIX.get(prefix)
-        if kind is None:
-            return None
-        obj = self.objects[kind].get(object_id)
-        return (kind, obj) if obj is not None else None
+        """The object behind an id, whatever its type: the type its prefix names first, then every
+        type (a product made with a custom id such as `plan_starter`). Meter events, stored by their
+        free-form `identifier`, are not looked up here."""
+        kind = TYPE_BY_PREFIX.get(object_id.split("_", 1)[0])
+        if kind is not None:
+            obj = self.objects[kind].get(object_id)
+            if obj is not None:
+                return kind, obj
+        for other, objects in self.objects.items():
+            if other != kind and other != "meter_event" and object_id in objects:
+                return other, objects[object_id]
+        return None
 
     def count(self, kind: str) -> int:
         return len(self.objects[kind])

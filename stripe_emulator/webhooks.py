@@ -4,8 +4,8 @@ Every event for a registered endpoint becomes a `Delivery` in `WebhookQueue`. Wh
 (the in-process `deliver_webhooks()` or the server's background thread) takes due deliveries
 from here, sends them without holding the emulator's lock, and reports the answer back. A
 non-2xx answer or a transport error schedules a retry with exponential backoff on the
-emulator's clock, for up to three days, as Stripe does. Part 2's fault injection (deliver
-twice, late, out of order) belongs in `WebhookQueue.take_due`.
+emulator's clock, for up to three days, as Stripe does. Injected webhook faults (`faults.py`:
+deliver twice, late, out of order) are applied when a delivery is queued.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from typing import Any
 
 Transport = Callable[[str, dict[str, str], bytes], int]
 GIVE_UP_AFTER = 3 * 86400
+REORDER_HOLD = 30.0  # seconds a reordered delivery waits for a later event before it goes anyway
 
 
 def signature_header(payload: bytes | str, secret: str, timestamp: int | None = None) -> str:
@@ -62,6 +63,8 @@ class Delivery:
     attempts: int = 0
     status: str = "pending"  # pending, sending, delivered, failed
     history: list[dict[str, Any]] = field(default_factory=list)
+    fault: str | None = None  # the injected webhook fault that shaped this delivery
+    held: bool = False  # reorder fault: waits until the next event for the endpoint is sent
 
 
 class WebhookQueue:
@@ -72,19 +75,45 @@ class WebhookQueue:
         self.retry_max = retry_max
         self.deliveries: list[Delivery] = []
         self._counter = 0
+        # `event type -> Fault or None`, consumed per delivery (set by the emulator to its faults).
+        self.fault_source: Callable[[str], Any] | None = None
+        self.reorder_hold = REORDER_HOLD
 
-    def enqueue(self, event: dict[str, Any], endpoint_id: str, now: float) -> Delivery:
+    def _new(self, event: dict[str, Any], endpoint_id: str, now: float, payload: str) -> Delivery:
         self._counter += 1
         delivery = Delivery(
             id=f"whdel_{self._counter:08d}",
             event_id=event["id"],
             event_type=event["type"],
             endpoint_id=endpoint_id,
-            payload=json.dumps(event, separators=(",", ": "), indent=2),
+            payload=payload,
             created_at=now,
             next_attempt_at=now,
         )
         self.deliveries.append(delivery)
+        return delivery
+
+    def enqueue(self, event: dict[str, Any], endpoint_id: str, now: float) -> Delivery:
+        payload = json.dumps(event, separators=(",", ": "), indent=2)
+        # An earlier delivery held back by a reorder fault goes right after this one.
+        held = [d for d in self.deliveries if d.held and d.endpoint_id == endpoint_id]
+        delivery = self._new(event, endpoint_id, now, payload)
+        for earlier in held:
+            earlier.held = False
+            self.deliveries.remove(earlier)
+            self.deliveries.append(earlier)
+        fault = self.fault_source(event["type"]) if self.fault_source is not None else None
+        if fault is not None:
+            delivery.fault = fault.id
+            if fault.delay_seconds:
+                delivery.next_attempt_at = now + fault.delay_seconds
+            if fault.reorder:
+                delivery.held = True
+            if fault.duplicate:
+                twin = self._new(event, endpoint_id, now, payload)
+                twin.fault = fault.id
+                twin.next_attempt_at = delivery.next_attempt_at
+                twin.held = delivery.held
         return delivery
 
     def backoff(self, attempts: int) -> float:
@@ -98,7 +127,10 @@ class WebhookQueue:
         due = [
             d
             for d in self.deliveries
-            if d.status == "pending" and d.id not in exclude and (retry_now or d.next_attempt_at <= now)
+            if d.status == "pending"
+            and d.id not in exclude
+            and (retry_now or d.next_attempt_at <= now)
+            and not (d.held and now - d.created_at < self.reorder_hold)
         ]
         for delivery in due:
             delivery.status = "sending"

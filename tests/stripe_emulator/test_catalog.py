@@ -83,3 +83,15 @@ def test_price_list_filters(emu, monthly_price, yearly_price):
     assert ids(active=True) == [yearly_price.id, monthly_price.id]
     assert ids(product=monthly_price.product, limit=1) == [one_time.id]
     assert ids(lookup_keys=["pro_monthly", "pro_yearly"]) == [yearly_price.id, monthly_price.id]
+
+
+def test_get_finds_objects_with_custom_ids_and_features_answer(emu):
+    stripe.Product.create(api_key=KEY, name="Starter", id="plan_starter")
+    price = stripe.Price.create(api_key=KEY, product="plan_starter", currency="usd", unit_amount=900)
+    assert emu.get("plan_starter")["name"] == "Starter"  # "plan_" names no emulated type
+    assert emu.get(price.id)["product"] == "plan_starter"
+    assert emu.get("plan_missing") is None
+    features = stripe.Product.list_features("plan_starter", api_key=KEY)  # dj-stripe's sync asks
+    assert features.data == [] and features.url == "/v1/products/plan_starter/features"
+    expanded = stripe.Price.retrieve(price.id, api_key=KEY, expand=["product"])
+    assert expanded.product.id == "plan_starter"

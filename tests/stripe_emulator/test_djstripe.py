@@ -231,3 +231,90 @@ def test_djstripe_customer_helpers(emu, monthly_price):
     assert remote_sub["items"].data[0].price.id == monthly_price.id
     item = customer.add_invoice_item(amount=Decimal("12.00"), currency="usd", description="Overage")
     assert stripe.InvoiceItem.retrieve(item.id, api_key=KEY).amount == 1200
+
+
+def test_djstripe_accepts_the_part_two_events(emu, monthly_price):
+    """Test clocks, Checkout, the portal, meters and disputes: dj-stripe answers 200 to every
+    delivery and mirrors the Checkout Session and the dispute (it re-fetches both)."""
+    djstripe_endpoint(emu)
+    emu.set_webhook_transport(django_client_transport(Client()))
+    events_before = len(emu.events())
+    clock = stripe.test_helpers.TestClock.create(api_key=KEY, frozen_time=1_900_000_000)
+    org = OrganizationFactory()
+    customer, _ = djstripe_models.Customer.get_or_create(subscriber=org)
+    clocked = stripe.Customer.create(api_key=KEY, email="clock@example.com", test_clock=clock.id)
+    one_time = stripe.Price.create(
+        api_key=KEY, currency="usd", unit_amount=2000, product_data={"name": "Pack"}
+    )
+    paid = stripe.checkout.Session.create(
+        api_key=KEY,
+        mode="payment",
+        customer=customer.id,
+        line_items=[{"price": one_time.id, "quantity": 1}],
+        success_url="https://example.com/ok",
+        payment_intent_data={"metadata": {"credits": "100"}},
+    )
+    assert emu.checkout_submit(paid.id, "success")["status"] == "complete"
+    subscribed = stripe.checkout.Session.create(
+        api_key=KEY,
+        mode="subscription",
+        customer=clocked.id,
+        line_items=[{"price": monthly_price.id, "quantity": 1}],
+        success_url="https://example.com/ok",
+        subscription_data={"trial_period_days": 7},
+    )
+    assert emu.checkout_submit(subscribed.id, "success")["status"] == "complete"
+    stripe.checkout.Session.expire(
+        stripe.checkout.Session.create(
+            api_key=KEY,
+            mode="payment",
+            line_items=[{"price": one_time.id, "quantity": 1}],
+            success_url="https://example.com/ok",
+        ).id,
+        api_key=KEY,
+    )
+    by_bank = stripe.checkout.Session.create(
+        api_key=KEY,
+        mode="payment",
+        customer=customer.id,
+        line_items=[{"price": one_time.id, "quantity": 1}],
+        success_url="https://example.com/ok",
+    )
+    assert emu.checkout_submit(by_bank.id, "bank_success")["status"] == "complete"
+    emu.advance(seconds=61, test_clocks=False)  # the debit settles: async_payment_succeeded
+    stripe.billing_portal.Session.create(api_key=KEY, customer=customer.id)
+    meter = stripe.billing.Meter.create(
+        api_key=KEY, display_name="Calls", event_name="calls", default_aggregation={"formula": "count"}
+    )
+    stripe.billing.Meter.deactivate(meter.id, api_key=KEY)
+    stripe.test_helpers.TestClock.advance(clock.id, api_key=KEY, frozen_time=1_900_000_000 + 10 * 86400)
+    charge_id = stripe.PaymentIntent.retrieve(
+        stripe.checkout.Session.retrieve(paid.id, api_key=KEY).payment_intent, api_key=KEY
+    ).latest_charge
+    dispute = emu.create_dispute(charge_id)
+    stripe.Dispute.modify(dispute["id"], api_key=KEY, evidence={"uncategorized_text": "winning_evidence"})
+    delivered = emu.deliver_webhooks()
+    failures = [(d["type"], d["status"], d["error"]) for d in delivered if d["status"] != 200]
+    assert failures == []
+    assert len(delivered) == len(emu.events()) - events_before
+    types = {d["type"] for d in delivered}
+    assert {
+        "test_helpers.test_clock.ready",
+        "checkout.session.completed",
+        "checkout.session.expired",
+        "billing_portal.session.created",
+        "billing.meter.created",
+        "customer.subscription.trial_will_end",
+        "charge.dispute.created",
+        "charge.dispute.closed",
+        "charge.pending",
+        "payment_intent.processing",
+        "checkout.session.async_payment_succeeded",
+    } <= types
+    session = djstripe_models.Session.objects.get(id=paid.id)
+    assert session.stripe_data["status"] == "complete"
+    assert session.payment_intent.stripe_data["metadata"] == {"credits": "100"}
+    assert djstripe_models.Dispute.objects.get(id=dispute["id"]).stripe_data["status"] == "won"
+    assert djstripe_models.Session.objects.get(id=by_bank.id).stripe_data["payment_status"] == "paid"
+    processed = djstripe_models.WebhookEventTrigger.objects.filter(valid=True, processed=True).count()
+    assert processed == len(delivered)

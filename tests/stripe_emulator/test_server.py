@@ -207,3 +207,119 @@ def test_webhooks_are_delivered_signed_and_retried(server):
         assert client.v1.events.retrieve(events[0].id).pending_webhooks == 0
     finally:
         receiver.close()
+
+
+def test_hosted_checkout_and_portal_pages_over_http(server):
+    client = server.client()
+    price = client.v1.prices.create(
+        {
+            "currency": "usd",
+            "unit_amount": 1500,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Starter"},
+        }
+    )
+    session = client.v1.checkout.sessions.create(
+        {
+            "mode": "subscription",
+            "line_items": [{"price": price.id, "quantity": 1}],
+            "success_url": "http://127.0.0.1:8000/billing?session={CHECKOUT_SESSION_ID}",
+            "cancel_url": "http://127.0.0.1:8000/plans",
+        }
+    )
+    assert session.url.startswith(server.url + "/c/pay/cs_test_")
+    page = requests.get(session.url, timeout=5)
+    assert page.status_code == 200 and "Starter" in page.text and "text/html" in page.headers["Content-Type"]
+    paid = requests.post(
+        session.url, data={"card": "success", "email": "http@example.com"}, allow_redirects=False, timeout=5
+    )
+    assert paid.status_code == 303
+    assert paid.headers["Location"] == f"http://127.0.0.1:8000/billing?session={session.id}"
+    done = client.v1.checkout.sessions.retrieve(session.id)
+    assert done.status == "complete"
+    portal = client.v1.billing_portal.sessions.create(
+        {"customer": done.customer, "return_url": "http://127.0.0.1:8000/billing"}
+    )
+    assert portal.url.startswith(server.url + "/p/session/bps_")
+    answer = requests.post(
+        portal.url,
+        data={"action": "cancel_at_period_end", "subscription": done.subscription},
+        allow_redirects=False,
+        timeout=5,
+    )
+    assert answer.status_code == 303
+    followed = requests.get(answer.headers["Location"], timeout=5)
+    assert "will be canceled at the end" in followed.text
+    assert client.v1.subscriptions.retrieve(done.subscription).cancel_at_period_end is True
+
+
+def test_demo_clock_advances_from_the_command_line_and_survives_a_restart(server, tmp_path):
+    client = server.client()
+    customer = client.v1.customers.create(
+        {"payment_method": "pm_card_visa", "invoice_settings": {"default_payment_method": "pm_card_visa"}}
+    )
+    price = client.v1.prices.create(
+        {
+            "currency": "usd",
+            "unit_amount": 900,
+            "recurring": {"interval": "month"},
+            "product_data": {"name": "Demo"},
+        }
+    )
+    sub = client.v1.subscriptions.create({"customer": customer.id, "items": [{"price": price.id}]})
+    command = [sys.executable, "-m", "stripe_emulator", "advance", "--days", "32", "--url", server.url]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 0, result.stderr
+    assert "invoice.paid" in result.stdout and "customer.subscription.updated" in result.stdout
+    renewed = client.v1.subscriptions.retrieve(sub.id)
+    assert renewed.latest_invoice != sub.latest_invoice
+    assert client.v1.invoices.retrieve(renewed.latest_invoice).billing_reason == "subscription_cycle"
+    shifted = requests.get(f"{server.url}/_emulator/time", timeout=5).json()
+    assert shifted["shift_days"] >= 31.9
+    server.stop()
+    restarted = RunningEmulator(server.port, tmp_path / "state.json")
+    try:
+        assert requests.get(f"{restarted.url}/_emulator/time", timeout=5).json()["shift_days"] >= 31.9
+        assert restarted.client().v1.subscriptions.retrieve(sub.id).latest_invoice == renewed.latest_invoice
+    finally:
+        restarted.stop()
+    missing = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "stripe_emulator",
+            "advance",
+            "--days",
+            "1",
+            "--url",
+            f"http://127.0.0.1:{free_port()}",
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode != 0 and "Cannot reach the Stripe emulator" in missing.stderr
+
+
+def test_a_hang_fault_times_out_a_real_client_after_the_work(server):
+    set_fault = requests.post(
+        f"{server.url}/_emulator/faults",
+        json={"method": "POST", "path": "/v1/customers", "hang": 1.5},
+        timeout=5,
+    )
+    assert set_fault.status_code == 200
+    with pytest.raises(requests.exceptions.ReadTimeout):
+        requests.post(
+            f"{server.url}/v1/customers",
+            data={"email": "late@example.com"},
+            headers={"Authorization": f"Bearer {KEY}"},
+            timeout=0.5,
+        )
+    listed = server.client().v1.customers.list({"email": "late@example.com"})
+    assert len(listed.data) == 1  # the work was done before the answer was late
+    count = requests.get(
+        f"{server.url}/_emulator/requests", params={"method": "POST", "path": "/v1/customers"}, timeout=5
+    )
+    assert count.json() == {"count": 1}

@@ -8,11 +8,30 @@ from pathlib import Path
 import pytest
 import stripe
 
+from stripe_emulator.testing import installed_emulator
+
 from .conftest import KEY
 
 FIXTURES = json.loads(
     (Path(__file__).resolve().parents[1] / "fixtures" / "stripe" / "fixtures3.json").read_text()
 )["resources"]
+
+
+@pytest.fixture(scope="module")
+def served() -> dict[str, dict]:
+    """One object of each emulated type, made once for the module on an emulator of its own."""
+    with installed_emulator() as emu:
+        customer = stripe.Customer.create(
+            api_key=KEY,
+            email="jenny@example.com",
+            payment_method="pm_card_visa",
+            invoice_settings={"default_payment_method": "pm_card_visa"},
+        )
+        product = stripe.Product.create(api_key=KEY, name="Professional")
+        monthly_price = stripe.Price.create(
+            api_key=KEY, product=product.id, currency="usd", unit_amount=3000, recurring={"interval": "month"}
+        )
+        yield _served(emu, customer, monthly_price)
 
 
 def _served(emu, customer, monthly_price) -> dict[str, dict]:
@@ -37,6 +56,35 @@ def _served(emu, customer, monthly_price) -> dict[str, dict]:
     event = stripe.Event.list(api_key=KEY, limit=1).data[0]
     payment = stripe.InvoicePayment.list(api_key=KEY, invoice=invoice.id).data[0]
     txn = stripe.BalanceTransaction.retrieve(charge.balance_transaction, api_key=KEY)
+    clock = stripe.test_helpers.TestClock.create(api_key=KEY, frozen_time=1_900_000_000)
+    session = stripe.checkout.Session.create(
+        api_key=KEY,
+        mode="payment",
+        line_items=[
+            {
+                "price_data": {"currency": "usd", "unit_amount": 500, "product_data": {"name": "T"}},
+                "quantity": 1,
+            }
+        ],
+        success_url="https://example.com/ok",
+    )
+    checkout_item = stripe.checkout.Session.list_line_items(session.id, api_key=KEY).data[0]
+    portal = stripe.billing_portal.Session.create(api_key=KEY, customer=customer.id)
+    configuration = stripe.billing_portal.Configuration.retrieve(portal.configuration, api_key=KEY)
+    meter = stripe.billing.Meter.create(
+        api_key=KEY, display_name="M", event_name="m", default_aggregation={"formula": "sum"}
+    )
+    meter_event = stripe.billing.MeterEvent.create(
+        api_key=KEY, event_name="m", payload={"stripe_customer_id": customer.id, "value": "1"}
+    )
+    start = emu.clock.now() // 60 * 60
+    summary = stripe.billing.Meter.list_event_summaries(
+        meter.id, api_key=KEY, customer=customer.id, start_time=start, end_time=start + 60
+    ).data[0]
+    adjustment = stripe.billing.MeterEventAdjustment.create(
+        api_key=KEY, event_name="m", cancel={"identifier": meter_event.identifier}
+    )
+    dispute = stripe.Dispute.retrieve(emu.create_dispute(charge.id)["id"], api_key=KEY)
     served = [
         stripe.Account.retrieve(api_key=KEY),
         customer,
@@ -56,6 +104,16 @@ def _served(emu, customer, monthly_price) -> dict[str, dict]:
         endpoint,
         payment,
         txn,
+        clock,
+        session,
+        checkout_item,
+        portal,
+        configuration,
+        meter,
+        meter_event,
+        summary,
+        adjustment,
+        dispute,
     ]
     return {obj.object: obj.to_dict() for obj in served}
 
@@ -79,15 +137,25 @@ EMULATED = [
     "webhook_endpoint",
     "invoice_payment",
     "balance_transaction",
+    "test_helpers.test_clock",
+    "checkout.session",
+    "item",
+    "billing_portal.session",
+    "billing_portal.configuration",
+    "billing.meter",
+    "billing.meter_event",
+    "billing.meter_event_summary",
+    "billing.meter_event_adjustment",
+    "dispute",
 ]
 
 
 @pytest.mark.parametrize("object_type", EMULATED)
-def test_object_has_every_key_of_stripes_example(emu, customer, monthly_price, object_type):
-    served = _served(emu, customer, monthly_price)[object_type]
-    missing = sorted(set(FIXTURES[object_type]) - set(served))
+def test_object_has_every_key_of_stripes_example(served, object_type):
+    obj = served[object_type]
+    missing = sorted(set(FIXTURES[object_type]) - set(obj))
     assert missing == []
-    assert served["object"] == object_type
+    assert obj["object"] == object_type
 
 
 @pytest.mark.parametrize(
@@ -109,14 +177,21 @@ def test_object_has_every_key_of_stripes_example(emu, customer, monthly_price, o
         ("event", "evt_"),
         ("webhook_endpoint", "we_"),
         ("account", "acct_"),
+        ("test_helpers.test_clock", "clock_"),
+        ("checkout.session", "cs_test_"),
+        ("item", "li_"),
+        ("billing_portal.session", "bps_"),
+        ("billing_portal.configuration", "bpc_"),
+        ("billing.meter", "mtr_"),
+        ("billing.meter_event_summary", "mtrusg_"),
+        ("dispute", "dp_"),
     ],
 )
-def test_ids_carry_stripes_prefixes(emu, customer, monthly_price, object_type, prefix):
-    assert _served(emu, customer, monthly_price)[object_type]["id"].startswith(prefix)
+def test_ids_carry_stripes_prefixes(served, object_type, prefix):
+    assert served[object_type]["id"].startswith(prefix)
 
 
-def test_amounts_are_integer_minor_units(emu, customer, monthly_price):
-    served = _served(emu, customer, monthly_price)
+def test_amounts_are_integer_minor_units(served):
     for object_type, key in [
         ("payment_intent", "amount"),
         ("charge", "amount"),
@@ -124,6 +199,9 @@ def test_amounts_are_integer_minor_units(emu, customer, monthly_price):
         ("price", "unit_amount"),
         ("refund", "amount"),
         ("invoiceitem", "amount"),
+        ("checkout.session", "amount_total"),
+        ("dispute", "amount"),
+        ("billing.meter_event_summary", "aggregated_value"),
     ]:
         assert type(served[object_type][key]) is int, (object_type, key)
 
