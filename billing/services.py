@@ -503,10 +503,11 @@ def subscription_create(
     key = (
         f"subscription:{organization.id}:{generation}:{price.stripe_price_id}:{payment_method or '-'}:{trial}"
     )
+    # The subscription pays with the customer's default card (set above when one is given), so
+    # replacing the default card later is what the next renewal and Stripe's retries use.
     data = stripe_api.subscription_create(
         customer_id=customer.id,
         price_id=price.stripe_price_id,
-        payment_method_id=payment_method,
         trial_days=trial or None,
         metadata={"organization_id": str(organization.id), "plan_code": price.plan.code},
         idempotency_key=key,

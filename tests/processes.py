@@ -117,3 +117,44 @@ def celery_worker(
         stop_process(proc)
         if log_path:
             log.close()
+
+
+@contextlib.contextmanager
+def stripe_emulator_server(tmp_path: Path) -> Iterator[str]:
+    """`python -m stripe_emulator` as a real server on a free port; yields its base URL.
+    While inside, stripe-python in this process talks to it over HTTP."""
+    import requests
+    import stripe
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "stripe_emulator",
+            "--port",
+            str(port),
+            "--state",
+            str(tmp_path / "stripe.json"),
+        ],
+        cwd=BASE_DIR,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+
+    def up() -> bool:
+        try:
+            return requests.get(f"{url}/_emulator/faults", timeout=1).status_code == 200
+        except requests.ConnectionError:
+            return False
+
+    saved = stripe.api_base, stripe.default_http_client
+    try:
+        wait_until(up, timeout=20, what="the Stripe emulator server")
+        stripe.api_base, stripe.default_http_client = url, stripe.RequestsClient()
+        yield url
+    finally:
+        stripe.api_base, stripe.default_http_client = saved
+        stop_process(proc)

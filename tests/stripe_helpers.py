@@ -65,3 +65,46 @@ def post(client, delivery, body: bytes | None = None):
         content_type="application/json",
         **extra,
     )
+
+
+STRIPE_KEY = {"api_key": "sk_test_" + "x" * 24}
+
+
+def organization_on_test_clock(*, owner, name: str = "Clockwork Ltd", start: int | None = None):
+    """An organization whose Stripe customer lives on a Stripe test clock (as a customer created
+    in test mode with `test_clock` would), so tests can move its time with
+    `stripe.test_helpers.TestClock.advance`. Returns (organization, clock id)."""
+    import time
+
+    import stripe
+    from django.conf import settings
+    from djstripe.models import Customer
+
+    from billing.models import Membership, Organization, Role
+
+    clock = stripe.test_helpers.TestClock.create(
+        frozen_time=start or int(time.time()), name=name, **STRIPE_KEY
+    )
+    organization = Organization.objects.create(
+        name=name, billing_email=f"billing@{name.split()[0].lower()}.test"
+    )
+    Membership.objects.create(user=owner, organization=organization, role=Role.OWNER)
+    customer = stripe.Customer.create(
+        email=organization.billing_email,
+        name=name,
+        test_clock=clock.id,
+        metadata={"djstripe_subscriber": str(organization.id), "organization_id": str(organization.id)},
+        **STRIPE_KEY,
+    )
+    Customer.sync_from_stripe_data(customer, api_key=settings.STRIPE_SECRET_KEY)
+    return organization, clock
+
+
+def advance(clock, *, days: float = 0, to: int | None = None):
+    """Move a test clock forward and return its new frozen time."""
+    import stripe
+
+    current = stripe.test_helpers.TestClock.retrieve(clock.id, **STRIPE_KEY).frozen_time
+    target = to if to is not None else current + int(days * 86400)
+    stripe.test_helpers.TestClock.advance(clock.id, frozen_time=target, **STRIPE_KEY)
+    return target

@@ -139,7 +139,7 @@ def test_cancel_without_subscription_is_404(billing_client, billing_org):
     assert response.status_code == 404
 
 
-def test_checkout_and_portal_sessions(billing_client, billing_org, stripe_emulator):
+def test_checkout_creates_the_subscription(billing_client, billing_org, stripe_emulator, webhooks):
     response = billing_client.post(
         f"/api/v1/organizations/{billing_org.id}/checkout-sessions",
         {
@@ -154,10 +154,49 @@ def test_checkout_and_portal_sessions(billing_client, billing_org, stripe_emulat
     assert response.status_code == 201, response.content
     session = stripe_emulator.get(response.json()["id"])
     assert session["mode"] == "subscription" and session["client_reference_id"] == str(billing_org.id)
-    assert response.json()["url"].startswith("http")
+    assert response.json()["url"].startswith(stripe_emulator.base_url)
+    outcome = stripe_emulator.checkout_submit(session["id"], "success")
+    assert outcome["status"] == "complete" and outcome["redirect"].startswith("http://app.test/ok")
+    webhooks.deliver()
+    body = billing_client.get(sub_url(billing_org)).json()
+    assert (body["plan"], body["interval"], body["status"]) == ("business", "year", "trialing")
+
+
+def test_checkout_for_an_organization_with_a_subscription_is_409(billing_client, billing_org):
+    subscribe(billing_client, billing_org)
+    response = billing_client.post(
+        f"/api/v1/organizations/{billing_org.id}/checkout-sessions",
+        {
+            "kind": "subscription",
+            "plan": "business",
+            "success_url": "http://a.test/ok",
+            "cancel_url": "http://a.test/no",
+        },
+        format="json",
+    )
+    assert response.status_code == 409
+
+
+def test_portal_cancellation_reaches_the_organization(billing_client, billing_org, stripe_emulator, webhooks):
+    subscribe(billing_client, billing_org)
     portal = billing_client.post(
         f"/api/v1/organizations/{billing_org.id}/portal-sessions",
         {"return_url": "http://app.test/billing"},
         format="json",
     )
-    assert portal.status_code == 200 and portal.json()["url"].startswith("http")
+    assert portal.status_code == 200
+    url = portal.json()["url"]
+    assert url.startswith(stripe_emulator.base_url)
+    page = stripe_emulator.handle("GET", url, {}, None)
+    assert page[0] == 200 and b"starter" in page[2].lower()
+    sub_id = billing_client.get(sub_url(billing_org)).json()["stripe_id"]
+    status, _, _ = stripe_emulator.handle(
+        "POST",
+        url,
+        {"Content-Type": "application/x-www-form-urlencoded"},
+        f"action=cancel_now&subscription={sub_id}".encode(),
+    )
+    assert status in (200, 303)
+    webhooks.deliver()
+    detail = billing_client.get(f"/api/v1/organizations/{billing_org.id}").json()
+    assert (detail["plan"], detail["subscription_status"]) == ("free", "canceled")

@@ -158,3 +158,49 @@ def test_catch_up_grants_periods_the_webhooks_missed(billing_org, stripe_emulato
     assert subscription_credits_catch_up() == 1
     assert balance(billing_org) == D(5000)
     assert subscription_credits_catch_up() == 0
+
+
+def test_checkout_for_a_pack_grants_once(
+    billing_client, billing_org, pack, stripe_emulator, recorder, client, django_capture_on_commit_callbacks
+):
+    response = billing_client.post(
+        f"/api/v1/organizations/{billing_org.id}/checkout-sessions",
+        {
+            "kind": "credits",
+            "pack": "p1k",
+            "success_url": "http://app.test/ok",
+            "cancel_url": "http://app.test/no",
+        },
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    session_id = response.json()["id"]
+    assert stripe_emulator.get(session_id)["mode"] == "payment"
+    assert stripe_emulator.checkout_submit(session_id, "decline")["status"] == "declined"
+    assert stripe_emulator.checkout_submit(session_id, "success")["status"] == "complete"
+    stripe_emulator.deliver_webhooks()
+    completed = recorder.of_type("checkout.session.completed")
+    succeeded = recorder.of_type("payment_intent.succeeded")
+    assert completed and succeeded
+    # Whichever arrives first, however often: one grant.
+    for delivery in [*completed, *succeeded, *completed, *succeeded, *completed]:
+        with django_capture_on_commit_callbacks(execute=True):
+            assert post(client, delivery).status_code == 200
+    assert balance(billing_org) == D(1000)
+    purchase_row = CreditPurchase.objects.get()
+    assert purchase_row.status == PurchaseStatus.SUCCEEDED and purchase_row.checkout_session_id == session_id
+
+
+def test_a_dispute_takes_back_the_unspent_credits(
+    webhooks, billing_client, billing_org, pack, stripe_emulator
+):
+    intent = purchase(billing_client, billing_org).json()["payment_intent"]
+    credit_consume(organization=billing_org, amount=250, reason="used", idempotency_key="use-1")
+    charge = stripe_emulator.get(intent)["latest_charge"]
+    stripe_emulator.create_dispute(charge if isinstance(charge, str) else charge["id"])
+    webhooks.deliver()
+    assert balance(billing_org) == D(0)
+    rows = CreditGrant.objects.get(account__organization=billing_org).transactions.values_list(
+        "kind", "amount"
+    )
+    assert ("refund", D(-750)) in [(k, a) for k, a in rows]
