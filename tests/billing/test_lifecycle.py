@@ -104,8 +104,10 @@ def test_upgrade_mid_period_puts_a_proration_line_on_the_next_invoice(clocked, w
     prorations = [
         ln
         for ln in lines
-        if ln["parent"]["subscription_item_details"]
-        and ln["parent"]["subscription_item_details"]["proration"]
+        if (
+            ln["parent"]["subscription_item_details"]
+            and ln["parent"]["subscription_item_details"]["proration"]
+        )
         or (ln["parent"].get("invoice_item_details") or {}).get("proration")
     ]
     assert prorations, lines
