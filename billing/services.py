@@ -921,3 +921,31 @@ def subscription_paid_periods_recent(
         return []
     invoices = stripe_api.invoices_list(subscription_id=subscription.id, status="paid", limit=limit)
     return [p for p in map(_subscription_period_of, invoices) if p is not None]
+
+
+# --------------------------------------------------------------------------- reconciliation with Stripe
+def billing_stripe_drift_list(*, organization_ids: list | None = None) -> list[str]:
+    """Organizations whose recorded subscription status differs from Stripe's (a lost webhook)."""
+    drifts = []
+    organizations = Organization.objects.exclude(stripe_subscription_id="")
+    if organization_ids:
+        organizations = organizations.filter(pk__in=organization_ids)
+    for organization in organizations.order_by("pk"):
+        try:
+            data = stripe_api.subscription_retrieve(subscription_id=organization.stripe_subscription_id)
+        except stripe_api.StripeRequestError as exc:
+            drifts.append(
+                f"organization {organization.pk}: subscription {organization.stripe_subscription_id} "
+                f"not found on Stripe ({exc.message})"
+            )
+            continue
+        if data["status"] != organization.subscription_status:
+            drifts.append(
+                f"organization {organization.pk}: subscription {data['id']} is {data['status']!r} on Stripe, "
+                f"{organization.subscription_status!r} here"
+            )
+    return drifts
+
+
+def payment_intent_status_get(*, payment_intent_id: str) -> str:
+    return stripe_api.payment_intent_retrieve(payment_intent_id=payment_intent_id)["status"]

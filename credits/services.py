@@ -1273,3 +1273,25 @@ def subscription_credits_catch_up() -> int:
             result = _grant_period(period)
             granted += int(bool(result and result.created))
     return granted
+
+
+# --------------------------------------------------------------------------- reconciliation with Stripe
+def credit_purchases_stripe_drift_list(*, organization_ids: list | None = None) -> list[str]:
+    """Purchases whose state here disagrees with their PaymentIntent on Stripe: paid there but not
+    granted here (a lost webhook), or granted here but not paid there."""
+    from billing.services import payment_intent_status_get
+
+    drifts = []
+    purchases = CreditPurchase.objects.exclude(payment_intent_id=None).exclude(status=PurchaseStatus.REFUNDED)
+    if organization_ids:
+        purchases = purchases.filter(organization_id__in=organization_ids)
+    for purchase in purchases.order_by("created_at"):
+        status = payment_intent_status_get(payment_intent_id=purchase.payment_intent_id)
+        granted = purchase.grant_id is not None
+        if status == "succeeded" and not granted:
+            drifts.append(
+                f"purchase {purchase.pk}: {purchase.payment_intent_id} succeeded on Stripe, not granted"
+            )
+        elif status != "succeeded" and granted:
+            drifts.append(f"purchase {purchase.pk}: granted, but {purchase.payment_intent_id} is {status!r}")
+    return drifts

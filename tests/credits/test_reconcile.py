@@ -64,3 +64,36 @@ def test_a_broken_balance_after_chain_is_drift(organization, allow_ledger_drift)
         cursor.execute(append_only.INSTALL_SQL)
     code, out = reconcile()
     assert code == 1 and "[running_balance]" in out and "[balance_after]" in out
+
+
+def test_reconcile_reports_stripe_drift(billing_org, stripe_emulator):
+    """A lost webhook: Stripe canceled the subscription and charged a purchase; nothing here knows."""
+    import stripe
+
+    from billing.services import subscription_create
+    from credits.services import credit_purchase_create
+    from tests.credits.factories import CreditPackFactory
+    from tests.stripe_helpers import STRIPE_KEY
+
+    subscription = subscription_create(organization=billing_org, plan="starter", interval="month",
+                                       payment_method="pm_card_visa", trial_days=0)
+    assert reconcile()[0] == 0
+    stripe.Subscription.cancel(subscription.id, **STRIPE_KEY)
+    pack = CreditPackFactory(code="p1k", credits=1000, amount=1000)
+    purchase, _ = credit_purchase_create(organization=billing_org, pack=pack, idempotency_key="k")
+    intent = stripe.PaymentIntent.create(amount=1000, currency="usd", customer=subscription.customer_id,
+                                         payment_method=billing_org_card(billing_org), confirm=True,
+                                         off_session=True, **STRIPE_KEY)
+    purchase.payment_intent_id = intent.id
+    purchase.save(update_fields=["payment_intent_id"])
+    code, out = reconcile()
+    assert code == 1
+    assert "'canceled' on Stripe, 'active' here" in out
+    assert f"{intent.id} succeeded on Stripe, not granted" in out
+    assert reconcile("--no-stripe")[0] == 0
+
+
+def billing_org_card(org) -> str:
+    from billing.selectors import payment_method_list
+
+    return payment_method_list(organization=org)[0]["id"]

@@ -1,4 +1,5 @@
-"""`manage.py reconcile`: check every invariant of the credit ledger; exit 1 with a report on drift."""
+"""`manage.py reconcile`: check every invariant of the credit ledger, and that the billing state
+agrees with Stripe; exit 1 with a report on any drift."""
 
 from __future__ import annotations
 
@@ -6,26 +7,41 @@ import sys
 
 from django.core.management.base import BaseCommand
 
+from billing.services import billing_stripe_drift_list
+from config.exceptions import ApplicationError
 from credits.selectors import ledger_drift_list
+from credits.services import credit_purchases_stripe_drift_list
 
 
 class Command(BaseCommand):
     help = (
         "Check the credit ledger: balance == sum(transactions) == sum(remaining of grants) minus the "
         "overdraft in use, the balance_after chain, 0 <= remaining <= amount, the overdraft limit, one "
-        "key one effect, paid purchases granted, and the append-only trigger. Exit 1 on any drift."
+        "key one effect, paid purchases granted, and the append-only trigger; then Stripe drift: "
+        "subscription statuses and purchases against Stripe. Exit 1 on any drift."
     )
 
     def add_arguments(self, parser):
         parser.add_argument("--organization", action="append", help="Only this organization id (repeatable).")
+        parser.add_argument("--no-stripe", action="store_true", help="Check the ledger only, without Stripe.")
 
     def handle(self, *args, **options):
-        report = ledger_drift_list(organization_ids=options.get("organization"))
+        ids = options.get("organization")
+        report = ledger_drift_list(organization_ids=ids)
+        drifts = [str(d) for d in report.drifts]
         summary = f"credits: {report.accounts} accounts, {report.transactions} ledger rows"
-        if report.clean:
+        if not options["no_stripe"]:
+            try:
+                stripe_drifts = billing_stripe_drift_list(organization_ids=ids)
+                stripe_drifts += credit_purchases_stripe_drift_list(organization_ids=ids)
+            except ApplicationError as exc:
+                stripe_drifts = [f"Stripe could not be checked: {exc.message}"]
+            drifts += stripe_drifts
+            summary += "; Stripe: subscriptions and purchases compared"
+        if not drifts:
             self.stdout.write(self.style.SUCCESS(f"{summary}: no drift"))
             return
-        self.stdout.write(self.style.ERROR(f"{summary}: {len(report.drifts)} drift(s)"))
-        for drift in report.drifts:
+        self.stdout.write(self.style.ERROR(f"{summary}: {len(drifts)} drift(s)"))
+        for drift in drifts:
             self.stdout.write(f"  {drift}")
         sys.exit(1)
