@@ -1,9 +1,44 @@
-"""Server-rendered billing pages for tenants."""
+"""Server-rendered billing pages for tenants: their organizations, and each organization's plan
+with buttons to Stripe's hosted Checkout (subscribe) and Billing Portal (cards, cancel, invoices)."""
 
+from __future__ import annotations
+
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import Http404, HttpResponseForbidden
+from django.shortcuts import redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_POST
 
-from .selectors import organization_billing_state, organization_list_for_user
+from config.exceptions import ApplicationError
+
+from .models import Role
+from .selectors import (
+    LIVE_STATUSES,
+    organization_access,
+    organization_billing_state,
+    organization_list_for_user,
+    organization_plan_get,
+    payment_method_list,
+    plan_list,
+    subscription_current_get,
+)
+from .services import portal_session_create, subscription_checkout_session_create
+
+
+def _datetime(timestamp):
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else None
+
+
+def _access(request, org, minimum: str = Role.MEMBER):
+    access = organization_access(org_id=org, user=request.user)
+    if access is None:
+        raise Http404("Organization not found.")
+    if not access.has_role(minimum):
+        return access, HttpResponseForbidden("Your role in this organization does not allow this.")
+    return access, None
 
 
 @login_required
@@ -13,3 +48,61 @@ def organization_list_page(request):
         for org in organization_list_for_user(user=request.user)
     ]
     return render(request, "billing/organization_list.html", {"organizations": organizations})
+
+
+@login_required
+def organization_billing_page(request, org):
+    access, _ = _access(request, org)
+    organization = access.organization
+    subscription = subscription_current_get(organization=organization)
+    live = subscription is not None and subscription.stripe_data.get("status") in LIVE_STATUSES
+    items = ((subscription.stripe_data.get("items") or {}).get("data") or [{}]) if live else [{}]
+    context = {
+        "organization": organization,
+        "plan": organization_plan_get(organization),
+        "state": organization_billing_state(organization=organization),
+        "subscription": subscription if live else None,
+        "period_end": _datetime(items[0].get("current_period_end")),
+        "cancel_at_period_end": live and subscription.stripe_data.get("cancel_at_period_end"),
+        "plans": [p for p in plan_list() if not p.is_free],
+        "cards": payment_method_list(organization=organization),
+        "can_manage": access.has_role(Role.BILLING),
+        "checkout_result": request.GET.get("checkout"),
+    }
+    return render(request, "billing/organization_billing.html", context)
+
+
+@login_required
+@require_POST
+def checkout_start(request, org):
+    access, refused = _access(request, org, Role.BILLING)
+    if refused:
+        return refused
+    page = request.build_absolute_uri(reverse("billing-organization", args=[access.organization.pk]))
+    try:
+        session = subscription_checkout_session_create(
+            organization=access.organization,
+            plan=request.POST.get("plan", ""),
+            interval=request.POST.get("interval", "month"),
+            success_url=f"{page}?checkout=success",
+            cancel_url=f"{page}?checkout=canceled",
+        )
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(page)
+    return redirect(session.url)
+
+
+@login_required
+@require_POST
+def portal_start(request, org):
+    access, refused = _access(request, org, Role.BILLING)
+    if refused:
+        return refused
+    page = request.build_absolute_uri(reverse("billing-organization", args=[access.organization.pk]))
+    try:
+        session = portal_session_create(organization=access.organization, return_url=page)
+    except ApplicationError as exc:
+        messages.error(request, exc.message)
+        return redirect(page)
+    return redirect(session.url)

@@ -337,7 +337,10 @@ def cmd_run() -> int:
             )
             s.describe()
             if use_emulator:
-                say(f"Stripe:     emulator at {s.env['STRIPE_API_HOST']}")
+                say(f"Stripe:     emulator at {s.env['STRIPE_API_HOST']} (its dashboard: /_emulator)")
+                say(
+                    "Demo clock: .venv/bin/python -m stripe_emulator advance --days 31   (renews subscriptions)"
+                )
             sup.start("web", [PYTHON, "manage.py", "runserver", f"{WEB_HOST}:{WEB_PORT}", "--noreload"])
             sup.start(
                 "worker",
@@ -372,7 +375,10 @@ def cmd_run() -> int:
                 ],
             )
             wait_for_port(WEB_HOST, WEB_PORT, timeout=60)
-            say(f"ready: http://{WEB_HOST}:{WEB_PORT}/  (API docs at /api/docs/, health at /healthz)")
+            say(
+                f"ready: http://{WEB_HOST}:{WEB_PORT}/  (billing pages at /billing/, API docs at /api/docs/,"
+                " health at /healthz)"
+            )
             say("press Ctrl-C to stop every process")
             return sup.wait()
         except (KeyboardInterrupt, subprocess.CalledProcessError, RuntimeError) as exc:

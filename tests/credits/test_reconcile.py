@@ -75,15 +75,26 @@ def test_reconcile_reports_stripe_drift(billing_org, stripe_emulator):
     from tests.credits.factories import CreditPackFactory
     from tests.stripe_helpers import STRIPE_KEY
 
-    subscription = subscription_create(organization=billing_org, plan="starter", interval="month",
-                                       payment_method="pm_card_visa", trial_days=0)
+    subscription = subscription_create(
+        organization=billing_org,
+        plan="starter",
+        interval="month",
+        payment_method="pm_card_visa",
+        trial_days=0,
+    )
     assert reconcile()[0] == 0
     stripe.Subscription.cancel(subscription.id, **STRIPE_KEY)
     pack = CreditPackFactory(code="p1k", credits=1000, amount=1000)
     purchase, _ = credit_purchase_create(organization=billing_org, pack=pack, idempotency_key="k")
-    intent = stripe.PaymentIntent.create(amount=1000, currency="usd", customer=subscription.customer_id,
-                                         payment_method=billing_org_card(billing_org), confirm=True,
-                                         off_session=True, **STRIPE_KEY)
+    intent = stripe.PaymentIntent.create(
+        amount=1000,
+        currency="usd",
+        customer=subscription.customer_id,
+        payment_method=billing_org_card(billing_org),
+        confirm=True,
+        off_session=True,
+        **STRIPE_KEY,
+    )
     purchase.payment_intent_id = intent.id
     purchase.save(update_fields=["payment_intent_id"])
     code, out = reconcile()
