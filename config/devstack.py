@@ -338,9 +338,7 @@ def cmd_run() -> int:
             s.describe()
             if use_emulator:
                 say(f"Stripe:     emulator at {s.env['STRIPE_API_HOST']} (its dashboard: /_emulator)")
-                say(
-                    "Demo clock: .venv/bin/python -m stripe_emulator advance --days 31  (renews subscriptions)"
-                )
+                say("Demo clock: .venv/bin/python -m stripe_emulator advance --days 31")
             sup.start("web", [PYTHON, "manage.py", "runserver", f"{WEB_HOST}:{WEB_PORT}", "--noreload"])
             sup.start(
                 "worker",
