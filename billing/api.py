@@ -367,11 +367,6 @@ class PaymentMethodDetailApi(OrganizationApi):
 
 
 # --------------------------------------------------------------------------- hosted pages
-class HostedSessionOutputSerializer(serializers.Serializer):
-    id = serializers.CharField()
-    url = serializers.URLField()
-
-
 class PortalSessionApi(OrganizationApi):
     required_role = Role.BILLING
 

@@ -297,6 +297,9 @@ def cmd_run() -> int:
     if port_in_use(WEB_HOST, WEB_PORT):
         say(f"port {WEB_PORT} is already in use: stop what runs there, or set PORT=<another port>")
         return 1
+    # Ctrl-C (SIGINT) and SIGTERM both stop everything, even when this process was started with
+    # SIGINT ignored (as a background job of a non-interactive shell is).
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with stack("run") as s:
         s.env.setdefault("DEBUG", "true")
@@ -310,7 +313,8 @@ def cmd_run() -> int:
                     say(f"port {port} for the Stripe emulator is in use; set STRIPE_EMULATOR_PORT")
                     return 1
                 s.env["STRIPE_API_HOST"] = f"http://127.0.0.1:{port}"
-                (LOCAL / "stripe_emulator").mkdir(parents=True, exist_ok=True)
+                state = Path(s.env.get("STRIPE_EMULATOR_STATE") or LOCAL / "stripe_emulator" / "state.json")
+                state.parent.mkdir(parents=True, exist_ok=True)
                 sup.start(
                     "stripe",
                     [
@@ -320,7 +324,7 @@ def cmd_run() -> int:
                         "--port",
                         str(port),
                         "--state",
-                        str(LOCAL / "stripe_emulator" / "state.json"),
+                        str(state),
                     ],
                 )
                 wait_for_port("127.0.0.1", port)

@@ -46,6 +46,7 @@ def test_make_run_serves_a_green_system_and_ctrl_c_stops_it(scratch_database, tm
         DATABASE_URL=database_url(scratch_database),
         PORT=str(port),
         STRIPE_EMULATOR_PORT=str(free_port()),
+        STRIPE_EMULATOR_STATE=str(tmp_path / "stripe.json"),
         DEBUG="false",
     )
     env.pop("STRIPE_API_HOST", None)

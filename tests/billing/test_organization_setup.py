@@ -45,3 +45,30 @@ def test_a_set_up_refused_by_stripe_leaves_nothing(catalogue, settings, api_clie
     )
     assert response.status_code >= 500 and "error" in response.json()
     assert not Organization.objects.exists()
+
+
+def test_stripe_down_at_set_up_is_503_and_leaves_nothing(catalogue, api_client, stripe_emulator):
+    stripe_emulator.faults.add(method="POST", path="/v1/customers", status=500, times=1)
+    api_client.force_authenticate(UserFactory())
+    response = api_client.post(
+        "/api/v1/organizations", {"name": "Acme", "billing_email": "ap@acme.test"}, format="json"
+    )
+    assert response.status_code == 503 and response.json()["error"] == "stripe_unavailable"
+    assert not Organization.objects.exists()
+    retry = api_client.post(
+        "/api/v1/organizations", {"name": "Acme", "billing_email": "ap@acme.test"}, format="json"
+    )
+    assert retry.status_code == 201
+
+
+def test_rate_limited_stripe_is_503_with_no_card_data_in_logs(
+    billing_client, billing_org, stripe_emulator, caplog
+):
+    stripe_emulator.faults.add(method="POST", path="/v1/payment_methods/*/attach", status=429, retry_after=1)
+    response = billing_client.post(
+        f"/api/v1/organizations/{billing_org.id}/payment-methods",
+        {"payment_method": "pm_card_visa"},
+        format="json",
+    )
+    assert response.status_code == 503 and response.json()["error"] == "stripe_unavailable"
+    assert "4242" not in caplog.text and "sk_test" not in caplog.text
