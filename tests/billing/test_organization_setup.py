@@ -71,4 +71,5 @@ def test_rate_limited_stripe_is_503_with_no_card_data_in_logs(
         format="json",
     )
     assert response.status_code == 503 and response.json()["error"] == "stripe_unavailable"
+    assert "stripe unavailable in payment_method_attach" in caplog.text
     assert "4242" not in caplog.text and "sk_test" not in caplog.text
