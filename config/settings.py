@@ -161,6 +161,7 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
+    "ENUM_NAME_OVERRIDES": {"IntervalEnum": "billing.models.Interval"},
 }
 
 # --- Celery (Redis broker, django-celery-beat schedules editable in the admin) ---

@@ -11,7 +11,7 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.models import Role
+from billing.models import Interval, Role
 from config.api import OrganizationApi
 from config.exceptions import ValidationFailed
 from config.pagination import PageNumberPagination
@@ -463,7 +463,7 @@ class CheckoutSessionApi(OrganizationApi):
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=["subscription", "credits"])
         plan = serializers.CharField(required=False)
-        interval = serializers.ChoiceField(choices=["month", "year"], default="month")
+        interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH)
         pack = serializers.CharField(required=False)
         success_url = serializers.URLField()
         cancel_url = serializers.URLField()
