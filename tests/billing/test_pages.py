@@ -24,6 +24,7 @@ def test_free_organization_sees_the_plans(owner_browser, billing_org):
     html = response.content.decode()
     assert 'id="plan-name">Free<' in html
     assert 'data-plan="business" data-interval="year"' in html
+    assert "2990.00 USD/year" in html
     assert "open-portal" not in html
 
 
@@ -59,3 +60,11 @@ def test_other_tenants_and_lower_roles(client, billing_org):
     assert client.post(f"/billing/{billing_org.id}/checkout", {"plan": "starter"}).status_code == 403
     client.logout()
     assert page(client, OrganizationFactory()).status_code == 302  # to the login page
+
+
+def test_money_filter_is_exact():
+    from billing.templatetags.money import money
+
+    assert money(2950, "usd") == "29.50 USD"
+    assert money(1, "eur") == "0.01 EUR"
+    assert money(500, "jpy") == "500 JPY"
