@@ -829,6 +829,19 @@ def payment_intent_off_session_create(
     )
 
 
+def payment_intent_find_by_metadata(*, key: str, value: str) -> ChargeResult | None:
+    """An existing PaymentIntent carrying `metadata[key] == value` (Stripe's search: it lags by up
+    to a minute, so it is for charges made long ago, not a second ago)."""
+    found = stripe_api.payment_intents_search(query=f"metadata['{key}']:'{value}'")
+    live = [pi for pi in found if pi["status"] != "canceled"]
+    if not live:
+        return None
+    intent = live[0]
+    return ChargeResult(
+        payment_intent_id=intent["id"], status=intent["status"], client_secret=intent.get("client_secret")
+    )
+
+
 def stripe_one_time_price_ensure(
     *, lookup_key: str, product_id: str, product_name: str, amount: int, currency: str, metadata: dict
 ) -> str:

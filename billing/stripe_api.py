@@ -373,3 +373,8 @@ def invoices_list(*, subscription_id: str, status: str | None = None, limit: int
     if status:
         params["status"] = status
     return list(stripe.Invoice.list(**params, **request_options()).data)
+
+
+@translate_errors
+def payment_intents_search(*, query: str, limit: int = 10) -> list:
+    return list(stripe.PaymentIntent.search(query=query, limit=limit, **request_options()).data)

@@ -71,6 +71,8 @@ logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_CONSTRAINT = "credit_transaction_unique_idempotency_key"
 SYSTEM_EXPIRY = "system:expiry"
+# Stripe keeps idempotency keys for 24 hours; past (a safe margin below) that, look charges up.
+STRIPE_IDEMPOTENCY_WINDOW = timedelta(hours=23)
 
 
 # --------------------------------------------------------------------------- results
@@ -1109,8 +1111,18 @@ def auto_refill_requires_action(*, purchase_id, payment_intent_id: str) -> Credi
 def stripe_refill_payment_intent_create(*, purchase: CreditPurchase) -> dict:
     """Charge the saved card off-session for a purchase: answers `{"id", "status", "client_secret"}`.
     The Stripe idempotency key is the purchase's own, so a rerun never charges twice."""
-    from billing.services import payment_intent_off_session_create
+    from billing.services import payment_intent_find_by_metadata, payment_intent_off_session_create
 
+    if timezone.now() - purchase.created_at > STRIPE_IDEMPOTENCY_WINDOW:
+        # Stripe forgets idempotency keys after 24 hours: a rerun that late looks the charge up
+        # by our purchase id instead of trusting the key, so it still never charges twice.
+        existing = payment_intent_find_by_metadata(key="purchase_id", value=str(purchase.pk))
+        if existing is not None:
+            return {
+                "id": existing.payment_intent_id,
+                "status": existing.status,
+                "client_secret": existing.client_secret,
+            }
     label = purchase.pack.name if purchase.pack_id else f"{credits_str(purchase.credits)} credits"
     result = payment_intent_off_session_create(
         organization=purchase.organization,

@@ -87,3 +87,36 @@ def test_authentication_required_notifies_the_owner(billing_org, billing_owner, 
     assert refills(billing_org).get().status == PurchaseStatus.REQUIRES_ACTION
     assert credit_summary_get(organization=billing_org).balance == D(40)
     assert len(mail.outbox) == 1 and billing_owner.email in mail.outbox[0].to
+
+
+def test_a_rerun_a_day_later_finds_the_charge_instead_of_charging_again(billing_org, pack, stripe_emulator):
+    """Stripe forgets idempotency keys after 24 hours; the rerun looks the charge up by purchase id."""
+    import stripe
+
+    from tests.stripe_helpers import STRIPE_KEY
+
+    refill_settings = setup_refill(billing_org, pack, "pm_card_visa")
+    credit_consume(organization=billing_org, amount=60, reason="x", idempotency_key="c1")  # enqueued, not run
+    refill = refills(billing_org).get()
+    earlier = stripe.PaymentIntent.create(  # the charge made a day ago, under a key Stripe has forgotten
+        amount=1000,
+        currency="usd",
+        customer=stripe_emulator.objects("customer")[0]["id"],
+        payment_method=refill_settings.payment_method,
+        confirm=True,
+        off_session=True,
+        metadata={"purchase_id": str(refill.pk)},
+        idempotency_key="forgotten",
+        **STRIPE_KEY,
+    )
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    CreditPurchase.objects.filter(pk=refill.pk).update(
+        status=PurchaseStatus.PROCESSING, created_at=timezone.now() - timedelta(days=1)
+    )
+    auto_refill_run(purchase_id=refill.pk)
+    assert [i["id"] for i in stripe_emulator.objects("payment_intent")] == [earlier.id]
+    assert refills(billing_org).get().payment_intent_id == earlier.id
+    assert credit_summary_get(organization=billing_org).balance == D(1040)
