@@ -216,6 +216,11 @@ class PlanAdmin(admin.ModelAdmin):
     ]
     actions = ["sync_to_stripe"]
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # The free plan is what every organization without a subscription gets: it must exist.
+        # Retire other plans by unticking "active" (subscribers keep them; new ones cannot pick them).
+        return obj is None or not obj.is_free
+
     @admin.display(description="Prices")
     def price_summary(self, obj) -> str:
         return (

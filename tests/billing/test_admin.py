@@ -96,3 +96,9 @@ def test_subscription_and_customer_admin_show_organization_plan_and_status(staff
     assert b"/admin/djstripe/subscription/" in org_page.content and b"Customer cus_" in org_page.content
     filtered = staff_client.get("/admin/billing/organization/", {"subscription_status": "active"})
     assert b"Acme" in filtered.content
+
+
+def test_the_free_plan_cannot_be_deleted_in_the_admin(staff_client, catalogue):
+    free, starter = catalogue["free"], catalogue["starter"]
+    assert staff_client.get(f"/admin/billing/plan/{free.pk}/delete/").status_code == 403
+    assert staff_client.get(f"/admin/billing/plan/{starter.pk}/delete/").status_code == 200
