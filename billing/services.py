@@ -742,7 +742,8 @@ def webhook_endpoint_register(*, base_url: str):
         secret=""
     )
     for endpoint in existing:
-        if endpoint.status == "enabled":
+        # Also on Stripe's side: the emulator's state may have been reset while the database was kept.
+        if endpoint.status == "enabled" and stripe_api.webhook_endpoint_exists(endpoint_id=endpoint.id):
             return endpoint
     endpoint_uuid = uuid.uuid4()
     data = stripe_api.webhook_endpoint_create(

@@ -378,3 +378,14 @@ def invoices_list(*, subscription_id: str, status: str | None = None, limit: int
 @translate_errors
 def payment_intents_search(*, query: str, limit: int = 10) -> list:
     return list(stripe.PaymentIntent.search(query=query, limit=limit, **request_options()).data)
+
+
+@translate_errors
+def webhook_endpoint_exists(*, endpoint_id: str) -> bool:
+    try:
+        endpoint = stripe.WebhookEndpoint.retrieve(endpoint_id, **request_options())
+    except stripe.InvalidRequestError as exc:
+        if getattr(exc, "code", None) == "resource_missing":
+            return False
+        raise
+    return endpoint.get("status") == "enabled"

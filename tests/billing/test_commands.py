@@ -61,3 +61,17 @@ def test_register_stripe_webhook_is_idempotent(stripe_emulator, settings):
     assert endpoint.url.startswith("https://billing.example.com/stripe/webhook/") and endpoint.secret
     assert [e["url"] for e in stripe_emulator.objects("webhook_endpoint")] == [endpoint.url]
     assert endpoint.url in out.getvalue()
+
+
+def test_register_stripe_webhook_again_after_stripe_lost_it(stripe_emulator, settings):
+    import stripe
+    from djstripe.models import WebhookEndpoint
+
+    from tests.stripe_helpers import STRIPE_KEY
+
+    settings.SITE_URL = "https://billing.example.com"
+    call_command("register_stripe_webhook", stdout=StringIO())
+    stripe.WebhookEndpoint.delete(WebhookEndpoint.objects.get().id, **STRIPE_KEY)
+    call_command("register_stripe_webhook", stdout=StringIO())
+    live = [e for e in stripe_emulator.objects("webhook_endpoint") if not e.get("deleted")]
+    assert len(live) == 1 and WebhookEndpoint.objects.filter(id=live[0]["id"]).exists()
