@@ -11,6 +11,7 @@ from djstripe.admin.admin import CustomerAdmin as DjstripeCustomerAdmin
 from djstripe.admin.admin import SubscriptionAdmin as DjstripeSubscriptionAdmin
 
 from .models import ApiKey, BillingNotice, Membership, Organization, Plan, PlanPrice, Role
+from .selectors import stripe_datetime
 from .services import api_key_create, api_key_revoke, organization_billing_refresh
 
 
@@ -333,17 +334,13 @@ class SubscriptionAdmin(DjstripeSubscriptionAdmin):
     @admin.display(description="Period ends")
     def period_end(self, obj):
         items = (obj.stripe_data.get("items") or {}).get("data") or [{}]
-        return _ts(items[0].get("current_period_end") or obj.stripe_data.get("current_period_end"))
+        return stripe_datetime(
+            items[0].get("current_period_end") or obj.stripe_data.get("current_period_end")
+        )
 
     @admin.display(description="Cancels at period end", boolean=True)
     def cancel_at_period_end_display(self, obj) -> bool:
         return bool(obj.stripe_data.get("cancel_at_period_end"))
-
-
-def _ts(value):
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
 
 
 admin.site.unregister(djstripe_models.Customer)

@@ -21,6 +21,7 @@ from .selectors import (
     organization_plan_get,
     payment_method_list,
     plan_list,
+    stripe_datetime,
     subscription_current_get,
 )
 from .services import (
@@ -193,12 +194,6 @@ class PlanListApi(APIView):
 
 
 # --------------------------------------------------------------------------- subscription
-def _ts(value):
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(value, tz=UTC) if value else None
-
-
 class SubscriptionOutputSerializer(serializers.Serializer):
     plan = serializers.CharField()
     interval = serializers.CharField(allow_null=True)
@@ -233,11 +228,13 @@ def _subscription_out(organization: Organization) -> dict:
             "plan": organization_plan_get(organization).code if organization.plan_id else Plan.FREE,
             "interval": organization.plan_interval or None,
             "status": data.get("status"),
-            "trial_end": _ts(data.get("trial_end")),
-            "current_period_start": _ts(
+            "trial_end": stripe_datetime(data.get("trial_end")),
+            "current_period_start": stripe_datetime(
                 items[0].get("current_period_start") or data.get("current_period_start")
             ),
-            "current_period_end": _ts(items[0].get("current_period_end") or data.get("current_period_end")),
+            "current_period_end": stripe_datetime(
+                items[0].get("current_period_end") or data.get("current_period_end")
+            ),
             "cancel_at_period_end": bool(data.get("cancel_at_period_end")),
             "stripe_id": subscription.id,
         }

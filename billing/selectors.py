@@ -228,3 +228,10 @@ def organizations_with_live_subscription() -> QuerySet[Organization]:
     return Organization.objects.filter(subscription_status__in=ENTITLED_STATUSES).exclude(
         stripe_subscription_id=""
     )
+
+
+def stripe_datetime(timestamp: int | None):
+    """A Stripe Unix timestamp as an aware datetime (None stays None)."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else None

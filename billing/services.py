@@ -30,6 +30,7 @@ from .selectors import (
     plan_get_by_code,
     plan_price_for_stripe_price,
     plan_price_get,
+    stripe_datetime,
     subscription_current_get,
 )
 
@@ -883,8 +884,6 @@ class PaidSubscriptionPeriod:
 
 
 def _subscription_period_of(invoice) -> PaidSubscriptionPeriod | None:
-    from datetime import UTC, datetime
-
     from djstripe.models import Customer
 
     if invoice.get("status") != "paid":
@@ -909,8 +908,8 @@ def _subscription_period_of(invoice) -> PaidSubscriptionPeriod | None:
             organization=customer.subscriber,
             invoice_id=invoice["id"],
             plan=plan_price.plan,
-            period_start=datetime.fromtimestamp(period["start"], tz=UTC),
-            period_end=datetime.fromtimestamp(period["end"], tz=UTC),
+            period_start=stripe_datetime(period["start"]),
+            period_end=stripe_datetime(period["end"]),
         )
     return None
 

@@ -21,15 +21,10 @@ from .selectors import (
     organization_plan_get,
     payment_method_list,
     plan_list,
+    stripe_datetime,
     subscription_current_get,
 )
 from .services import portal_session_create, subscription_checkout_session_create
-
-
-def _datetime(timestamp):
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else None
 
 
 def _access(request, org, minimum: str = Role.MEMBER):
@@ -62,7 +57,7 @@ def organization_billing_page(request, org):
         "plan": organization_plan_get(organization),
         "state": organization_billing_state(organization=organization),
         "subscription": subscription if live else None,
-        "period_end": _datetime(items[0].get("current_period_end")),
+        "period_end": stripe_datetime(items[0].get("current_period_end")),
         "cancel_at_period_end": live and subscription.stripe_data.get("cancel_at_period_end"),
         "plans": [p for p in plan_list() if not p.is_free],
         "cards": payment_method_list(organization=organization),
