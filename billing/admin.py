@@ -4,15 +4,19 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import admin, messages
+from django.db.models import Count
 from django.urls import reverse
 from django.utils.html import format_html
 from djstripe import models as djstripe_models
 from djstripe.admin.admin import CustomerAdmin as DjstripeCustomerAdmin
 from djstripe.admin.admin import SubscriptionAdmin as DjstripeSubscriptionAdmin
 
+from config.exceptions import ApplicationError
+
+from . import stripe_data
 from .models import ApiKey, BillingNotice, Membership, Organization, Plan, PlanPrice, Role
-from .selectors import stripe_datetime
-from .services import api_key_create, api_key_revoke, organization_billing_refresh
+from .selectors import subscription_summary_get
+from .services import api_key_create, api_key_revoke, organization_billing_refresh, stripe_catalog_sync
 
 
 class MembershipInline(admin.TabularInline):
@@ -46,6 +50,7 @@ class OrganizationAdmin(admin.ModelAdmin):
         "plan",
         "plan_interval",
         "subscription_status",
+        "subscription_summary",
         "stripe_links",
         "created_at",
         "updated_at",
@@ -54,13 +59,31 @@ class OrganizationAdmin(admin.ModelAdmin):
         (None, {"fields": ["id", "name", "billing_email"]}),
         (
             "Billing (from Stripe, kept in step by webhooks)",
-            {"fields": ["plan", "plan_interval", "subscription_status", "stripe_links"]},
+            {
+                "fields": [
+                    "plan",
+                    "plan_interval",
+                    "subscription_status",
+                    "subscription_summary",
+                    "stripe_links",
+                ]
+            },
         ),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
     inlines = [MembershipInline, ApiKeyInline]
     date_hierarchy = "created_at"
     actions = ["refresh_billing_state"]
+
+    @admin.display(description="Subscription")
+    def subscription_summary(self, obj) -> str:
+        summary = subscription_summary_get(organization=obj)
+        if summary.is_free:
+            return "Free plan, no subscription"
+        ends = "ends" if summary.cancel_at_period_end else "renews"
+        period_end = f"{summary.current_period_end:%Y-%m-%d}" if summary.current_period_end else "—"
+        trial = f", trial until {summary.trial_end:%Y-%m-%d}" if summary.trial_end else ""
+        return f"{summary.plan.name} ({summary.interval}), {summary.status}{trial}; {ends} {period_end}"
 
     @admin.display(description="Stripe")
     def stripe_links(self, obj) -> str:
@@ -92,8 +115,6 @@ class OrganizationAdmin(admin.ModelAdmin):
         self.message_user(request, f"Refreshed {queryset.count()} organization(s); {changed} changed.")
 
     def get_queryset(self, request):
-        from django.db.models import Count
-
         return super().get_queryset(request).annotate(_member_count=Count("memberships", distinct=True))
 
     @admin.display(description="Members", ordering="_member_count")
@@ -234,10 +255,6 @@ class PlanAdmin(admin.ModelAdmin):
 
     @admin.action(description="Sync the catalogue to Stripe")
     def sync_to_stripe(self, request, queryset):
-        from config.exceptions import ApplicationError
-
-        from .services import stripe_catalog_sync
-
         try:
             result = stripe_catalog_sync()
         except ApplicationError as exc:
@@ -333,10 +350,7 @@ class SubscriptionAdmin(DjstripeSubscriptionAdmin):
 
     @admin.display(description="Period ends")
     def period_end(self, obj):
-        items = (obj.stripe_data.get("items") or {}).get("data") or [{}]
-        return stripe_datetime(
-            items[0].get("current_period_end") or obj.stripe_data.get("current_period_end")
-        )
+        return stripe_data.subscription_period(obj.stripe_data)[1]
 
     @admin.display(description="Cancels at period end", boolean=True)
     def cancel_at_period_end_display(self, obj) -> bool:

@@ -1,4 +1,5 @@
-"""REST API of the billing app: organizations (and, with later work, subscriptions and payment methods)."""
+"""REST API of the billing app: organizations, members, API keys, the plan catalogue, the subscription,
+payment methods and the Stripe-hosted portal."""
 
 from __future__ import annotations
 
@@ -7,22 +8,18 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from config.api import OrganizationApi
 from config.pagination import PageNumberPagination
 
-from .models import ApiKey, Interval, Organization, Plan, Role
+from .models import ApiKey, Interval, Organization, Role
 from .selectors import (
-    LIVE_STATUSES,
     api_key_get,
     api_key_list,
     membership_list,
     organization_billing_state,
     organization_list_for_user,
-    organization_plan_get,
     payment_method_list,
     plan_list,
-    stripe_datetime,
-    subscription_current_get,
+    subscription_summary_get,
 )
 from .services import (
     api_key_create,
@@ -38,6 +35,7 @@ from .services import (
     subscription_create,
     subscription_resume,
 )
+from .tenancy import OrganizationApi
 
 
 class OrganizationOutputSerializer(serializers.Serializer):
@@ -207,36 +205,17 @@ class SubscriptionOutputSerializer(serializers.Serializer):
 
 def _subscription_out(organization: Organization) -> dict:
     organization.refresh_from_db()
-    subscription = subscription_current_get(organization=organization)
-    data = subscription.stripe_data if subscription is not None else {}
-    if not data or data.get("status") not in LIVE_STATUSES:
-        return SubscriptionOutputSerializer(
-            {
-                "plan": Plan.FREE,
-                "interval": None,
-                "status": "active",
-                "trial_end": None,
-                "current_period_start": None,
-                "current_period_end": None,
-                "cancel_at_period_end": False,
-                "stripe_id": None,
-            }
-        ).data
-    items = (data.get("items") or {}).get("data") or [{}]
+    summary = subscription_summary_get(organization=organization)
     return SubscriptionOutputSerializer(
         {
-            "plan": organization_plan_get(organization).code if organization.plan_id else Plan.FREE,
-            "interval": organization.plan_interval or None,
-            "status": data.get("status"),
-            "trial_end": stripe_datetime(data.get("trial_end")),
-            "current_period_start": stripe_datetime(
-                items[0].get("current_period_start") or data.get("current_period_start")
-            ),
-            "current_period_end": stripe_datetime(
-                items[0].get("current_period_end") or data.get("current_period_end")
-            ),
-            "cancel_at_period_end": bool(data.get("cancel_at_period_end")),
-            "stripe_id": subscription.id,
+            "plan": summary.plan.code,
+            "interval": summary.interval,
+            "status": summary.status,
+            "trial_end": summary.trial_end,
+            "current_period_start": summary.current_period_start,
+            "current_period_end": summary.current_period_end,
+            "cancel_at_period_end": summary.cancel_at_period_end,
+            "stripe_id": summary.stripe_id,
         }
     ).data
 

@@ -4,6 +4,8 @@ Used by the data migration that creates the plans; staff edit them in the admin 
 and `manage.py sync_stripe_catalog` pushes them to Stripe.
 """
 
+from decimal import Decimal
+
 UNLIMITED = None
 
 SEED_PLANS = [
@@ -165,8 +167,6 @@ SEED_PLANS = [
 def catalogue_seed(plan_model, price_model) -> None:
     """Create the seed plans that do not exist yet; never touches existing ones (staff may have
     edited them). Takes the model classes so the data migration can pass its historical models."""
-    from decimal import Decimal
-
     for spec in SEED_PLANS:
         plan, created = plan_model.objects.get_or_create(
             code=spec["code"],

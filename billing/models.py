@@ -178,16 +178,25 @@ class PlanPrice(models.Model):
 
 
 class BillingNotice(models.Model):
-    """One row per e-mail the billing system decided to send, keyed so that a webhook
-    delivered five times sends one e-mail (e.g. `payment_failed:in_123:1`)."""
+    """The notice outbox: one row per e-mail the billing system decided to send, keyed so that a
+    webhook delivered five times sends one e-mail (e.g. `payment_failed:in_123:1`). Who receives
+    it follows from its audience (`billing.services.notices`)."""
 
     class Kind(models.TextChoices):
         TRIAL_ENDING = "trial_ending", "Trial ending"
         PAYMENT_FAILED = "payment_failed", "Payment failed"
         SUBSCRIPTION_CANCELED = "subscription_canceled", "Subscription canceled"
+        LOW_BALANCE = "low_balance", "Low credit balance"
+        AUTO_REFILL_DISABLED = "auto_refill_disabled", "Auto-refill turned off"
+        AUTO_REFILL_ACTION_REQUIRED = "auto_refill_action_required", "Auto-refill needs authentication"
+
+    class Audience(models.TextChoices):
+        ORGANIZATION = "organization", "The organization's billing contacts"
+        STAFF = "staff", "Staff (BILLING_ADMIN_EMAILS)"
 
     organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="billing_notices")
-    kind = models.CharField(max_length=32, choices=Kind.choices)
+    kind = models.CharField(max_length=40, choices=Kind.choices)
+    audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ORGANIZATION)
     key = models.CharField(max_length=255, unique=True)
     context = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -196,6 +205,11 @@ class BillingNotice(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        indexes = [
+            models.Index(
+                fields=["created_at"], condition=Q(sent_at__isnull=True), name="billing_notice_unsent_idx"
+            )
+        ]
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.organization}"

@@ -17,24 +17,17 @@ import logging
 
 from django.db import transaction
 from djstripe.event_handlers import djstripe_receiver
+from djstripe.models import Customer, PaymentMethod
 
 from .models import BillingNotice, Organization
 from .services import billing_notice_queue, organization_billing_refresh
+from .stripe_data import event_object, invoice_subscription_id, object_id
+from .tasks import subscription_refresh_task
 
 logger = logging.getLogger(__name__)
 
 
-def _object(event) -> dict:
-    return (event.data or {}).get("object") or {}
-
-
-def _id(value) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
-
-
 def _organization_for_customer(customer_id: str | None) -> Organization | None:
-    from djstripe.models import Customer
-
     if not customer_id:
         return None
     customer = Customer.objects.filter(id=customer_id).select_related("subscriber").first()
@@ -43,8 +36,6 @@ def _organization_for_customer(customer_id: str | None) -> Organization | None:
 
 def _enqueue_subscription_refresh(subscription_id: str | None) -> None:
     if subscription_id:
-        from .tasks import subscription_refresh_task
-
         transaction.on_commit(lambda: subscription_refresh_task.delay(subscription_id))
 
 
@@ -52,8 +43,8 @@ def _enqueue_subscription_refresh(subscription_id: str | None) -> None:
     ["customer.subscription.created", "customer.subscription.updated", "customer.subscription.deleted"]
 )
 def on_subscription_changed(sender, event, **kwargs):
-    data = _object(event)
-    organization = _organization_for_customer(_id(data.get("customer")))
+    data = event_object(event)
+    organization = _organization_for_customer(object_id(data.get("customer")))
     if organization is None:
         logger.warning(
             "subscription %s: customer %s belongs to no organization", data.get("id"), data.get("customer")
@@ -64,8 +55,8 @@ def on_subscription_changed(sender, event, **kwargs):
 
 @djstripe_receiver("customer.subscription.trial_will_end")
 def on_trial_will_end(sender, event, **kwargs):
-    data = _object(event)
-    organization = _organization_for_customer(_id(data.get("customer")))
+    data = event_object(event)
+    organization = _organization_for_customer(object_id(data.get("customer")))
     if organization is None:
         return
     organization_billing_refresh(organization=organization)
@@ -81,24 +72,16 @@ def on_trial_will_end(sender, event, **kwargs):
     )
 
 
-def _invoice_subscription_id(invoice: dict) -> str | None:
-    direct = _id(invoice.get("subscription"))
-    if direct:
-        return direct
-    details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
-    return _id(details.get("subscription"))
-
-
 @djstripe_receiver("invoice.paid")
 def on_invoice_paid(sender, event, **kwargs):
-    _enqueue_subscription_refresh(_invoice_subscription_id(_object(event)))
+    _enqueue_subscription_refresh(invoice_subscription_id(event_object(event)))
 
 
 @djstripe_receiver("invoice.payment_failed")
 def on_invoice_payment_failed(sender, event, **kwargs):
-    invoice = _object(event)
-    organization = _organization_for_customer(_id(invoice.get("customer")))
-    _enqueue_subscription_refresh(_invoice_subscription_id(invoice))
+    invoice = event_object(event)
+    organization = _organization_for_customer(object_id(invoice.get("customer")))
+    _enqueue_subscription_refresh(invoice_subscription_id(invoice))
     if organization is None:
         return
     billing_notice_queue(
@@ -117,18 +100,16 @@ def on_invoice_payment_failed(sender, event, **kwargs):
 
 @djstripe_receiver("checkout.session.completed")
 def on_checkout_completed(sender, event, **kwargs):
-    session = _object(event)
+    session = event_object(event)
     if session.get("mode") == "subscription":
-        _enqueue_subscription_refresh(_id(session.get("subscription")))
+        _enqueue_subscription_refresh(object_id(session.get("subscription")))
 
 
 @djstripe_receiver(["payment_method.attached", "payment_method.detached", "customer.updated"])
 def on_customer_payment_methods_changed(sender, event, **kwargs):
     """dj-stripe re-fetched the payment method into its mirror; when the current object has no
     customer (detached), the mirror's customer link goes too. The event's copy is not trusted."""
-    from djstripe.models import PaymentMethod
-
-    data = _object(event)
+    data = event_object(event)
     if data.get("object") != "payment_method":
         return
     pm = PaymentMethod.objects.filter(id=data.get("id")).first()

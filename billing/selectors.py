@@ -1,13 +1,16 @@
-"""Reads for tenancy. Every organization lookup goes through `organization_for_actor`,
-so a caller only ever sees organizations it belongs to."""
+"""Reads of the billing app: tenancy and access, the catalogue, the subscription and cards as the
+dj-stripe mirror has them. A caller only ever reaches an organization through `organization_access`."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
+from datetime import datetime
 
 from django.db.models import QuerySet
+from djstripe.models import Customer, PaymentMethod, Price, Subscription
 
+from . import stripe_data
 from .models import ROLE_RANK, ApiKey, Membership, Organization, Plan, PlanPrice, Role
 
 
@@ -151,8 +154,6 @@ def plan_price_for_stripe_price(*, price_id: str) -> PlanPrice | None:
     found = PlanPrice.objects.select_related("plan").filter(stripe_price_id=price_id).first()
     if found is not None:
         return found
-    from djstripe.models import Price
-
     price = Price.objects.filter(id=price_id).first()
     if price is None:
         return None
@@ -172,8 +173,6 @@ def plan_price_for_stripe_price(*, price_id: str) -> PlanPrice | None:
 
 def organization_customer_get(*, organization: Organization):
     """The organization's dj-stripe Customer, or None before billing set-up."""
-    from djstripe.models import Customer
-
     return (
         Customer.objects.filter(subscriber=organization, date_purged__isnull=True)
         .order_by("-created")
@@ -181,13 +180,11 @@ def organization_customer_get(*, organization: Organization):
     )
 
 
-def organization_subscriptions(*, organization: Organization):
-    from djstripe.models import Subscription
-
+def organization_subscriptions(*, organization: Organization) -> QuerySet[Subscription]:
     return Subscription.objects.filter(customer__subscriber=organization).order_by("-created")
 
 
-def subscription_current_get(*, organization: Organization):
+def subscription_current_get(*, organization: Organization) -> Subscription | None:
     """The organization's live subscription (newest first), else its newest ended one, else None."""
     subscriptions = list(organization_subscriptions(organization=organization))
     for subscription in subscriptions:
@@ -196,30 +193,80 @@ def subscription_current_get(*, organization: Organization):
     return subscriptions[0] if subscriptions else None
 
 
+def subscription_live_get(*, organization: Organization) -> Subscription | None:
+    """The organization's subscription that is not over yet (trialing to unpaid), else None."""
+    current = subscription_current_get(organization=organization)
+    if current is not None and current.stripe_data.get("status") in LIVE_STATUSES:
+        return current
+    return None
+
+
+def organization_subscriptions_count(*, organization: Organization) -> int:
+    return Subscription.objects.filter(customer__subscriber=organization).count()
+
+
+@dataclass(frozen=True)
+class SubscriptionSummary:
+    """What the API, the pages and the admin show of an organization's subscription."""
+
+    plan: Plan
+    interval: str | None
+    status: str
+    trial_end: datetime | None
+    current_period_start: datetime | None
+    current_period_end: datetime | None
+    cancel_at_period_end: bool
+    stripe_id: str | None
+
+    @property
+    def is_free(self) -> bool:
+        return self.stripe_id is None
+
+
+def subscription_summary_get(*, organization: Organization) -> SubscriptionSummary:
+    """The subscription as everyone shows it. With no live subscription: the free plan, `active`."""
+    subscription = subscription_live_get(organization=organization)
+    if subscription is None:
+        return SubscriptionSummary(
+            plan=plan_free_get(),
+            interval=None,
+            status="active",
+            trial_end=None,
+            current_period_start=None,
+            current_period_end=None,
+            cancel_at_period_end=False,
+            stripe_id=None,
+        )
+    data = subscription.stripe_data
+    period_start, period_end = stripe_data.subscription_period(data)
+    return SubscriptionSummary(
+        plan=organization_plan_get(organization),
+        interval=organization.plan_interval or None,
+        status=data.get("status"),
+        trial_end=stripe_data.timestamp(data.get("trial_end")),
+        current_period_start=period_start,
+        current_period_end=period_end,
+        cancel_at_period_end=bool(data.get("cancel_at_period_end")),
+        stripe_id=subscription.id,
+    )
+
+
+def organization_default_payment_method_id(*, organization: Organization) -> str | None:
+    customer = organization_customer_get(organization=organization)
+    return stripe_data.default_payment_method_id(customer.stripe_data) if customer is not None else None
+
+
 def payment_method_list(*, organization: Organization) -> list[dict]:
     """Cards saved for the organization, from the dj-stripe mirror (kept in step by the
     services and by payment_method.* webhooks), the default first."""
-    from djstripe.models import PaymentMethod
-
     customer = organization_customer_get(organization=organization)
     if customer is None:
         return []
-    default_id = ((customer.stripe_data.get("invoice_settings") or {}).get("default_payment_method")) or None
-    if isinstance(default_id, dict):
-        default_id = default_id.get("id")
-    out = []
-    for pm in PaymentMethod.objects.filter(customer=customer).order_by("-created"):
-        card = pm.stripe_data.get("card") or {}
-        out.append(
-            {
-                "id": pm.id,
-                "brand": card.get("brand", ""),
-                "last4": card.get("last4", ""),
-                "exp_month": card.get("exp_month"),
-                "exp_year": card.get("exp_year"),
-                "is_default": pm.id == default_id,
-            }
-        )
+    default_id = stripe_data.default_payment_method_id(customer.stripe_data)
+    out = [
+        {"id": pm.id, **stripe_data.card_summary(pm.stripe_data), "is_default": pm.id == default_id}
+        for pm in PaymentMethod.objects.filter(customer=customer).order_by("-created")
+    ]
     out.sort(key=lambda row: not row["is_default"])
     return out
 
@@ -228,10 +275,3 @@ def organizations_with_live_subscription() -> QuerySet[Organization]:
     return Organization.objects.filter(subscription_status__in=ENTITLED_STATUSES).exclude(
         stripe_subscription_id=""
     )
-
-
-def stripe_datetime(timestamp: int | None):
-    """A Stripe Unix timestamp as an aware datetime (None stays None)."""
-    from datetime import UTC, datetime
-
-    return datetime.fromtimestamp(timestamp, tz=UTC) if timestamp else None

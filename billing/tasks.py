@@ -1,32 +1,37 @@
 """Celery tasks of the billing app. They take ids, re-read rows, call one service, and are
-safe to run twice."""
+safe to run twice.
+
+Services enqueue tasks (`transaction.on_commit(lambda: x_task.delay(id))`) and import them by
+name; tasks reach the services through the package (`services.x(...)`, looked up when the task
+runs), which is what lets the two modules refer to each other. Every app follows this rule."""
 
 from celery import shared_task
 
+from . import services
 from .exceptions import StripeUnavailable
 
 
 @shared_task(bind=True, autoretry_for=(StripeUnavailable,), retry_backoff=True, max_retries=8)
 def subscription_refresh_task(self, subscription_id: str) -> str:
     """Re-read a subscription from Stripe and re-derive its organization's plan and status."""
-    from .services import organization_for_subscription_refresh
-
-    return organization_for_subscription_refresh(subscription_id=subscription_id)
+    return services.organization_for_subscription_refresh(subscription_id=subscription_id)
 
 
 @shared_task(bind=True, max_retries=5, default_retry_delay=60)
 def billing_notice_send_task(self, notice_id: int) -> bool:
-    from .services import billing_notice_send
-
     try:
-        return billing_notice_send(notice_id=notice_id)
+        return services.billing_notice_send(notice_id=notice_id)
     except OSError as exc:  # SMTP trouble: try again later
         raise self.retry(exc=exc) from exc
 
 
+@shared_task(name="billing.billing_notices_dispatch_due_task")
+def billing_notices_dispatch_due_task() -> int:
+    """Beat: send the notices whose after-commit task was lost."""
+    return services.billing_notices_dispatch_due()
+
+
 @shared_task
 def stripe_catalog_sync_task() -> dict:
-    from .services import stripe_catalog_sync
-
-    result = stripe_catalog_sync()
+    result = services.stripe_catalog_sync()
     return {"products_created": result.products_created, "prices_created": result.prices_created}

@@ -14,15 +14,12 @@ from config.exceptions import ApplicationError
 
 from .models import Role
 from .selectors import (
-    LIVE_STATUSES,
     organization_access,
     organization_billing_state,
     organization_list_for_user,
-    organization_plan_get,
     payment_method_list,
     plan_list,
-    stripe_datetime,
-    subscription_current_get,
+    subscription_summary_get,
 )
 from .services import portal_session_create, subscription_checkout_session_create
 
@@ -49,16 +46,14 @@ def organization_list_page(request):
 def organization_billing_page(request, org):
     access, _ = _access(request, org)
     organization = access.organization
-    subscription = subscription_current_get(organization=organization)
-    live = subscription is not None and subscription.stripe_data.get("status") in LIVE_STATUSES
-    items = ((subscription.stripe_data.get("items") or {}).get("data") or [{}]) if live else [{}]
+    summary = subscription_summary_get(organization=organization)
     context = {
         "organization": organization,
-        "plan": organization_plan_get(organization),
+        "plan": summary.plan,
         "state": organization_billing_state(organization=organization),
-        "subscription": subscription if live else None,
-        "period_end": stripe_datetime(items[0].get("current_period_end")),
-        "cancel_at_period_end": live and subscription.stripe_data.get("cancel_at_period_end"),
+        "subscription": summary if not summary.is_free else None,
+        "period_end": summary.current_period_end,
+        "cancel_at_period_end": summary.cancel_at_period_end,
         "plans": [p for p in plan_list() if not p.is_free],
         "cards": payment_method_list(organization=organization),
         "can_manage": access.has_role(Role.BILLING),

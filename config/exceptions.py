@@ -10,6 +10,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, JsonResponse
+from django.views import defaults
 from rest_framework import exceptions as drf_exceptions
 from rest_framework import status
 from rest_framework.response import Response
@@ -44,13 +45,22 @@ class ApplicationError(Exception):
         return {"error": self.code, "message": self.message, **self.extra}
 
 
+def _first_field_message(fields: dict[str, list[str]]) -> str | None:
+    """The top-level message of a validation error: its first field's first message."""
+    for name, messages in fields.items():
+        if messages:
+            return messages[0] if name == "non_field_errors" else f"{name}: {messages[0]}"
+    return None
+
+
 class ValidationFailed(ApplicationError):
     code = "validation_error"
     status = status.HTTP_400_BAD_REQUEST
     default_message = "Invalid input."
 
     def __init__(self, message: str | None = None, *, fields: dict[str, list[str]] | None = None):
-        super().__init__(message, extra={"fields": fields or {}})
+        fields = fields or {}
+        super().__init__(message or _first_field_message(fields), extra={"fields": fields})
 
 
 class NotFound(ApplicationError):
@@ -105,12 +115,7 @@ def _flatten_fields(detail: Any) -> dict[str, list[str]]:
 
 def _validation_body(detail: Any) -> dict[str, Any]:
     fields = _flatten_fields(detail)
-    first = next(iter(fields.items()), None)
-    message = "Invalid input."
-    if first:
-        name, msgs = first
-        message = msgs[0] if name == "non_field_errors" else f"{name}: {msgs[0]}"
-    return {"error": "validation_error", "message": message, "fields": fields}
+    return {"error": "validation_error", "message": _first_field_message(fields), "fields": fields}
 
 
 def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
@@ -125,7 +130,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response |
     elif isinstance(exc, DjangoPermissionDenied):
         exc = drf_exceptions.PermissionDenied()
 
-    # Imported here: rest_framework.views reads the authentication classes, which import services.
+    # Imported here to break a real cycle: rest_framework.views imports the authentication
+    # classes (billing.authentication), which import the services, which import this module.
     from rest_framework.views import exception_handler as drf_exception_handler
 
     response = drf_exception_handler(exc, context)
@@ -164,9 +170,7 @@ def _wants_json(request) -> bool:
 def handler404(request, exception=None):
     if _wants_json(request):
         return JsonResponse({"error": "not_found", "message": "Not found."}, status=404)
-    from django.views.defaults import page_not_found
-
-    return page_not_found(request, exception)
+    return defaults.page_not_found(request, exception)
 
 
 def handler500(request):
@@ -175,22 +179,16 @@ def handler500(request):
             {"error": "server_error", "message": "An unexpected error occurred. It has been logged."},
             status=500,
         )
-    from django.views.defaults import server_error
-
-    return server_error(request)
+    return defaults.server_error(request)
 
 
 def handler403(request, exception=None):
     if _wants_json(request):
         return JsonResponse({"error": "permission_denied", "message": "Permission denied."}, status=403)
-    from django.views.defaults import permission_denied
-
-    return permission_denied(request, exception)
+    return defaults.permission_denied(request, exception)
 
 
 def handler400(request, exception=None):
     if _wants_json(request):
         return JsonResponse({"error": "bad_request", "message": "Bad request."}, status=400)
-    from django.views.defaults import bad_request
-
-    return bad_request(request, exception)
+    return defaults.bad_request(request, exception)

@@ -232,3 +232,7 @@ DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo-billing-2026")
 CREDITS_CONSUMPTION_ORDER = env.list(
     "CREDITS_CONSUMPTION_ORDER", default=["purchase", "refund", "subscription", "promo", "manual"]
 )
+
+# --- Notices ---
+# Staff notices (failed payments, cancellations, disputes, unusual consumption, reconcile drift).
+BILLING_ADMIN_EMAILS = env.list("BILLING_ADMIN_EMAILS", default=[])

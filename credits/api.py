@@ -12,15 +12,14 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from billing.models import Interval, Role
-from config.api import OrganizationApi
-from config.exceptions import ValidationFailed
+from billing.services import subscription_checkout_session_create
+from billing.tenancy import OrganizationApi
 from config.pagination import PageNumberPagination
 
 from .formatting import MAX_CREDITS, credits_str, quantize
-from .models import CreditSource, PurchaseKind, TransactionKind
+from .models import CreditSource, TransactionKind
 from .selectors import (
     auto_refill_get,
-    credit_pack_get,
     credit_pack_list,
     credit_price_list,
     credit_summary_get,
@@ -33,9 +32,8 @@ from .services import (
     credit_consume,
     credit_consumption_reverse,
     credit_grant,
-    credit_purchase_charge,
-    credit_purchase_create,
-    stripe_credits_checkout_session_create,
+    credit_pack_checkout_session_create,
+    credit_pack_purchase,
 )
 
 
@@ -307,23 +305,7 @@ class CreditAutoRefillApi(OrganizationApi):
     def put(self, request, org):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = dict(serializer.validated_data)
-        code = data.pop("pack")
-        pack = None
-        if code:
-            pack = credit_pack_get(code=code)
-            if pack is None:
-                raise ValidationFailed(
-                    f"pack: Unknown credit pack {code!r}.", fields={"pack": ["Unknown credit pack."]}
-                )
-        if data["enabled"] or data["payment_method"]:
-            from billing.services import payment_method_resolve
-
-            data["payment_method"] = (
-                payment_method_resolve(organization=self.organization, payment_method=data["payment_method"])
-                or ""
-            )
-        refill = auto_refill_set(organization=self.organization, pack=pack, **data)
+        refill = auto_refill_set(organization=self.organization, **serializer.validated_data)
         return Response(AutoRefillOutputSerializer(refill).data)
 
 
@@ -421,21 +403,8 @@ class CreditPurchaseApi(OrganizationApi):
     def post(self, request, org):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        data = serializer.validated_data
-        pack = credit_pack_get(code=data["pack"])
-        if pack is None:
-            raise ValidationFailed(
-                f"pack: Unknown credit pack {data['pack']!r}.",
-                fields={"pack": [f"Unknown credit pack {data['pack']!r}."]},
-            )
-        purchase, created = credit_purchase_create(
-            organization=self.organization,
-            pack=pack,
-            kind=PurchaseKind.PACK,
-            payment_method=data["payment_method"],
-            idempotency_key=data["idempotency_key"],
-        )
-        outcome = credit_purchase_charge(purchase=purchase)
+        result = credit_pack_purchase(organization=self.organization, **serializer.validated_data)
+        outcome = result.outcome
         body = self.OutputSerializer(
             {
                 "purchase_id": outcome.purchase.pk,
@@ -449,8 +418,8 @@ class CreditPurchaseApi(OrganizationApi):
         ).data
         return Response(
             body,
-            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
-            headers=None if created else {"Idempotent-Replayed": "true"},
+            status=status.HTTP_201_CREATED if result.created else status.HTTP_200_OK,
+            headers=None if result.created else {"Idempotent-Replayed": "true"},
         )
 
 
@@ -480,8 +449,6 @@ class CheckoutSessionApi(OrganizationApi):
 
     @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
     def post(self, request, org):
-        from billing.services import subscription_checkout_session_create
-
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
@@ -492,14 +459,7 @@ class CheckoutSessionApi(OrganizationApi):
             )
             body = {"id": session.id, "url": session.url}
         else:
-            pack = credit_pack_get(code=data["pack"])
-            if pack is None:
-                raise ValidationFailed(
-                    f"pack: Unknown credit pack {data['pack']!r}.",
-                    fields={"pack": [f"Unknown credit pack {data['pack']!r}."]},
-                )
-            purchase, _ = credit_purchase_create(
-                organization=self.organization, pack=pack, kind=PurchaseKind.CHECKOUT
+            body = credit_pack_checkout_session_create(
+                organization=self.organization, pack=data["pack"], **urls
             )
-            body = stripe_credits_checkout_session_create(purchase=purchase, **urls)
         return Response(self.OutputSerializer(body).data, status=status.HTTP_201_CREATED)

@@ -26,3 +26,8 @@ def credits_str(value: Decimal | None) -> str | None:
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+# The largest single charge: Stripe's limit for most currencies (99,999,999 minor units, i.e.
+# 999,999.99 USD), well inside the purchase's amount column.
+MAX_CHARGE_MINOR_UNITS = 99_999_999

@@ -7,7 +7,7 @@ the ORM spent more time compiling queries than the database spent running them (
 `tests/benchmarks/bench_credits.py`).
 
 It covers the common case only and answers None for anything else, in which case the caller
-goes on with the general path (`credits.services._Ledger`) in the same transaction, holding the
+goes on with the general path (`credits.services.Ledger`) in the same transaction, holding the
 same lock: an account that does not exist yet, a refusal (or the replay behind it), grants due
 to expire, a low-balance alert to arm or re-arm, an auto-refill to start. The general path is
 the reference; the tests run both (every scenario checks the invariants afterwards).
@@ -43,7 +43,7 @@ FOR UPDATE OF a
 
 @lru_cache(maxsize=8)
 def write_sql(order: tuple[str, ...]) -> str:
-    """Draw from the live grants in consumption order (the order of `services._live_grants`),
+    """Draw from the live grants in consumption order (the order of `services.live_grants`),
     update them and the account, append the ledger row: one statement, so one fresh snapshot
     taken after the account lock. Writes nothing, and answers no row, when a grant is due to
     expire: the general path expires it first."""

@@ -60,9 +60,9 @@ class CreditAccount(models.Model):
     low_balance_threshold = CreditsField(
         null=True, blank=True, help_text="E-mail the owners when the balance falls below this."
     )
-    # Set when an alert for the current crossing is due or sent; cleared when the balance recovers.
+    # When the balance fell below the threshold (the crossing its notice is keyed on); cleared
+    # when the balance recovers.
     low_balance_alerted_at = models.DateTimeField(null=True, blank=True)
-    low_balance_email_sent_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

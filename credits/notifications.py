@@ -1,35 +1,25 @@
-"""E-mails of the credits app (HTML and text templates under `templates/emails/credits/`).
+"""The credits app's notices, queued in billing's notice outbox (`billing.services.notices`),
+which sends them and decides who receives them.
 
-Sending is at least once: the "sent" mark is committed after the mail leaves, so a worker
-that dies in between sends it again rather than never."""
+A low-balance notice is keyed on the crossing (the account and the moment the balance fell
+below the threshold), so one crossing sends one e-mail however often the task runs; it says the
+balance at the time it is queued, after commit."""
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from django.conf import settings
-from django.core.mail import EmailMultiAlternatives
 from django.db import transaction
 from django.db.models import F
-from django.template.loader import render_to_string
 from django.utils import timezone
+
+from billing.models import BillingNotice
+from billing.services import billing_notice_queue
 
 from .formatting import credits_str
 from .models import AutoRefill, CreditAccount, CreditPurchase
-from .selectors import organization_owner_emails
 
 
-def _send(template: str, subject: str, to: list[str], context: dict) -> None:
-    context = {**context, "site_url": settings.SITE_URL}
-    text = render_to_string(f"emails/credits/{template}.txt", context)
-    html = render_to_string(f"emails/credits/{template}.html", context)
-    message = EmailMultiAlternatives(subject=subject, body=text, to=to)
-    message.attach_alternative(html, "text/html")
-    message.send()
-
-
-def low_balance_alert_send(*, account_id: int) -> bool:
-    """Send the alert of the current crossing once; answers whether a mail went out."""
+def low_balance_notice_queue(*, account_id: int) -> bool:
+    """Queue the notice of the account's current crossing once; answers whether it was new."""
     with transaction.atomic():
         account = (
             CreditAccount.objects.select_for_update()
@@ -39,78 +29,51 @@ def low_balance_alert_send(*, account_id: int) -> bool:
         )
         if account is None or account.low_balance_alerted_at is None or account.low_balance_threshold is None:
             return False
-        sent = account.low_balance_email_sent_at
-        if sent is not None and sent >= account.low_balance_alerted_at:
-            return False
-        organization = account.organization
-        _send(
-            "low_balance",
-            f"{organization.name}: credit balance is low",
-            organization_owner_emails(organization=organization),
-            {
-                "organization": organization,
+        return billing_notice_queue(
+            organization=account.organization,
+            kind=BillingNotice.Kind.LOW_BALANCE,
+            key=f"low_balance:{account.pk}:{account.low_balance_alerted_at.isoformat()}",
+            context={
                 "balance": credits_str(account.balance),
                 "threshold": credits_str(account.low_balance_threshold),
             },
         )
-        account.low_balance_email_sent_at = timezone.now()
-        account.save(update_fields=["low_balance_email_sent_at"])
-    return True
 
 
-def low_balance_alerts_due() -> int:
-    """Arm and send alerts for accounts under their threshold with no alert for this crossing,
-    and resend alerts whose e-mail never left (older than five minutes)."""
-    from .tasks import low_balance_alert_task
-
-    now = timezone.now()
+def low_balance_notices_due() -> int:
+    """Queue the notice of every account under its threshold that has none for its crossing:
+    crossings no consumption armed (a threshold just raised, an expiry) and alerts whose task was
+    lost. Answers how many notices were queued."""
     below = CreditAccount.objects.filter(
         low_balance_threshold__isnull=False, balance__lt=F("low_balance_threshold")
     )
-    newly = list(below.filter(low_balance_alerted_at__isnull=True).values_list("pk", flat=True))
-    if newly:
-        CreditAccount.objects.filter(pk__in=newly, low_balance_alerted_at__isnull=True).update(
-            low_balance_alerted_at=now
-        )
-    stuck = list(
-        below.filter(low_balance_alerted_at__lt=now - timedelta(minutes=5))
-        .exclude(low_balance_email_sent_at__gte=F("low_balance_alerted_at"))
-        .values_list("pk", flat=True)
+    below.filter(low_balance_alerted_at__isnull=True).update(low_balance_alerted_at=timezone.now())
+    return sum(
+        int(low_balance_notice_queue(account_id=account_id))
+        for account_id in below.values_list("pk", flat=True).order_by("pk")
     )
-    for account_id in {*newly, *stuck}:
-        low_balance_alert_task.delay(account_id)
-    return len({*newly, *stuck})
 
 
-NOTICES = {
-    "disabled": ("auto_refill_disabled", "auto-refill is turned off after failed payments"),
-    "action_required": (
-        "auto_refill_action_required",
-        "a credit refill needs the card holder's authentication",
-    ),
+AUTO_REFILL_NOTICES = {
+    "disabled": BillingNotice.Kind.AUTO_REFILL_DISABLED,
+    "action_required": BillingNotice.Kind.AUTO_REFILL_ACTION_REQUIRED,
 }
 
 
-def auto_refill_notice_send(*, purchase_id, notice: str) -> bool:
-    if notice not in NOTICES:
-        return False
-    purchase = CreditPurchase.objects.select_related("organization", "pack").filter(pk=purchase_id).first()
-    if purchase is None:
+def auto_refill_notice_queue(*, purchase_id, notice: str) -> bool:
+    kind = AUTO_REFILL_NOTICES.get(notice)
+    purchase = CreditPurchase.objects.select_related("organization").filter(pk=purchase_id).first()
+    if kind is None or purchase is None:
         return False
     refill = AutoRefill.objects.filter(account_id=purchase.account_id).first()
-    template, subject = NOTICES[notice]
-    organization = purchase.organization
-    _send(
-        template,
-        f"{organization.name}: {subject}",
-        organization_owner_emails(organization=organization),
-        {
-            "organization": organization,
-            "purchase": purchase,
+    return billing_notice_queue(
+        organization=purchase.organization,
+        kind=kind,
+        key=f"{kind}:{purchase.pk}",
+        context={
             "credits": credits_str(purchase.credits),
             "amount": f"{purchase.amount / 100:.2f} {purchase.currency.upper()}",
             "failure_code": purchase.failure_code,
-            "refill": refill,
+            "consecutive_failures": refill.consecutive_failures if refill is not None else 0,
         },
     )
-    return True

@@ -13,27 +13,25 @@ from __future__ import annotations
 import logging
 
 from django.db import transaction
+from djstripe import models as djstripe_models
 from djstripe.event_handlers import djstripe_receiver
+
+from billing.stripe_data import event_object, object_id
 
 from . import services
 from .exceptions import CreditPurchaseNotFound
 from .models import CreditPurchase, PurchaseKind, PurchaseStatus
+from .tasks import subscription_credits_allocate_task
 
 logger = logging.getLogger(__name__)
 
 
-def _mirror(model_name: str, object_id: str | None) -> dict:
+def _mirror(model_name: str, stripe_id: str | None) -> dict:
     """The current object as dj-stripe just re-fetched it (falls back to nothing)."""
-    from djstripe import models
-
-    if not object_id:
+    if not stripe_id:
         return {}
-    row = getattr(models, model_name).objects.filter(id=object_id).first()
+    row = getattr(djstripe_models, model_name).objects.filter(id=stripe_id).first()
     return row.stripe_data if row is not None else {}
-
-
-def _id(value) -> str | None:
-    return value.get("id") if isinstance(value, dict) else value
 
 
 def _purchase_for(intent: dict) -> CreditPurchase | None:
@@ -51,7 +49,7 @@ def _purchase_for(intent: dict) -> CreditPurchase | None:
     ]
 )
 def on_payment_intent(sender, event, **kwargs):
-    event_copy = (event.data or {}).get("object") or {}
+    event_copy = event_object(event)
     intent = _mirror("PaymentIntent", event_copy.get("id")) or event_copy
     purchase = _purchase_for(intent)
     if purchase is None:
@@ -82,7 +80,7 @@ def on_payment_intent(sender, event, **kwargs):
 
 @djstripe_receiver(["checkout.session.completed", "checkout.session.async_payment_succeeded"])
 def on_checkout_paid(sender, event, **kwargs):
-    event_copy = (event.data or {}).get("object") or {}
+    event_copy = event_object(event)
     session = _mirror("Session", event_copy.get("id")) or event_copy
     metadata = session.get("metadata") or {}
     if session.get("mode") != "payment" or metadata.get("kind") != "credits":
@@ -91,7 +89,7 @@ def on_checkout_paid(sender, event, **kwargs):
         return  # async payment: `checkout.session.async_payment_succeeded` comes later
     try:
         services.credit_purchase_fulfil(
-            payment_intent_id=_id(session.get("payment_intent")),
+            payment_intent_id=object_id(session.get("payment_intent")),
             purchase_id=metadata.get("purchase_id"),
             checkout_session_id=session.get("id"),
         )
@@ -105,9 +103,9 @@ def on_checkout_paid(sender, event, **kwargs):
 
 @djstripe_receiver("charge.refunded")
 def on_charge_refunded(sender, event, **kwargs):
-    event_copy = (event.data or {}).get("object") or {}
+    event_copy = event_object(event)
     charge = _mirror("Charge", event_copy.get("id")) or event_copy
-    intent_id = _id(charge.get("payment_intent"))
+    intent_id = object_id(charge.get("payment_intent"))
     if intent_id and CreditPurchase.objects.filter(payment_intent_id=intent_id).exists():
         services.credit_purchase_reverse(
             payment_intent_id=intent_id,
@@ -118,11 +116,11 @@ def on_charge_refunded(sender, event, **kwargs):
 
 @djstripe_receiver("charge.dispute.created")
 def on_dispute_created(sender, event, **kwargs):
-    event_copy = (event.data or {}).get("object") or {}
+    event_copy = event_object(event)
     dispute = _mirror("Dispute", event_copy.get("id")) or event_copy
-    intent_id = _id(dispute.get("payment_intent"))
+    intent_id = object_id(dispute.get("payment_intent"))
     if not intent_id:
-        intent_id = _id(_mirror("Charge", _id(dispute.get("charge"))).get("payment_intent"))
+        intent_id = object_id(_mirror("Charge", object_id(dispute.get("charge"))).get("payment_intent"))
     if intent_id and CreditPurchase.objects.filter(payment_intent_id=intent_id).exists():
         services.credit_purchase_reverse(
             payment_intent_id=intent_id, refunded_amount=dispute.get("amount"), reason="Disputed payment"
@@ -132,8 +130,6 @@ def on_dispute_created(sender, event, **kwargs):
 @djstripe_receiver("invoice.paid")
 def on_invoice_paid(sender, event, **kwargs):
     """The plan's included credits for the paid period: re-read from Stripe by a task after commit."""
-    invoice_id = ((event.data or {}).get("object") or {}).get("id")
+    invoice_id = (event_object(event)).get("id")
     if invoice_id:
-        from .tasks import subscription_credits_allocate_task
-
         transaction.on_commit(lambda: subscription_credits_allocate_task.delay(invoice_id))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -11,6 +12,7 @@ from django.db.models import Count, F, Max, Q, QuerySet, Sum
 from django.utils import timezone
 
 from billing.models import Organization
+from config.exceptions import ValidationFailed
 
 from .formatting import credits_str
 from .models import (
@@ -131,14 +133,13 @@ def auto_refill_get(*, organization: Organization) -> AutoRefill | None:
     return AutoRefill.objects.filter(account__organization=organization).select_related("pack").first()
 
 
-def organization_owner_emails(*, organization: Organization) -> list[str]:
-    """Where notices go: the owners' addresses, else the organization's billing e-mail."""
-    from billing.selectors import membership_list
-
-    emails = [
-        m.user.email for m in membership_list(organization=organization) if m.role == "owner" and m.user.email
-    ]
-    return emails or [organization.billing_email]
+def credit_amount_price(*, credits: Decimal) -> tuple[int, str]:
+    """The price (minor units, currency) of a custom amount of credits: the unit price of the
+    smallest active pack, rounded up to the next minor unit."""
+    base = CreditPack.objects.filter(active=True).order_by("credits").first()
+    if base is None:
+        raise ValidationFailed(fields={"amount": ["No credit pack is on sale to price a custom amount."]})
+    return math.ceil(credits * base.amount / base.credits), base.currency
 
 
 # --------------------------------------------------------------------------- invariants

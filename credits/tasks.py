@@ -1,5 +1,6 @@
 """Celery tasks of the credits app. They take ids, re-read the rows, call one service, and
-are safe to run twice (`CELERY_TASK_ACKS_LATE`: a task whose worker died runs again)."""
+are safe to run twice (`CELERY_TASK_ACKS_LATE`: a task whose worker died runs again).
+Services import tasks by name; tasks reach services through the package (see `billing.tasks`)."""
 
 from __future__ import annotations
 
@@ -24,12 +25,12 @@ def credit_grants_expire_task() -> int:
 def low_balance_alerts_task() -> int:
     """Beat: alert accounts below their threshold that no consumption alerted (a threshold just
     raised, an expiry, a lost enqueue)."""
-    return notifications.low_balance_alerts_due()
+    return notifications.low_balance_notices_due()
 
 
 @shared_task(name="credits.low_balance_alert_task")
 def low_balance_alert_task(account_id: int) -> bool:
-    return notifications.low_balance_alert_send(account_id=account_id)
+    return notifications.low_balance_notice_queue(account_id=account_id)
 
 
 @shared_task(
@@ -46,7 +47,7 @@ def auto_refill_task(purchase_id: str) -> str | None:
 
 @shared_task(name="credits.auto_refill_notice_task")
 def auto_refill_notice_task(purchase_id: str, notice: str) -> bool:
-    return notifications.auto_refill_notice_send(purchase_id=purchase_id, notice=notice)
+    return notifications.auto_refill_notice_queue(purchase_id=purchase_id, notice=notice)
 
 
 @shared_task(

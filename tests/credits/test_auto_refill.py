@@ -35,7 +35,7 @@ def refill(organization, pack):
         enabled=True,
         threshold=50,
         pack=pack,
-        payment_method="pm_card",
+        payment_method="pm_card_visa",  # attached to the organization's customer in the emulator
         max_refills_per_day=2,
     )
 
@@ -79,7 +79,8 @@ def test_crossing_the_threshold_enqueues_one_refill_after_commit(
     assert (
         purchase.status == PurchaseStatus.PENDING
         and purchase.credits == D(1000)
-        and purchase.payment_method == "pm_card"
+        and purchase.payment_method == refill.payment_method
+        and purchase.payment_method.startswith("pm_")
     )
     assert len(callbacks) == 1
     with django_capture_on_commit_callbacks() as callbacks:
@@ -147,7 +148,7 @@ def test_three_declines_in_a_row_turn_it_off_and_email_the_owner(organization, r
     assert "3 failed payments" in state.disabled_reason
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
-    assert message.to == ["boss@example.com"] and "turned off" in message.subject
+    assert message.to == [organization.billing_email, "boss@example.com"] and "turned off" in message.subject
     assert "insufficient_funds" in message.body and "insufficient_funds" in message.alternatives[0][0]
     credit_consume(organization=organization, amount=1)
     assert refills(organization).count() == 3  # off: no more refills
@@ -179,7 +180,9 @@ def test_authentication_required_notifies_the_owner(organization, refill, after_
 def test_amount_refills_are_priced_at_the_smallest_pack(organization, pack):
     CreditPackFactory(code="big", credits=D(20000), amount=16000)
     credit_grant(organization=organization, amount=10)
-    auto_refill_set(organization=organization, enabled=True, threshold=5, amount=2500, payment_method="pm_x")
+    auto_refill_set(
+        organization=organization, enabled=True, threshold=5, amount=2500, payment_method="pm_card_visa"
+    )
     credit_consume(organization=organization, amount=6)
     purchase = refills(organization).get()
     assert (purchase.credits, purchase.amount, purchase.pack_id) == (D(2500), 2500, None)

@@ -49,13 +49,13 @@ def test_crossing_the_threshold_charges_once_and_grants(billing_org, pack, strip
 
 def test_a_rerun_after_the_stripe_call_charges_once_and_grants_once(billing_org, pack, stripe_emulator):
     """The worker died after Stripe answered and before anything was saved: the task runs again."""
-    from credits.services import stripe_refill_payment_intent_create
+    from credits.services import purchase_payment_intent_create
 
     setup_refill(billing_org, pack, "pm_card_visa")
     credit_consume(organization=billing_org, amount=60, reason="x", idempotency_key="c1")  # enqueued, not run
     refill = refills(billing_org).get()
     CreditPurchase.objects.filter(pk=refill.pk).update(status=PurchaseStatus.PROCESSING)
-    first = stripe_refill_payment_intent_create(purchase=refill)  # ... and then the worker died
+    first = purchase_payment_intent_create(purchase=refill)  # ... and then the worker died
     auto_refill_run(purchase_id=refill.pk)  # the task, delivered again
     auto_refill_run(purchase_id=refill.pk)  # and once more, for good measure
     assert [i["id"] for i in stripe_emulator.objects("payment_intent")] == [first["id"]]

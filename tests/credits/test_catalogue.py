@@ -72,11 +72,12 @@ def test_beat_schedules_migration_registers_the_tasks(db):
         migration.create(apps, None)
         migration.create(apps, None)
     tasks = dict(PeriodicTask.objects.values_list("name", "task"))
-    assert tasks == {
+    assert {
         "credits: expire due grants": "credits.credit_grants_expire_task",
         "credits: low-balance alerts": "credits.low_balance_alerts_task",
         "credits: subscription credits missed by webhooks": "credits.subscription_credits_catch_up_task",
-    }
+    }.items() <= tasks.items()
+    # Every schedule any migration made names a task the worker knows.
     app.loader.import_default_modules()
     assert set(tasks.values()) <= set(app.tasks)
 

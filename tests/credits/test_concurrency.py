@@ -139,7 +139,7 @@ def test_concurrent_consumptions_below_the_threshold_start_one_refill():
         enabled=True,
         threshold=90,
         pack=CreditPackFactory(),
-        payment_method="pm_1",
+        payment_method="pm_card_visa",
         max_refills_per_day=5,
     )
     try:

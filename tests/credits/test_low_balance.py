@@ -29,7 +29,7 @@ def test_one_email_per_crossing(watched, after_commit):
         credit_consume(organization=watched, amount=5)  # 35: still below, same crossing
     assert len(mail.outbox) == 1
     message = mail.outbox[0]
-    assert message.to == ["own@example.com"] and "low" in message.subject
+    assert message.to == [watched.billing_email, "own@example.com"] and "low" in message.subject
     # The mail says the balance when it is sent (both consumptions ran before the block ended).
     assert "is 35 credits" in message.body and "threshold of 50" in message.body
     assert "<strong>35</strong>" in message.alternatives[0][0]
@@ -57,7 +57,7 @@ def test_beat_task_alerts_accounts_a_new_threshold_puts_below(organization, afte
     with after_commit():
         assert low_balance_alerts_task.apply().get() == 1
         assert low_balance_alerts_task.apply().get() == 0
-    assert len(mail.outbox) == 1 and mail.outbox[0].to == ["o2@example.com"]
+    assert len(mail.outbox) == 1 and mail.outbox[0].to == [organization.billing_email, "o2@example.com"]
 
 
 def test_no_threshold_no_alert(organization, after_commit):

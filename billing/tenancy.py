@@ -1,12 +1,13 @@
-"""Shared API machinery: the organization-scoped view base every app's API builds on."""
+"""The organization API base class: every `/api/v1/organizations/<org>/...` view builds on it, so
+who may reach an organization, and with which role, is decided in this one place."""
 
 from __future__ import annotations
 
 from rest_framework import exceptions
 from rest_framework.views import APIView
 
-from billing.models import ApiKey, Role
-from billing.selectors import Access, organization_access
+from .models import ApiKey, Role
+from .selectors import Access, organization_access
 
 
 class OrganizationApi(APIView):

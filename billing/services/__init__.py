@@ -1,0 +1,109 @@
+"""Writes of the billing app, one module per topic; this package re-exports the public ones.
+
+Stripe is reached only through `billing.stripe_api`; no database transaction is held open
+across a Stripe call (call Stripe, then save in `transaction.atomic`)."""
+
+from .api_keys import CreatedApiKey, api_key_create, api_key_hash, api_key_revoke, api_key_touch
+from .billing_state import (
+    BillingChange,
+    organization_billing_refresh,
+    organization_for_subscription_refresh,
+    subscription_sync,
+)
+from .catalog import CatalogSyncResult, plan_product_id, stripe_catalog_sync, stripe_one_time_price_ensure
+from .charges import (
+    ChargeResult,
+    payment_intent_find_by_metadata,
+    payment_intent_off_session_create,
+    payment_intent_status_get,
+)
+from .hosted import (
+    HostedSession,
+    checkout_session_create,
+    portal_session_create,
+    subscription_checkout_session_create,
+)
+from .notices import (
+    billing_notice_queue,
+    billing_notice_send,
+    billing_notices_dispatch_due,
+    notice_recipients,
+    organization_notice_recipients,
+)
+from .organizations import (
+    customer_mirror_save,
+    membership_set,
+    organization_create,
+    organization_customer_ensure,
+    user_get_or_create,
+)
+from .payment_methods import (
+    payment_method_attach,
+    payment_method_detach,
+    payment_method_resolve,
+    payment_method_set_default,
+    setup_intent_create,
+)
+from .reconcile import billing_stripe_drift_list
+from .subscription_periods import (
+    PaidSubscriptionPeriod,
+    subscription_invoice_period_get,
+    subscription_paid_periods_recent,
+)
+from .subscriptions import (
+    plan_price_for_subscription,
+    subscription_cancel,
+    subscription_change,
+    subscription_create,
+    subscription_resume,
+)
+from .webhooks import webhook_endpoint_register
+
+__all__ = [
+    "BillingChange",
+    "CatalogSyncResult",
+    "ChargeResult",
+    "CreatedApiKey",
+    "HostedSession",
+    "PaidSubscriptionPeriod",
+    "api_key_create",
+    "api_key_hash",
+    "api_key_revoke",
+    "api_key_touch",
+    "billing_notice_queue",
+    "billing_notice_send",
+    "billing_notices_dispatch_due",
+    "billing_stripe_drift_list",
+    "checkout_session_create",
+    "customer_mirror_save",
+    "membership_set",
+    "notice_recipients",
+    "organization_billing_refresh",
+    "organization_create",
+    "organization_customer_ensure",
+    "organization_for_subscription_refresh",
+    "organization_notice_recipients",
+    "payment_intent_find_by_metadata",
+    "payment_intent_off_session_create",
+    "payment_intent_status_get",
+    "payment_method_attach",
+    "payment_method_detach",
+    "payment_method_resolve",
+    "payment_method_set_default",
+    "plan_price_for_subscription",
+    "plan_product_id",
+    "portal_session_create",
+    "setup_intent_create",
+    "stripe_catalog_sync",
+    "stripe_one_time_price_ensure",
+    "subscription_cancel",
+    "subscription_change",
+    "subscription_checkout_session_create",
+    "subscription_create",
+    "subscription_invoice_period_get",
+    "subscription_paid_periods_recent",
+    "subscription_resume",
+    "subscription_sync",
+    "user_get_or_create",
+    "webhook_endpoint_register",
+]

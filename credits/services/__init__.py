@@ -1,0 +1,89 @@
+"""Writes of the credits app, one module per topic; this package re-exports the public ones.
+
+- `ledger`: consume, grant, adjust, expire, reverse; the consumption order; idempotency. Never
+  calls Stripe (it holds the account lock; `make lint` checks its imports).
+- `purchases`: credit purchases on Stripe (off-session, Checkout), granted once when paid.
+- `auto_refill`: the refill settings and the task body that charges the saved card.
+- `subscription_credits`: the plan's included credits for each paid period.
+- `reconcile`: purchases whose state here disagrees with Stripe's.
+"""
+
+from .auto_refill import (
+    auto_refill_payment_failed,
+    auto_refill_requires_action,
+    auto_refill_run,
+    auto_refill_set,
+)
+from .ledger import (
+    AdjustResult,
+    ConsumeResult,
+    GrantResult,
+    Ledger,
+    actor_for_access,
+    actor_label,
+    credit_account_settings_update,
+    credit_adjust,
+    credit_balance_set,
+    credit_consume,
+    credit_consumption_reverse,
+    credit_grant,
+    credit_grants_expire,
+    request_fingerprint,
+)
+from .purchases import (
+    ChargeOutcome,
+    FulfilResult,
+    PackPurchase,
+    credit_pack_checkout_session_create,
+    credit_pack_purchase,
+    credit_purchase_charge,
+    credit_purchase_create,
+    credit_purchase_failed,
+    credit_purchase_fulfil,
+    credit_purchase_reverse,
+    purchase_payment_intent_create,
+    stripe_credits_checkout_session_create,
+)
+from .reconcile import credit_purchases_stripe_drift_list
+from .subscription_credits import (
+    subscription_credits_catch_up,
+    subscription_credits_for_invoice,
+    subscription_credits_grant,
+)
+
+__all__ = [
+    "AdjustResult",
+    "ChargeOutcome",
+    "ConsumeResult",
+    "FulfilResult",
+    "GrantResult",
+    "Ledger",
+    "PackPurchase",
+    "actor_for_access",
+    "actor_label",
+    "auto_refill_payment_failed",
+    "auto_refill_requires_action",
+    "auto_refill_run",
+    "auto_refill_set",
+    "credit_account_settings_update",
+    "credit_adjust",
+    "credit_balance_set",
+    "credit_consume",
+    "credit_consumption_reverse",
+    "credit_grant",
+    "credit_grants_expire",
+    "credit_pack_checkout_session_create",
+    "credit_pack_purchase",
+    "credit_purchase_charge",
+    "credit_purchase_create",
+    "credit_purchase_failed",
+    "credit_purchase_fulfil",
+    "credit_purchase_reverse",
+    "credit_purchases_stripe_drift_list",
+    "purchase_payment_intent_create",
+    "request_fingerprint",
+    "stripe_credits_checkout_session_create",
+    "subscription_credits_catch_up",
+    "subscription_credits_for_invoice",
+    "subscription_credits_grant",
+]
