@@ -5,18 +5,6 @@ from rest_framework import status
 from config.exceptions import ApplicationError
 
 
-class PermissionDeniedError(ApplicationError):
-    code = "permission_denied"
-    status = status.HTTP_403_FORBIDDEN
-    default_message = "Your role in this organization does not allow this."
-
-
-class OrganizationNotFound(ApplicationError):
-    code = "not_found"
-    status = status.HTTP_404_NOT_FOUND
-    default_message = "Organization not found."
-
-
 class PaymentFailed(ApplicationError):
     code = "payment_failed"
     status = status.HTTP_402_PAYMENT_REQUIRED

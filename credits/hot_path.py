@@ -24,7 +24,8 @@ from functools import lru_cache
 import psycopg
 from django.db import connection
 
-from .models import AutoRefill, CreditAccount, CreditGrant, CreditPrice, CreditSource, CreditTransaction
+from .consumption_order import grant_order_sql
+from .models import AutoRefill, CreditAccount, CreditGrant, CreditPrice, CreditTransaction
 
 ACCOUNT = CreditAccount._meta.db_table
 GRANT = CreditGrant._meta.db_table
@@ -43,19 +44,18 @@ FOR UPDATE OF a
 
 @lru_cache(maxsize=8)
 def write_sql(order: tuple[str, ...]) -> str:
-    """Draw from the live grants in consumption order (the order of `services.live_grants`),
+    """Draw from the live grants in consumption order (`credits.consumption_order`),
     update them and the account, append the ledger row: one statement, so one fresh snapshot
     taken after the account lock. Writes nothing, and answers no row, when a grant is due to
     expire: the general path expires it first."""
-    known = [s for s in order if s in CreditSource.values]  # the literals below come from a fixed set
-    cases = " ".join(f"WHEN '{source}' THEN {i}" for i, source in enumerate(known))
+    ordering = grant_order_sql(order)
     return f"""
 WITH live AS (
     SELECT id, remaining, expires_at,
            row_number() OVER w AS ord,
            sum(remaining) OVER w - remaining AS before
     FROM {GRANT} WHERE account_id = %(account)s AND remaining > 0
-    WINDOW w AS (ORDER BY CASE source {cases} ELSE {len(known)} END, expires_at ASC NULLS LAST, created_at, id
+    WINDOW w AS (ORDER BY {ordering}
                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
 blocked AS (SELECT EXISTS (SELECT 1 FROM live WHERE expires_at <= %(now)s) AS due),

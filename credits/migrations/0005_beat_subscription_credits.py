@@ -3,22 +3,13 @@
 
 from django.db import migrations
 
-NAME = "credits: subscription credits missed by webhooks"
+from config.beat import interval_schedules
 
-
-def create(apps, schema_editor):
-    IntervalSchedule = apps.get_model("django_celery_beat", "IntervalSchedule")
-    PeriodicTask = apps.get_model("django_celery_beat", "PeriodicTask")
-    interval, _ = IntervalSchedule.objects.get_or_create(every=60, period="minutes")
-    PeriodicTask.objects.get_or_create(
-        name=NAME, defaults={"task": "credits.subscription_credits_catch_up_task", "interval": interval}
-    )
-
-
-def remove(apps, schema_editor):
-    apps.get_model("django_celery_beat", "PeriodicTask").objects.filter(name=NAME).delete()
+SCHEDULES = {
+    "credits: subscription credits missed by webhooks": ("credits.subscription_credits_catch_up_task", 60)
+}
 
 
 class Migration(migrations.Migration):
     dependencies = [("credits", "0004_beat_schedules")]
-    operations = [migrations.RunPython(create, remove)]
+    operations = [interval_schedules(SCHEDULES)]

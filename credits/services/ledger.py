@@ -4,13 +4,9 @@ Every mutation runs in `transaction.atomic`, locks the organization's `CreditAcc
 (`credits.locks`), appends ledger rows and changes grants and the cached balance together, so
 the invariants of `credits.models` hold after every commit.
 
-Consumption order: grants are drawn in the order of `settings.CREDITS_CONSUMPTION_ORDER`
-(default: purchase, refund, subscription, promo, manual) and, within a source, soonest expiry
-first (never-expiring last), then oldest first. Purchased credits go first as the seeds' rule
-says; refund grants hold credits given back for consumptions that were reversed, which were
-paid for like purchased ones; manual grants (staff goodwill, adjustments) are kept longest.
-Past the grants, a consumption may run into the account's overdraft (default 0); a later grant
-pays the overdraft back before it adds to what can be consumed.
+Consumption order: `credits.consumption_order` decides it. Past the grants, a consumption may
+run into the account's overdraft (default 0); a later grant pays the overdraft back before it
+adds to what can be consumed.
 
 Grants whose `expires_at` has passed are expired (an `expire` row) by the next mutation of the
 account, and by `credit_grants_expire_task` on beat for accounts nobody touches.
@@ -35,15 +31,15 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
-from django.db.models import Case, F, IntegerField, Value, When
+from django.db.models import F
 from django.utils import timezone
 
 from billing.models import Organization
 from config.exceptions import IdempotencyConflict, ValidationFailed
 
 from .. import hot_path
+from ..consumption_order import grant_ordering, source_order
 from ..exceptions import (
     CreditTransactionNotFound,
     InsufficientCredits,
@@ -141,21 +137,12 @@ def positive_credits(value, field: str, *, allow_zero: bool = False) -> Decimal:
     return amount
 
 
-def _consumption_order() -> Case:
-    order = list(settings.CREDITS_CONSUMPTION_ORDER)
-    return Case(
-        *[When(source=source, then=Value(i)) for i, source in enumerate(order)],
-        default=Value(len(order)),
-        output_field=IntegerField(),
-    )
-
-
 def live_grants(account: CreditAccount) -> list[CreditGrant]:
     """The account's grants with credits left, in consumption order. The caller holds the lock."""
     return list(
         CreditGrant.objects.filter(account_id=account.pk, remaining__gt=0)
         .only("id", "source", "amount", "remaining", "expires_at", "expired_at", "created_at")
-        .order_by(_consumption_order(), F("expires_at").asc(nulls_last=True), "created_at", "id")
+        .order_by(*grant_ordering())
     )
 
 
@@ -351,7 +338,7 @@ def credit_consume(
         with transaction.atomic():
             done = hot_path.consume(
                 organization_id=organization.pk, required=required, now=timezone.now(),
-                order=tuple(settings.CREDITS_CONSUMPTION_ORDER), reason=reason, event_name=event_name or "",
+                order=source_order(), reason=reason, event_name=event_name or "",
                 quantity=quantity, metadata=metadata, actor=actor, idempotency_key=idempotency_key or None,
                 fingerprint=fingerprint,
             )  # fmt: skip

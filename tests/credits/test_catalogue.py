@@ -69,8 +69,9 @@ def test_beat_schedules_migration_registers_the_tasks(db):
     from config.celery import app
 
     for migration in (beat_migration, catch_up_migration):
-        migration.create(apps, None)
-        migration.create(apps, None)
+        (operation,) = migration.Migration.operations
+        operation.code(apps, None)
+        operation.code(apps, None)
     tasks = dict(PeriodicTask.objects.values_list("name", "task"))
     assert {
         "credits: expire due grants": "credits.credit_grants_expire_task",
