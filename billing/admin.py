@@ -14,9 +14,25 @@ from djstripe.admin.admin import SubscriptionAdmin as DjstripeSubscriptionAdmin
 from config.exceptions import ApplicationError
 
 from . import stripe_data
-from .models import ApiKey, BillingNotice, Membership, Organization, Plan, PlanPrice, Role
+from .models import (
+    ApiKey,
+    BillingNotice,
+    Membership,
+    Organization,
+    Plan,
+    PlanPrice,
+    PlatformKey,
+    PlatformScope,
+    Role,
+)
 from .selectors import subscription_summary_get
-from .services import api_key_create, api_key_revoke, organization_billing_refresh, stripe_catalog_sync
+from .services import (
+    api_key_create,
+    api_key_revoke,
+    organization_billing_refresh,
+    platform_key_create,
+    stripe_catalog_sync,
+)
 
 
 class MembershipInline(admin.TabularInline):
@@ -52,6 +68,7 @@ class OrganizationAdmin(admin.ModelAdmin):
         "subscription_status",
         "subscription_summary",
         "stripe_links",
+        "trial_used_at",
         "created_at",
         "updated_at",
     ]
@@ -68,6 +85,10 @@ class OrganizationAdmin(admin.ModelAdmin):
                     "stripe_links",
                 ]
             },
+        ),
+        (
+            "Trial (once per organization)",
+            {"fields": ["trial_used_at", "trial_days_override"]},
         ),
         ("Dates", {"fields": ["created_at", "updated_at"]}),
     ]
@@ -209,6 +230,79 @@ class ApiKeyAdmin(admin.ModelAdmin):
         self.message_user(request, f"Revoked {count} API key(s).", level=messages.SUCCESS)
 
 
+class PlatformKeyCreateForm(forms.ModelForm):
+    scopes = forms.MultipleChoiceField(
+        choices=PlatformScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="The key can do only what these name, in every organization.",
+    )
+
+    class Meta:
+        model = PlatformKey
+        fields = ["name", "scopes"]
+
+
+@admin.register(PlatformKey)
+class PlatformKeyAdmin(admin.ModelAdmin):
+    """The operator's own keys (the SaaS back end): any organization, only their scopes."""
+
+    list_display = ["name", "prefix", "scope_list", "status", "created_at", "last_used_at"]
+    list_filter = [("revoked_at", admin.EmptyFieldListFilter), "created_at"]
+    search_fields = ["name", "prefix"]
+    actions = ["revoke_selected"]
+    readonly_fields = ["prefix", "scope_list", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            kwargs["form"] = PlatformKeyCreateForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fields(self, request, obj=None):
+        if obj is None:
+            return ["name", "scopes"]
+        return ["name", "prefix", "scope_list", "created_by", "created_at", "last_used_at", "revoked_at"]
+
+    def get_readonly_fields(self, request, obj=None):
+        return [] if obj is None else self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if change:
+            obj.save(update_fields=["name"])
+            return
+        created = platform_key_create(
+            name=form.cleaned_data["name"], scopes=form.cleaned_data["scopes"], created_by=request.user
+        )
+        obj.pk = created.platform_key.pk
+        obj.__dict__.update({k: v for k, v in created.platform_key.__dict__.items() if not k.startswith("_")})
+        self.message_user(
+            request,
+            format_html(
+                "Platform key created. Copy it now, it will not be shown again: <code>{}</code>",
+                created.raw_key,
+            ),
+            level=messages.WARNING,
+        )
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False  # revoke instead, so the key's history stays
+
+    @admin.display(description="Scopes")
+    def scope_list(self, obj) -> str:
+        return ", ".join(obj.scopes)
+
+    @admin.display(description="Status")
+    def status(self, obj) -> str:
+        return "active" if obj.is_active else "revoked"
+
+    @admin.action(description="Revoke selected platform keys")
+    def revoke_selected(self, request, queryset):
+        count = 0
+        for key in queryset.filter(revoked_at__isnull=True):
+            api_key_revoke(api_key=key)
+            count += 1
+        self.message_user(request, f"Revoked {count} platform key(s).", level=messages.SUCCESS)
+
+
 class PlanPriceInline(admin.TabularInline):
     model = PlanPrice
     extra = 0
@@ -229,7 +323,7 @@ class PlanAdmin(admin.ModelAdmin):
         (
             "What the plan gives",
             {
-                "fields": ["included_credits", "trial_days", "limits", "features"],
+                "fields": ["included_credits", "trial_days", "trial_grants_credits", "limits", "features"],
                 "description": "After changing prices, run <code>manage.py sync_stripe_catalog"
                 "</code> (or the action on the list) to push them to Stripe.",
             },

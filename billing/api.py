@@ -10,7 +10,8 @@ from rest_framework.views import APIView
 
 from config.pagination import PageNumberPagination
 
-from .models import ApiKey, Interval, Organization, Role
+from .access import Action
+from .models import ApiKey, Interval, Organization, PlatformKey, PlatformScope, Role
 from .selectors import (
     api_key_get,
     api_key_list,
@@ -70,6 +71,12 @@ class OrganizationListCreateApi(APIView):
     def get(self, request):
         if isinstance(request.auth, ApiKey):
             queryset = Organization.objects.filter(pk=request.auth.organization_id)
+        elif isinstance(request.auth, PlatformKey):
+            if PlatformScope.ORGANIZATIONS_READ not in request.auth.scopes:
+                raise exceptions.PermissionDenied(
+                    f"This platform key lacks the {PlatformScope.ORGANIZATIONS_READ} scope."
+                )
+            queryset = Organization.objects.order_by("name", "id")
         else:
             queryset = organization_list_for_user(user=request.user)
         paginator = PageNumberPagination()
@@ -78,10 +85,8 @@ class OrganizationListCreateApi(APIView):
 
     @extend_schema(request=InputSerializer, responses={201: OrganizationOutputSerializer})
     def post(self, request):
-        if isinstance(request.auth, ApiKey):
-            raise exceptions.PermissionDenied(
-                "An API key belongs to one organization and cannot create others."
-            )
+        if isinstance(request.auth, ApiKey | PlatformKey):
+            raise exceptions.PermissionDenied("Organizations are created by people, not by API keys.")
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         organization = organization_create(**serializer.validated_data, owner=request.user)
@@ -122,7 +127,7 @@ class ApiKeyOutputSerializer(serializers.Serializer):
 class ApiKeyListCreateApi(OrganizationApi):
     """Admins list and create the organization's API keys; the key is in the 201 answer only."""
 
-    required_role = Role.ADMIN
+    actions = {"GET": Action.MANAGE, "POST": Action.MANAGE}
 
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=100)
@@ -142,14 +147,14 @@ class ApiKeyListCreateApi(OrganizationApi):
     def post(self, request, org):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        user = request.user if not isinstance(request.auth, ApiKey) else None
+        user = request.user if request.auth is None else None
         created = api_key_create(organization=self.organization, created_by=user, **serializer.validated_data)
         data = {**ApiKeyOutputSerializer(created.api_key).data, "key": created.raw_key}
         return Response(data, status=status.HTTP_201_CREATED)
 
 
 class ApiKeyRevokeApi(OrganizationApi):
-    required_role = Role.ADMIN
+    actions = {"DELETE": Action.MANAGE}
 
     @extend_schema(request=None, responses=ApiKeyOutputSerializer)
     def delete(self, request, org, key_id):
@@ -221,7 +226,7 @@ def _subscription_out(organization: Organization) -> dict:
 
 
 class SubscriptionApi(OrganizationApi):
-    required_roles = {"POST": Role.BILLING, "PATCH": Role.BILLING}
+    actions = {"POST": Action.PAY, "PATCH": Action.PAY}
 
     class CreateInputSerializer(serializers.Serializer):
         plan = serializers.CharField()
@@ -253,7 +258,7 @@ class SubscriptionApi(OrganizationApi):
 
 
 class SubscriptionCancelApi(OrganizationApi):
-    required_role = Role.BILLING
+    actions = {"POST": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
         immediately = serializers.BooleanField(default=False)
@@ -267,7 +272,7 @@ class SubscriptionCancelApi(OrganizationApi):
 
 
 class SubscriptionResumeApi(OrganizationApi):
-    required_role = Role.BILLING
+    actions = {"POST": Action.PAY}
 
     @extend_schema(request=None, responses=SubscriptionOutputSerializer)
     def post(self, request, org):
@@ -286,7 +291,7 @@ class PaymentMethodOutputSerializer(serializers.Serializer):
 
 
 class PaymentMethodListCreateApi(OrganizationApi):
-    required_roles = {"POST": Role.BILLING}
+    actions = {"POST": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
         payment_method = serializers.CharField()
@@ -312,7 +317,7 @@ class PaymentMethodListCreateApi(OrganizationApi):
 
 
 class SetupIntentApi(OrganizationApi):
-    required_role = Role.BILLING
+    actions = {"POST": Action.PAY}
 
     class OutputSerializer(serializers.Serializer):
         client_secret = serializers.CharField()
@@ -323,7 +328,7 @@ class SetupIntentApi(OrganizationApi):
 
 
 class PaymentMethodDefaultApi(OrganizationApi):
-    required_role = Role.BILLING
+    actions = {"POST": Action.PAY}
 
     @extend_schema(request=None, responses=PaymentMethodOutputSerializer(many=True))
     def post(self, request, org, pm):
@@ -334,7 +339,7 @@ class PaymentMethodDefaultApi(OrganizationApi):
 
 
 class PaymentMethodDetailApi(OrganizationApi):
-    required_role = Role.BILLING
+    actions = {"DELETE": Action.PAY}
 
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, org, pm):
@@ -344,7 +349,7 @@ class PaymentMethodDetailApi(OrganizationApi):
 
 # --------------------------------------------------------------------------- hosted pages
 class PortalSessionApi(OrganizationApi):
-    required_role = Role.BILLING
+    actions = {"POST": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
         return_url = serializers.URLField()

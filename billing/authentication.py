@@ -1,22 +1,25 @@
-"""`Authorization: Bearer <api key>` for DRF. The key acts for its one organization."""
+"""`Authorization: Bearer <key>` for DRF: an organization's API key (`bk_...`), which acts for
+its one organization, or a platform key (`bpk_...`), which acts for any organization within its
+scopes. Either way the request's `auth` is the key row."""
 
 from __future__ import annotations
 
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
-from .models import ApiKey
-from .selectors import api_key_get_active
+from .models import ApiKey, PlatformKey
+from .selectors import api_key_get_active, platform_key_get_active
 from .services import api_key_hash, api_key_touch
 
 
-class ApiKeyUser(AnonymousUser):
-    """The request's user when an API key authenticates: authenticated, but no person."""
+class KeyUser(AnonymousUser):
+    """The request's user when a key authenticates: authenticated, but no person."""
 
-    def __init__(self, api_key: ApiKey):
-        self.api_key = api_key
-        self.pk = self.id = f"apikey:{api_key.pk}"
-        self.username = f"api-key:{api_key.prefix}"
+    def __init__(self, key: ApiKey | PlatformKey):
+        self.key = key
+        kind = "platform-key" if isinstance(key, PlatformKey) else "api-key"
+        self.pk = self.id = f"{kind}:{key.pk}"
+        self.username = f"{kind}:{key.prefix}"
 
     @property
     def is_authenticated(self) -> bool:  # type: ignore[override]
@@ -42,11 +45,17 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             return None
         if len(parts) != 2:
             raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <key>'.")
-        api_key = api_key_get_active(hashed_key=api_key_hash(parts[1]))
-        if api_key is None:
+        raw = parts[1]
+        hashed = api_key_hash(raw)
+        key = (
+            platform_key_get_active(hashed_key=hashed)
+            if raw.startswith(PlatformKey.PREFIX)
+            else api_key_get_active(hashed_key=hashed)
+        )
+        if key is None:
             raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        api_key_touch(api_key=api_key)
-        return ApiKeyUser(api_key), api_key
+        api_key_touch(api_key=key)
+        return KeyUser(key), key
 
     def authenticate_header(self, request) -> str:
         return self.keyword

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 from django.conf import settings
+from django.core.validators import MaxValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -26,6 +27,14 @@ class Organization(models.Model):
     plan_interval = models.CharField(max_length=8, blank=True)
     subscription_status = models.CharField(max_length=32, blank=True)
     stripe_subscription_id = models.CharField(max_length=255, blank=True, db_index=True)
+    # An organization gets one trial: the day it started one (from this product or Stripe).
+    trial_used_at = models.DateTimeField(null=True, blank=True)
+    trial_days_override = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MaxValueValidator(730)],
+        help_text="Staff only: trial days for this organization instead of the plan's (0: no trial).",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -104,6 +113,46 @@ class ApiKey(models.Model):
         return self.revoked_at is None
 
 
+class PlatformScope(models.TextChoices):
+    """What a platform key may do. A key holds only the scopes it was created with."""
+
+    CREDITS_GRANT = "credits:grant", "Grant, adjust and reverse credits"
+    CREDITS_CONSUME = "credits:consume", "Consume credits"
+    USAGE_WRITE = "usage:write", "Record usage"
+    ORGANIZATIONS_READ = "organizations:read", "Read organizations and their billing data"
+    ANALYTICS_READ = "analytics:read", "Read the staff analytics"
+
+
+class PlatformKey(models.Model):
+    """The operator's own credential (the SaaS back end's): it reaches every organization through
+    the organization URLs, for the scopes it holds only. Stored and shown like an `ApiKey`."""
+
+    PREFIX = "bpk_"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=100)
+    scopes = models.JSONField(default=list, help_text="The scopes the key holds.")
+    prefix = models.CharField(max_length=16, db_index=True, editable=False)
+    hashed_key = models.CharField(max_length=64, unique=True, editable=False)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "platform key"
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.prefix}…)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+
 class Interval(models.TextChoices):
     MONTH = "month", "Monthly"
     YEAR = "year", "Yearly"
@@ -128,7 +177,16 @@ class Plan(models.Model):
         default=dict, blank=True, help_text='Per usage metric, e.g. {"SMS_SENT": 1000}.'
     )
     features = models.JSONField(default=list, blank=True, help_text='Feature flags, e.g. ["api_access"].')
-    trial_days = models.PositiveIntegerField(default=0)
+    trial_days = models.PositiveIntegerField(
+        default=0, validators=[MaxValueValidator(730)], help_text="Days of the trial; 0: no trial."
+    )
+    trial_grants_credits = models.BooleanField(
+        default=False,
+        help_text=(
+            "Grant the included credits for the trial too (once per organization; the unspent part "
+            "is taken back when the subscription is canceled before its first payment)."
+        ),
+    )
     active = models.BooleanField(
         default=True, help_text="Inactive plans cannot be chosen by new subscribers."
     )
@@ -213,3 +271,16 @@ class BillingNotice(models.Model):
 
     def __str__(self) -> str:
         return f"{self.get_kind_display()} to {self.organization}"
+
+
+class PaymentMethodOwner(models.Model):
+    """Which organization a Stripe PaymentMethod was first attached to. A card belongs to one
+    customer for life: once detached it is never attached to another organization."""
+
+    payment_method_id = models.CharField(max_length=255, primary_key=True)
+    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="+")
+    customer_id = models.CharField(max_length=255)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.payment_method_id} of {self.organization_id}"

@@ -11,29 +11,19 @@ from django.db.models import QuerySet
 from djstripe.models import Customer, PaymentMethod, Price, Subscription
 
 from . import stripe_data
-from .models import ROLE_RANK, ApiKey, Membership, Organization, Plan, PlanPrice, Role
-
-
-@dataclass(frozen=True)
-class Access:
-    """Who is acting on an organization, and with which role."""
-
-    organization: Organization
-    role: str
-    user_id: int | None
-    api_key_id: uuid.UUID | None = None
-    is_staff: bool = False
-
-    def has_role(self, minimum: str) -> bool:
-        return ROLE_RANK[Role(self.role)] >= ROLE_RANK[Role(minimum)]
+from .access import Access
+from .models import ApiKey, Membership, Organization, Plan, PlanPrice, PlatformKey, Role
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
     return Organization.objects.filter(memberships__user=user).order_by("name", "id")
 
 
-def organization_access(*, org_id, user=None, api_key: ApiKey | None = None) -> Access | None:
-    """The caller's access to the organization `org_id`, or None (the caller sees a 404)."""
+def organization_access(
+    *, org_id, user=None, api_key: ApiKey | None = None, platform_key: PlatformKey | None = None
+) -> Access | None:
+    """The caller's access to the organization `org_id`, or None (the caller sees a 404): its
+    members, its own API keys, platform keys and staff reach it; nobody else learns it exists."""
     try:
         org_uuid = org_id if isinstance(org_id, uuid.UUID) else uuid.UUID(str(org_id))
     except (TypeError, ValueError):
@@ -41,8 +31,16 @@ def organization_access(*, org_id, user=None, api_key: ApiKey | None = None) -> 
     if api_key is not None:
         if api_key.organization_id != org_uuid or api_key.revoked_at is not None:
             return None
+        return Access(organization=api_key.organization, role=api_key.role, api_key_id=api_key.pk)
+    if platform_key is not None:
+        organization = Organization.objects.filter(pk=org_uuid).first() if platform_key.is_active else None
+        if organization is None:
+            return None
         return Access(
-            organization=api_key.organization, role=api_key.role, user_id=None, api_key_id=api_key.pk
+            organization=organization,
+            role=None,
+            platform_key_id=platform_key.pk,
+            scopes=frozenset(platform_key.scopes),
         )
     if user is None or not user.is_authenticated:
         return None
@@ -57,7 +55,6 @@ def organization_access(*, org_id, user=None, api_key: ApiKey | None = None) -> 
             is_staff=user.is_staff,
         )
     if user.is_staff:
-        # Support staff act on any organization with the admin role.
         organization = Organization.objects.filter(pk=org_uuid).first()
         if organization is not None:
             return Access(organization=organization, role=Role.ADMIN, user_id=user.pk, is_staff=True)
@@ -70,6 +67,10 @@ def api_key_get_active(*, hashed_key: str) -> ApiKey | None:
         .filter(hashed_key=hashed_key, revoked_at__isnull=True)
         .first()
     )
+
+
+def platform_key_get_active(*, hashed_key: str) -> PlatformKey | None:
+    return PlatformKey.objects.filter(hashed_key=hashed_key, revoked_at__isnull=True).first()
 
 
 def membership_list(*, organization: Organization) -> QuerySet[Membership]:
@@ -199,6 +200,20 @@ def subscription_live_get(*, organization: Organization) -> Subscription | None:
     if current is not None and current.stripe_data.get("status") in LIVE_STATUSES:
         return current
     return None
+
+
+def organization_trial_days(*, organization: Organization, plan: Plan) -> int:
+    """The trial a new subscription of `plan` gets: the plan's (or staff's override for this
+    organization), and only if the organization never had a trial, here or through Stripe."""
+    if organization.trial_used_at is not None:
+        return 0
+    if any(
+        sub.stripe_data.get("trial_start") for sub in organization_subscriptions(organization=organization)
+    ):
+        return 0
+    if organization.trial_days_override is not None:
+        return organization.trial_days_override
+    return plan.trial_days
 
 
 def organization_subscriptions_count(*, organization: Organization) -> int:

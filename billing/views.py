@@ -12,7 +12,7 @@ from django.views.decorators.http import require_POST
 
 from config.exceptions import ApplicationError
 
-from .models import Role
+from .access import Action
 from .selectors import (
     organization_access,
     organization_billing_state,
@@ -24,12 +24,12 @@ from .selectors import (
 from .services import portal_session_create, subscription_checkout_session_create
 
 
-def _access(request, org, minimum: str = Role.MEMBER):
+def _access(request, org, action: Action = Action.READ):
     access = organization_access(org_id=org, user=request.user)
     if access is None:
         raise Http404("Organization not found.")
-    if not access.has_role(minimum):
-        return access, HttpResponseForbidden("Your role in this organization does not allow this.")
+    if not access.allows(action):
+        return access, HttpResponseForbidden(access.refusal(action))
     return access, None
 
 
@@ -56,7 +56,7 @@ def organization_billing_page(request, org):
         "cancel_at_period_end": summary.cancel_at_period_end,
         "plans": [p for p in plan_list() if not p.is_free],
         "cards": payment_method_list(organization=organization),
-        "can_manage": access.has_role(Role.BILLING),
+        "can_manage": access.allows(Action.PAY),
         "checkout_result": request.GET.get("checkout"),
     }
     return render(request, "billing/organization_billing.html", context)
@@ -65,7 +65,7 @@ def organization_billing_page(request, org):
 @login_required
 @require_POST
 def checkout_start(request, org):
-    access, refused = _access(request, org, Role.BILLING)
+    access, refused = _access(request, org, Action.PAY)
     if refused:
         return refused
     page = request.build_absolute_uri(reverse("billing-organization", args=[access.organization.pk]))
@@ -86,7 +86,7 @@ def checkout_start(request, org):
 @login_required
 @require_POST
 def portal_start(request, org):
-    access, refused = _access(request, org, Role.BILLING)
+    access, refused = _access(request, org, Action.PAY)
     if refused:
         return refused
     page = request.build_absolute_uri(reverse("billing-organization", args=[access.organization.pk]))

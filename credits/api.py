@@ -11,7 +11,8 @@ from rest_framework.permissions import AllowAny
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from billing.models import Interval, Role
+from billing.access import Action
+from billing.models import Interval
 from billing.services import subscription_checkout_session_create
 from billing.tenancy import OrganizationApi
 from config.pagination import PageNumberPagination
@@ -26,7 +27,6 @@ from .selectors import (
     credit_transaction_list,
 )
 from .services import (
-    actor_for_access,
     auto_refill_set,
     credit_account_settings_update,
     credit_consume,
@@ -155,6 +155,8 @@ class CreditConsumeApi(OrganizationApi):
     """Consume credits. Answers 402 `insufficient_credits` (with `balance` and `required`) and
     consumes nothing when the balance does not cover it."""
 
+    actions = {"POST": Action.CONSUME}
+
     class InputSerializer(serializers.Serializer):
         amount = CreditsAmountField(positive=True, required=False)
         event_name = serializers.CharField(max_length=64, required=False)
@@ -182,7 +184,7 @@ class CreditConsumeApi(OrganizationApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = credit_consume(
-            organization=self.organization, actor=actor_for_access(self.access), **serializer.validated_data
+            organization=self.organization, actor=self.access.actor, **serializer.validated_data
         )
         data = self.OutputSerializer(
             {"transaction_id": result.transaction.pk, "consumed": result.consumed, "balance": result.balance}
@@ -191,9 +193,9 @@ class CreditConsumeApi(OrganizationApi):
 
 
 class CreditGrantApi(OrganizationApi):
-    """Owners and admins (and staff) add credits: 201."""
+    """Staff and platform keys with `credits:grant` add credits (never a tenant): 201."""
 
-    required_role = Role.ADMIN
+    actions = {"POST": Action.GRANT}
 
     class InputSerializer(serializers.Serializer):
         amount = CreditsAmountField(positive=True)
@@ -218,7 +220,7 @@ class CreditGrantApi(OrganizationApi):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         result = credit_grant(
-            organization=self.organization, actor=actor_for_access(self.access), **serializer.validated_data
+            organization=self.organization, actor=self.access.actor, **serializer.validated_data
         )
         grant = result.grant
         data = self.OutputSerializer(
@@ -265,7 +267,7 @@ class CreditTransactionListApi(OrganizationApi):
 class CreditTransactionReverseApi(OrganizationApi):
     """Give back what a consumption took (a `refund` row), once per consumption."""
 
-    required_role = Role.ADMIN
+    actions = {"POST": Action.GRANT}
 
     class InputSerializer(serializers.Serializer):
         reason = serializers.CharField(max_length=500)
@@ -277,7 +279,7 @@ class CreditTransactionReverseApi(OrganizationApi):
         result = credit_consumption_reverse(
             organization=self.organization,
             transaction_id=transaction_id,
-            actor=actor_for_access(self.access),
+            actor=self.access.actor,
             **serializer.validated_data,
         )
         return Response(
@@ -287,7 +289,7 @@ class CreditTransactionReverseApi(OrganizationApi):
 
 
 class CreditAutoRefillApi(OrganizationApi):
-    required_roles = {"PUT": Role.BILLING}
+    actions = {"PUT": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
         enabled = serializers.BooleanField()
@@ -312,7 +314,7 @@ class CreditAutoRefillApi(OrganizationApi):
 class CreditLowBalanceApi(OrganizationApi):
     """The low-balance alert: one e-mail to the owners each time the balance falls below it."""
 
-    required_roles = {"PUT": Role.BILLING}
+    actions = {"PUT": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
         threshold = CreditsAmountField(min_value=Decimal(0), allow_null=True)
@@ -381,7 +383,7 @@ class CreditPurchaseApi(OrganizationApi):
     authentication). The same `idempotency_key` answers the same purchase; 402 `payment_failed`
     (with `decline_code`) when the card is declined."""
 
-    required_role = Role.BILLING
+    actions = {"POST": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
         pack = serializers.CharField(max_length=32)
@@ -427,7 +429,7 @@ class CheckoutSessionApi(OrganizationApi):
     """A Stripe Checkout page: `kind: subscription` (a plan) or `kind: credits` (a pack).
     Here rather than in billing because the credits app, above billing, knows the packs."""
 
-    required_role = Role.BILLING
+    actions = {"POST": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=["subscription", "credits"])

@@ -133,3 +133,14 @@ def on_invoice_paid(sender, event, **kwargs):
     invoice_id = (event_object(event)).get("id")
     if invoice_id:
         transaction.on_commit(lambda: subscription_credits_allocate_task.delay(invoice_id))
+
+
+@djstripe_receiver(["customer.subscription.deleted", "customer.subscription.updated"])
+def on_subscription_ended(sender, event, **kwargs):
+    """A subscription canceled during its trial: the unspent trial credits are taken back."""
+    subscription = _mirror("Subscription", event_object(event).get("id")) or event_object(event)
+    if subscription.get("status") not in ("canceled", "incomplete_expired"):
+        return
+    customer = djstripe_models.Customer.objects.filter(id=object_id(subscription.get("customer"))).first()
+    if customer is not None and customer.subscriber_id is not None:
+        services.trial_credits_take_back(organization=customer.subscriber)

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from billing.catalogue import catalogue_seed
 from billing.models import Membership, Plan, PlanPrice, Role
-from billing.services import api_key_create, organization_create, stripe_catalog_sync
+from billing.services import api_key_create, organization_create, platform_key_create, stripe_catalog_sync
 from config.celery import app as celery_app
 from tests.billing.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.stripe_helpers import Recorder, webhooks_install
@@ -90,6 +90,33 @@ def owner(organization):
 def owner_client(owner) -> APIClient:
     client = APIClient()
     client.force_authenticate(owner)
+    return client
+
+
+@pytest.fixture
+def admin_client(organization) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(MembershipFactory(organization=organization, role=Role.ADMIN).user)
+    return client
+
+
+@pytest.fixture
+def platform_client(db):
+    """`platform_client(scopes)`: a client authenticated with a new platform key holding them."""
+
+    def make(*scopes: str) -> APIClient:
+        created = platform_key_create(name="test platform key", scopes=list(scopes))
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {created.raw_key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def staff_client(db) -> APIClient:
+    client = APIClient()
+    client.force_authenticate(UserFactory(is_staff=True))
     return client
 
 

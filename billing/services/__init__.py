@@ -3,7 +3,15 @@
 Stripe is reached only through `billing.stripe_api`; no database transaction is held open
 across a Stripe call (call Stripe, then save in `transaction.atomic`)."""
 
-from .api_keys import CreatedApiKey, api_key_create, api_key_hash, api_key_revoke, api_key_touch
+from .api_keys import (
+    CreatedApiKey,
+    CreatedPlatformKey,
+    api_key_create,
+    api_key_hash,
+    api_key_revoke,
+    api_key_touch,
+    platform_key_create,
+)
 from .billing_state import (
     BillingChange,
     organization_billing_refresh,
@@ -64,6 +72,7 @@ __all__ = [
     "CatalogSyncResult",
     "ChargeResult",
     "CreatedApiKey",
+    "CreatedPlatformKey",
     "HostedSession",
     "PaidSubscriptionPeriod",
     "api_key_create",
@@ -92,6 +101,7 @@ __all__ = [
     "payment_method_set_default",
     "plan_price_for_subscription",
     "plan_product_id",
+    "platform_key_create",
     "portal_session_create",
     "setup_intent_create",
     "stripe_catalog_sync",

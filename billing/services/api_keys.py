@@ -1,4 +1,5 @@
-"""API keys: shown once, stored as a SHA-256 hash, revocable."""
+"""API keys (one organization's) and platform keys (the operator's, for any organization, by
+scope): shown once, stored as a SHA-256 hash, revocable, with the time of last use."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from django.utils import timezone
 
 from config.exceptions import ValidationFailed
 
-from ..models import ApiKey, Organization, Role
+from ..models import ApiKey, Organization, PlatformKey, PlatformScope, Role
 
 
 def api_key_hash(raw_key: str) -> str:
@@ -24,6 +25,16 @@ class CreatedApiKey:
     raw_key: str  # shown once; never stored
 
 
+@dataclass(frozen=True)
+class CreatedPlatformKey:
+    platform_key: PlatformKey
+    raw_key: str  # shown once; never stored
+
+
+def _new_secret(prefix: str) -> str:
+    return prefix + secrets.token_urlsafe(32)
+
+
 def api_key_create(
     *,
     organization: Organization,
@@ -33,10 +44,10 @@ def api_key_create(
 ) -> CreatedApiKey:
     if role == Role.OWNER or role not in Role.values:
         raise ValidationFailed(fields={"role": ["An API key's role is admin, billing or member."]})
-    raw = ApiKey.PREFIX + secrets.token_urlsafe(32)
+    raw = _new_secret(ApiKey.PREFIX)
     api_key = ApiKey.objects.create(
         organization=organization,
-        name=name or "API key",
+        name=(name or "API key")[:100],
         role=role,
         prefix=raw[:10],
         hashed_key=api_key_hash(raw),
@@ -45,17 +56,36 @@ def api_key_create(
     return CreatedApiKey(api_key=api_key, raw_key=raw)
 
 
-def api_key_revoke(*, api_key: ApiKey) -> ApiKey:
-    """Idempotent: revoking a revoked key keeps its first revocation time."""
-    ApiKey.objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
+def platform_key_create(
+    *, name: str, scopes: list[str], created_by: AbstractBaseUser | None = None
+) -> CreatedPlatformKey:
+    """A key for the operator's back end. It can do only what its scopes name."""
+    unknown = sorted(set(scopes) - set(PlatformScope.values))
+    if unknown or not scopes:
+        message = f"Unknown scopes: {', '.join(unknown)}." if unknown else "Give at least one scope."
+        raise ValidationFailed(fields={"scopes": [message + f" Known: {', '.join(PlatformScope.values)}."]})
+    raw = _new_secret(PlatformKey.PREFIX)
+    platform_key = PlatformKey.objects.create(
+        name=(name or "Platform key")[:100],
+        scopes=sorted(set(scopes)),
+        prefix=raw[:12],
+        hashed_key=api_key_hash(raw),
+        created_by=created_by,
+    )
+    return CreatedPlatformKey(platform_key=platform_key, raw_key=raw)
+
+
+def api_key_revoke(*, api_key: ApiKey | PlatformKey) -> ApiKey | PlatformKey:
+    """Idempotent: revoking a revoked key keeps its first revocation time. Works for both kinds."""
+    type(api_key).objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db(fields=["revoked_at"])
     return api_key
 
 
-def api_key_touch(*, api_key: ApiKey, min_interval_seconds: int = 60) -> None:
+def api_key_touch(*, api_key: ApiKey | PlatformKey, min_interval_seconds: int = 60) -> None:
     """Record use without a write on every request: at most one update per interval."""
     now = timezone.now()
     last = api_key.last_used_at
     if last is None or (now - last).total_seconds() >= min_interval_seconds:
-        ApiKey.objects.filter(pk=api_key.pk).update(last_used_at=now)
+        type(api_key).objects.filter(pk=api_key.pk).update(last_used_at=now)
         api_key.last_used_at = now

@@ -14,6 +14,7 @@ from ..models import BillingNotice, Organization
 from ..selectors import (
     ENTITLED_STATUSES,
     LIVE_STATUSES,
+    organization_subscriptions,
     plan_price_for_stripe_price,
     subscription_current_get,
 )
@@ -61,6 +62,11 @@ def organization_billing_refresh(*, organization: Organization) -> BillingChange
                     "updated_at",
                 ]
             )
+        if locked.trial_used_at is None:
+            trial_start = _first_trial_start(locked)
+            if trial_start is not None:
+                Organization.objects.filter(pk=locked.pk).update(trial_used_at=trial_start)
+                organization.trial_used_at = trial_start
         if state["subscription_status"] == "canceled" and state["stripe_subscription_id"]:
             billing_notice_queue(
                 organization=locked,
@@ -78,6 +84,17 @@ def organization_billing_refresh(*, organization: Organization) -> BillingChange
         before["plan_id"],
         state["plan_id"],
     )
+
+
+def _first_trial_start(organization: Organization):
+    """When the organization's first trial started, from any of its subscriptions (one made
+    here, through Checkout or in the portal), else None."""
+    starts = [
+        sub.stripe_data["trial_start"]
+        for sub in organization_subscriptions(organization=organization)
+        if sub.stripe_data.get("trial_start")
+    ]
+    return stripe_data.timestamp(min(starts)) if starts else None
 
 
 def _billing_state_from_mirror(organization: Organization) -> dict:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .. import stripe_api
 from ..exceptions import SubscriptionExists
 from ..models import Organization
-from ..selectors import subscription_live_get
+from ..selectors import organization_trial_days, subscription_live_get
 from .organizations import organization_customer_ensure
 from .subscriptions import plan_price_for_subscription
 
@@ -58,8 +58,9 @@ def subscription_checkout_session_create(
     subscription_data: dict = {
         "metadata": {"organization_id": str(organization.id), "plan_code": price.plan.code}
     }
-    if price.plan.trial_days:
-        subscription_data["trial_period_days"] = price.plan.trial_days
+    trial = organization_trial_days(organization=organization, plan=price.plan)
+    if trial:
+        subscription_data["trial_period_days"] = trial
     return checkout_session_create(
         organization=organization,
         mode="subscription",

@@ -9,7 +9,7 @@ from djstripe.models import Customer, PaymentMethod
 from config.exceptions import NotFound, ValidationFailed
 
 from .. import stripe_api, stripe_data
-from ..models import Organization
+from ..models import Organization, PaymentMethodOwner
 from ..selectors import organization_customer_get, organization_default_payment_method_id
 from .organizations import customer_mirror_save, organization_customer_ensure
 
@@ -28,26 +28,52 @@ def _payment_method_of(organization: Organization, payment_method_id: str) -> tu
     return customer, pm
 
 
+def _claim(*, payment_method_id: str, organization: Organization, customer_id: str) -> None:
+    """Record that the card is this organization's, or 404 when it ever was another's: a card
+    belongs to one customer for life (Stripe refuses to re-attach a detached card; this holds
+    even where it would not)."""
+    owner, _ = PaymentMethodOwner.objects.get_or_create(
+        payment_method_id=payment_method_id,
+        defaults={"organization": organization, "customer_id": customer_id},
+    )
+    if owner.organization_id != organization.pk:
+        raise NotFound("Payment method not found.")
+
+
 def payment_method_attach(*, organization: Organization, payment_method_id: str, set_default: bool = False):
-    """Attach a card to the organization's customer; a declined card raises PaymentFailed (402)."""
-    if not payment_method_id or not payment_method_id.startswith("pm_"):
+    """Attach a card to the organization's customer; a declined card raises PaymentFailed (402).
+
+    A card that is, or ever was, another customer's answers 404, whatever the mirror says: the
+    product checks its own record of owners and Stripe's current object before attaching."""
+    if not payment_method_id or not payment_method_id.startswith("pm_") or len(payment_method_id) > 255:
         raise ValidationFailed(fields={"payment_method": ["Expected a Stripe PaymentMethod id (pm_...)."]})
     customer = organization_customer_ensure(organization=organization)
-    mirrored = PaymentMethod.objects.filter(id=payment_method_id).first()
-    if mirrored is not None and mirrored.customer_id not in (None, customer.id):
+    if (
+        PaymentMethodOwner.objects.filter(payment_method_id=payment_method_id)
+        .exclude(organization=organization)
+        .exists()
+    ):
         raise NotFound("Payment method not found.")
+    mirrored = PaymentMethod.objects.filter(id=payment_method_id, customer=customer).first()
     if mirrored is not None and mirrored.stripe_data.get("customer") == customer.id:
         data = mirrored.stripe_data
     else:
-        # Attaching a card that belongs to another customer fails on Stripe's side; that is a 404 here.
         try:
-            data = stripe_api.payment_method_attach(
-                payment_method_id=payment_method_id, customer_id=customer.id
-            )
+            # A test token such as `pm_card_visa` answers a new PaymentMethod with its own id.
+            data = stripe_api.payment_method_retrieve(payment_method_id=payment_method_id)
         except stripe_api.StripeRequestError as exc:
-            if exc.extra.get("stripe_code") == "resource_missing" or "already been attached" in exc.message:
+            raise NotFound("Payment method not found.") from exc
+        owner = stripe_data.object_id(data.get("customer"))
+        if owner not in (None, customer.id):
+            raise NotFound("Payment method not found.")
+        _claim(payment_method_id=data["id"], organization=organization, customer_id=customer.id)
+        if owner is None:
+            try:
+                data = stripe_api.payment_method_attach(payment_method_id=data["id"], customer_id=customer.id)
+            except stripe_api.StripeRequestError as exc:
+                # Stripe refuses a card that was detached from a customer, or is another's.
                 raise NotFound("Payment method not found.") from exc
-            raise
+    _claim(payment_method_id=data["id"], organization=organization, customer_id=customer.id)
     payment_method_id = data["id"]
     has_default = bool(stripe_data.default_payment_method_id(customer.stripe_data))
     stripe_customer = None

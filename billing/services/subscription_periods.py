@@ -21,6 +21,7 @@ class PaidSubscriptionPeriod:
     plan: Plan
     period_start: datetime
     period_end: datetime
+    trial: bool  # the plan's line was free: a trial period, not a paid one
 
 
 def _subscription_period_of(invoice: dict) -> PaidSubscriptionPeriod | None:
@@ -44,6 +45,7 @@ def _subscription_period_of(invoice: dict) -> PaidSubscriptionPeriod | None:
             plan=plan_price.plan,
             period_start=period_start,
             period_end=period_end,
+            trial=not line.get("amount"),
         )
     return None
 

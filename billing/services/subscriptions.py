@@ -14,6 +14,7 @@ from ..models import Organization, PlanPrice
 from ..selectors import (
     organization_customer_get,
     organization_subscriptions_count,
+    organization_trial_days,
     plan_get_by_code,
     plan_price_for_stripe_price,
     plan_price_get,
@@ -49,7 +50,8 @@ def subscription_create(
 ):
     """Subscribe the organization to a paid plan. 409 if it has a live subscription, 400 for an
     unknown plan, 402 when the first payment is declined (Stripe then makes no subscription;
-    a card given here stays saved, as it does on Stripe's own pages)."""
+    a card given here stays saved, as it does on Stripe's own pages). The trial comes from the
+    plan, once per organization (`organization_trial_days`); `trial_days` may only shorten it."""
     price = plan_price_for_subscription(plan, interval)
     if subscription_live_get(organization=organization) is not None:
         raise SubscriptionExists()
@@ -60,7 +62,11 @@ def subscription_create(
             organization=organization, payment_method_id=payment_method, set_default=True
         ).id
         customer = organization_customer_get(organization=organization)
-    trial = price.plan.trial_days if trial_days is None else trial_days
+    # The trial is the plan's, once per organization; a client may ask for a shorter one, never
+    # a longer one.
+    trial = organization_trial_days(organization=organization, plan=price.plan)
+    if trial_days is not None:
+        trial = min(trial, trial_days)
     has_card = bool(stripe_data.default_payment_method_id(customer.stripe_data))
     if not has_card and not trial:
         raise ValidationFailed(fields={"payment_method": ["A card is needed for a plan without a trial."]})

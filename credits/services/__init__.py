@@ -19,7 +19,6 @@ from .ledger import (
     ConsumeResult,
     GrantResult,
     Ledger,
-    actor_for_access,
     actor_label,
     credit_account_settings_update,
     credit_adjust,
@@ -27,6 +26,7 @@ from .ledger import (
     credit_consume,
     credit_consumption_reverse,
     credit_grant,
+    credit_grant_expire_now,
     credit_grants_expire,
     request_fingerprint,
 )
@@ -49,6 +49,7 @@ from .subscription_credits import (
     subscription_credits_catch_up,
     subscription_credits_for_invoice,
     subscription_credits_grant,
+    trial_credits_take_back,
 )
 
 __all__ = [
@@ -59,7 +60,6 @@ __all__ = [
     "GrantResult",
     "Ledger",
     "PackPurchase",
-    "actor_for_access",
     "actor_label",
     "auto_refill_payment_failed",
     "auto_refill_requires_action",
@@ -71,6 +71,7 @@ __all__ = [
     "credit_consume",
     "credit_consumption_reverse",
     "credit_grant",
+    "credit_grant_expire_now",
     "credit_grants_expire",
     "credit_pack_checkout_session_create",
     "credit_pack_purchase",
@@ -86,4 +87,5 @@ __all__ = [
     "subscription_credits_catch_up",
     "subscription_credits_for_invoice",
     "subscription_credits_grant",
+    "trial_credits_take_back",
 ]

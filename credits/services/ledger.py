@@ -103,11 +103,6 @@ def actor_label(*, user_id=None, api_key_id=None, is_staff: bool = False, system
     return ""
 
 
-def actor_for_access(access) -> str:
-    """The actor label of an API caller (`billing.selectors.Access`)."""
-    return actor_label(user_id=access.user_id, api_key_id=access.api_key_id, is_staff=access.is_staff)
-
-
 def request_fingerprint(operation: str, **fields: Any) -> str:
     """A hash of the normalized request: Decimals as normalized strings, keys sorted."""
 
@@ -583,6 +578,33 @@ def credit_grants_expire(*, organization: Organization | None = None) -> int:
             count += len(ledger.rows)
             ledger.flush()
     return count
+
+
+def credit_grant_expire_now(*, organization: Organization, reference: str, reason: str) -> bool:
+    """Expire what is left of the grant made for `reference` now (an `expire` row). True when
+    something was taken; False when nothing was left (or no such grant): safe to run again."""
+    with transaction.atomic():
+        account = account_lock(organization_id=organization.pk)
+        grant = CreditGrant.objects.filter(
+            account_id=account.pk, reference=reference, remaining__gt=0
+        ).first()
+        if grant is None:
+            return False
+        ledger = Ledger(account, timezone.now())
+        ledger.expire_due(live_grants(account))
+        grant = ledger.changed_grants.get(grant.pk, grant)
+        if grant.remaining <= 0:
+            ledger.flush()
+            return False
+        left = grant.remaining
+        grant.remaining = ZERO
+        grant.expired_at = ledger.now
+        ledger.changed_grants[grant.pk] = grant
+        ledger.append(
+            kind=TransactionKind.EXPIRE, amount=-left, grant=grant, reason=reason[:500], actor=SYSTEM_EXPIRY
+        )
+        ledger.flush()
+    return True
 
 
 def credit_consumption_reverse(

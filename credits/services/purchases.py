@@ -17,6 +17,7 @@ from billing.services import (
     checkout_session_create,
     payment_intent_find_by_metadata,
     payment_intent_off_session_create,
+    payment_method_resolve,
     stripe_one_time_price_ensure,
 )
 from config.exceptions import IdempotencyConflict, ValidationFailed
@@ -52,6 +53,7 @@ def credit_purchase_create(
     pack: CreditPack,
     kind: str = PurchaseKind.PACK,
     payment_method: str = "",
+    resolved_payment_method: str = "",
     idempotency_key: str | None = None,
 ) -> tuple[CreditPurchase, bool]:
     """Save a pending purchase of a pack before Stripe is called (its id keys the Stripe call).
@@ -78,7 +80,7 @@ def credit_purchase_create(
                 credits=pack.credits,
                 amount=pack.amount,
                 currency=pack.currency,
-                payment_method=payment_method,
+                payment_method=resolved_payment_method or payment_method,
                 idempotency_key=idempotency_key or None,
                 request_fingerprint=fingerprint,
                 created_at=timezone.now(),
@@ -376,12 +378,27 @@ def credit_pack_purchase(
     *, organization: Organization, pack: str, payment_method: str = "", idempotency_key: str
 ) -> PackPurchase:
     """`POST /credits/purchase`: buy a pack with a saved card (or a new one), off-session.
-    The same key answers the same purchase; another request with it is a 409."""
+    The same key answers the same purchase; another request with it is a 409.
+
+    Everything that can be refused before Stripe charges (an unknown pack, a card that is not
+    the organization's, no card at all) is refused before the purchase row exists, so a
+    corrected retry with the same key works and nothing is left `processing`."""
+    pack_row = _pack_on_sale(pack)
+    resolved = ""
+    if not CreditPurchase.objects.filter(organization=organization, idempotency_key=idempotency_key).exists():
+        resolved = payment_method_resolve(organization=organization, payment_method=payment_method) or ""
+        if not resolved:
+            raise ValidationFailed(
+                fields={
+                    "payment_method": ["The organization has no saved card; add one or give payment_method."]
+                }
+            )
     purchase, created = credit_purchase_create(
         organization=organization,
-        pack=_pack_on_sale(pack),
+        pack=pack_row,
         kind=PurchaseKind.PACK,
         payment_method=payment_method,
+        resolved_payment_method=resolved,
         idempotency_key=idempotency_key,
     )
     return PackPurchase(outcome=credit_purchase_charge(purchase=purchase), created=created)

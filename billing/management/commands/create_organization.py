@@ -1,7 +1,6 @@
 import json
 
 from django.core.management.base import BaseCommand, CommandError
-from django.db import transaction
 
 from billing.services import api_key_create, organization_create, user_get_or_create
 from config.exceptions import ApplicationError
@@ -22,16 +21,17 @@ class Command(BaseCommand):
     def handle(self, *args, **options):
         email = options["owner_email"].strip().lower()
         try:
-            with transaction.atomic():
-                owner, _ = user_get_or_create(email=email, password=options["owner_password"])
-                organization = organization_create(
-                    name=options["name"], billing_email=options["billing_email"] or email, owner=owner
-                )
-                out = {"organization_id": str(organization.id), "owner_email": email}
-                if options["api_key"]:
-                    out["api_key"] = api_key_create(
-                        organization=organization, name="created by create_organization", created_by=owner
-                    ).raw_key
+            # No transaction around it: organization_create calls Stripe, and undoes its own
+            # Stripe customer if saving fails.
+            owner, _ = user_get_or_create(email=email, password=options["owner_password"])
+            organization = organization_create(
+                name=options["name"], billing_email=options["billing_email"] or email, owner=owner
+            )
+            out = {"organization_id": str(organization.id), "owner_email": email}
+            if options["api_key"]:
+                out["api_key"] = api_key_create(
+                    organization=organization, name="created by create_organization", created_by=owner
+                ).raw_key
         except ApplicationError as exc:
             raise CommandError(exc.message) from exc
         self.stdout.write(json.dumps(out))
