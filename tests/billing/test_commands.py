@@ -50,6 +50,56 @@ def test_seed_demo_is_idempotent_and_login_works(client):
     assert b"Demo Organization" in page.content
 
 
+def test_seed_demo_prints_a_working_platform_key_and_revokes_the_last_one():
+    from billing.models import Organization, PlatformKey
+
+    first, second = StringIO(), StringIO()
+    call_command("seed_demo", "--no-stripe", stdout=first)
+    call_command("seed_demo", "--no-stripe", stdout=second)
+    keys = [
+        line.split()[2]
+        for out in (first, second)
+        for line in out.getvalue().splitlines()
+        if "platform key:" in line
+    ]
+    assert len(keys) == 2 and all(k.startswith("bpk_") for k in keys)
+    org = Organization.objects.get(name="Demo Organization")
+    for key, status in zip(keys, (401, 200), strict=True):
+        client = APIClient()
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {key}")
+        assert client.get(f"/api/v1/organizations/{org.id}/credits").status_code == status
+    assert PlatformKey.objects.filter(revoked_at__isnull=True).count() == 1
+
+
+def test_create_platform_key_prints_json_last_and_the_key_works(billing_org):
+    out = StringIO()
+    call_command(
+        "create_platform_key",
+        "back end",
+        "--scope",
+        "credits:consume",
+        "--scope",
+        "organizations:read",
+        stdout=out,
+    )
+    printed = json.loads(out.getvalue().strip().splitlines()[-1])
+    assert printed["scopes"] == ["credits:consume", "organizations:read"]
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {printed['api_key']}")
+    assert client.get(f"/api/v1/organizations/{billing_org.id}/credits").status_code == 200
+    refused = client.post(
+        f"/api/v1/organizations/{billing_org.id}/credits/grant",
+        {"amount": 5, "reason": "x", "idempotency_key": "k"},
+        format="json",
+    )
+    assert refused.status_code == 403
+
+
+def test_create_platform_key_refuses_unknown_scopes():
+    with pytest.raises(CommandError, match="Unknown scopes"):
+        call_command("create_platform_key", "x", "--scope", "everything", stdout=StringIO())
+
+
 def test_register_stripe_webhook_is_idempotent(stripe_emulator, settings):
     from djstripe.models import WebhookEndpoint
 

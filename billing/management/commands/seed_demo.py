@@ -4,12 +4,14 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 
 from billing import stripe_api
-from billing.models import Membership, Organization, Role
+from billing.models import Membership, Organization, PlatformKey, PlatformScope, Role
 from billing.selectors import organization_customer_get, subscription_current_get
 from billing.services import (
+    api_key_revoke,
     organization_billing_refresh,
     organization_create,
     payment_method_attach,
+    platform_key_create,
     stripe_catalog_sync,
     subscription_create,
     user_get_or_create,
@@ -21,6 +23,7 @@ DEMO_ORG = "Demo Organization"
 DEMO_OWNER = "owner@demo.example"
 DEMO_STAFF = "staff@demo.example"
 DEMO_PLAN = ("professional", "month")
+DEMO_PLATFORM_KEY = "demo back end"
 
 
 class Command(BaseCommand):
@@ -55,6 +58,7 @@ class Command(BaseCommand):
             raise CommandError(f"Demo set-up failed at Stripe: {exc.message}") from exc
         Membership.objects.get_or_create(user=owner, organization=organization, defaults={"role": Role.OWNER})
         organization.refresh_from_db()
+        platform_key = self._platform_key(staff)
         plan = organization.plan.name if organization.plan_id else "Free"
         self.stdout.write(
             self.style.SUCCESS("Demo ready.")
@@ -62,7 +66,16 @@ class Command(BaseCommand):
             + f" ({organization.subscription_status or 'active'})"
             + f"\n  owner login:  {DEMO_OWNER} / {password}   (sign in at /accounts/login/)"
             + f"\n  staff login:  {DEMO_STAFF} / {password}   (back office at /admin/)"
+            + f"\n  platform key: {platform_key}   (the SaaS back end's key, all scopes; new at each start)"
         )
+
+    def _platform_key(self, staff) -> str:
+        """A fresh demo platform key each start (the last one is revoked): a key is shown only once."""
+        for old in PlatformKey.objects.filter(name=DEMO_PLATFORM_KEY, revoked_at__isnull=True):
+            api_key_revoke(api_key=old)
+        return platform_key_create(
+            name=DEMO_PLATFORM_KEY, scopes=list(PlatformScope.values), created_by=staff
+        ).raw_key
 
     def _stripe(self, owner, organization):
         stripe_catalog_sync()
