@@ -18,15 +18,15 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import objects
+from . import objects, render
 from .clock import Clock
 from .errors import ApiError, AuthenticationError, IdempotencyError, InvalidRequestError, StripeError
 from .faults import Faults, RequestTimeout, status_body
 from .params import Params, decode_form
+from .routing import ROUTES, Route
 from .store import Store, clone, public
 from .webhooks import Delivery, Transport, WebhookQueue, requests_transport, signature_header
 
@@ -41,31 +41,6 @@ _KEY_RE = re.compile(r"^(sk|rk)_test_[A-Za-z0-9_]+$")
 
 Response = tuple[int, dict[str, str], bytes]
 RequestHook = Callable[[str, str, dict[str, str]], Response | None]
-
-
-@dataclass
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Callable[..., Any]
-    allowed: frozenset[str] | None
-
-
-ROUTES: list[Route] = []
-
-
-def api(method: str, path: str, allowed: set[str] | None = None) -> Callable:
-    """Registers a handler for `method path`; `{name}` in the path is passed as a keyword argument.
-    `allowed` lists the parameters Stripe accepts there (others answer `parameter_unknown`)."""
-    regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"
-
-    def register(handler: Callable) -> Callable:
-        ROUTES.append(
-            Route(method, re.compile(regex), handler, frozenset(allowed) if allowed is not None else None)
-        )
-        return handler
-
-    return register
 
 
 class Context:
@@ -102,6 +77,13 @@ class Context:
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.emulator.render(obj)
 
+    def emit_updated(self, event_type: str, obj: dict[str, Any], before: dict[str, Any]) -> None:
+        """`*.updated` with the changed top-level keys' old values, only when something changed."""
+        after = public(obj)
+        previous = {k: v for k, v in before.items() if after.get(k) != v}
+        if previous:
+            self.emit(event_type, obj, previous)
+
 
 class Emulator:
     """One in-memory Stripe account. See the package docstring for the interface."""
@@ -117,8 +99,6 @@ class Emulator:
         webhook_transport: Transport | None = None,
         auto_deliver: bool = False,
     ):
-        from . import checkout, disputes, meters, portal, routes, timeline  # noqa: F401  (registers the handlers)
-
         self.lock = threading.RLock()
         self.base_url = base_url.rstrip("/")
         self.clock = clock or Clock()
@@ -406,69 +386,13 @@ class Emulator:
         with self.lock:
             return sum(1 for entry in self.request_log if keep(entry))
 
-    # ------------------------------------------------------------------ rendering
+    # ------------------------------------------------------------------ rendering (render.py)
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
         """The object as the API serves it: public keys plus the parts composed from other objects."""
-        from .routes import COMPOSERS
-
-        data = public(obj)
-        composer = COMPOSERS.get(obj.get("object", ""))
-        if composer is not None:
-            composer(self, obj, data)
-        return data
+        return render.render(self, obj)
 
     def present(self, result: Any, expand: list[str]) -> Any:
-        if (
-            isinstance(result, dict)
-            and result.get("object") == "list"
-            and isinstance(result.get("data"), list)
-        ):
-            data = {**result, "data": [self.render(i) if "_seq" in i else i for i in result["data"]]}
-        elif isinstance(result, dict) and "_seq" in result:
-            data = self.render(result)
-        else:
-            data = clone(result)
-        for path in expand:
-            if not isinstance(path, str) or not path:
-                raise InvalidRequestError("Invalid array", param="expand")
-            data = self._expand(data, path.split("."), path)
-        return data
-
-    def _expand(self, node: Any, parts: list[str], full: str) -> Any:
-        if not parts or node is None:
-            return node
-        from .routes import EXPANDABLE_EXTRAS
-
-        key, rest = parts[0], parts[1:]
-        if isinstance(node, dict) and node.get("object") == "list" and key == "data":
-            node["data"] = [self._expand(item, rest, full) for item in node["data"]]
-            return node
-        if not isinstance(node, dict):
-            raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
-        if node.get("deleted") is True:
-            return node  # a deleted object's stub has nothing to expand
-        if key not in node:
-            extra = EXPANDABLE_EXTRAS.get((node.get("object"), key))
-            if extra is None:
-                raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
-            node[key] = extra(self, node)
-        value = node[key]
-        if isinstance(value, str):
-            value = self._expand_id(value, full)
-        elif isinstance(value, list):
-            value = [self._expand_id(v, full) if isinstance(v, str) else v for v in value]
-            node[key] = [self._expand(v, rest, full) for v in value]
-            return node
-        node[key] = self._expand(value, rest, full)
-        return node
-
-    def _expand_id(self, object_id: str, full: str) -> dict[str, Any]:
-        if object_id == self.account["id"]:
-            return clone(self.account)
-        found = self.store.find(object_id)
-        if found is None:
-            raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
-        return self.render(found[1])
+        return render.present(self, result, expand)
 
     # ------------------------------------------------------------------ events and webhooks
     def emit(
@@ -581,7 +505,7 @@ class Emulator:
         self, url: str, enabled_events: list[str] | None = None, **fields: Any
     ) -> dict[str, Any]:
         """A webhook endpoint made from outside the API; the answer carries its `secret`."""
-        from .routes import webhook_endpoint_create
+        from .webhooks import webhook_endpoint_create
 
         with self.lock:
             ctx = Context(self)
@@ -606,7 +530,7 @@ class Emulator:
 
     def renew_subscription(self, sub_id: str) -> dict[str, Any] | None:
         """The subscription's current period ends now (what a test clock does at period end)."""
-        from .billing import renew_subscription
+        from .subscriptions import renew_subscription
 
         with self.lock:
             ctx = Context(self)
@@ -615,7 +539,7 @@ class Emulator:
 
     def retry_invoice_payment(self, invoice_id: str) -> dict[str, Any]:
         """One automatic collection retry of an unpaid invoice, as Stripe's dunning schedule does."""
-        from .billing import retry_invoice_payment
+        from .invoicing import retry_invoice_payment
 
         with self.lock:
             ctx = Context(self)
@@ -706,15 +630,12 @@ class Emulator:
 
     def create_test_clock(self, frozen_time: int | None = None, name: str | None = None) -> dict[str, Any]:
         """A test clock (as `POST /v1/test_helpers/test_clocks`), frozen at `frozen_time` (default now)."""
-        from .params import Params
-        from .timeline import test_clock_create
+        from .timeline import new_test_clock
 
         with self.lock:
             ctx = Context(self)
-            data = {"frozen_time": str(frozen_time if frozen_time is not None else self.clock.now())}
-            if name:
-                data["name"] = name
-            return self.render(test_clock_create(ctx, Params(data)))
+            when = frozen_time if frozen_time is not None else self.clock.now()
+            return self.render(new_test_clock(ctx, int(when), name))
 
     # ------------------------------------------------------------------ disputes
     def create_dispute(
@@ -792,7 +713,7 @@ class Emulator:
 
     @contextlib.contextmanager
     def context(self) -> Iterator[Context]:
-        """A context outside any request, for helpers and for part 2's clock."""
+        """A context outside any request (helpers, the scheduler)."""
         with self.lock:
             yield Context(self)
 

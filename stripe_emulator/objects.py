@@ -1,8 +1,8 @@
 """Fresh objects in Stripe's current shapes (API version 2026-08-26.dahlia).
 
 Each builder returns every top-level key that Stripe's own example object (fixtures3.json)
-carries, with the values a new test-mode object has. The logic that changes them lives in
-`routes.py`, `payments.py` and `billing.py`.
+carries, with the values a new test-mode object has. The rules that change them live in
+`payments.py`, `invoicing.py`, `subscriptions.py` and the other rule modules.
 """
 
 from __future__ import annotations
@@ -759,8 +759,8 @@ def invoice_payment(inpay_id: str, now: int, inv: dict[str, Any], pi_id: str) ->
     }
 
 
-# ---------------------------------------------------------------------- part 2: test clocks, Checkout,
-# the customer portal, meters and disputes
+# ---------------------------------------------------------------------- test clocks, Checkout, the
+# customer portal, meters and disputes
 def test_clock(clock_id: str, now: int, frozen_time: int, name: str | None) -> dict[str, Any]:
     return {
         "id": clock_id,

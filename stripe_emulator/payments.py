@@ -279,7 +279,7 @@ def confirm_payment_intent(
         }
         ctx.emit("payment_intent.requires_action", pi)
         if pi.get("_invoice"):
-            from .billing import invoice_action_required
+            from .invoicing import invoice_action_required
 
             invoice_action_required(ctx, pi)
         return PaymentResult("requires_action")
@@ -327,7 +327,7 @@ def settle_bank_debit(ctx: Context, pi: dict[str, Any]) -> None:
         ctx.emit("charge.succeeded", ch, before)
         ctx.emit("payment_intent.succeeded", pi)
         if pi.get("_invoice"):
-            from .billing import invoice_payment_succeeded
+            from .invoicing import invoice_payment_succeeded
 
             invoice_payment_succeeded(ctx, pi)
     else:
@@ -347,7 +347,7 @@ def settle_bank_debit(ctx: Context, pi: dict[str, Any]) -> None:
         ctx.emit("charge.failed", ch)
         ctx.emit("payment_intent.payment_failed", pi)
         if pi.get("_invoice"):
-            from .billing import invoice_payment_attempt_failed
+            from .invoicing import invoice_payment_attempt_failed
 
             invoice_payment_attempt_failed(ctx, pi)
     if pi.get("_checkout_session"):
@@ -384,7 +384,7 @@ def _succeed(ctx: Context, pi: dict[str, Any], pm: dict[str, Any]) -> PaymentRes
     ctx.emit("charge.succeeded", ch)
     ctx.emit("payment_intent.succeeded", pi)
     if pi.get("_invoice"):
-        from .billing import invoice_payment_succeeded
+        from .invoicing import invoice_payment_succeeded
 
         invoice_payment_succeeded(ctx, pi)
     return PaymentResult("succeeded")
@@ -430,7 +430,7 @@ def capture_payment_intent(ctx: Context, pi: dict[str, Any], amount: int | None)
     ctx.emit("charge.captured", ch)
     ctx.emit("payment_intent.succeeded", pi)
     if pi.get("_invoice"):
-        from .billing import invoice_payment_succeeded
+        from .invoicing import invoice_payment_succeeded
 
         invoice_payment_succeeded(ctx, pi)
     return pi
@@ -462,7 +462,7 @@ def _fail(
     }
     ctx.emit("payment_intent.payment_failed", pi)
     if pi.get("_invoice"):
-        from .billing import invoice_payment_attempt_failed
+        from .invoicing import invoice_payment_attempt_failed
 
         invoice_payment_attempt_failed(ctx, pi)
     error.extra.update({"payment_intent": ctx.render(pi), "payment_method": ctx.render(pm)})

@@ -29,11 +29,8 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import billing, objects
-from .app import api
+from . import customers, invoicing, objects, subscriptions
 from .errors import InvalidRequestError, StripeError, invalid
-from .params import Params
-from .store import paginate
 
 if TYPE_CHECKING:
     from .app import Context
@@ -162,7 +159,7 @@ def happenings(ctx: Context, frame: Frame, seen: set[tuple[str, str, int]]) -> l
         if status == "trialing" and sub["trial_end"] and not sub.get("_trial_will_end_sent"):
             start = sub["trial_start"] or sub["created"]
             add("trial_will_end", sub, max(sub["trial_end"] - TRIAL_WILL_END, start), customer)
-        _, end = billing.period_of(ctx, sub)
+        _, end = invoicing.period_of(ctx, sub)
         if sub["cancel_at"] and sub["cancel_at"] < end:
             end = sub["cancel_at"]
         add("period_end", sub, end, customer)
@@ -222,13 +219,13 @@ def _run_one(ctx: Context, happening: Happening) -> None:
                 sub["_trial_will_end_sent"] = True
                 ctx.emit("customer.subscription.trial_will_end", sub)
             elif happening.kind == "period_end":
-                billing.renew_subscription(ctx, sub)
+                subscriptions.renew_subscription(ctx, sub)
             else:
                 expire_incomplete(ctx, sub)
         elif happening.kind == "retry":
             inv = ctx.store.get("invoice", happening.object_id)
             if inv is not None and inv["status"] == "open":
-                billing.retry_invoice_payment(ctx, inv)
+                invoicing.retry_invoice_payment(ctx, inv)
         elif happening.kind == "settle":
             from .payments import settle_bank_debit
 
@@ -250,7 +247,7 @@ def expire_incomplete(ctx: Context, sub: Obj) -> None:
     now = ctx.now(sub)
     inv = ctx.store.get("invoice", sub["latest_invoice"])
     if inv is not None and inv["status"] in ("open", "uncollectible"):
-        billing.void_invoice(ctx, inv)
+        invoicing.void_invoice(ctx, inv)
     before = {"status": sub["status"], "canceled_at": sub["canceled_at"], "ended_at": sub["ended_at"]}
     sub["status"] = "incomplete_expired"
     sub["canceled_at"] = sub["canceled_at"] or now
@@ -309,52 +306,21 @@ def run_due(ctx: Context) -> int:
     return run(ctx, frame, frame.now())
 
 
-# ---------------------------------------------------------------------- endpoints
-def _clock(ctx: Context, clock_id: str) -> Obj:
-    return ctx.store.require("test_clock", clock_id)
-
-
-@api("POST", "/v1/test_helpers/test_clocks", allowed={"frozen_time", "name"})
-def test_clock_create(ctx: Context, p: Params) -> Obj:
-    frozen_time = p.int("frozen_time", required=True)
-    assert frozen_time is not None
-    clock = objects.test_clock(ctx.store.new_id("test_clock", 24), ctx.now(), frozen_time, p.str("name"))
+def new_test_clock(ctx: Context, frozen_time: int, name: str | None) -> Obj:
+    clock = objects.test_clock(ctx.store.new_id("test_clock", 24), ctx.now(), frozen_time, name)
     ctx.store.add("test_clock", clock)
     ctx.emit("test_helpers.test_clock.created", clock)
     return clock
 
 
-@api("GET", "/v1/test_helpers/test_clocks/{clock_id}", allowed=set())
-def test_clock_retrieve(ctx: Context, p: Params, clock_id: str) -> Obj:
-    return _clock(ctx, clock_id)
-
-
-@api("GET", "/v1/test_helpers/test_clocks", allowed=set())
-def test_clock_list(ctx: Context, p: Params) -> Obj:
-    items = list(reversed(ctx.store.all("test_clock")))
-    return paginate(items, p, "/v1/test_helpers/test_clocks", "test_clock")
-
-
-@api("POST", "/v1/test_helpers/test_clocks/{clock_id}/advance", allowed={"frozen_time"})
-def test_clock_advance(ctx: Context, p: Params, clock_id: str) -> Obj:
-    clock = _clock(ctx, clock_id)
-    frozen_time = p.int("frozen_time", required=True)
-    assert frozen_time is not None
-    return advance_test_clock(ctx, clock, frozen_time)
-
-
-@api("DELETE", "/v1/test_helpers/test_clocks/{clock_id}", allowed=set())
-def test_clock_delete(ctx: Context, p: Params, clock_id: str) -> Obj:
+def delete_test_clock(ctx: Context, clock: Obj) -> Obj:
     """Deletes the clock and, as Stripe does, every customer attached to it."""
-    from .routes import customer_delete
-
-    clock = _clock(ctx, clock_id)
-    for customer in [c for c in ctx.store.all("customer") if c.get("test_clock") == clock_id]:
-        customer_delete(ctx, Params({}), customer["id"])
+    for customer in [c for c in ctx.store.all("customer") if c.get("test_clock") == clock["id"]]:
+        customers.delete_customer(ctx, customer)
     snapshot = ctx.render(clock)
-    ctx.store.remove("test_clock", clock_id)
+    ctx.store.remove("test_clock", clock["id"])
     ctx.emit("test_helpers.test_clock.deleted", snapshot)
-    return {"id": clock_id, "object": "test_helpers.test_clock", "deleted": True}
+    return {"id": clock["id"], "object": "test_helpers.test_clock", "deleted": True}
 
 
 def require_clock_param(ctx: Context, clock_id: str) -> Obj:
