@@ -210,6 +210,21 @@ def authentication_error(**extra: Any) -> CardError:
     )
 
 
+NOT_REUSABLE = (
+    "This PaymentMethod was previously used without being attached to a Customer or was detached from a "
+    "Customer, and may not be used again."
+)
+
+
+def check_reusable(pm: dict[str, Any], intent_id: str | None = None, param: str = "payment_method") -> None:
+    """A PaymentMethod belongs to one customer for life: once detached, or once used for a payment
+    without being attached to a customer, Stripe refuses it everywhere (except for another try on
+    the intent that used it)."""
+    used_by = pm.get("_used_by")
+    if pm.get("_detached") or (used_by and used_by != intent_id and not pm["customer"]):
+        raise InvalidRequestError(NOT_REUSABLE, param=param)
+
+
 def attach(ctx: Context, pm: dict[str, Any], customer: dict[str, Any]) -> dict[str, Any]:
     if pm["customer"] == customer["id"]:
         return pm
@@ -218,6 +233,7 @@ def attach(ctx: Context, pm: dict[str, Any], customer: dict[str, Any]) -> dict[s
             "The payment method you provided has already been attached to a customer.",
             param="payment_method",
         )
+    check_reusable(pm)
     card = test_card(pm)
     if card.fails_on_attach:
         raise card_error(card, payment_method=ctx.render(pm))
@@ -234,6 +250,7 @@ def detach(ctx: Context, pm: dict[str, Any]) -> dict[str, Any]:
             code="payment_method_unexpected_state",
         )
     pm["customer"] = None
+    pm["_detached"] = True
     customer = ctx.store.get("customer", customer_id)
     if customer and customer["invoice_settings"]["default_payment_method"] == pm["id"]:
         before = {"invoice_settings": dict(customer["invoice_settings"])}
@@ -254,6 +271,7 @@ def confirm_payment_intent(
     ctx: Context, pi: dict[str, Any], pm: dict[str, Any], *, off_session: bool, return_url: str | None = None
 ) -> PaymentResult:
     """Runs the card; returns the result (the HTTP handler raises `result.error`)."""
+    check_reusable(pm, pi["id"])
     pi["payment_method"] = pm["id"]
     pi["last_payment_error"] = None
     pi["next_action"] = None
@@ -264,6 +282,8 @@ def confirm_payment_intent(
         customer = ctx.store.get("customer", pi["customer"])
         if customer is not None and not card.fails_on_attach:
             attach(ctx, pm, customer)
+    if not pm["customer"] and not pi.get("_invoice"):  # an invoice's payment may save it to the customer
+        pm["_used_by"] = pi["id"]  # used without being attached: it cannot be attached later
     if card.authentication == "always" or (
         card.authentication == "setup" and not _set_up_for(pm, off_session)
     ):
@@ -529,6 +549,7 @@ def _authentication_failure() -> CardError:
 def confirm_setup_intent(
     ctx: Context, seti: dict[str, Any], pm: dict[str, Any], return_url: str | None
 ) -> PaymentResult:
+    check_reusable(pm, seti["id"])
     seti["payment_method"] = pm["id"]
     seti["last_setup_error"] = None
     card = card_for_attempt(ctx, pm)

@@ -109,6 +109,7 @@ def customer_create(ctx: Context, p: Params) -> Obj:
                     "The payment method you provided has already been attached to a customer.",
                     param="payment_method",
                 )
+            payments.check_reusable(pm)
             if payments.test_card(pm).fails_on_attach:
                 raise payments.card_error(payments.test_card(pm))
             pm["customer"] = cust["id"]
