@@ -10,6 +10,7 @@ authentication, parameter decoding, idempotency keys, routing to a handler, rend
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import logging
@@ -21,12 +22,13 @@ from collections.abc import Callable, Iterator
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import objects, render
+from . import objects, render, spec
 from .clock import Clock
 from .errors import ApiError, AuthenticationError, IdempotencyError, InvalidRequestError, StripeError
 from .faults import Faults, RequestTimeout, status_body
 from .params import Params, decode_form
 from .routing import ROUTES, Route
+from .spec import conformance
 from .store import Store, clone, public
 from .webhooks import Delivery, Transport, WebhookQueue, requests_transport, signature_header
 
@@ -37,7 +39,10 @@ DEFAULT_ACCOUNT_ID = "acct_1StripeEmulator00000"
 IDEMPOTENCY_TTL = 24 * 3600
 IDEMPOTENCY_MAX_KEYS = 20_000
 REQUEST_LOG_SIZE = 100_000
+IDEMPOTENCY_KEY_MAX = 255
+CURSOR = {"limit", "starting_after", "ending_before"}
 _KEY_RE = re.compile(r"^(sk|rk)_test_[A-Za-z0-9_]+$")
+_VERSION_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[a-z]+)?$")
 
 Response = tuple[int, dict[str, str], bytes]
 RequestHook = Callable[[str, str, dict[str, str]], Response | None]
@@ -212,10 +217,16 @@ class Emulator:
             version = headers.get("stripe-version") or API_VERSION
             extra_headers: dict[str, str] = {}
             status = 200
-            stored = False
+            stored = validated = False
             api_key = fingerprint = None
             try:
                 api_key = self._authenticate(headers)
+                self._check_version(headers.get("stripe-version"))
+                if idem_key is not None and len(idem_key) > IDEMPOTENCY_KEY_MAX:
+                    raise InvalidRequestError(
+                        f"Idempotency keys can be at most {IDEMPOTENCY_KEY_MAX} characters long.",
+                        param="Idempotency-Key",
+                    )
                 pairs = parse_qsl(query, keep_blank_values=True)
                 if method == "POST" and body:
                     pairs += parse_qsl(body, keep_blank_values=True)
@@ -230,11 +241,8 @@ class Emulator:
                         return replay
                 route, groups = self._route(method, path)
                 params = Params(data)
-                if route.allowed is not None:
-                    allowed = set(route.allowed)
-                    if method == "GET":
-                        allowed |= {"limit", "starting_after", "ending_before"}
-                    params.check_known(allowed)
+                self._validate(method, route, params)
+                validated = True
                 ctx = Context(self, request_id=request_id, idempotency_key=idem_key, method=method, path=path)
                 result = route.handler(ctx, params, **groups)
                 payload = self.present(result, params.list("expand"))
@@ -257,8 +265,12 @@ class Emulator:
             }
             if idem_key:
                 response_headers["Idempotency-Key"] = idem_key
+            if status < 400:
+                conformance.observe(f"{method} {path}", payload)
             raw = json.dumps(payload, indent=2).encode()
-            if idem_key and fingerprint and status < 500 and status != 429:
+            # Stripe saves a result only once the endpoint started executing: a request that failed
+            # validation (or authentication) is not stored, so a corrected retry with the key runs.
+            if idem_key and fingerprint and validated and status < 500 and status != 429:
                 if len(self.idempotency) >= IDEMPOTENCY_MAX_KEYS:
                     self._prune_idempotency()
                 self.idempotency[f"{api_key}:{idem_key}"] = {
@@ -271,6 +283,41 @@ class Emulator:
             if (method != "GET" or stored) and self.on_change is not None:
                 self.on_change()
             return status, response_headers, raw
+
+    @staticmethod
+    def _validate(method: str, route: Route, params: Params) -> None:
+        """The whole parameter tree against Stripe's own description of the endpoint (`spec/`);
+        then, for what Stripe accepts, whether the emulator implements it (`allowed`)."""
+        if not spec.check_request(method, route.path, params.data):
+            if route.allowed is not None:
+                params.check_known(set(route.allowed) | (CURSOR if method == "GET" else set()))
+            return
+        if route.allowed is None:
+            return
+        implemented = set(route.allowed) | {"expand"} | (CURSOR if method == "GET" else set())
+        for key in params.data:
+            if key not in implemented:
+                raise InvalidRequestError(
+                    f"The Stripe emulator does not implement the parameter {key} here (Stripe accepts it).",
+                    code="parameter_unknown",
+                    param=key,
+                )
+
+    @staticmethod
+    def _check_version(version: str | None) -> None:
+        """A `Stripe-Version` header must name a real API version no newer than the pinned one."""
+        if version is None or version == API_VERSION:
+            return
+        match = _VERSION_RE.match(version)
+        valid = False
+        if match is not None:
+            try:
+                day = datetime.date.fromisoformat(match.group(1))
+            except ValueError:
+                day = None
+            valid = day is not None and day <= datetime.date.fromisoformat(API_VERSION[:10])
+        if not valid:
+            raise InvalidRequestError(f"Invalid Stripe API version: {version}", param="Stripe-Version")
 
     def _authenticate(self, headers: dict[str, str]) -> str:
         auth = headers.get("authorization", "")
@@ -429,6 +476,7 @@ class Emulator:
                     "type": event_type,
                 },
             )
+            conformance.observe(f"event {event_type}", public(event))
             now = self.clock.now_float()
             for endpoint in endpoints:
                 payload = public(event)

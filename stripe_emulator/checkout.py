@@ -144,8 +144,8 @@ def create_session(ctx: Context, p: Params) -> Obj:
     mode = p.enum("mode", ["payment", "subscription", "setup"])
     if mode is None:
         raise missing("mode")
-    ui_mode = p.enum("ui_mode", ["hosted", "embedded", "custom"], "hosted")
-    if ui_mode != "hosted":
+    ui_mode = p.enum("ui_mode", ["hosted_page", "embedded_page", "elements", "form"], "hosted_page")
+    if ui_mode != "hosted_page":
         raise invalid("ui_mode", "The emulator serves hosted Checkout only.", "parameter_invalid_string")
     success_url = p.str("success_url")
     if not success_url:

@@ -128,7 +128,7 @@ def new_invoice(
     inv["_days_until_due"] = days_until_due
     inv["_hosted_token"] = ctx.store.random_string(32)
     if sub is not None:
-        inv["subscription"] = sub["id"]
+        inv["_subscription"] = sub["id"]
         inv["currency"] = sub["currency"]
         inv["parent"] = {
             "quote_details": None,
@@ -162,7 +162,7 @@ def add_line(
             "period": {"end": period[1], "start": period[0]},
             "quantity": quantity,
             "quantity_decimal": str(quantity),
-            "subscription": inv["subscription"],
+            "subscription": inv.get("_subscription"),
         }
     )
     if price is not None:
@@ -347,7 +347,7 @@ def mark_paid(ctx: Context, inv: dict[str, Any], now: int, *, out_of_band: bool 
             payment["status_transitions"]["paid_at"] = now
     ctx.emit("invoice.paid", inv, before)
     ctx.emit("invoice.payment_succeeded", inv, before)
-    sub = ctx.store.get("subscription", inv["subscription"])
+    sub = ctx.store.get("subscription", inv.get("_subscription"))
     if sub is not None:
         subscriptions.subscription_paid(ctx, sub, inv)
 
@@ -357,7 +357,7 @@ def pay_invoice(
 ) -> PaymentResult:
     """One payment attempt on an open invoice; the caller decides whether a failure is an error."""
     customer = ctx.store.require("customer", inv["customer"])
-    sub = ctx.store.get("subscription", inv["subscription"])
+    sub = ctx.store.get("subscription", inv.get("_subscription"))
     if inv["status"] == "draft":
         finalize_invoice(ctx, inv)
     if inv["status"] == "paid":
@@ -405,7 +405,7 @@ def invoice_payment_succeeded(ctx: Context, pi: dict[str, Any]) -> None:
         return
     inv["attempted"] = True
     inv["attempt_count"] += 1
-    sub = ctx.store.get("subscription", inv["subscription"])
+    sub = ctx.store.get("subscription", inv.get("_subscription"))
     pm = ctx.store.get("payment_method", pi["payment_method"])
     if (
         sub is not None
@@ -422,7 +422,7 @@ def payment_failed(ctx: Context, inv: dict[str, Any], *, now: int) -> None:
     before = {"attempt_count": inv["attempt_count"], "attempted": inv["attempted"]}
     inv["attempted"] = True
     inv["attempt_count"] += 1
-    sub = ctx.store.get("subscription", inv["subscription"])
+    sub = ctx.store.get("subscription", inv.get("_subscription"))
     retry_days = ctx.store.extra.get("retry_days", list(DEFAULT_RETRY_DAYS))
     if (
         sub is not None
@@ -476,7 +476,7 @@ def retry_invoice_payment(ctx: Context, inv: dict[str, Any]) -> PaymentResult:
     subscription takes the final action (`cancel` by default, or `unpaid`, or stays `past_due`)."""
     result = pay_invoice(ctx, inv, off_session=True)
     retries = ctx.store.extra.get("retry_days", list(DEFAULT_RETRY_DAYS))
-    sub = ctx.store.get("subscription", inv["subscription"])
+    sub = ctx.store.get("subscription", inv.get("_subscription"))
     if result.status != "succeeded" and sub is not None and inv["attempt_count"] > len(retries):
         action = ctx.store.extra.get("final_action", DEFAULT_FINAL_ACTION)
         if action == "cancel":
@@ -559,7 +559,7 @@ def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] 
     inv["_lines"] = []
     lines: list[dict[str, Any]] = []
     if sub is not None:
-        inv["subscription"] = sub["id"]
+        inv["_subscription"] = sub["id"]
         inv["currency"] = sub["currency"]
         inv["billing_reason"] = "upcoming"
         start, end = period_of(ctx, sub)
@@ -616,4 +616,5 @@ def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] 
         }
     )
     inv.pop("_lines")
+    inv.pop("_subscription", None)
     return inv

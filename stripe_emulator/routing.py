@@ -19,6 +19,7 @@ LIST = frozenset({"created"})
 @dataclass
 class Route:
     method: str
+    path: str
     pattern: re.Pattern[str]
     handler: Callable[..., Any]
     allowed: frozenset[str] | None
@@ -34,7 +35,9 @@ def api(method: str, path: str, allowed: set[str] | frozenset[str] | None = None
 
     def register(handler: Callable) -> Callable:
         ROUTES.append(
-            Route(method, re.compile(regex), handler, frozenset(allowed) if allowed is not None else None)
+            Route(
+                method, path, re.compile(regex), handler, frozenset(allowed) if allowed is not None else None
+            )
         )
         return handler
 

@@ -220,7 +220,7 @@ def cancel_subscription(
     sub["cancel_at_period_end"] = False
     sub["cancellation_details"] = {"comment": comment, "feedback": feedback, "reason": reason}
     for inv in ctx.store.all("invoice"):  # automatic collection stops; the invoices stay open
-        if inv["subscription"] == sub["id"] and inv["status"] == "open":
+        if inv.get("_subscription") == sub["id"] and inv["status"] == "open":
             inv["next_payment_attempt"] = None
     if invoice_now:
         items = invoicing.pending_items(ctx, customer["id"], sub["id"])

@@ -8,7 +8,6 @@ from .. import invoicing
 from ..errors import InvalidRequestError, missing
 from ..params import Params, merge_metadata, object_param, price_param
 from ..routing import LIST, api
-from ..store import public
 from .common import Obj, list_of
 
 if TYPE_CHECKING:
@@ -115,7 +114,6 @@ def invoiceitem_retrieve(ctx: Context, p: Params, ii_id: str) -> Obj:
 )
 def invoiceitem_update(ctx: Context, p: Params, ii_id: str) -> Obj:
     ii = ctx.store.require("invoiceitem", ii_id)
-    before = public(ii)
     inv = ctx.store.get("invoice", ii["invoice"])
     if inv is not None and inv["status"] != "draft" and set(p.data) - {"metadata", "expand"}:
         raise InvalidRequestError("You can only update invoice items on draft invoices.")
@@ -139,7 +137,6 @@ def invoiceitem_update(ctx: Context, p: Params, ii_id: str) -> Obj:
                     }
                 )
         invoicing.recompute(ctx, inv)
-    ctx.emit_updated("invoiceitem.updated", ii, before)
     return ii
 
 

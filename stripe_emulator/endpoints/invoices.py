@@ -157,7 +157,7 @@ def invoice_list(ctx: Context, p: Params) -> Obj:
         "/v1/invoices",
         filters={
             "customer": customer_id,
-            "subscription": sub_id,
+            "_subscription": sub_id,
             "status": status,
             "collection_method": collection,
         },

@@ -61,7 +61,7 @@ def _search(kind: str, path: str):
             raise invalid("limit", "Invalid limit: must be between 1 and 100", "parameter_invalid_integer")
         found = [o for o in newest_first(ctx, kind) if _search_matches(public(o), query)]
         offset = int(p.str("page") or 0)
-        page = found[offset : offset + limit]
+        page = [ctx.render(o) for o in found[offset : offset + limit]]
         more = offset + limit < len(found)
         return {
             "object": "search_result",
