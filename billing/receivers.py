@@ -82,9 +82,7 @@ def on_trial_will_end(sender, event, **kwargs):
 
 
 def _invoice_subscription_id(invoice: dict) -> str | None:
-    direct = _id(invoice.get("subscription"))
-    if direct:
-        return direct
+    """Since API version 2025-03-31.basil an invoice names its subscription under `parent` only."""
     details = ((invoice.get("parent") or {}).get("subscription_details")) or {}
     return _id(details.get("subscription"))
 
