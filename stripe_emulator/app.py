@@ -577,12 +577,15 @@ class Emulator:
             return self.render(complete_authentication(ctx, self.store.require(kind, intent_id), succeed))
 
     def renew_subscription(self, sub_id: str) -> dict[str, Any] | None:
-        """The subscription's current period ends now (what a test clock does at period end)."""
-        from .subscriptions import renew_subscription
+        """The subscription's current period ends now (what a test clock does at period end), and its
+        renewal invoice, which Stripe leaves a draft for about an hour, is finalized and charged at once."""
+        from .subscriptions import finalize_and_collect, renew_subscription
 
         with self.lock:
             ctx = Context(self)
             inv = renew_subscription(ctx, self.store.require("subscription", sub_id))
+            if inv is not None and inv["status"] == "draft" and inv.get("automatically_finalizes_at"):
+                finalize_and_collect(ctx, inv)
             return self.render(inv) if inv else None
 
     def retry_invoice_payment(self, invoice_id: str) -> dict[str, Any]:

@@ -601,7 +601,7 @@ def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] 
         )
         lines.append(line)
     if not lines:
-        raise InvalidRequestError("Nothing to invoice for customer", code="invoice_upcoming_none")
+        raise InvalidRequestError("Nothing to invoice for customer", code="invoice_upcoming_none", status=404)
     total = sum(line["amount"] for line in lines)
     inv.update(
         {

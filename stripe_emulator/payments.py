@@ -42,6 +42,10 @@ DECLINE_MESSAGES = {
     "incorrect_cvc": "Your card's security code is incorrect.",
     "processing_error": "An error occurred while processing your card. Try again in a little bit.",
     "authentication_required": "Your card was declined. This transaction requires authentication.",
+    "card_velocity_exceeded": (
+        "Your card was declined for making repeated attempts too frequently or exceeding its amount limit."
+    ),
+    "fraudulent": "Your card was declined.",
 }
 
 TEST_CARDS: dict[str, TestCard] = {
@@ -73,6 +77,28 @@ TEST_CARDS: dict[str, TestCard] = {
     "pm_card_authenticationRequiredOnSetup": TestCard("visa", "3155", authentication="setup"),
     "pm_card_createDispute": TestCard("visa", "0259", dispute="chargeback"),
     "pm_card_createDisputeInquiry": TestCard("visa", "1976", dispute="inquiry"),
+    "pm_card_mastercard_debit": TestCard("mastercard", "8210", funding="debit"),
+    "pm_card_mastercard_prepaid": TestCard("mastercard", "5100", funding="prepaid"),
+    "pm_card_discover": TestCard("discover", "1117"),
+    "pm_card_diners": TestCard("diners", "0004"),
+    "pm_card_jcb": TestCard("jcb", "0505"),
+    "pm_card_unionpay": TestCard("unionpay", "0005"),
+    "pm_card_visa_chargeDeclinedVelocityLimitExceeded": TestCard(
+        "visa", "6975", decline_code="card_velocity_exceeded", fails_on_attach=True
+    ),
+    "pm_card_radarBlock": TestCard("visa", "0019", decline_code="fraudulent", fails_on_attach=True),
+    "pm_card_threeDSecure2Required": TestCard("visa", "3220", authentication="always"),
+    "pm_card_threeDSecureRequired": TestCard("visa", "3063", authentication="always"),
+}
+# The names Stripe's testing page gives the same cards.
+TEST_CARDS |= {
+    "pm_card_visa_chargeDeclined": TEST_CARDS["pm_card_chargeDeclined"],
+    "pm_card_visa_chargeDeclinedInsufficientFunds": TEST_CARDS["pm_card_chargeDeclinedInsufficientFunds"],
+    "pm_card_visa_chargeDeclinedLostCard": TEST_CARDS["pm_card_chargeDeclinedLostCard"],
+    "pm_card_visa_chargeDeclinedStolenCard": TEST_CARDS["pm_card_chargeDeclinedStolenCard"],
+    "pm_card_visa_chargeDeclinedExpiredCard": TEST_CARDS["pm_card_chargeDeclinedExpiredCard"],
+    "pm_card_visa_chargeDeclinedIncorrectCvc": TEST_CARDS["pm_card_chargeDeclinedIncorrectCvc"],
+    "pm_card_visa_chargeDeclinedProcessingError": TEST_CARDS["pm_card_chargeDeclinedProcessingError"],
 }
 TEST_NUMBERS = {
     "4242424242424242": "pm_card_visa",
@@ -91,6 +117,16 @@ TEST_NUMBERS = {
     "4000002500003155": "pm_card_authenticationRequiredOnSetup",
     "4000000000000259": "pm_card_createDispute",
     "4000000000001976": "pm_card_createDisputeInquiry",
+    "5200828282828210": "pm_card_mastercard_debit",
+    "5105105105105100": "pm_card_mastercard_prepaid",
+    "6011111111111117": "pm_card_discover",
+    "3056930009020004": "pm_card_diners",
+    "3566002020360505": "pm_card_jcb",
+    "6200000000000005": "pm_card_unionpay",
+    "4000000000006975": "pm_card_visa_chargeDeclinedVelocityLimitExceeded",
+    "4100000000000019": "pm_card_radarBlock",
+    "4000000000003220": "pm_card_threeDSecure2Required",
+    "4000000000003063": "pm_card_threeDSecureRequired",
 }
 # Delayed-notification payments: a US bank account debit is `processing` when confirmed and settles
 # (or fails) BANK_SETTLE_SECONDS later, on the payer's clock (`emu.advance`, `emu.tick`, the server).
@@ -410,14 +446,19 @@ def _succeed(ctx: Context, pi: dict[str, Any], pm: dict[str, Any]) -> PaymentRes
     return PaymentResult("succeeded")
 
 
-def _capture(ctx: Context, ch: dict[str, Any], now: int) -> None:
+def _capture(ctx: Context, ch: dict[str, Any], now: int, amount: int | None = None) -> None:
+    """Captures `amount` (default: all) of the charge; as in Stripe, a partial capture keeps the
+    charge's `amount`, sets `amount_captured`, and releases the rest (`amount_refunded`)."""
+    captured = ch["amount"] if amount is None else amount
     ch["captured"] = True
-    ch["amount_captured"] = ch["amount"]
-    fee = round(ch["amount"] * 0.029) + 30
+    ch["amount_captured"] = captured
+    if captured < ch["amount"]:
+        ch["amount_refunded"] = ch["amount"] - captured
+    fee = round(captured * 0.029) + 30
     txn = objects.balance_transaction(
         ctx.store.new_id("balance_transaction"),
         now,
-        ch["amount"],
+        captured,
         ch["currency"],
         fee,
         ch["id"],
@@ -436,17 +477,14 @@ def capture_payment_intent(ctx: Context, pi: dict[str, Any], amount: int | None)
             code="payment_intent_unexpected_state",
         )
     ch = ctx.store.require("charge", pi["latest_charge"])
-    if amount is not None and amount != ch["amount"]:
-        if amount > ch["amount"]:
-            raise InvalidRequestError(
-                "The amount to capture cannot exceed the amount authorized.", param="amount_to_capture"
-            )
-        ch["amount"] = amount
-        pi["amount"] = amount
-    _capture(ctx, ch, ctx.now(pi))
+    if amount is not None and not 0 < amount <= ch["amount"]:
+        raise InvalidRequestError(
+            "The amount to capture cannot exceed the amount authorized.", param="amount_to_capture"
+        )
+    _capture(ctx, ch, ctx.now(pi), amount)
     pi["status"] = "succeeded"
     pi["amount_capturable"] = 0
-    pi["amount_received"] = pi["amount"]
+    pi["amount_received"] = ch["amount_captured"]
     ctx.emit("charge.captured", ch)
     ctx.emit("payment_intent.succeeded", pi)
     if pi.get("_invoice"):

@@ -14,6 +14,8 @@ from .errors import InvalidRequestError
 if TYPE_CHECKING:
     from .app import Context
 
+RENEWAL_DRAFT_SECONDS = 3600
+
 
 def set_period(ctx: Context, sub: dict[str, Any], start: int, end: int | None = None) -> None:
     """Every item's period becomes [start, end) (default: one interval of its price from start)."""
@@ -68,8 +70,16 @@ def create_subscription(
     now = ctx.now(customer)
     currency = specs[0].price["currency"]
     pm = default_pm or invoicing.default_payment_method(ctx, customer)
-    amount = subscription_amount(ctx, specs) + subscription_amount(ctx, one_time)
-    needs_payment = trial_end is None and amount > 0 and collection_method == "charge_automatically"
+    # The first invoice: the first period (nothing during a trial), one-time items, and the
+    # customer's pending invoice items; the customer's credit balance pays first.
+    pending = [ii for ii in invoicing.pending_items(ctx, customer["id"]) if not _sub_of_item(ii)]
+    amount = (
+        (subscription_amount(ctx, specs) if trial_end is None else 0)
+        + subscription_amount(ctx, one_time)
+        + sum(ii["amount"] for ii in pending)
+    )
+    due = amount + customer["balance"] if amount > 0 else 0
+    needs_payment = due > 0 and collection_method == "charge_automatically"
     if needs_payment and pm is None and payment_behavior in ("allow_incomplete", "error_if_incomplete"):
         raise InvalidRequestError(
             "This customer has no attached payment source or default payment method. Please consider "
@@ -149,6 +159,8 @@ def create_subscription(
     for spec in one_time:
         ii = invoicing.new_invoice_item(ctx, customer, price=spec.price, quantity=spec.quantity, sub=sub)
         invoicing.attach_invoice_item(ctx, inv, ii)
+    for ii in pending:
+        invoicing.attach_invoice_item(ctx, inv, ii)
     inv["period_start"] = inv["period_end"] = now
     sub["latest_invoice"] = inv["id"]
     ctx.emit("invoice.created", inv)
@@ -169,6 +181,10 @@ def create_subscription(
     sub.pop("_creating", None)
     ctx.emit("customer.subscription.created", sub)
     return sub
+
+
+def _sub_of_item(ii: dict[str, Any]) -> str | None:
+    return ((ii.get("parent") or {}).get("subscription_details") or {}).get("subscription")
 
 
 def precheck(ctx: Context, pm: dict[str, Any], off_session: bool) -> None:
@@ -481,21 +497,37 @@ def start_new_period(
         invoicing.attach_invoice_item(ctx, inv, ii)
     inv["period_start"], inv["period_end"] = start, start
     sub["latest_invoice"] = inv["id"]
-    ctx.emit("invoice.created", inv)
     if sub["status"] == "unpaid":
+        ctx.emit("invoice.created", inv)
         return inv  # an unpaid subscription's new invoices stay drafts
+    if billing_reason == "subscription_cycle":
+        # As in Stripe, a renewal invoice stays a draft for about an hour (`timeline.py` finalizes
+        # and charges it at `automatically_finalizes_at`).
+        inv["automatically_finalizes_at"] = ctx.now(sub) + RENEWAL_DRAFT_SECONDS
+        ctx.emit("invoice.created", inv)
+        return inv
+    ctx.emit("invoice.created", inv)
+    finalize_and_collect(ctx, inv)
+    return inv
+
+
+def finalize_and_collect(ctx: Context, inv: dict[str, Any]) -> dict[str, Any]:
+    """A subscription's draft invoice is finalized, then sent (`send_invoice`) or charged."""
+    inv["automatically_finalizes_at"] = None
     invoicing.finalize_invoice(ctx, inv)
     if inv["status"] == "open":
-        if sub["collection_method"] == "send_invoice":
+        if inv["collection_method"] == "send_invoice":
             invoicing.send_invoice(ctx, inv)
         else:
             invoicing.pay_invoice(ctx, inv, off_session=True)
     return inv
 
 
-def end_trial(ctx: Context, sub: dict[str, Any], now: int) -> None:
+def end_trial(ctx: Context, sub: dict[str, Any], now: int, *, at_once: bool = False) -> None:
     """The trial is over: bill the first paid period, or follow `trial_settings` when there is no
-    payment method (`create_invoice` bills anyway, `pause` pauses, `cancel` cancels)."""
+    payment method (`create_invoice` bills anyway, `pause` pauses, `cancel` cancels). At the end
+    of the trial period the invoice waits as a draft like any renewal's; `at_once` (an update with
+    `trial_end=now`) finalizes and charges it in the request."""
     before = {"status": sub["status"], "trial_end": sub["trial_end"]}
     customer = ctx.store.require("customer", sub["customer"])
     sub["trial_end"] = now
@@ -513,7 +545,9 @@ def end_trial(ctx: Context, sub: dict[str, Any], now: int) -> None:
         return
     sub["status"] = "active"
     ctx.emit("customer.subscription.updated", sub, before)
-    start_new_period(ctx, sub, now, "subscription_cycle", bill_usage=False)
+    inv = start_new_period(ctx, sub, now, "subscription_cycle", bill_usage=False)
+    if at_once and inv is not None and inv["status"] == "draft" and inv.get("automatically_finalizes_at"):
+        finalize_and_collect(ctx, inv)
 
 
 def renew_subscription(ctx: Context, sub: dict[str, Any]) -> dict[str, Any] | None:

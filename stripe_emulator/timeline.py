@@ -30,6 +30,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from . import customers, invoicing, objects, subscriptions
+from .clock import add_interval
 from .errors import InvalidRequestError, StripeError, invalid
 
 if TYPE_CHECKING:
@@ -44,9 +45,10 @@ RANK = {
     "trial_will_end": 0,
     "expire_incomplete": 1,
     "period_end": 2,
-    "retry": 3,
-    "settle": 4,
-    "checkout_expire": 5,
+    "finalize": 3,
+    "retry": 4,
+    "settle": 5,
+    "checkout_expire": 6,
 }
 
 
@@ -165,6 +167,8 @@ def happenings(ctx: Context, frame: Frame, seen: set[tuple[str, str, int]]) -> l
         add("period_end", sub, end, customer)
     for inv in ctx.store.all("invoice"):
         customer = customers.get(inv["customer"])
+        if customer is not None and inv["status"] == "draft" and inv.get("automatically_finalizes_at"):
+            add("finalize", inv, inv["automatically_finalizes_at"], customer)
         if (
             customer is not None
             and inv["status"] == "open"
@@ -222,6 +226,10 @@ def _run_one(ctx: Context, happening: Happening) -> None:
                 subscriptions.renew_subscription(ctx, sub)
             else:
                 expire_incomplete(ctx, sub)
+        elif happening.kind == "finalize":
+            inv = ctx.store.get("invoice", happening.object_id)
+            if inv is not None and inv["status"] == "draft":
+                subscriptions.finalize_and_collect(ctx, inv)
         elif happening.kind == "retry":
             inv = ctx.store.get("invoice", happening.object_id)
             if inv is not None and inv["status"] == "open":
@@ -280,6 +288,40 @@ def advance_test_clock(ctx: Context, clock: Obj, frozen_time: int) -> Obj:
     clock["status_details"] = {}
     ctx.emit("test_helpers.test_clock.ready", clock)
     return snapshot
+
+
+INTERVAL_SECONDS = {"day": 86400, "week": 7 * 86400, "month": 31 * 86400, "year": 366 * 86400}
+
+
+def advance_limit(ctx: Context, clock: Obj) -> int | None:
+    """How far the API may move a test clock in one step, as in Stripe: two intervals of the
+    shortest recurring price among the clock's live subscriptions (None: no subscription)."""
+    customers = {c["id"] for c in ctx.store.all("customer") if c.get("test_clock") == clock["id"]}
+    shortest: tuple[int, str, int] | None = None
+    for sub in ctx.store.all("subscription"):
+        if sub["customer"] not in customers or sub["status"] in ("canceled", "incomplete_expired"):
+            continue
+        for item in invoicing.items_of(ctx, sub):
+            recurring = invoicing.price_of(ctx, item)["recurring"] or {}
+            if not recurring:
+                continue
+            length = INTERVAL_SECONDS[recurring["interval"]] * recurring["interval_count"]
+            if shortest is None or length < shortest[0]:
+                shortest = (length, recurring["interval"], recurring["interval_count"])
+    if shortest is None:
+        return None
+    return add_interval(int(clock["frozen_time"]), shortest[1], 2 * shortest[2])
+
+
+def check_advance(ctx: Context, clock: Obj, frozen_time: int) -> None:
+    limit = advance_limit(ctx, clock)
+    if limit is not None and frozen_time > limit:
+        raise invalid(
+            "frozen_time",
+            "Cannot advance a test clock more than two intervals of its shortest subscription interval at a "
+            f"time: the furthest frozen_time now is {limit}.",
+            "parameter_invalid_integer",
+        )
 
 
 def advance_customer(ctx: Context, customer: Obj, seconds: int) -> None:

@@ -252,7 +252,7 @@ def subscription_update(ctx: Context, p: Params, sub_id: str) -> Obj:
     if "trial_end" in p and sub["status"] == "trialing":
         trial_end = p.timestamp_or_now("trial_end", now)
         if trial_end is not None and trial_end <= now:
-            subscriptions.end_trial(ctx, sub, now)
+            subscriptions.end_trial(ctx, sub, now, at_once=True)
         elif trial_end is not None:
             sub["trial_end"] = trial_end
             subscriptions.set_period(ctx, sub, invoicing.period_of(ctx, sub)[0], trial_end)

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from ..params import Params
 from ..routing import api
 from ..store import paginate
-from ..timeline import advance_test_clock, delete_test_clock, new_test_clock
+from ..timeline import advance_test_clock, check_advance, delete_test_clock, new_test_clock
 from .common import Obj
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ def test_clock_advance(ctx: Context, p: Params, clock_id: str) -> Obj:
     clock = _clock(ctx, clock_id)
     frozen_time = p.int("frozen_time", required=True)
     assert frozen_time is not None
+    check_advance(ctx, clock, frozen_time)
     return advance_test_clock(ctx, clock, frozen_time)
 
 
