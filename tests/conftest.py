@@ -6,6 +6,8 @@ dj-stripe): no test can reach a real Stripe host, and each starts from a clean S
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import stripe
 from django.core.cache import cache
@@ -26,6 +28,17 @@ def pytest_configure(config) -> None:
     """Every response and webhook payload any in-process emulator serves during the run is checked
     against stripe-python's types (`stripe_emulator/spec/conformance.py`)."""
     conformance.enable()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """`stripe_live` tests talk to real Stripe in test mode: without STRIPE_LIVE_SECRET_KEY they are
+    deselected (not skipped), so a normal run reports no skips."""
+    if os.environ.get("STRIPE_LIVE_SECRET_KEY"):
+        return
+    live = [item for item in items if item.get_closest_marker("stripe_live")]
+    if live:
+        config.hook.pytest_deselected(items=live)
+        items[:] = [item for item in items if not item.get_closest_marker("stripe_live")]
 
 
 def pytest_sessionfinish(session, exitstatus) -> None:
