@@ -128,7 +128,7 @@ class Emulator:
         if obj is None:
             return self.clock.now()
         customer = obj if obj.get("object") == "customer" else None
-        clock_id = obj.get("test_clock")
+        clock_id = obj.get("test_clock") or obj.get("_clock")
         if customer is None and isinstance(obj.get("customer"), str):
             customer = self.store.get("customer", obj["customer"])
         if clock_id is None and customer is not None:

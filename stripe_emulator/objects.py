@@ -432,10 +432,44 @@ def balance_transaction(
             else []
         ),
         "net": amount - fee,
-        "reporting_category": "charge" if kind == "charge" else "refund",
+        "reporting_category": {"charge": "charge", "refund": "refund", "payout": "payout"}.get(
+            kind, "adjustment"
+        ),
         "source": source,
         "status": "pending",
         "type": kind,
+    }
+
+
+def payout(po_id: str, now: int, amount: int, currency: str, arrival_date: int) -> dict[str, Any]:
+    return {
+        "id": po_id,
+        "object": "payout",
+        "amount": amount,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "arrival_date": arrival_date,
+        "automatic": True,
+        "balance_transaction": None,
+        "created": now,
+        "currency": currency,
+        "description": "STRIPE PAYOUT",
+        "destination": None,  # the emulator's account has no external account to expand
+        "failure_balance_transaction": None,
+        "failure_code": None,
+        "failure_message": None,
+        "livemode": False,
+        "metadata": {},
+        "method": "standard",
+        "original_payout": None,
+        "payout_method": None,
+        "reconciliation_status": "not_applicable",
+        "reversed_by": None,
+        "source_type": "card",
+        "statement_descriptor": None,
+        "status": "pending",
+        "trace_id": {"status": "pending", "value": None},
+        "type": "bank_account",
     }
 
 

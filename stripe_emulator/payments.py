@@ -453,7 +453,7 @@ def _capture(ctx: Context, ch: dict[str, Any], now: int, amount: int | None = No
     ch["captured"] = True
     ch["amount_captured"] = captured
     if captured < ch["amount"]:
-        ch["amount_refunded"] = ch["amount"] - captured
+        ch["amount_refunded"] = ch["_released"] = ch["amount"] - captured
     fee = round(captured * 0.029) + 30
     txn = objects.balance_transaction(
         ctx.store.new_id("balance_transaction"),
@@ -652,7 +652,8 @@ def create_refund(
             code="charge_disputed",
             param="charge",
         )
-    remaining = ch["amount_captured"] - ch["amount_refunded"]
+    released = ch.get("_released", 0)  # the uncaptured part of a partial capture
+    remaining = ch["amount_captured"] - (ch["amount_refunded"] - released)
     if remaining <= 0:
         raise InvalidRequestError(
             f"Charge {ch['id']} has already been refunded.", code="charge_already_refunded", param="charge"
@@ -681,7 +682,7 @@ def create_refund(
     ctx.store.add("refund", refund)
     before = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
     ch["amount_refunded"] += amount
-    ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"]
+    ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
     ctx.emit("refund.created", refund)
     ctx.emit("charge.refunded", ch, before)
     return refund

@@ -29,7 +29,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import customers, invoicing, objects, subscriptions
+from . import balance, customers, invoicing, objects, subscriptions
 from .clock import add_interval
 from .errors import InvalidRequestError, StripeError, invalid
 
@@ -49,6 +49,8 @@ RANK = {
     "retry": 4,
     "settle": 5,
     "checkout_expire": 6,
+    "payout": 7,
+    "payout_paid": 8,
 }
 
 
@@ -176,6 +178,14 @@ def happenings(ctx: Context, frame: Frame, seen: set[tuple[str, str, int]]) -> l
             and inv["collection_method"] == "charge_automatically"
         ):
             add("retry", inv, inv["next_payment_attempt"], customer)
+    clock_id = frame.clock["id"] if isinstance(frame, TestClockFrame) else None
+    if isinstance(frame, TestClockFrame | EmulatorFrame):
+        at = balance.next_payout_at(ctx, clock_id)
+        if at is not None:
+            add("payout", {"id": f"payouts:{clock_id or ''}", "_seq": 0}, at, None)
+        for payout in ctx.store.all("payout"):
+            if payout.get("_clock") == clock_id and payout["status"] == "pending":
+                add("payout_paid", payout, payout["arrival_date"], None)
     for pi in ctx.store.all("payment_intent"):
         if pi["status"] != "processing" or not pi.get("_settle_at"):
             continue
@@ -240,6 +250,13 @@ def _run_one(ctx: Context, happening: Happening) -> None:
             pi = ctx.store.get("payment_intent", happening.object_id)
             if pi is not None:
                 settle_bank_debit(ctx, pi)
+        elif happening.kind == "payout":
+            clock_id = happening.object_id.split(":", 1)[1] or None
+            balance.pay_out(ctx, clock_id, happening.at)
+        elif happening.kind == "payout_paid":
+            payout = ctx.store.get("payout", happening.object_id)
+            if payout is not None:
+                balance.payout_arrived(ctx, payout)
         elif happening.kind == "checkout_expire":
             from .checkout import expire_session
 

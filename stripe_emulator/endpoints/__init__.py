@@ -9,7 +9,8 @@ Where to find an endpoint (``POST /v1/subscriptions`` is ``endpoints/subscriptio
 
 ======================================  =====================================
 ``/v1/account``, ``/v1/accounts``       ``accounts.py``
-``/v1/balance_transactions``        ``balance.py``
+``/v1/balance``, ``/v1/balance_transactions``  ``balance.py``
+``/v1/payouts``                         ``payouts.py``
 ``/v1/charges``                         ``charges.py``
 ``/v1/checkout/sessions``               ``checkout.py``
 ``/v1/billing_portal/...``              ``billing_portal.py``
@@ -49,6 +50,7 @@ from . import (  # noqa: F401  (each module registers its handlers)
     invoices,
     payment_intents,
     payment_methods,
+    payouts,
     prices,
     products,
     refunds,
