@@ -5,6 +5,15 @@ pagination, error bodies and status codes, idempotency keys), serves current obj
 (API version 2026-08-26.dahlia, checked against Stripe's fixtures3.json) and delivers signed
 webhooks. The real stripe-python and dj-stripe work against it unchanged. No Django here.
 
+Code map
+--------
+``endpoints/`` holds the ``/v1`` handlers, one module per section of Stripe's API reference, named after
+the URL (``POST /v1/subscriptions`` is ``endpoints/subscriptions.py``; the full map is in
+``endpoints/__init__.py``). The rules they call sit beside it: ``payments``, ``invoicing``,
+``subscriptions``, ``catalog``, ``customers``, ``checkout``, ``portal``, ``meters``, ``disputes``,
+``timeline`` (time), ``webhooks``. ``app.py`` is the request pipeline, ``routing.py`` the route table,
+``render.py`` presentation and ``expand[]``, ``objects.py`` fresh objects in Stripe's shapes.
+
 Interface
 ---------
 ``Emulator(base_url="http://stripe-emulator.invalid", clock=None, seed=None, webhook_retry_base=60.0,
@@ -80,6 +89,7 @@ Server
     ``python -m stripe_emulator advance --days 31 [--customer cus_...]``, ``... time``, ``... fault ...``.
 """
 
+from . import endpoints  # noqa: F401  (registers the /v1 handlers)
 from .app import API_VERSION, Emulator
 from .clock import Clock
 from .errors import StripeError

@@ -158,7 +158,7 @@ def dashboard(emu: Emulator) -> Response:
         )
         sub_rows = ""
         for sub in subs:
-            from .billing import period_of
+            from .invoicing import period_of
 
             _, end = period_of(emu, sub)  # type: ignore[arg-type]
             sub_rows += (

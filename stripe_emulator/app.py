@@ -10,6 +10,7 @@ authentication, parameter decoding, idempotency keys, routing to a handler, rend
 from __future__ import annotations
 
 import contextlib
+import datetime
 import hashlib
 import json
 import logging
@@ -18,15 +19,16 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
-from . import objects
+from . import objects, render, spec
 from .clock import Clock
 from .errors import ApiError, AuthenticationError, IdempotencyError, InvalidRequestError, StripeError
 from .faults import Faults, RequestTimeout, status_body
 from .params import Params, decode_form
+from .routing import ROUTES, Route
+from .spec import conformance
 from .store import Store, clone, public
 from .webhooks import Delivery, Transport, WebhookQueue, requests_transport, signature_header
 
@@ -37,35 +39,13 @@ DEFAULT_ACCOUNT_ID = "acct_1StripeEmulator00000"
 IDEMPOTENCY_TTL = 24 * 3600
 IDEMPOTENCY_MAX_KEYS = 20_000
 REQUEST_LOG_SIZE = 100_000
+IDEMPOTENCY_KEY_MAX = 255
+CURSOR = {"limit", "starting_after", "ending_before"}
 _KEY_RE = re.compile(r"^(sk|rk)_test_[A-Za-z0-9_]+$")
+_VERSION_RE = re.compile(r"^(\d{4}-\d{2}-\d{2})(\.[a-z]+)?$")
 
 Response = tuple[int, dict[str, str], bytes]
 RequestHook = Callable[[str, str, dict[str, str]], Response | None]
-
-
-@dataclass
-class Route:
-    method: str
-    pattern: re.Pattern[str]
-    handler: Callable[..., Any]
-    allowed: frozenset[str] | None
-
-
-ROUTES: list[Route] = []
-
-
-def api(method: str, path: str, allowed: set[str] | None = None) -> Callable:
-    """Registers a handler for `method path`; `{name}` in the path is passed as a keyword argument.
-    `allowed` lists the parameters Stripe accepts there (others answer `parameter_unknown`)."""
-    regex = "^" + re.sub(r"\{(\w+)\}", r"(?P<\1>[^/]+)", path) + "$"
-
-    def register(handler: Callable) -> Callable:
-        ROUTES.append(
-            Route(method, re.compile(regex), handler, frozenset(allowed) if allowed is not None else None)
-        )
-        return handler
-
-    return register
 
 
 class Context:
@@ -102,6 +82,13 @@ class Context:
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
         return self.emulator.render(obj)
 
+    def emit_updated(self, event_type: str, obj: dict[str, Any], before: dict[str, Any]) -> None:
+        """`*.updated` with the changed top-level keys' old values, only when something changed."""
+        after = public(obj)
+        previous = {k: v for k, v in before.items() if after.get(k) != v}
+        if previous:
+            self.emit(event_type, obj, previous)
+
 
 class Emulator:
     """One in-memory Stripe account. See the package docstring for the interface."""
@@ -117,8 +104,6 @@ class Emulator:
         webhook_transport: Transport | None = None,
         auto_deliver: bool = False,
     ):
-        from . import checkout, disputes, meters, portal, routes, timeline  # noqa: F401  (registers the handlers)
-
         self.lock = threading.RLock()
         self.base_url = base_url.rstrip("/")
         self.clock = clock or Clock()
@@ -143,7 +128,7 @@ class Emulator:
         if obj is None:
             return self.clock.now()
         customer = obj if obj.get("object") == "customer" else None
-        clock_id = obj.get("test_clock")
+        clock_id = obj.get("test_clock") or obj.get("_clock")
         if customer is None and isinstance(obj.get("customer"), str):
             customer = self.store.get("customer", obj["customer"])
         if clock_id is None and customer is not None:
@@ -232,10 +217,16 @@ class Emulator:
             version = headers.get("stripe-version") or API_VERSION
             extra_headers: dict[str, str] = {}
             status = 200
-            stored = False
+            stored = validated = False
             api_key = fingerprint = None
             try:
                 api_key = self._authenticate(headers)
+                self._check_version(headers.get("stripe-version"))
+                if idem_key is not None and len(idem_key) > IDEMPOTENCY_KEY_MAX:
+                    raise InvalidRequestError(
+                        f"Idempotency keys can be at most {IDEMPOTENCY_KEY_MAX} characters long.",
+                        param="Idempotency-Key",
+                    )
                 pairs = parse_qsl(query, keep_blank_values=True)
                 if method == "POST" and body:
                     pairs += parse_qsl(body, keep_blank_values=True)
@@ -250,11 +241,8 @@ class Emulator:
                         return replay
                 route, groups = self._route(method, path)
                 params = Params(data)
-                if route.allowed is not None:
-                    allowed = set(route.allowed)
-                    if method == "GET":
-                        allowed |= {"limit", "starting_after", "ending_before"}
-                    params.check_known(allowed)
+                self._validate(method, route, params)
+                validated = True
                 ctx = Context(self, request_id=request_id, idempotency_key=idem_key, method=method, path=path)
                 result = route.handler(ctx, params, **groups)
                 payload = self.present(result, params.list("expand"))
@@ -277,8 +265,12 @@ class Emulator:
             }
             if idem_key:
                 response_headers["Idempotency-Key"] = idem_key
+            if status < 400:
+                conformance.observe(f"{method} {path}", payload)
             raw = json.dumps(payload, indent=2).encode()
-            if idem_key and fingerprint and status < 500 and status != 429:
+            # Stripe saves a result only once the endpoint started executing: a request that failed
+            # validation (or authentication) is not stored, so a corrected retry with the key runs.
+            if idem_key and fingerprint and validated and status < 500 and status != 429:
                 if len(self.idempotency) >= IDEMPOTENCY_MAX_KEYS:
                     self._prune_idempotency()
                 self.idempotency[f"{api_key}:{idem_key}"] = {
@@ -291,6 +283,41 @@ class Emulator:
             if (method != "GET" or stored) and self.on_change is not None:
                 self.on_change()
             return status, response_headers, raw
+
+    @staticmethod
+    def _validate(method: str, route: Route, params: Params) -> None:
+        """The whole parameter tree against Stripe's own description of the endpoint (`spec/`);
+        then, for what Stripe accepts, whether the emulator implements it (`allowed`)."""
+        if not spec.check_request(method, route.path, params.data):
+            if route.allowed is not None:
+                params.check_known(set(route.allowed) | (CURSOR if method == "GET" else set()))
+            return
+        if route.allowed is None:
+            return
+        implemented = set(route.allowed) | {"expand"} | (CURSOR if method == "GET" else set())
+        for key in params.data:
+            if key not in implemented:
+                raise InvalidRequestError(
+                    f"The Stripe emulator does not implement the parameter {key} here (Stripe accepts it).",
+                    code="parameter_unknown",
+                    param=key,
+                )
+
+    @staticmethod
+    def _check_version(version: str | None) -> None:
+        """A `Stripe-Version` header must name a real API version no newer than the pinned one."""
+        if version is None or version == API_VERSION:
+            return
+        match = _VERSION_RE.match(version)
+        valid = False
+        if match is not None:
+            try:
+                day = datetime.date.fromisoformat(match.group(1))
+            except ValueError:
+                day = None
+            valid = day is not None and day <= datetime.date.fromisoformat(API_VERSION[:10])
+        if not valid:
+            raise InvalidRequestError(f"Invalid Stripe API version: {version}", param="Stripe-Version")
 
     def _authenticate(self, headers: dict[str, str]) -> str:
         auth = headers.get("authorization", "")
@@ -406,69 +433,13 @@ class Emulator:
         with self.lock:
             return sum(1 for entry in self.request_log if keep(entry))
 
-    # ------------------------------------------------------------------ rendering
+    # ------------------------------------------------------------------ rendering (render.py)
     def render(self, obj: dict[str, Any]) -> dict[str, Any]:
         """The object as the API serves it: public keys plus the parts composed from other objects."""
-        from .routes import COMPOSERS
-
-        data = public(obj)
-        composer = COMPOSERS.get(obj.get("object", ""))
-        if composer is not None:
-            composer(self, obj, data)
-        return data
+        return render.render(self, obj)
 
     def present(self, result: Any, expand: list[str]) -> Any:
-        if (
-            isinstance(result, dict)
-            and result.get("object") == "list"
-            and isinstance(result.get("data"), list)
-        ):
-            data = {**result, "data": [self.render(i) if "_seq" in i else i for i in result["data"]]}
-        elif isinstance(result, dict) and "_seq" in result:
-            data = self.render(result)
-        else:
-            data = clone(result)
-        for path in expand:
-            if not isinstance(path, str) or not path:
-                raise InvalidRequestError("Invalid array", param="expand")
-            data = self._expand(data, path.split("."), path)
-        return data
-
-    def _expand(self, node: Any, parts: list[str], full: str) -> Any:
-        if not parts or node is None:
-            return node
-        from .routes import EXPANDABLE_EXTRAS
-
-        key, rest = parts[0], parts[1:]
-        if isinstance(node, dict) and node.get("object") == "list" and key == "data":
-            node["data"] = [self._expand(item, rest, full) for item in node["data"]]
-            return node
-        if not isinstance(node, dict):
-            raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
-        if node.get("deleted") is True:
-            return node  # a deleted object's stub has nothing to expand
-        if key not in node:
-            extra = EXPANDABLE_EXTRAS.get((node.get("object"), key))
-            if extra is None:
-                raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
-            node[key] = extra(self, node)
-        value = node[key]
-        if isinstance(value, str):
-            value = self._expand_id(value, full)
-        elif isinstance(value, list):
-            value = [self._expand_id(v, full) if isinstance(v, str) else v for v in value]
-            node[key] = [self._expand(v, rest, full) for v in value]
-            return node
-        node[key] = self._expand(value, rest, full)
-        return node
-
-    def _expand_id(self, object_id: str, full: str) -> dict[str, Any]:
-        if object_id == self.account["id"]:
-            return clone(self.account)
-        found = self.store.find(object_id)
-        if found is None:
-            raise InvalidRequestError(f"This property cannot be expanded ({full}).", param="expand")
-        return self.render(found[1])
+        return render.present(self, result, expand)
 
     # ------------------------------------------------------------------ events and webhooks
     def emit(
@@ -505,6 +476,7 @@ class Emulator:
                     "type": event_type,
                 },
             )
+            conformance.observe(f"event {event_type}", public(event))
             now = self.clock.now_float()
             for endpoint in endpoints:
                 payload = public(event)
@@ -581,7 +553,7 @@ class Emulator:
         self, url: str, enabled_events: list[str] | None = None, **fields: Any
     ) -> dict[str, Any]:
         """A webhook endpoint made from outside the API; the answer carries its `secret`."""
-        from .routes import webhook_endpoint_create
+        from .webhooks import webhook_endpoint_create
 
         with self.lock:
             ctx = Context(self)
@@ -605,17 +577,20 @@ class Emulator:
             return self.render(complete_authentication(ctx, self.store.require(kind, intent_id), succeed))
 
     def renew_subscription(self, sub_id: str) -> dict[str, Any] | None:
-        """The subscription's current period ends now (what a test clock does at period end)."""
-        from .billing import renew_subscription
+        """The subscription's current period ends now (what a test clock does at period end), and its
+        renewal invoice, which Stripe leaves a draft for about an hour, is finalized and charged at once."""
+        from .subscriptions import finalize_and_collect, renew_subscription
 
         with self.lock:
             ctx = Context(self)
             inv = renew_subscription(ctx, self.store.require("subscription", sub_id))
+            if inv is not None and inv["status"] == "draft" and inv.get("automatically_finalizes_at"):
+                finalize_and_collect(ctx, inv)
             return self.render(inv) if inv else None
 
     def retry_invoice_payment(self, invoice_id: str) -> dict[str, Any]:
         """One automatic collection retry of an unpaid invoice, as Stripe's dunning schedule does."""
-        from .billing import retry_invoice_payment
+        from .invoicing import retry_invoice_payment
 
         with self.lock:
             ctx = Context(self)
@@ -706,15 +681,12 @@ class Emulator:
 
     def create_test_clock(self, frozen_time: int | None = None, name: str | None = None) -> dict[str, Any]:
         """A test clock (as `POST /v1/test_helpers/test_clocks`), frozen at `frozen_time` (default now)."""
-        from .params import Params
-        from .timeline import test_clock_create
+        from .timeline import new_test_clock
 
         with self.lock:
             ctx = Context(self)
-            data = {"frozen_time": str(frozen_time if frozen_time is not None else self.clock.now())}
-            if name:
-                data["name"] = name
-            return self.render(test_clock_create(ctx, Params(data)))
+            when = frozen_time if frozen_time is not None else self.clock.now()
+            return self.render(new_test_clock(ctx, int(when), name))
 
     # ------------------------------------------------------------------ disputes
     def create_dispute(
@@ -792,7 +764,7 @@ class Emulator:
 
     @contextlib.contextmanager
     def context(self) -> Iterator[Context]:
-        """A context outside any request, for helpers and for part 2's clock."""
+        """A context outside any request (helpers, the scheduler)."""
         with self.lock:
             yield Context(self)
 

@@ -19,15 +19,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from . import billing, objects, payments
-from .app import api
+from . import invoicing, objects, payments, subscriptions
 from .errors import InvalidRequestError, StripeError, invalid, missing
-from .params import Params, merge_metadata
-from .routes import COMPOSERS, EXPANDABLE_EXTRAS, LIST, _object_param, _price_param, list_of
-from .store import paginate
+from .params import Params, object_param, price_param
 
 if TYPE_CHECKING:
-    from .app import Context, Emulator
+    from .app import Context
 
 Obj = dict[str, Any]
 MIN_EXPIRY, MAX_EXPIRY = 30 * 60, 24 * 3600
@@ -42,31 +39,6 @@ PAGE_BANKS = {
     "bank_success": ("pm_usBankAccount_success", "US bank account ••6789", "settles a minute later"),
     "bank_failure": ("pm_usBankAccount_accountClosed", "US bank account ••1113", "fails a minute later"),
 }
-
-
-# ---------------------------------------------------------------------- rendering
-def _compose_item(emu: Emulator, obj: Obj, data: Obj) -> None:
-    price = emu.store.get("price", obj["price"])
-    if price is not None:
-        data["price"] = emu.render(price)
-
-
-def _line_items(emu: Emulator, data: Obj) -> Obj:
-    session = emu.store.get("checkout_session", data["id"])
-    items = [emu.render(i) for i in items_of(emu, session)] if session else []
-    return {
-        "object": "list",
-        "data": items,
-        "has_more": False,
-        "url": f"/v1/checkout/sessions/{data['id']}/line_items",
-    }
-
-
-COMPOSERS["item"] = _compose_item
-EXPANDABLE_EXTRAS[("checkout.session", "line_items")] = _line_items
-EXPANDABLE_EXTRAS[(None, "breakdown")] = lambda emu, data: {"discounts": [], "taxes": []}
-EXPANDABLE_EXTRAS[("item", "discounts")] = lambda emu, data: []
-EXPANDABLE_EXTRAS[("item", "taxes")] = lambda emu, data: []
 
 
 def items_of(emu: Any, session: Obj) -> list[Obj]:
@@ -136,7 +108,7 @@ def _item_price(ctx: Context, ip: Params, mode: str) -> Obj:
         currency = (data.str("currency", required=True) or "").lower()
         product_id = data.str("product")
         if product_id:
-            product = _object_param(ctx, "product", product_id, data.name("product"))
+            product = object_param(ctx, "product", product_id, data.name("product"))
         else:
             product_data = data.dict("product_data")
             product = objects.product(
@@ -165,15 +137,15 @@ def _item_price(ctx: Context, ip: Params, mode: str) -> Obj:
             }
         ctx.store.add("price", price)
         return price
-    return _price_param(ctx, ip)
+    return price_param(ctx, ip)
 
 
 def create_session(ctx: Context, p: Params) -> Obj:
     mode = p.enum("mode", ["payment", "subscription", "setup"])
     if mode is None:
         raise missing("mode")
-    ui_mode = p.enum("ui_mode", ["hosted", "embedded", "custom"], "hosted")
-    if ui_mode != "hosted":
+    ui_mode = p.enum("ui_mode", ["hosted_page", "embedded_page", "elements", "form"], "hosted_page")
+    if ui_mode != "hosted_page":
         raise invalid("ui_mode", "The emulator serves hosted Checkout only.", "parameter_invalid_string")
     success_url = p.str("success_url")
     if not success_url:
@@ -185,7 +157,7 @@ def create_session(ctx: Context, p: Params) -> Obj:
                 "You may only specify one of these parameters: customer, customer_email.",
                 param="customer_email",
             )
-        customer = _object_param(ctx, "customer", p.str("customer"), "customer")
+        customer = object_param(ctx, "customer", p.str("customer"), "customer")
     item_params = p.list_of_dicts("line_items")
     if mode == "setup" and item_params:
         raise InvalidRequestError("You cannot pass `line_items` in `setup` mode.", param="line_items")
@@ -199,7 +171,7 @@ def create_session(ctx: Context, p: Params) -> Obj:
     prices: list[tuple[Obj, int]] = []
     for ip in item_params:
         price = _item_price(ctx, ip, mode)
-        metered = billing.is_metered(price)  # billed in arrears: Stripe takes no quantity for it
+        metered = invoicing.is_metered(price)  # billed in arrears: Stripe takes no quantity for it
         quantity = ip.int("quantity", 1 if metered else None, required=not metered, minimum=1)
         assert quantity is not None
         prices.append((price, quantity))
@@ -220,12 +192,14 @@ def create_session(ctx: Context, p: Params) -> Obj:
     currency = currencies.pop() if currencies else (p.str("currency") or "").lower() or None
     for price, quantity in prices:
         item = objects.checkout_item(
-            ctx.store.new_id("checkout_item", 24), price, quantity, billing.product_name(ctx, price)
+            ctx.store.new_id("checkout_item", 24), price, quantity, invoicing.product_name(ctx, price)
         )
         ctx.store.add("checkout_item", item)
         session["_items"].append(item["id"])
     subtotal = sum(
-        billing.unit_amount(price) * quantity for price, quantity in prices if not billing.is_metered(price)
+        invoicing.unit_amount(price) * quantity
+        for price, quantity in prices
+        if not invoicing.is_metered(price)
     )
     sub_data = p.dict("subscription_data")
     pi_data = p.dict("payment_intent_data")
@@ -257,7 +231,7 @@ def create_session(ctx: Context, p: Params) -> Obj:
     due_now = subtotal
     if mode == "subscription" and (trial_days or trial_end):
         due_now = sum(
-            billing.unit_amount(price) * quantity
+            invoicing.unit_amount(price) * quantity
             for price, quantity in prices
             if price["type"] != "recurring"
         )
@@ -455,12 +429,12 @@ def _create_subscription(ctx: Context, session: Obj, pm: Obj | None) -> Obj:
     specs, one_time = [], []
     for item in items_of(ctx.emulator, session):
         price = ctx.store.require("price", item["price"])
-        spec = billing.ItemSpec(price, item["quantity"])
+        spec = invoicing.ItemSpec(price, item["quantity"])
         (specs if price["type"] == "recurring" else one_time).append(spec)
     trial_end = data["trial_end"] or (
         now + data["trial_period_days"] * 86400 if data["trial_period_days"] else None
     )
-    sub = billing.create_subscription(
+    sub = subscriptions.create_subscription(
         ctx,
         customer,
         specs,
@@ -489,7 +463,7 @@ def _subscribe_and_pay(ctx: Context, session: Obj, customer: Obj | None, pm: Obj
     inv = ctx.store.require("invoice", sub["latest_invoice"])
     if inv["status"] == "paid":
         return complete(ctx, session)
-    pi = billing.invoice_payment_intent(ctx, inv)
+    pi = invoicing.invoice_payment_intent(ctx, inv)
     if pi is None or pi["status"] in ("canceled", "succeeded"):
         raise InvalidRequestError("This subscription's first invoice cannot be paid any more.")
     pi["setup_future_usage"] = "off_session"  # the card is saved for the renewals
@@ -508,7 +482,7 @@ def finish_after_authentication(ctx: Context, session: Obj) -> Outcome:
     else:
         sub = ctx.store.get("subscription", session["subscription"])
         inv = ctx.store.get("invoice", sub["latest_invoice"]) if sub else None
-        intent = billing.invoice_payment_intent(ctx, inv) if inv else None
+        intent = invoicing.invoice_payment_intent(ctx, inv) if inv else None
     if intent is None:
         return Outcome("declined", message="Nothing to authenticate.")
     if intent["status"] in ("succeeded", "requires_capture"):
@@ -561,62 +535,3 @@ def expire_session(ctx: Context, session: Obj) -> Obj:
 
 
 # ---------------------------------------------------------------------- endpoints
-def _session(ctx: Context, session_id: str) -> Obj:
-    return ctx.store.require("checkout_session", session_id)
-
-
-@api("POST", "/v1/checkout/sessions", allowed=SESSION_FIELDS)
-def checkout_session_create(ctx: Context, p: Params) -> Obj:
-    return create_session(ctx, p)
-
-
-@api("GET", "/v1/checkout/sessions/{session_id}", allowed=set())
-def checkout_session_retrieve(ctx: Context, p: Params, session_id: str) -> Obj:
-    return _session(ctx, session_id)
-
-
-@api(
-    "POST",
-    "/v1/checkout/sessions/{session_id}",
-    allowed={"metadata", "collected_information", "shipping_options"},
-)
-def checkout_session_update(ctx: Context, p: Params, session_id: str) -> Obj:
-    session = _session(ctx, session_id)
-    session["metadata"] = merge_metadata(session["metadata"], p.metadata())
-    return session
-
-
-@api("POST", "/v1/checkout/sessions/{session_id}/expire", allowed=set())
-def checkout_session_expire(ctx: Context, p: Params, session_id: str) -> Obj:
-    return expire_session(ctx, _session(ctx, session_id))
-
-
-@api("GET", "/v1/checkout/sessions/{session_id}/line_items", allowed=set())
-def checkout_session_line_items(ctx: Context, p: Params, session_id: str) -> Obj:
-    session = _session(ctx, session_id)
-    return paginate(
-        items_of(ctx.emulator, session), p, f"/v1/checkout/sessions/{session_id}/line_items", "checkout_item"
-    )
-
-
-@api(
-    "GET",
-    "/v1/checkout/sessions",
-    allowed=LIST
-    | {"customer", "customer_details", "payment_intent", "payment_link", "status", "subscription"},
-)
-def checkout_session_list(ctx: Context, p: Params) -> Obj:
-    customer_id, pi_id, sub_id = p.str("customer"), p.str("payment_intent"), p.str("subscription")
-    status = p.enum("status", ["open", "complete", "expired"])
-    email = p.dict("customer_details").str("email")
-
-    def keep(s: Obj) -> bool:
-        return (
-            customer_id in (None, s["customer"])
-            and pi_id in (None, s["payment_intent"])
-            and sub_id in (None, s["subscription"])
-            and status in (None, s["status"])
-            and email in (None, (s["customer_details"] or {}).get("email"))
-        )
-
-    return list_of(ctx, "checkout_session", p, "/v1/checkout/sessions", keep)

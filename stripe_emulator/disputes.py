@@ -14,10 +14,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from . import objects
-from .app import api
 from .errors import InvalidRequestError
 from .params import Params, merge_metadata
-from .routes import LIST, list_of
 
 if TYPE_CHECKING:
     from .app import Context
@@ -128,31 +126,3 @@ def update(ctx: Context, dp: Obj, p: Params) -> Obj:
     if submit and text in ("winning_evidence", "losing_evidence"):
         close(ctx, dp, won=text == "winning_evidence")
     return dp
-
-
-# ---------------------------------------------------------------------- endpoints
-@api("GET", "/v1/disputes", allowed=LIST | {"charge", "payment_intent"})
-def dispute_list(ctx: Context, p: Params) -> Obj:
-    charge_id, pi_id = p.str("charge"), p.str("payment_intent")
-    return list_of(
-        ctx,
-        "dispute",
-        p,
-        "/v1/disputes",
-        lambda d: charge_id in (None, d["charge"]) and pi_id in (None, d["payment_intent"]),
-    )
-
-
-@api("GET", "/v1/disputes/{dp_id}", allowed=set())
-def dispute_retrieve(ctx: Context, p: Params, dp_id: str) -> Obj:
-    return ctx.store.require("dispute", dp_id)
-
-
-@api("POST", "/v1/disputes/{dp_id}", allowed={"evidence", "metadata", "submit", "intended_submission_method"})
-def dispute_update(ctx: Context, p: Params, dp_id: str) -> Obj:
-    return update(ctx, ctx.store.require("dispute", dp_id), p)
-
-
-@api("POST", "/v1/disputes/{dp_id}/close", allowed=set())
-def dispute_close(ctx: Context, p: Params, dp_id: str) -> Obj:
-    return close(ctx, ctx.store.require("dispute", dp_id), won=False)

@@ -21,7 +21,7 @@ import html
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlencode
 
-from . import billing, checkout, payments, portal
+from . import checkout, invoicing, payments, portal
 from .clock import format_date
 from .errors import CardError, StripeError
 
@@ -71,7 +71,7 @@ def e(value: Any) -> str:
 
 
 def _price_text(price: Obj) -> str:
-    amount = billing.money(billing.unit_amount(price), price["currency"])
+    amount = invoicing.money(invoicing.unit_amount(price), price["currency"])
     recurring = price.get("recurring")
     if not recurring:
         return amount
@@ -134,7 +134,7 @@ def render_checkout(emu: Emulator, session: Obj, *, error: str | None = None, st
     trial = data.get("trial_period_days") or (
         max(1, round((data["trial_end"] - session["created"]) / 86400)) if data.get("trial_end") else None
     )
-    due = billing.money(session["amount_total"] or 0, session["currency"] or "usd")
+    due = invoicing.money(session["amount_total"] or 0, session["currency"] or "usd")
     if mode == "setup":
         heading, action = "Save a card for future payments", "Save card"
     elif mode == "subscription" and trial:
@@ -254,12 +254,12 @@ def render_portal(
         for sub in subs:
             if focus and sub["id"] != focus:
                 continue
-            items = billing.items_of(ctx, sub)
+            items = invoicing.items_of(ctx, sub)
             prices = [ctx.store.get("price", item["price"]) for item in items]
             names = ", ".join(
-                f"{billing.product_name(ctx, price)} · {_price_text(price)}" for price in prices if price
+                f"{invoicing.product_name(ctx, price)} · {_price_text(price)}" for price in prices if price
             )
-            _, end = billing.period_of(ctx, sub)
+            _, end = invoicing.period_of(ctx, sub)
             if sub["cancel_at"]:
                 when = f"Cancels on {format_date(sub['cancel_at'])}"
             elif sub["status"] == "trialing":
@@ -294,7 +294,7 @@ def render_portal(
             if choices:
                 options = "".join(
                     f"<option value='{e(p['id'])}'>"
-                    f"{e(billing.product_name(ctx, p))} · {e(_price_text(p))}</option>"
+                    f"{e(invoicing.product_name(ctx, p))} · {e(_price_text(p))}</option>"
                     for p in choices
                 )
                 parts.append(
@@ -339,7 +339,7 @@ def render_portal(
                 )
                 rows += (
                     f"<tr><td>{e(format_date(inv['created']))}</td><td>{e(inv['number'])}</td>"
-                    f"<td>{e(billing.money(inv['total'], inv['currency']))}</td><td>{e(inv['status'])}</td>"
+                    f"<td>{e(invoicing.money(inv['total'], inv['currency']))}</td><td>{e(inv['status'])}</td>"
                     f"<td><a href='{e(inv['hosted_invoice_url'])}'>View</a></td><td>{pay}</td></tr>"
                 )
             parts.append(
@@ -373,11 +373,11 @@ def invoice_pay(emu: Emulator, inv: Obj, body: Any) -> Response:
     with emu.context() as ctx:
         try:
             pm = payments.new_payment_method(ctx, card_id)
-            result = billing.pay_invoice(ctx, inv, pm=pm, off_session=False)
+            result = invoicing.pay_invoice(ctx, inv, pm=pm, off_session=False)
         except StripeError as error:
             return invoice_page(emu, inv, error=error.message, status=402)
         if result.status == "requires_action":
-            pi = billing.invoice_payment_intent(ctx, inv)
+            pi = invoicing.invoice_payment_intent(ctx, inv)
             assert pi is not None
             pi["next_action"]["redirect_to_url"]["return_url"] = here
             return redirect(pi["next_action"]["redirect_to_url"]["url"])

@@ -1,8 +1,8 @@
 """Fresh objects in Stripe's current shapes (API version 2026-08-26.dahlia).
 
 Each builder returns every top-level key that Stripe's own example object (fixtures3.json)
-carries, with the values a new test-mode object has. The logic that changes them lives in
-`routes.py`, `payments.py` and `billing.py`.
+carries, with the values a new test-mode object has. The rules that change them live in
+`payments.py`, `invoicing.py`, `subscriptions.py` and the other rule modules.
 """
 
 from __future__ import annotations
@@ -34,6 +34,7 @@ def account(account_id: str, now: int) -> dict[str, Any]:
             "annual_revenue": None,
             "estimated_worker_count": None,
             "mcc": None,
+            "minority_owned_business_designation": None,
             "name": "Stripe emulator",
             "product_description": None,
             "support_address": None,
@@ -57,6 +58,7 @@ def account(account_id: str, now: int) -> dict[str, Any]:
         "payouts_enabled": True,
         "requirements": _requirements(),
         "settings": {
+            "bacs_debit_payments": {"display_name": None, "service_user_number": None},
             "branding": {"icon": None, "logo": None, "primary_color": None, "secondary_color": None},
             "card_payments": {
                 "decline_on": {"avs_failure": False, "cvc_failure": False},
@@ -64,17 +66,22 @@ def account(account_id: str, now: int) -> dict[str, Any]:
                 "statement_descriptor_prefix_kana": None,
                 "statement_descriptor_prefix_kanji": None,
             },
+            "card_issuing": {"tos_acceptance": {"date": None, "ip": None}},
             "dashboard": {"display_name": "Stripe emulator", "timezone": "Etc/UTC"},
+            "invoices": {"default_account_tax_ids": None, "hosted_payment_method_save": None},
             "payments": {
                 "statement_descriptor": "STRIPE EMULATOR",
                 "statement_descriptor_kana": None,
                 "statement_descriptor_kanji": None,
+                "statement_descriptor_prefix_kana": None,
+                "statement_descriptor_prefix_kanji": None,
             },
             "payouts": {
                 "debit_negative_balances": True,
                 "schedule": {"delay_days": 2, "interval": "daily"},
                 "statement_descriptor": None,
             },
+            "sepa_debit_payments": {},
         },
         "tos_acceptance": {"date": None, "ip": None, "user_agent": None},
         "type": "standard",
@@ -292,6 +299,7 @@ def charge(ch_id: str, now: int, pi: dict[str, Any], pm: dict[str, Any]) -> dict
                 "overcapture": {"maximum_amount_capturable": pi["amount"], "status": "unavailable"},
                 "regulated_status": card.get("regulated_status"),
                 "three_d_secure": None,
+                "transaction_link_id": None,
                 "wallet": None,
             },
             "type": "card",
@@ -424,10 +432,44 @@ def balance_transaction(
             else []
         ),
         "net": amount - fee,
-        "reporting_category": "charge" if kind == "charge" else "refund",
+        "reporting_category": {"charge": "charge", "refund": "refund", "payout": "payout"}.get(
+            kind, "adjustment"
+        ),
         "source": source,
         "status": "pending",
         "type": kind,
+    }
+
+
+def payout(po_id: str, now: int, amount: int, currency: str, arrival_date: int) -> dict[str, Any]:
+    return {
+        "id": po_id,
+        "object": "payout",
+        "amount": amount,
+        "application_fee": None,
+        "application_fee_amount": None,
+        "arrival_date": arrival_date,
+        "automatic": True,
+        "balance_transaction": None,
+        "created": now,
+        "currency": currency,
+        "description": "STRIPE PAYOUT",
+        "destination": None,  # the emulator's account has no external account to expand
+        "failure_balance_transaction": None,
+        "failure_code": None,
+        "failure_message": None,
+        "livemode": False,
+        "metadata": {},
+        "method": "standard",
+        "original_payout": None,
+        "payout_method": None,
+        "reconciliation_status": "not_applicable",
+        "reversed_by": None,
+        "source_type": "card",
+        "statement_descriptor": None,
+        "status": "pending",
+        "trace_id": {"status": "pending", "value": None},
+        "type": "bank_account",
     }
 
 
@@ -533,7 +575,13 @@ def subscription(sub_id: str, now: int, customer_id: str, currency: str) -> dict
         "description": None,
         "discounts": [],
         "ended_at": None,
-        "invoice_settings": {"account_tax_ids": None, "issuer": {"type": "self"}},
+        "invoice_settings": {
+            "account_tax_ids": None,
+            "custom_fields": None,
+            "description": None,
+            "footer": None,
+            "issuer": {"type": "self"},
+        },
         "latest_invoice": None,
         "livemode": False,
         "managed_payments": None,
@@ -659,7 +707,6 @@ def invoice(in_id: str, now: int, cust: dict[str, Any], account_name: str) -> di
             "paid_at": None,
             "voided_at": None,
         },
-        "subscription": None,
         "subtotal": 0,
         "subtotal_excluding_tax": 0,
         "test_clock": cust.get("test_clock"),
@@ -759,8 +806,8 @@ def invoice_payment(inpay_id: str, now: int, inv: dict[str, Any], pi_id: str) ->
     }
 
 
-# ---------------------------------------------------------------------- part 2: test clocks, Checkout,
-# the customer portal, meters and disputes
+# ---------------------------------------------------------------------- test clocks, Checkout, the
+# customer portal, meters and disputes
 def test_clock(clock_id: str, now: int, frozen_time: int, name: str | None) -> dict[str, Any]:
     return {
         "id": clock_id,
@@ -838,7 +885,7 @@ def checkout_session(cs_id: str, now: int, mode: str, url: str) -> dict[str, Any
         "subscription": None,
         "success_url": None,
         "total_details": {"amount_discount": 0, "amount_shipping": 0, "amount_tax": 0},
-        "ui_mode": "hosted",
+        "ui_mode": "hosted_page",
         "url": url,
         "wallet_options": None,
     }
@@ -1027,6 +1074,7 @@ def dispute(
             "card": {
                 "brand": card.get("brand", "visa"),
                 "case_type": "inquiry" if status.startswith("warning") else "chargeback",
+                "network": card.get("network") or card.get("brand", "visa"),
                 "network_reason_code": "10.4" if reason == "fraudulent" else "13.1",
             },
             "type": "card",

@@ -10,7 +10,7 @@ import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
-from . import billing, payments
+from . import invoicing, payments
 from .clock import format_date
 from .errors import StripeError
 
@@ -75,7 +75,7 @@ def _handle_page(emu: Emulator, method: str, path: str, query: str, body: Any) -
         ch = emu.store.get("charge", match.group(1))
         if ch is None or ch["status"] != "succeeded":
             return _not_found()
-        amount = billing.money(ch["amount"], ch["currency"])
+        amount = invoicing.money(ch["amount"], ch["currency"])
         return _html(200, "Receipt", f"<h1>Receipt</h1><p>Paid {amount} on {format_date(ch['created'])}.</p>")
     match = re.fullmatch(r"/_emulator/authenticate/((?:pi|seti)_[A-Za-z0-9]+)", path)
     if match:
@@ -88,17 +88,17 @@ def invoice_page(
 ) -> Response:
     rows = "".join(
         f"<tr><td>{html.escape(line['description'] or '')}</td><td>{line['quantity']}</td>"
-        f"<td>{billing.money(line['amount'], line['currency'])}</td></tr>"
-        for line in billing.lines_of(emu, inv)
+        f"<td>{invoicing.money(line['amount'], line['currency'])}</td></tr>"
+        for line in invoicing.lines_of(emu, inv)
     )
     body = (
         f"<h1>Invoice {html.escape(inv['number'] or inv['id'])}</h1>"
         f"<p>Status: <strong>{inv['status']}</strong></p>"
         f"<p>Billed to {html.escape(inv['customer_email'] or inv['customer'])}</p>"
         f"<table><tr><th>Description</th><th>Qty</th><th>Amount</th></tr>{rows}</table>"
-        f"<p>Total: {billing.money(inv['total'], inv['currency'])}<br>"
-        f"Amount due: {billing.money(inv['amount_due'], inv['currency'])}<br>"
-        f"Amount paid: {billing.money(inv['amount_paid'], inv['currency'])}</p>"
+        f"<p>Total: {invoicing.money(inv['total'], inv['currency'])}<br>"
+        f"Amount due: {invoicing.money(inv['amount_due'], inv['currency'])}<br>"
+        f"Amount paid: {invoicing.money(inv['amount_paid'], inv['currency'])}</p>"
         f"<p><a href='{html.escape(inv['invoice_pdf'] or '')}'>Download PDF</a></p>"
     )
     if error:
@@ -121,12 +121,12 @@ def invoice_pdf(emu: Emulator, inv: dict[str, Any]) -> Response:
         f"Customer: {inv['customer_email'] or inv['customer']}",
         "",
     ]
-    for line in billing.lines_of(emu, inv):
-        lines.append(f"{line['description']}  {billing.money(line['amount'], line['currency'])}")
+    for line in invoicing.lines_of(emu, inv):
+        lines.append(f"{line['description']}  {invoicing.money(line['amount'], line['currency'])}")
     lines += [
         "",
-        f"Total: {billing.money(inv['total'], inv['currency'])}",
-        f"Amount due: {billing.money(inv['amount_due'], inv['currency'])}",
+        f"Total: {invoicing.money(inv['total'], inv['currency'])}",
+        f"Amount due: {invoicing.money(inv['amount_due'], inv['currency'])}",
     ]
     return (
         200,

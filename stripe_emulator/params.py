@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 from typing import Any
-from urllib.parse import parse_qsl
 
 from .errors import InvalidRequestError, missing
+from .store import HUMAN_NAMES
 
 _KEY = re.compile(r"^([^\[\]]+)((?:\[[^\[\]]*\])*)$")
 _PART = re.compile(r"\[([^\[\]]*)\]")
@@ -46,10 +46,6 @@ def _listify(node: Any) -> Any:
     if converted and all(k.isdigit() for k in converted):
         return [converted[k] for k in sorted(converted, key=int)]
     return converted
-
-
-def parse_query(query: str) -> dict[str, Any]:
-    return decode_form(parse_qsl(query, keep_blank_values=True))
 
 
 def encode_form(data: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
@@ -235,3 +231,27 @@ def merge_metadata(current: dict[str, str], update: dict[str, str] | None) -> di
         else:
             merged[key] = value
     return merged
+
+
+def object_param(ctx: Any, kind: str, object_id: str | None, param: str) -> dict[str, Any]:
+    """The object a parameter names (`customer=cus_...`), or 400 `resource_missing` on that parameter."""
+    obj = ctx.store.get(kind, object_id)
+    if obj is None:
+        raise InvalidRequestError(
+            f"No such {HUMAN_NAMES.get(kind, kind)}: '{object_id}'", code="resource_missing", param=param
+        )
+    return obj
+
+
+def price_param(ctx: Any, p: Params, key: str = "price") -> dict[str, Any]:
+    """An active price named by a parameter."""
+    price_id = p.str(key, required=True)
+    price = ctx.store.get("price", price_id)
+    if price is None:
+        raise InvalidRequestError(f"No such price: '{price_id}'", code="resource_missing", param=p.name(key))
+    if not price["active"]:
+        raise InvalidRequestError(
+            f"The price specified ({price_id}) is inactive. This field only accepts active prices.",
+            param=p.name(key),
+        )
+    return price

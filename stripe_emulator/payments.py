@@ -42,6 +42,10 @@ DECLINE_MESSAGES = {
     "incorrect_cvc": "Your card's security code is incorrect.",
     "processing_error": "An error occurred while processing your card. Try again in a little bit.",
     "authentication_required": "Your card was declined. This transaction requires authentication.",
+    "card_velocity_exceeded": (
+        "Your card was declined for making repeated attempts too frequently or exceeding its amount limit."
+    ),
+    "fraudulent": "Your card was declined.",
 }
 
 TEST_CARDS: dict[str, TestCard] = {
@@ -73,6 +77,28 @@ TEST_CARDS: dict[str, TestCard] = {
     "pm_card_authenticationRequiredOnSetup": TestCard("visa", "3155", authentication="setup"),
     "pm_card_createDispute": TestCard("visa", "0259", dispute="chargeback"),
     "pm_card_createDisputeInquiry": TestCard("visa", "1976", dispute="inquiry"),
+    "pm_card_mastercard_debit": TestCard("mastercard", "8210", funding="debit"),
+    "pm_card_mastercard_prepaid": TestCard("mastercard", "5100", funding="prepaid"),
+    "pm_card_discover": TestCard("discover", "1117"),
+    "pm_card_diners": TestCard("diners", "0004"),
+    "pm_card_jcb": TestCard("jcb", "0505"),
+    "pm_card_unionpay": TestCard("unionpay", "0005"),
+    "pm_card_visa_chargeDeclinedVelocityLimitExceeded": TestCard(
+        "visa", "6975", decline_code="card_velocity_exceeded", fails_on_attach=True
+    ),
+    "pm_card_radarBlock": TestCard("visa", "0019", decline_code="fraudulent", fails_on_attach=True),
+    "pm_card_threeDSecure2Required": TestCard("visa", "3220", authentication="always"),
+    "pm_card_threeDSecureRequired": TestCard("visa", "3063", authentication="always"),
+}
+# The names Stripe's testing page gives the same cards.
+TEST_CARDS |= {
+    "pm_card_visa_chargeDeclined": TEST_CARDS["pm_card_chargeDeclined"],
+    "pm_card_visa_chargeDeclinedInsufficientFunds": TEST_CARDS["pm_card_chargeDeclinedInsufficientFunds"],
+    "pm_card_visa_chargeDeclinedLostCard": TEST_CARDS["pm_card_chargeDeclinedLostCard"],
+    "pm_card_visa_chargeDeclinedStolenCard": TEST_CARDS["pm_card_chargeDeclinedStolenCard"],
+    "pm_card_visa_chargeDeclinedExpiredCard": TEST_CARDS["pm_card_chargeDeclinedExpiredCard"],
+    "pm_card_visa_chargeDeclinedIncorrectCvc": TEST_CARDS["pm_card_chargeDeclinedIncorrectCvc"],
+    "pm_card_visa_chargeDeclinedProcessingError": TEST_CARDS["pm_card_chargeDeclinedProcessingError"],
 }
 TEST_NUMBERS = {
     "4242424242424242": "pm_card_visa",
@@ -91,6 +117,16 @@ TEST_NUMBERS = {
     "4000002500003155": "pm_card_authenticationRequiredOnSetup",
     "4000000000000259": "pm_card_createDispute",
     "4000000000001976": "pm_card_createDisputeInquiry",
+    "5200828282828210": "pm_card_mastercard_debit",
+    "5105105105105100": "pm_card_mastercard_prepaid",
+    "6011111111111117": "pm_card_discover",
+    "3056930009020004": "pm_card_diners",
+    "3566002020360505": "pm_card_jcb",
+    "6200000000000005": "pm_card_unionpay",
+    "4000000000006975": "pm_card_visa_chargeDeclinedVelocityLimitExceeded",
+    "4100000000000019": "pm_card_radarBlock",
+    "4000000000003220": "pm_card_threeDSecure2Required",
+    "4000000000003063": "pm_card_threeDSecureRequired",
 }
 # Delayed-notification payments: a US bank account debit is `processing` when confirmed and settles
 # (or fails) BANK_SETTLE_SECONDS later, on the payer's clock (`emu.advance`, `emu.tick`, the server).
@@ -210,6 +246,21 @@ def authentication_error(**extra: Any) -> CardError:
     )
 
 
+NOT_REUSABLE = (
+    "This PaymentMethod was previously used without being attached to a Customer or was detached from a "
+    "Customer, and may not be used again."
+)
+
+
+def check_reusable(pm: dict[str, Any], intent_id: str | None = None, param: str = "payment_method") -> None:
+    """A PaymentMethod belongs to one customer for life: once detached, or once used for a payment
+    without being attached to a customer, Stripe refuses it everywhere (except for another try on
+    the intent that used it)."""
+    used_by = pm.get("_used_by")
+    if pm.get("_detached") or (used_by and used_by != intent_id and not pm["customer"]):
+        raise InvalidRequestError(NOT_REUSABLE, param=param)
+
+
 def attach(ctx: Context, pm: dict[str, Any], customer: dict[str, Any]) -> dict[str, Any]:
     if pm["customer"] == customer["id"]:
         return pm
@@ -218,6 +269,7 @@ def attach(ctx: Context, pm: dict[str, Any], customer: dict[str, Any]) -> dict[s
             "The payment method you provided has already been attached to a customer.",
             param="payment_method",
         )
+    check_reusable(pm)
     card = test_card(pm)
     if card.fails_on_attach:
         raise card_error(card, payment_method=ctx.render(pm))
@@ -234,6 +286,7 @@ def detach(ctx: Context, pm: dict[str, Any]) -> dict[str, Any]:
             code="payment_method_unexpected_state",
         )
     pm["customer"] = None
+    pm["_detached"] = True
     customer = ctx.store.get("customer", customer_id)
     if customer and customer["invoice_settings"]["default_payment_method"] == pm["id"]:
         before = {"invoice_settings": dict(customer["invoice_settings"])}
@@ -254,6 +307,7 @@ def confirm_payment_intent(
     ctx: Context, pi: dict[str, Any], pm: dict[str, Any], *, off_session: bool, return_url: str | None = None
 ) -> PaymentResult:
     """Runs the card; returns the result (the HTTP handler raises `result.error`)."""
+    check_reusable(pm, pi["id"])
     pi["payment_method"] = pm["id"]
     pi["last_payment_error"] = None
     pi["next_action"] = None
@@ -264,6 +318,8 @@ def confirm_payment_intent(
         customer = ctx.store.get("customer", pi["customer"])
         if customer is not None and not card.fails_on_attach:
             attach(ctx, pm, customer)
+    if not pm["customer"] and not pi.get("_invoice"):  # an invoice's payment may save it to the customer
+        pm["_used_by"] = pi["id"]  # used without being attached: it cannot be attached later
     if card.authentication == "always" or (
         card.authentication == "setup" and not _set_up_for(pm, off_session)
     ):
@@ -279,7 +335,7 @@ def confirm_payment_intent(
         }
         ctx.emit("payment_intent.requires_action", pi)
         if pi.get("_invoice"):
-            from .billing import invoice_action_required
+            from .invoicing import invoice_action_required
 
             invoice_action_required(ctx, pi)
         return PaymentResult("requires_action")
@@ -327,7 +383,7 @@ def settle_bank_debit(ctx: Context, pi: dict[str, Any]) -> None:
         ctx.emit("charge.succeeded", ch, before)
         ctx.emit("payment_intent.succeeded", pi)
         if pi.get("_invoice"):
-            from .billing import invoice_payment_succeeded
+            from .invoicing import invoice_payment_succeeded
 
             invoice_payment_succeeded(ctx, pi)
     else:
@@ -347,7 +403,7 @@ def settle_bank_debit(ctx: Context, pi: dict[str, Any]) -> None:
         ctx.emit("charge.failed", ch)
         ctx.emit("payment_intent.payment_failed", pi)
         if pi.get("_invoice"):
-            from .billing import invoice_payment_attempt_failed
+            from .invoicing import invoice_payment_attempt_failed
 
             invoice_payment_attempt_failed(ctx, pi)
     if pi.get("_checkout_session"):
@@ -384,20 +440,25 @@ def _succeed(ctx: Context, pi: dict[str, Any], pm: dict[str, Any]) -> PaymentRes
     ctx.emit("charge.succeeded", ch)
     ctx.emit("payment_intent.succeeded", pi)
     if pi.get("_invoice"):
-        from .billing import invoice_payment_succeeded
+        from .invoicing import invoice_payment_succeeded
 
         invoice_payment_succeeded(ctx, pi)
     return PaymentResult("succeeded")
 
 
-def _capture(ctx: Context, ch: dict[str, Any], now: int) -> None:
+def _capture(ctx: Context, ch: dict[str, Any], now: int, amount: int | None = None) -> None:
+    """Captures `amount` (default: all) of the charge; as in Stripe, a partial capture keeps the
+    charge's `amount`, sets `amount_captured`, and releases the rest (`amount_refunded`)."""
+    captured = ch["amount"] if amount is None else amount
     ch["captured"] = True
-    ch["amount_captured"] = ch["amount"]
-    fee = round(ch["amount"] * 0.029) + 30
+    ch["amount_captured"] = captured
+    if captured < ch["amount"]:
+        ch["amount_refunded"] = ch["_released"] = ch["amount"] - captured
+    fee = round(captured * 0.029) + 30
     txn = objects.balance_transaction(
         ctx.store.new_id("balance_transaction"),
         now,
-        ch["amount"],
+        captured,
         ch["currency"],
         fee,
         ch["id"],
@@ -416,21 +477,18 @@ def capture_payment_intent(ctx: Context, pi: dict[str, Any], amount: int | None)
             code="payment_intent_unexpected_state",
         )
     ch = ctx.store.require("charge", pi["latest_charge"])
-    if amount is not None and amount != ch["amount"]:
-        if amount > ch["amount"]:
-            raise InvalidRequestError(
-                "The amount to capture cannot exceed the amount authorized.", param="amount_to_capture"
-            )
-        ch["amount"] = amount
-        pi["amount"] = amount
-    _capture(ctx, ch, ctx.now(pi))
+    if amount is not None and not 0 < amount <= ch["amount"]:
+        raise InvalidRequestError(
+            "The amount to capture cannot exceed the amount authorized.", param="amount_to_capture"
+        )
+    _capture(ctx, ch, ctx.now(pi), amount)
     pi["status"] = "succeeded"
     pi["amount_capturable"] = 0
-    pi["amount_received"] = pi["amount"]
+    pi["amount_received"] = ch["amount_captured"]
     ctx.emit("charge.captured", ch)
     ctx.emit("payment_intent.succeeded", pi)
     if pi.get("_invoice"):
-        from .billing import invoice_payment_succeeded
+        from .invoicing import invoice_payment_succeeded
 
         invoice_payment_succeeded(ctx, pi)
     return pi
@@ -462,7 +520,7 @@ def _fail(
     }
     ctx.emit("payment_intent.payment_failed", pi)
     if pi.get("_invoice"):
-        from .billing import invoice_payment_attempt_failed
+        from .invoicing import invoice_payment_attempt_failed
 
         invoice_payment_attempt_failed(ctx, pi)
     error.extra.update({"payment_intent": ctx.render(pi), "payment_method": ctx.render(pm)})
@@ -529,6 +587,7 @@ def _authentication_failure() -> CardError:
 def confirm_setup_intent(
     ctx: Context, seti: dict[str, Any], pm: dict[str, Any], return_url: str | None
 ) -> PaymentResult:
+    check_reusable(pm, seti["id"])
     seti["payment_method"] = pm["id"]
     seti["last_setup_error"] = None
     card = card_for_attempt(ctx, pm)
@@ -593,7 +652,8 @@ def create_refund(
             code="charge_disputed",
             param="charge",
         )
-    remaining = ch["amount_captured"] - ch["amount_refunded"]
+    released = ch.get("_released", 0)  # the uncaptured part of a partial capture
+    remaining = ch["amount_captured"] - (ch["amount_refunded"] - released)
     if remaining <= 0:
         raise InvalidRequestError(
             f"Charge {ch['id']} has already been refunded.", code="charge_already_refunded", param="charge"
@@ -622,7 +682,7 @@ def create_refund(
     ctx.store.add("refund", refund)
     before = {"amount_refunded": ch["amount_refunded"], "refunded": ch["refunded"]}
     ch["amount_refunded"] += amount
-    ch["refunded"] = ch["amount_refunded"] >= ch["amount_captured"]
+    ch["refunded"] = ch["amount_refunded"] >= ch["amount"]
     ctx.emit("refund.created", refund)
     ctx.emit("charge.refunded", ch, before)
     return refund

@@ -16,11 +16,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from . import billing, objects, payments
-from .app import api
-from .errors import InvalidRequestError, missing
+from . import invoicing, objects, payments, subscriptions
+from .errors import InvalidRequestError
 from .params import Params, merge_metadata
-from .routes import LIST, _object_param, list_of
 
 if TYPE_CHECKING:
     from .app import Context
@@ -50,7 +48,7 @@ def default_configuration(ctx: Context) -> Obj:
     return ctx.store.add("portal_configuration", config)
 
 
-def _apply_configuration(config: Obj, p: Params) -> None:
+def apply_configuration(config: Obj, p: Params) -> None:
     if "business_profile" in p:
         bp = p.dict("business_profile")
         for key in ("headline", "privacy_policy_url", "terms_of_service_url"):
@@ -91,7 +89,7 @@ def subscriptions_of(ctx: Context, customer_id: str) -> list[Obj]:
 def switchable_prices(ctx: Context, config: Obj, sub: Obj) -> list[Obj]:
     """Active licensed recurring prices in the subscription's currency, other than its own,
     limited to the configuration's `subscription_update.products` when set."""
-    current = {item["price"] for item in billing.items_of(ctx, sub)}
+    current = {item["price"] for item in invoicing.items_of(ctx, sub)}
     allowed = config["features"]["subscription_update"].get("products")
     out = []
     for price in ctx.store.all("price"):
@@ -134,11 +132,11 @@ def cancel(ctx: Context, session: Obj, sub_id: str | None, *, at_period_end: boo
         raise InvalidRequestError("Cancelling is turned off in this portal configuration.")
     if at_period_end:
         before = ctx.render(sub)
-        billing._schedule_cancel(ctx, sub, ctx.now(sub))
+        subscriptions.schedule_cancel(ctx, sub, ctx.now(sub))
         _changed(ctx, sub, before)
         return sub
     prorate = config["features"]["subscription_cancel"]["proration_behavior"] != "none"
-    return billing.cancel_subscription(ctx, sub, reason="cancellation_requested", prorate=prorate)
+    return subscriptions.cancel_subscription(ctx, sub, reason="cancellation_requested", prorate=prorate)
 
 
 def renew(ctx: Context, session: Obj, sub_id: str | None) -> Obj:
@@ -147,7 +145,7 @@ def renew(ctx: Context, session: Obj, sub_id: str | None) -> Obj:
     if not sub["cancel_at_period_end"] and not sub["cancel_at"]:
         raise InvalidRequestError("This subscription is not set to cancel.")
     before = ctx.render(sub)
-    billing._unschedule_cancel(sub)
+    subscriptions.unschedule_cancel(sub)
     _changed(ctx, sub, before)
     return sub
 
@@ -161,14 +159,14 @@ def switch(ctx: Context, session: Obj, sub_id: str | None, price_id: str | None)
     price = next((p for p in switchable_prices(ctx, config, sub) if p["id"] == price_id), None)
     if price is None:
         raise InvalidRequestError(f"The price {price_id} is not available here.", param="price")
-    items = billing.items_of(ctx, sub)
+    items = invoicing.items_of(ctx, sub)
     if len(items) != 1:
         raise InvalidRequestError("The portal switches subscriptions that have one item.")
     before = ctx.render(sub)
-    billing.update_items(
+    subscriptions.update_items(
         ctx,
         sub,
-        [billing.ItemChange(items[0]["id"], price, None)],
+        [subscriptions.ItemChange(items[0]["id"], price, None)],
         proration_behavior=feature["proration_behavior"],
         proration_date=None,
         payment_behavior="allow_incomplete",
@@ -219,7 +217,7 @@ def pay_invoice(ctx: Context, session: Obj, invoice_id: str | None) -> Obj:
     inv = ctx.store.get("invoice", invoice_id)
     if inv is None or inv["customer"] != session["customer"] or inv["status"] != "open":
         raise InvalidRequestError("No open invoice to pay.", param="invoice")
-    result = billing.pay_invoice(ctx, inv, off_session=False)
+    result = invoicing.pay_invoice(ctx, inv, off_session=False)
     if result.error is not None:
         raise result.error
     if result.status == "requires_action":
@@ -257,145 +255,3 @@ def after_completion_url(session: Obj) -> str | None:
     if after.get("type") == "redirect":
         return (after.get("redirect") or {}).get("return_url")
     return None
-
-
-# ---------------------------------------------------------------------- endpoints
-def _flow(ctx: Context, p: Params, customer_id: str) -> Obj | None:
-    if "flow_data" not in p:
-        return None
-    data = p.dict("flow_data")
-    kind = data.enum(
-        "type",
-        [
-            "payment_method_update",
-            "subscription_cancel",
-            "subscription_update",
-            "subscription_update_confirm",
-        ],
-    )
-    if kind is None:
-        raise missing("flow_data[type]")
-    after = data.dict("after_completion")
-    after_type = after.enum("type", ["hosted_confirmation", "portal_homepage", "redirect"], "portal_homepage")
-    flow: Obj = {
-        "after_completion": {
-            "hosted_confirmation": {"custom_message": after.dict("hosted_confirmation").str("custom_message")}
-            if after_type == "hosted_confirmation"
-            else None,
-            "redirect": {"return_url": after.dict("redirect").str("return_url", required=True)}
-            if after_type == "redirect"
-            else None,
-            "type": after_type,
-        },
-        "subscription_cancel": None,
-        "subscription_update": None,
-        "subscription_update_confirm": None,
-        "type": kind,
-    }
-    if kind != "payment_method_update":
-        section = data.dict(kind)
-        sub_id = section.str("subscription", required=True)
-        sub = _object_param(ctx, "subscription", sub_id, f"flow_data[{kind}][subscription]")
-        if sub["customer"] != customer_id:
-            raise InvalidRequestError(
-                "The subscription does not belong to this customer.", param=f"flow_data[{kind}][subscription]"
-            )
-        entry: Obj = {"subscription": sub_id}
-        if kind == "subscription_cancel":
-            entry["retention"] = None
-        if kind == "subscription_update_confirm":
-            entry["discounts"] = None
-            entry["items"] = [
-                {"id": item.str("id"), "price": item.str("price"), "quantity": item.int("quantity")}
-                for item in section.list_of_dicts("items")
-            ]
-        flow[kind] = entry
-    return flow
-
-
-@api(
-    "POST",
-    "/v1/billing_portal/sessions",
-    allowed={
-        "customer",
-        "return_url",
-        "configuration",
-        "flow_data",
-        "locale",
-        "on_behalf_of",
-        "customer_account",
-    },
-)
-def portal_session_create(ctx: Context, p: Params) -> Obj:
-    customer = _object_param(ctx, "customer", p.str("customer", required=True), "customer")
-    if p.str("configuration"):
-        config = _object_param(ctx, "portal_configuration", p.str("configuration"), "configuration")
-    else:
-        config = default_configuration(ctx)
-    return_url = p.str("return_url") or config["default_return_url"]
-    session = objects.portal_session(
-        ctx.store.new_id("portal_session", 24),
-        ctx.now(customer),
-        customer["id"],
-        config["id"],
-        return_url,
-        "",
-    )
-    session["url"] = page_url(ctx.base_url, session["id"])
-    session["locale"] = p.str("locale")
-    session["flow"] = _flow(ctx, p, customer["id"])
-    ctx.store.add("portal_session", session)
-    ctx.emit("billing_portal.session.created", session)
-    return session
-
-
-CONFIG_FIELDS = {
-    "business_profile",
-    "default_return_url",
-    "features",
-    "login_page",
-    "metadata",
-    "name",
-    "active",
-}
-
-
-@api("POST", "/v1/billing_portal/configurations", allowed=CONFIG_FIELDS)
-def portal_configuration_create(ctx: Context, p: Params) -> Obj:
-    default_configuration(ctx)  # the account's default exists first
-    config = objects.portal_configuration(ctx.store.new_id("portal_configuration", 24), ctx.now())
-    config["is_default"] = False
-    config["name"] = p.str("name")
-    _apply_configuration(config, p)
-    ctx.store.add("portal_configuration", config)
-    ctx.emit("billing_portal.configuration.created", config)
-    return config
-
-
-@api("GET", "/v1/billing_portal/configurations/{config_id}", allowed=set())
-def portal_configuration_retrieve(ctx: Context, p: Params, config_id: str) -> Obj:
-    return ctx.store.require("portal_configuration", config_id)
-
-
-@api("POST", "/v1/billing_portal/configurations/{config_id}", allowed=CONFIG_FIELDS)
-def portal_configuration_update(ctx: Context, p: Params, config_id: str) -> Obj:
-    config = ctx.store.require("portal_configuration", config_id)
-    _apply_configuration(config, p)
-    if "name" in p:
-        config["name"] = p.str("name")
-    config["updated"] = ctx.now()
-    ctx.emit("billing_portal.configuration.updated", config)
-    return config
-
-
-@api("GET", "/v1/billing_portal/configurations", allowed=LIST | {"active", "is_default"})
-def portal_configuration_list(ctx: Context, p: Params) -> Obj:
-    default_configuration(ctx)
-    active, is_default = p.bool("active"), p.bool("is_default")
-    return list_of(
-        ctx,
-        "portal_configuration",
-        p,
-        "/v1/billing_portal/configurations",
-        lambda c: active in (None, c["active"]) and is_default in (None, c["is_default"]),
-    )

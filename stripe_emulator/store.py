@@ -29,6 +29,7 @@ PREFIXES: dict[str, str] = {
     "meter_event": "mev",  # stored by `identifier`; the prefix is only for generated identifiers
     "payment_intent": "pi",
     "payment_method": "pm",
+    "payout": "po",
     "portal_configuration": "bpc",
     "portal_session": "bps",
     "price": "price",
@@ -51,6 +52,7 @@ HUMAN_NAMES = {
     "webhook_endpoint": "webhook endpoint",
     "subscription_item": "subscription item",
     "balance_transaction": "balance transaction",
+    "payout": "payout",
     "checkout_session": "checkout.session",
     "portal_configuration": "billing_portal.configuration",
     "portal_session": "billing_portal.session",

@@ -29,11 +29,9 @@ import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import billing, objects
-from .app import api
+from . import balance, customers, invoicing, objects, subscriptions
+from .clock import add_interval
 from .errors import InvalidRequestError, StripeError, invalid
-from .params import Params
-from .store import paginate
 
 if TYPE_CHECKING:
     from .app import Context
@@ -47,9 +45,12 @@ RANK = {
     "trial_will_end": 0,
     "expire_incomplete": 1,
     "period_end": 2,
-    "retry": 3,
-    "settle": 4,
-    "checkout_expire": 5,
+    "finalize": 3,
+    "retry": 4,
+    "settle": 5,
+    "checkout_expire": 6,
+    "payout": 7,
+    "payout_paid": 8,
 }
 
 
@@ -162,12 +163,14 @@ def happenings(ctx: Context, frame: Frame, seen: set[tuple[str, str, int]]) -> l
         if status == "trialing" and sub["trial_end"] and not sub.get("_trial_will_end_sent"):
             start = sub["trial_start"] or sub["created"]
             add("trial_will_end", sub, max(sub["trial_end"] - TRIAL_WILL_END, start), customer)
-        _, end = billing.period_of(ctx, sub)
+        _, end = invoicing.period_of(ctx, sub)
         if sub["cancel_at"] and sub["cancel_at"] < end:
             end = sub["cancel_at"]
         add("period_end", sub, end, customer)
     for inv in ctx.store.all("invoice"):
         customer = customers.get(inv["customer"])
+        if customer is not None and inv["status"] == "draft" and inv.get("automatically_finalizes_at"):
+            add("finalize", inv, inv["automatically_finalizes_at"], customer)
         if (
             customer is not None
             and inv["status"] == "open"
@@ -175,6 +178,14 @@ def happenings(ctx: Context, frame: Frame, seen: set[tuple[str, str, int]]) -> l
             and inv["collection_method"] == "charge_automatically"
         ):
             add("retry", inv, inv["next_payment_attempt"], customer)
+    clock_id = frame.clock["id"] if isinstance(frame, TestClockFrame) else None
+    if isinstance(frame, TestClockFrame | EmulatorFrame):
+        at = balance.next_payout_at(ctx, clock_id)
+        if at is not None:
+            add("payout", {"id": f"payouts:{clock_id or ''}", "_seq": 0}, at, None)
+        for payout in ctx.store.all("payout"):
+            if payout.get("_clock") == clock_id and payout["status"] == "pending":
+                add("payout_paid", payout, payout["arrival_date"], None)
     for pi in ctx.store.all("payment_intent"):
         if pi["status"] != "processing" or not pi.get("_settle_at"):
             continue
@@ -222,19 +233,30 @@ def _run_one(ctx: Context, happening: Happening) -> None:
                 sub["_trial_will_end_sent"] = True
                 ctx.emit("customer.subscription.trial_will_end", sub)
             elif happening.kind == "period_end":
-                billing.renew_subscription(ctx, sub)
+                subscriptions.renew_subscription(ctx, sub)
             else:
                 expire_incomplete(ctx, sub)
+        elif happening.kind == "finalize":
+            inv = ctx.store.get("invoice", happening.object_id)
+            if inv is not None and inv["status"] == "draft":
+                subscriptions.finalize_and_collect(ctx, inv)
         elif happening.kind == "retry":
             inv = ctx.store.get("invoice", happening.object_id)
             if inv is not None and inv["status"] == "open":
-                billing.retry_invoice_payment(ctx, inv)
+                invoicing.retry_invoice_payment(ctx, inv)
         elif happening.kind == "settle":
             from .payments import settle_bank_debit
 
             pi = ctx.store.get("payment_intent", happening.object_id)
             if pi is not None:
                 settle_bank_debit(ctx, pi)
+        elif happening.kind == "payout":
+            clock_id = happening.object_id.split(":", 1)[1] or None
+            balance.pay_out(ctx, clock_id, happening.at)
+        elif happening.kind == "payout_paid":
+            payout = ctx.store.get("payout", happening.object_id)
+            if payout is not None:
+                balance.payout_arrived(ctx, payout)
         elif happening.kind == "checkout_expire":
             from .checkout import expire_session
 
@@ -250,7 +272,7 @@ def expire_incomplete(ctx: Context, sub: Obj) -> None:
     now = ctx.now(sub)
     inv = ctx.store.get("invoice", sub["latest_invoice"])
     if inv is not None and inv["status"] in ("open", "uncollectible"):
-        billing.void_invoice(ctx, inv)
+        invoicing.void_invoice(ctx, inv)
     before = {"status": sub["status"], "canceled_at": sub["canceled_at"], "ended_at": sub["ended_at"]}
     sub["status"] = "incomplete_expired"
     sub["canceled_at"] = sub["canceled_at"] or now
@@ -285,6 +307,40 @@ def advance_test_clock(ctx: Context, clock: Obj, frozen_time: int) -> Obj:
     return snapshot
 
 
+INTERVAL_SECONDS = {"day": 86400, "week": 7 * 86400, "month": 31 * 86400, "year": 366 * 86400}
+
+
+def advance_limit(ctx: Context, clock: Obj) -> int | None:
+    """How far the API may move a test clock in one step, as in Stripe: two intervals of the
+    shortest recurring price among the clock's live subscriptions (None: no subscription)."""
+    customers = {c["id"] for c in ctx.store.all("customer") if c.get("test_clock") == clock["id"]}
+    shortest: tuple[int, str, int] | None = None
+    for sub in ctx.store.all("subscription"):
+        if sub["customer"] not in customers or sub["status"] in ("canceled", "incomplete_expired"):
+            continue
+        for item in invoicing.items_of(ctx, sub):
+            recurring = invoicing.price_of(ctx, item)["recurring"] or {}
+            if not recurring:
+                continue
+            length = INTERVAL_SECONDS[recurring["interval"]] * recurring["interval_count"]
+            if shortest is None or length < shortest[0]:
+                shortest = (length, recurring["interval"], recurring["interval_count"])
+    if shortest is None:
+        return None
+    return add_interval(int(clock["frozen_time"]), shortest[1], 2 * shortest[2])
+
+
+def check_advance(ctx: Context, clock: Obj, frozen_time: int) -> None:
+    limit = advance_limit(ctx, clock)
+    if limit is not None and frozen_time > limit:
+        raise invalid(
+            "frozen_time",
+            "Cannot advance a test clock more than two intervals of its shortest subscription interval at a "
+            f"time: the furthest frozen_time now is {limit}.",
+            "parameter_invalid_integer",
+        )
+
+
 def advance_customer(ctx: Context, customer: Obj, seconds: int) -> None:
     if customer.get("test_clock"):
         clock = ctx.store.require("test_clock", customer["test_clock"])
@@ -309,52 +365,21 @@ def run_due(ctx: Context) -> int:
     return run(ctx, frame, frame.now())
 
 
-# ---------------------------------------------------------------------- endpoints
-def _clock(ctx: Context, clock_id: str) -> Obj:
-    return ctx.store.require("test_clock", clock_id)
-
-
-@api("POST", "/v1/test_helpers/test_clocks", allowed={"frozen_time", "name"})
-def test_clock_create(ctx: Context, p: Params) -> Obj:
-    frozen_time = p.int("frozen_time", required=True)
-    assert frozen_time is not None
-    clock = objects.test_clock(ctx.store.new_id("test_clock", 24), ctx.now(), frozen_time, p.str("name"))
+def new_test_clock(ctx: Context, frozen_time: int, name: str | None) -> Obj:
+    clock = objects.test_clock(ctx.store.new_id("test_clock", 24), ctx.now(), frozen_time, name)
     ctx.store.add("test_clock", clock)
     ctx.emit("test_helpers.test_clock.created", clock)
     return clock
 
 
-@api("GET", "/v1/test_helpers/test_clocks/{clock_id}", allowed=set())
-def test_clock_retrieve(ctx: Context, p: Params, clock_id: str) -> Obj:
-    return _clock(ctx, clock_id)
-
-
-@api("GET", "/v1/test_helpers/test_clocks", allowed=set())
-def test_clock_list(ctx: Context, p: Params) -> Obj:
-    items = list(reversed(ctx.store.all("test_clock")))
-    return paginate(items, p, "/v1/test_helpers/test_clocks", "test_clock")
-
-
-@api("POST", "/v1/test_helpers/test_clocks/{clock_id}/advance", allowed={"frozen_time"})
-def test_clock_advance(ctx: Context, p: Params, clock_id: str) -> Obj:
-    clock = _clock(ctx, clock_id)
-    frozen_time = p.int("frozen_time", required=True)
-    assert frozen_time is not None
-    return advance_test_clock(ctx, clock, frozen_time)
-
-
-@api("DELETE", "/v1/test_helpers/test_clocks/{clock_id}", allowed=set())
-def test_clock_delete(ctx: Context, p: Params, clock_id: str) -> Obj:
+def delete_test_clock(ctx: Context, clock: Obj) -> Obj:
     """Deletes the clock and, as Stripe does, every customer attached to it."""
-    from .routes import customer_delete
-
-    clock = _clock(ctx, clock_id)
-    for customer in [c for c in ctx.store.all("customer") if c.get("test_clock") == clock_id]:
-        customer_delete(ctx, Params({}), customer["id"])
+    for customer in [c for c in ctx.store.all("customer") if c.get("test_clock") == clock["id"]]:
+        customers.delete_customer(ctx, customer)
     snapshot = ctx.render(clock)
-    ctx.store.remove("test_clock", clock_id)
+    ctx.store.remove("test_clock", clock["id"])
     ctx.emit("test_helpers.test_clock.deleted", snapshot)
-    return {"id": clock_id, "object": "test_helpers.test_clock", "deleted": True}
+    return {"id": clock["id"], "object": "test_helpers.test_clock", "deleted": True}
 
 
 def require_clock_param(ctx: Context, clock_id: str) -> Obj:

@@ -16,7 +16,12 @@ import json
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+from . import objects
+
+if TYPE_CHECKING:
+    from .app import Context
 
 Transport = Callable[[str, dict[str, str], bytes], int]
 GIVE_UP_AFTER = 3 * 86400
@@ -171,3 +176,21 @@ def requests_transport(timeout: float = 10.0) -> Transport:
         return requests.post(url, data=body, headers=headers, timeout=timeout).status_code
 
     return send
+
+
+def webhook_endpoint_create(
+    ctx: Context,
+    url: str,
+    enabled_events: list[str],
+    *,
+    api_version: str | None = None,
+    description: str | None = None,
+    metadata: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    endpoint = objects.webhook_endpoint(
+        ctx.store.new_id("webhook_endpoint"), ctx.now(), url, list(enabled_events), api_version
+    )
+    endpoint["description"] = description
+    endpoint["metadata"] = metadata or {}
+    endpoint["_secret"] = "whsec_" + ctx.store.random_string(32)
+    return ctx.store.add("webhook_endpoint", endpoint)

@@ -6,6 +6,8 @@ dj-stripe): no test can reach a real Stripe host, and each starts from a clean S
 
 from __future__ import annotations
 
+import os
+
 import pytest
 import stripe
 from django.core.cache import cache
@@ -15,10 +17,42 @@ from billing.catalogue import catalogue_seed
 from billing.models import Membership, Plan, PlanPrice, Role
 from billing.services import api_key_create, organization_create, platform_key_create, stripe_catalog_sync
 from config.celery import app as celery_app
+from stripe_emulator.spec import conformance
 from tests.billing.factories import MembershipFactory, OrganizationFactory, UserFactory
 from tests.stripe_helpers import Recorder, webhooks_install
 
 pytest_plugins = ["stripe_emulator.testing"]
+
+
+def pytest_configure(config) -> None:
+    """Every response and webhook payload any in-process emulator serves during the run is checked
+    against stripe-python's types (`stripe_emulator/spec/conformance.py`)."""
+    conformance.enable()
+
+
+def pytest_collection_modifyitems(config, items) -> None:
+    """`stripe_live` tests talk to real Stripe in test mode: without STRIPE_LIVE_SECRET_KEY they are
+    deselected (not skipped), so a normal run reports no skips."""
+    if os.environ.get("STRIPE_LIVE_SECRET_KEY"):
+        return
+    live = [item for item in items if item.get_closest_marker("stripe_live")]
+    if live:
+        config.hook.pytest_deselected(items=live)
+        items[:] = [item for item in items if not item.get_closest_marker("stripe_live")]
+
+
+def pytest_sessionfinish(session, exitstatus) -> None:
+    """The run fails when the emulator served anything Stripe's types do not describe."""
+    recorder = conformance.RECORDER
+    if recorder is None:
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    if recorder.found:
+        if reporter is not None:
+            reporter.write_line("Stripe conformance: " + recorder.report(), red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
+    elif reporter is not None and recorder.checked:
+        reporter.write_line(f"Stripe conformance: {recorder.checked} emulator payloads, no violation.")
 
 
 @pytest.fixture(scope="session")

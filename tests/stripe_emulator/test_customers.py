@@ -116,3 +116,60 @@ def test_payment_method_from_card_number_and_update(emu):
     assert caught.value.code == "incorrect_number"
     updated = stripe.PaymentMethod.modify(pm.id, api_key=KEY, metadata={"k": "v"}, card={"exp_year": 2033})
     assert updated.card.exp_year == 2033 and updated.metadata.k == "v"
+
+
+NOT_REUSABLE = (
+    "This PaymentMethod was previously used without being attached to a Customer or was detached from a "
+    "Customer, and may not be used again."
+)
+
+
+def test_a_detached_payment_method_cannot_be_attached_or_used_again(emu, customer):
+    pm_id = customer.invoice_settings.default_payment_method
+    stripe.PaymentMethod.detach(pm_id, api_key=KEY)
+    other = stripe.Customer.create(api_key=KEY, email="other@example.com")
+    for who in (customer.id, other.id):
+        with pytest.raises(stripe.InvalidRequestError) as caught:
+            stripe.PaymentMethod.attach(pm_id, api_key=KEY, customer=who)
+        assert caught.value.http_status == 400 and caught.value.user_message == NOT_REUSABLE
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        stripe.Customer.create(api_key=KEY, payment_method=pm_id)
+    assert caught.value.user_message == NOT_REUSABLE
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        stripe.PaymentIntent.create(
+            api_key=KEY, amount=1000, currency="usd", customer=other.id, payment_method=pm_id, confirm=True
+        )
+    assert caught.value.user_message == NOT_REUSABLE
+    assert stripe.PaymentMethod.retrieve(pm_id, api_key=KEY).customer is None
+    assert emu.objects("charge") == []
+    assert len(emu.objects("customer")) == 2  # the refused Customer.create left nothing behind
+
+
+def test_a_payment_method_of_another_customer_cannot_be_attached(emu, customer):
+    other = stripe.Customer.create(api_key=KEY, email="other@example.com")
+    pm_id = customer.invoice_settings.default_payment_method
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        stripe.PaymentMethod.attach(pm_id, api_key=KEY, customer=other.id)
+    assert caught.value.http_status == 400
+    assert (
+        caught.value.user_message
+        == "The payment method you provided has already been attached to a customer."
+    )
+    assert stripe.PaymentMethod.retrieve(pm_id, api_key=KEY).customer == customer.id
+
+
+def test_a_payment_method_used_without_a_customer_cannot_be_attached_later(emu):
+    pm = stripe.PaymentMethod.create(api_key=KEY, type="card", card={"token": "tok_visa"})
+    paid = stripe.PaymentIntent.create(
+        api_key=KEY, amount=1000, currency="usd", payment_method=pm.id, confirm=True
+    )
+    assert paid.status == "succeeded"
+    cust = stripe.Customer.create(api_key=KEY)
+    with pytest.raises(stripe.InvalidRequestError) as caught:
+        stripe.PaymentMethod.attach(pm.id, api_key=KEY, customer=cust.id)
+    assert caught.value.user_message == NOT_REUSABLE
+    with pytest.raises(stripe.InvalidRequestError):
+        stripe.PaymentIntent.create(
+            api_key=KEY, amount=500, currency="usd", payment_method=pm.id, confirm=True
+        )
+    assert len(emu.objects("charge")) == 1

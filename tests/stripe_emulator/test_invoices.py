@@ -171,3 +171,39 @@ def test_hosted_invoice_page_and_pdf_are_served(emu, customer):
 def test_preview_of_nothing_is_an_error(emu, customer):
     with pytest.raises(stripe.InvalidRequestError, match="Nothing to invoice"):
         stripe.Invoice.create_preview(api_key=KEY, customer=customer.id)
+
+
+def test_a_send_invoice_invoice_is_paid_on_its_hosted_page_with_a_test_card(emu):
+    from urllib.parse import urlencode, urlsplit
+
+    cust = stripe.Customer.create(api_key=KEY, email="payer@example.com")  # no card on file
+    stripe.InvoiceItem.create(
+        api_key=KEY, customer=cust.id, amount=4200, currency="usd", description="Consulting"
+    )
+    invoice = stripe.Invoice.create(
+        api_key=KEY,
+        customer=cust.id,
+        collection_method="send_invoice",
+        days_until_due=14,
+        pending_invoice_items_behavior="include",
+    )
+    finalized = stripe.Invoice.finalize_invoice(invoice.id, api_key=KEY)
+    assert (finalized.status, finalized.amount_due) == ("open", 4200)
+    assert finalized.due_date == finalized.status_transitions.finalized_at + 14 * 86400
+    stripe.Invoice.send_invoice(invoice.id, api_key=KEY)
+    page = urlsplit(finalized.hosted_invoice_url).path
+    status, _, body = emu.handle("GET", page, {}, None)
+    assert status == 200 and b"Pay with" in body and b"$42.00" in body
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    status, _, body = emu.handle("POST", page + "/pay", form, urlencode({"card": "decline"}))
+    assert status == 402 and b"declined" in body
+    assert stripe.Invoice.retrieve(invoice.id, api_key=KEY).status == "open"
+    status, headers, _ = emu.handle("POST", page + "/pay", form, urlencode({"card": "success"}))
+    assert status == 303 and headers["Location"] == finalized.hosted_invoice_url
+    paid = stripe.Invoice.retrieve(invoice.id, api_key=KEY)
+    assert (paid.status, paid.amount_paid, paid.amount_remaining) == ("paid", 4200, 0)
+    types = emu.event_types()
+    assert types.index("invoice.sent") < types.index("invoice.paid")
+    assert "invoice.payment_succeeded" in types and "charge.succeeded" in types
+    status, headers, body = emu.handle("GET", urlsplit(paid.invoice_pdf).path, {}, None)
+    assert status == 200 and headers["Content-Type"] == "application/pdf" and body.startswith(b"%PDF")

@@ -82,7 +82,7 @@ def _served(emu, customer, monthly_price) -> dict[str, dict]:
         meter.id, api_key=KEY, customer=customer.id, start_time=start, end_time=start + 60
     ).data[0]
     adjustment = stripe.billing.MeterEventAdjustment.create(
-        api_key=KEY, event_name="m", cancel={"identifier": meter_event.identifier}
+        api_key=KEY, type="cancel", event_name="m", cancel={"identifier": meter_event.identifier}
     )
     dispute = stripe.Dispute.retrieve(emu.create_dispute(charge.id)["id"], api_key=KEY)
     served = [
@@ -117,6 +117,11 @@ def _served(emu, customer, monthly_price) -> dict[str, dict]:
     ]
     return {obj.object: obj.to_dict() for obj in served}
 
+
+# Keys Stripe's example still carries that the pinned API version no longer serves (stripe-python's
+# types do not declare them): an invoice's subscription is at `parent.subscription_details` since
+# 2025-03-31.basil.
+REMOVED = {"invoice": {"subscription"}}
 
 EMULATED = [
     "account",
@@ -153,7 +158,7 @@ EMULATED = [
 @pytest.mark.parametrize("object_type", EMULATED)
 def test_object_has_every_key_of_stripes_example(served, object_type):
     obj = served[object_type]
-    missing = sorted(set(FIXTURES[object_type]) - set(obj))
+    missing = sorted(set(FIXTURES[object_type]) - set(obj) - REMOVED.get(object_type, set()))
     assert missing == []
     assert obj["object"] == object_type
 

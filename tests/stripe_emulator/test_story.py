@@ -13,6 +13,7 @@ from .conftest import KEY
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 DAY = 86400
+HOUR = 3600  # a renewal invoice is finalized and charged an hour after the period ends
 
 
 def ts(year: int, month: int, day: int) -> int:
@@ -81,7 +82,8 @@ def test_checkout_three_renewals_a_failed_payment_and_a_portal_cancellation(emu,
     assert past_due.status == "past_due"
     failed_invoice = stripe.Invoice.retrieve(past_due.latest_invoice, api_key=KEY)
     assert (
-        failed_invoice.status == "open" and failed_invoice.next_payment_attempt == ts(2032, 3, 10) + 3 * DAY
+        failed_invoice.status == "open"
+        and failed_invoice.next_payment_attempt == ts(2032, 3, 10) + HOUR + 3 * DAY
     )
 
     # 4. The dunning retry three days later succeeds: recovered.

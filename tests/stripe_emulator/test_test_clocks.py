@@ -14,6 +14,7 @@ from .conftest import KEY
 
 START = int(datetime(2031, 1, 15, 12, 0, tzinfo=UTC).timestamp())
 DAY = 86400
+HOUR = 3600  # a renewal invoice stays a draft this long, then is finalized and charged
 
 
 def ts(year: int, month: int, day: int, hour: int = 12) -> int:
@@ -98,15 +99,19 @@ def test_advancing_renews_a_subscription(emu, clock, monthly_price):
     assert invoice.created == ts(2031, 2, 15)
     assert invoice.lines.data[0].period.start == ts(2031, 2, 15)
     charges = stripe.Charge.list(api_key=KEY, customer=customer.id).data
-    assert [c.amount for c in charges] == [3000, 3000] and charges[0].created == ts(2031, 2, 15)
+    assert [c.amount for c in charges] == [3000, 3000] and charges[0].created == ts(2031, 2, 15) + HOUR
 
     events = events_since(emu, marker)
     types = [e["type"] for e in events]
     assert types[0] == "test_helpers.test_clock.advancing" and types[-1] == "test_helpers.test_clock.ready"
     for expected in ["invoice.created", "invoice.finalized", "invoice.paid", "customer.subscription.updated"]:
         assert expected in types
-    renewal = [e for e in events if not e["type"].startswith("test_helpers")]
-    assert {e["created"] for e in renewal} == {ts(2031, 2, 15)}
+    renewal = [e for e in events if not e["type"].startswith(("test_helpers", "payout"))]
+    assert [e["type"] for e in renewal].index("invoice.created") < types.index("invoice.finalized")
+    created = next(e for e in renewal if e["type"] == "invoice.created")
+    assert created["data"]["object"]["status"] == "draft"
+    assert created["data"]["object"]["automatically_finalizes_at"] == ts(2031, 2, 15) + HOUR
+    assert {e["created"] for e in renewal} == {ts(2031, 2, 15), ts(2031, 2, 15) + HOUR}
     updated = next(e for e in events if e["type"] == "customer.subscription.updated")
     assert updated["data"]["previous_attributes"]["items"]["current_period_start"] == START
 
@@ -115,9 +120,14 @@ def test_three_renewals_come_in_time_order(emu, clock, monthly_price):
     customer = clock_customer(clock)
     stripe.Subscription.create(api_key=KEY, customer=customer.id, items=[{"price": monthly_price.id}])
     marker = emu.store.seq
+    advance(clock, ts(2031, 3, 14))  # Stripe moves a clock at most two intervals at a time
     advance(clock, ts(2031, 4, 20))
     paid = [e for e in events_since(emu, marker) if e["type"] == "invoice.paid"]
-    assert [e["created"] for e in paid] == [ts(2031, 2, 15), ts(2031, 3, 15), ts(2031, 4, 15)]
+    assert [e["created"] for e in paid] == [
+        ts(2031, 2, 15) + HOUR,
+        ts(2031, 3, 15) + HOUR,
+        ts(2031, 4, 15) + HOUR,
+    ]
     created = [e["created"] for e in events_since(emu, marker) if not e["type"].startswith("test_helpers")]
     assert created == sorted(created)
     assert len(stripe.Invoice.list(api_key=KEY, customer=customer.id).data) == 4
@@ -163,7 +173,9 @@ def test_failed_renewal_goes_past_due_retries_on_schedule_then_cancels(emu, cloc
     sub = stripe.Subscription.create(api_key=KEY, customer=customer.id, items=[{"price": monthly_price.id}])
     failing = stripe.PaymentMethod.attach("pm_card_chargeCustomerFail", api_key=KEY, customer=customer.id)
     stripe.Customer.modify(customer.id, api_key=KEY, invoice_settings={"default_payment_method": failing.id})
-    renewal = ts(2031, 2, 15)
+    renewal = ts(2031, 2, 15) + HOUR  # when the renewal invoice is finalized and charged
+    advance(clock, renewal - 60)
+    assert stripe.Subscription.retrieve(sub.id, api_key=KEY).status == "active"  # its invoice is a draft
     advance(clock, renewal + 60)
     past_due = stripe.Subscription.retrieve(sub.id, api_key=KEY)
     assert past_due.status == "past_due"
@@ -198,7 +210,8 @@ def test_final_action_unpaid_and_a_custom_schedule(emu, clock, monthly_price):
     trial_end = START + 7 * DAY
     advance(clock, trial_end + 10 * DAY)
     failures = emu.events("invoice.payment_failed")
-    assert [e["created"] for e in failures] == [trial_end, trial_end + DAY, trial_end + 3 * DAY]
+    first = trial_end + HOUR
+    assert [e["created"] for e in failures] == [first, first + DAY, first + 3 * DAY]
     assert stripe.Subscription.retrieve(sub.id, api_key=KEY).status == "unpaid"
 
 
@@ -215,7 +228,7 @@ def test_a_retry_recovers_after_the_card_is_replaced(emu, clock, monthly_price):
     assert recovered.status == "active"
     invoice = stripe.Invoice.retrieve(failed["id"], api_key=KEY)
     assert (invoice.status, invoice.attempt_count) == ("paid", 2)
-    assert invoice.status_transitions.paid_at == ts(2031, 2, 18)
+    assert invoice.status_transitions.paid_at == ts(2031, 2, 18) + HOUR
 
 
 def test_incomplete_subscriptions_expire_after_23_hours(emu, clock, monthly_price):
@@ -262,7 +275,7 @@ def test_webhook_signatures_use_real_time_not_the_clock(emu, clock, monthly_pric
             and json.loads(body)["data"]["object"]["billing_reason"] == "subscription_cycle"
         ):
             renewals.append(event.created)
-    assert renewals == [ts(2031, 2, 15)]  # the event itself carries the clock's time
+    assert renewals == [ts(2031, 2, 15) + HOUR]  # the event itself carries the clock's time
 
 
 def test_advance_a_customer_without_a_test_clock(emu, customer, monthly_price):

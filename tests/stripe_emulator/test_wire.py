@@ -246,7 +246,7 @@ def test_concurrent_requests_are_serialized_safely(emu):
 
 
 def test_an_emulator_bug_answers_500_without_retries(emu):
-    from stripe_emulator.app import ROUTES, api
+    from stripe_emulator.routing import ROUTES, api
 
     @api("GET", "/v1/test_helpers/emulator_bug", allowed=set())
     def broken(ctx, params):

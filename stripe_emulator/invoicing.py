@@ -1,15 +1,13 @@
-"""Subscriptions and invoices: periods, prorations, invoice building, finalization, payment and
-dunning. Everything that moves a subscription through time lives here, so test clocks (part 2)
-reuse `renew_subscription`, `end_trial` and `retry_invoice_payment` as they are.
-"""
+"""Invoices: amounts and line text, building and finalizing invoices, invoice items, payment,
+dunning (automatic retries and the final action), voiding and previews."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from . import objects, payments
-from .clock import add_interval, day_of_month, format_date
+from . import objects, payments, subscriptions
+from .clock import add_interval
 from .errors import InvalidRequestError
 from .payments import PaymentResult
 
@@ -85,17 +83,6 @@ def period_of(ctx: Context, sub: dict[str, Any]) -> tuple[int, int]:
     return items[0]["current_period_start"], items[0]["current_period_end"]
 
 
-def set_period(ctx: Context, sub: dict[str, Any], start: int, end: int | None = None) -> None:
-    """Every item's period becomes [start, end) (default: one interval of its price from start)."""
-    anchor_day = day_of_month(sub["billing_cycle_anchor"])
-    for item in items_of(ctx, sub):
-        recurring = price_of(ctx, item)["recurring"]
-        item["current_period_start"] = start
-        item["current_period_end"] = end or add_interval(
-            start, recurring["interval"], recurring["interval_count"], anchor_day=anchor_day
-        )
-
-
 def default_payment_method(
     ctx: Context,
     customer: dict[str, Any],
@@ -141,7 +128,7 @@ def new_invoice(
     inv["_days_until_due"] = days_until_due
     inv["_hosted_token"] = ctx.store.random_string(32)
     if sub is not None:
-        inv["subscription"] = sub["id"]
+        inv["_subscription"] = sub["id"]
         inv["currency"] = sub["currency"]
         inv["parent"] = {
             "quote_details": None,
@@ -175,7 +162,7 @@ def add_line(
             "period": {"end": period[1], "start": period[0]},
             "quantity": quantity,
             "quantity_decimal": str(quantity),
-            "subscription": inv["subscription"],
+            "subscription": inv.get("_subscription"),
         }
     )
     if price is not None:
@@ -360,9 +347,9 @@ def mark_paid(ctx: Context, inv: dict[str, Any], now: int, *, out_of_band: bool 
             payment["status_transitions"]["paid_at"] = now
     ctx.emit("invoice.paid", inv, before)
     ctx.emit("invoice.payment_succeeded", inv, before)
-    sub = ctx.store.get("subscription", inv["subscription"])
+    sub = ctx.store.get("subscription", inv.get("_subscription"))
     if sub is not None:
-        subscription_paid(ctx, sub, inv)
+        subscriptions.subscription_paid(ctx, sub, inv)
 
 
 def pay_invoice(
@@ -370,7 +357,7 @@ def pay_invoice(
 ) -> PaymentResult:
     """One payment attempt on an open invoice; the caller decides whether a failure is an error."""
     customer = ctx.store.require("customer", inv["customer"])
-    sub = ctx.store.get("subscription", inv["subscription"])
+    sub = ctx.store.get("subscription", inv.get("_subscription"))
     if inv["status"] == "draft":
         finalize_invoice(ctx, inv)
     if inv["status"] == "paid":
@@ -418,7 +405,7 @@ def invoice_payment_succeeded(ctx: Context, pi: dict[str, Any]) -> None:
         return
     inv["attempted"] = True
     inv["attempt_count"] += 1
-    sub = ctx.store.get("subscription", inv["subscription"])
+    sub = ctx.store.get("subscription", inv.get("_subscription"))
     pm = ctx.store.get("payment_method", pi["payment_method"])
     if (
         sub is not None
@@ -435,7 +422,7 @@ def payment_failed(ctx: Context, inv: dict[str, Any], *, now: int) -> None:
     before = {"attempt_count": inv["attempt_count"], "attempted": inv["attempted"]}
     inv["attempted"] = True
     inv["attempt_count"] += 1
-    sub = ctx.store.get("subscription", inv["subscription"])
+    sub = ctx.store.get("subscription", inv.get("_subscription"))
     retry_days = ctx.store.extra.get("retry_days", list(DEFAULT_RETRY_DAYS))
     if (
         sub is not None
@@ -447,7 +434,7 @@ def payment_failed(ctx: Context, inv: dict[str, Any], *, now: int) -> None:
         inv["next_payment_attempt"] = None
     ctx.emit("invoice.payment_failed", inv, before)
     if sub is not None and sub["status"] in ("active", "trialing"):
-        set_status(ctx, sub, "past_due")
+        subscriptions.set_status(ctx, sub, "past_due")
 
 
 def void_invoice(ctx: Context, inv: dict[str, Any]) -> dict[str, Any]:
@@ -489,169 +476,17 @@ def retry_invoice_payment(ctx: Context, inv: dict[str, Any]) -> PaymentResult:
     subscription takes the final action (`cancel` by default, or `unpaid`, or stays `past_due`)."""
     result = pay_invoice(ctx, inv, off_session=True)
     retries = ctx.store.extra.get("retry_days", list(DEFAULT_RETRY_DAYS))
-    sub = ctx.store.get("subscription", inv["subscription"])
+    sub = ctx.store.get("subscription", inv.get("_subscription"))
     if result.status != "succeeded" and sub is not None and inv["attempt_count"] > len(retries):
         action = ctx.store.extra.get("final_action", DEFAULT_FINAL_ACTION)
         if action == "cancel":
-            cancel_subscription(ctx, sub, reason="payment_failed")
+            subscriptions.cancel_subscription(ctx, sub, reason="payment_failed")
         elif action == "unpaid":
-            set_status(ctx, sub, "unpaid")
+            subscriptions.set_status(ctx, sub, "unpaid")
     return result
 
 
-# ---------------------------------------------------------------------- subscriptions
-def set_status(ctx: Context, sub: dict[str, Any], status: str) -> None:
-    if sub["status"] == status:
-        return
-    before = {"status": sub["status"]}
-    sub["status"] = status
-    if not sub.get("_creating"):
-        ctx.emit("customer.subscription.updated", sub, before)
-
-
-def subscription_paid(ctx: Context, sub: dict[str, Any], inv: dict[str, Any]) -> None:
-    if sub["status"] in ("incomplete", "past_due", "unpaid", "paused"):
-        set_status(ctx, sub, "trialing" if sub["trial_end"] and sub["trial_end"] > ctx.now(sub) else "active")
-
-
-def subscription_amount(ctx: Context, specs: list[ItemSpec]) -> int:
-    """What is due up front: metered prices are billed in arrears."""
-    return sum(unit_amount(s.price) * s.quantity for s in specs if not is_metered(s.price))
-
-
-def create_subscription(
-    ctx: Context,
-    customer: dict[str, Any],
-    specs: list[ItemSpec],
-    *,
-    trial_end: int | None,
-    default_pm: dict[str, Any] | None,
-    payment_behavior: str,
-    collection_method: str,
-    days_until_due: int | None,
-    metadata: dict[str, str],
-    description: str | None,
-    cancel_at_period_end: bool,
-    off_session: bool,
-    one_time: list[ItemSpec],
-    missing_pm_behavior: str,
-    save_default_payment_method: str = "off",
-) -> dict[str, Any]:
-    now = ctx.now(customer)
-    currency = specs[0].price["currency"]
-    pm = default_pm or default_payment_method(ctx, customer)
-    amount = subscription_amount(ctx, specs) + subscription_amount(ctx, one_time)
-    needs_payment = trial_end is None and amount > 0 and collection_method == "charge_automatically"
-    if needs_payment and pm is None and payment_behavior in ("allow_incomplete", "error_if_incomplete"):
-        raise InvalidRequestError(
-            "This customer has no attached payment source or default payment method. Please consider "
-            "adding a "
-            "default payment method. For more information, visit "
-            "https://stripe.com/docs/billing/subscriptions/"
-            "payment-methods-setting#payment-method-priority.",
-            code="resource_missing",
-        )
-    if needs_payment and payment_behavior == "error_if_incomplete" and pm is not None:
-        _precheck(ctx, pm, off_session)
-
-    sub = objects.subscription(ctx.store.new_id("subscription", 24), now, customer["id"], currency)
-    sub.update(
-        {
-            "collection_method": collection_method,
-            "days_until_due": days_until_due if collection_method == "send_invoice" else None,
-            "default_payment_method": default_pm["id"] if default_pm else None,
-            "metadata": metadata,
-            "description": description,
-            "test_clock": customer.get("test_clock"),
-            "_items": [],
-            "_creating": True,
-        }
-    )
-    sub["trial_settings"]["end_behavior"]["missing_payment_method"] = missing_pm_behavior
-    sub["payment_settings"]["save_default_payment_method"] = save_default_payment_method
-    for spec in specs:
-        si = objects.subscription_item(
-            ctx.store.new_id("subscription_item", 14), now, sub["id"], spec.price["id"], spec.quantity
-        )
-        si["metadata"] = spec.metadata
-        ctx.store.add("subscription_item", si)
-        sub["_items"].append(si["id"])
-    ctx.store.add("subscription", sub)
-    if trial_end is not None:
-        sub.update(
-            {
-                "status": "trialing",
-                "trial_start": now,
-                "trial_end": trial_end,
-                "billing_cycle_anchor": trial_end,
-            }
-        )
-        set_period(ctx, sub, now, trial_end)
-    else:
-        set_period(ctx, sub, now)
-    if cancel_at_period_end:
-        _schedule_cancel(ctx, sub, now)
-
-    inv = new_invoice(
-        ctx,
-        customer,
-        sub=sub,
-        billing_reason="subscription_create",
-        collection_method=collection_method,
-        days_until_due=days_until_due,
-    )
-    period_start, period_end = period_of(ctx, sub)
-    for item in items_of(ctx, sub):
-        price = price_of(ctx, item)
-        trial = trial_end is not None
-        metered = is_metered(price)  # billed in arrears: nothing up front
-        quantity = 0 if metered else item["quantity"]
-        add_line(
-            ctx,
-            inv,
-            amount=0 if trial or metered else unit_amount(price) * quantity,
-            description=f"Trial period for {product_name(ctx, price)}"
-            if trial
-            else describe_item(ctx, price, quantity),
-            period=(period_start, period_end),
-            price=price,
-            quantity=quantity,
-            sub_item=item,
-        )
-    for spec in one_time:
-        ii = new_invoice_item(ctx, customer, price=spec.price, quantity=spec.quantity, sub=sub)
-        attach_invoice_item(ctx, inv, ii)
-    inv["period_start"] = inv["period_end"] = now
-    sub["latest_invoice"] = inv["id"]
-    ctx.emit("invoice.created", inv)
-    finalize_invoice(ctx, inv)
-    if inv["status"] == "paid":
-        if sub["status"] == "incomplete":
-            sub["status"] = "active"
-    elif collection_method == "send_invoice":
-        sub["status"] = "active"
-        send_invoice(ctx, inv)
-    elif payment_behavior == "default_incomplete":
-        pi = invoice_payment_intent(ctx, inv)
-        if pi is not None and pm is not None:
-            pi["payment_method"] = pm["id"]
-            pi["status"] = "requires_confirmation"
-    else:
-        pay_invoice(ctx, inv, pm=pm, off_session=off_session)
-    sub.pop("_creating", None)
-    ctx.emit("customer.subscription.created", sub)
-    return sub
-
-
-def _precheck(ctx: Context, pm: dict[str, Any], off_session: bool) -> None:
-    """`error_if_incomplete`: a payment that would not succeed fails the request and changes nothing."""
-    card = payments.test_card(pm)
-    if card.decline_code or card.fails_on_attach:
-        raise payments.card_error(card, payment_method=ctx.render(pm))
-    if card.authentication == "always" or (card.authentication == "setup" and not pm.get("_set_up")):
-        raise payments.authentication_error(payment_method=ctx.render(pm))
-
-
+# ---------------------------------------------------------------------- invoice items and previews
 def new_invoice_item(
     ctx: Context,
     customer: dict[str, Any],
@@ -717,376 +552,6 @@ def send_invoice(ctx: Context, inv: dict[str, Any]) -> dict[str, Any]:
     return inv
 
 
-def _schedule_cancel(ctx: Context, sub: dict[str, Any], now: int) -> None:
-    _, end = period_of(ctx, sub)
-    sub["cancel_at_period_end"] = True
-    sub["cancel_at"] = end
-    sub["canceled_at"] = now
-    sub["cancellation_details"]["reason"] = "cancellation_requested"
-
-
-def _unschedule_cancel(sub: dict[str, Any]) -> None:
-    sub["cancel_at_period_end"] = False
-    sub["cancel_at"] = None
-    sub["canceled_at"] = None
-    sub["cancellation_details"] = {"comment": None, "feedback": None, "reason": None}
-
-
-def cancel_subscription(
-    ctx: Context,
-    sub: dict[str, Any],
-    *,
-    reason: str = "cancellation_requested",
-    prorate: bool = False,
-    invoice_now: bool = False,
-    comment: str | None = None,
-    feedback: str | None = None,
-) -> dict[str, Any]:
-    if sub["status"] in ("canceled", "incomplete_expired"):
-        raise InvalidRequestError(
-            f"A canceled subscription can only update its cancellation_details and metadata. ({sub['id']})",
-            code="resource_missing",
-        )
-    customer = ctx.store.require("customer", sub["customer"])
-    now = ctx.now(customer)
-    if prorate and sub["status"] == "active":
-        _proration_items(ctx, sub, customer, removed=items_of(ctx, sub), added=[], at=now)
-    sub["status"] = "canceled"
-    sub["canceled_at"] = sub["canceled_at"] or now
-    sub["ended_at"] = now
-    sub["cancel_at_period_end"] = False
-    sub["cancellation_details"] = {"comment": comment, "feedback": feedback, "reason": reason}
-    for inv in ctx.store.all("invoice"):  # automatic collection stops; the invoices stay open
-        if inv["subscription"] == sub["id"] and inv["status"] == "open":
-            inv["next_payment_attempt"] = None
-    if invoice_now:
-        items = pending_items(ctx, customer["id"], sub["id"])
-        if items:
-            inv = new_invoice(ctx, customer, sub=sub, billing_reason="subscription_update")
-            for ii in items:
-                attach_invoice_item(ctx, inv, ii)
-            sub["latest_invoice"] = inv["id"]
-            ctx.emit("invoice.created", inv)
-            finalize_invoice(ctx, inv)
-            if inv["status"] == "open":
-                pay_invoice(ctx, inv)
-    ctx.emit("customer.subscription.deleted", sub)
-    return sub
-
-
-def _proration_items(
-    ctx: Context,
-    sub: dict[str, Any],
-    customer: dict[str, Any],
-    *,
-    removed: list[dict[str, Any]],
-    added: list[tuple[dict[str, Any], int, dict[str, Any]]],
-    at: int,
-) -> list[dict[str, Any]]:
-    """Credit for the unused time of `removed` items, charge for the remaining time of `added`
-    (price, quantity, item) configurations, from `at` to the end of the current period."""
-    start, end = period_of(ctx, sub)
-    if end <= start or at >= end:
-        return []
-    fraction = (end - at) / (end - start)
-    created = []
-    when = format_date(at)
-    for item in removed:
-        price = price_of(ctx, item)
-        if is_metered(price):
-            continue
-        amount = -round(unit_amount(price) * item["quantity"] * fraction)
-        if amount:
-            created.append(
-                new_invoice_item(
-                    ctx,
-                    customer,
-                    price=price,
-                    quantity=item["quantity"],
-                    amount=amount,
-                    sub=sub,
-                    sub_item=item,
-                    period=(at, end),
-                    proration=True,
-                    description=f"Unused time on {item['quantity']} {TIMES} {product_name(ctx, price)} after {when}",  # noqa: E501
-                )
-            )
-    for price, quantity, item in added:
-        if is_metered(price):
-            continue
-        amount = round(unit_amount(price) * quantity * fraction)
-        if amount:
-            created.append(
-                new_invoice_item(
-                    ctx,
-                    customer,
-                    price=price,
-                    quantity=quantity,
-                    amount=amount,
-                    sub=sub,
-                    sub_item=item,
-                    period=(at, end),
-                    proration=True,
-                    description=f"Remaining time on {quantity} {TIMES} {product_name(ctx, price)} after {when}",  # noqa: E501
-                )
-            )
-    return created
-
-
-@dataclass
-class ItemChange:
-    item_id: str | None
-    price: dict[str, Any] | None
-    quantity: int | None
-    deleted: bool = False
-    metadata: dict[str, str] | None = None
-
-
-def update_items(
-    ctx: Context,
-    sub: dict[str, Any],
-    changes: list[ItemChange],
-    *,
-    proration_behavior: str,
-    proration_date: int | None,
-    payment_behavior: str,
-) -> dict[str, Any] | None:
-    """Applies item changes with prorations; returns the invoice made at once, if any."""
-    customer = ctx.store.require("customer", sub["customer"])
-    now = ctx.now(customer)
-    at = proration_date or now
-    old_interval = _interval(ctx, sub)
-    removed: list[dict[str, Any]] = []
-    added: list[tuple[dict[str, Any], int, dict[str, Any]]] = []
-    start, end = period_of(ctx, sub)
-    for change in changes:
-        if change.item_id is not None:
-            item = ctx.store.get("subscription_item", change.item_id)
-            if item is None or item["subscription"] != sub["id"]:
-                raise InvalidRequestError(
-                    f"No such subscription item: '{change.item_id}'", code="resource_missing", param="items"
-                )
-            if change.deleted:
-                removed.append(dict(item))
-                sub["_items"].remove(item["id"])
-                ctx.store.remove("subscription_item", item["id"])
-                continue
-            new_price = change.price or price_of(ctx, item)
-            new_quantity = change.quantity if change.quantity is not None else item["quantity"]
-            if new_price["id"] != item["price"] or new_quantity != item["quantity"]:
-                removed.append(dict(item))
-                item["price"] = new_price["id"]
-                item["quantity"] = new_quantity
-                added.append((new_price, new_quantity, item))
-            if change.metadata is not None:
-                from .params import merge_metadata
-
-                item["metadata"] = merge_metadata(item["metadata"], change.metadata)
-        else:
-            assert change.price is not None
-            item = objects.subscription_item(
-                ctx.store.new_id("subscription_item", 14),
-                now,
-                sub["id"],
-                change.price["id"],
-                change.quantity or 1,
-            )
-            item["metadata"] = change.metadata or {}
-            item["current_period_start"], item["current_period_end"] = start, end
-            ctx.store.add("subscription_item", item)
-            sub["_items"].append(item["id"])
-            added.append((change.price, item["quantity"], item))
-    if not items_of(ctx, sub):
-        raise InvalidRequestError("A subscription must have at least one active plan.", param="items")
-    currencies = {price_of(ctx, i)["currency"] for i in items_of(ctx, sub)}
-    if len(currencies) > 1:
-        raise InvalidRequestError("All prices on a subscription must have the same currency.", param="items")
-    new_interval = _interval(ctx, sub)
-    if not removed and not added:
-        return None
-    if sub["status"] == "trialing":
-        return None
-    if new_interval != old_interval:
-        # A new billing interval restarts the cycle now: credit the unused time, bill the new period at once.
-        credits = (
-            _proration_items(ctx, sub, customer, removed=removed, added=[], at=now)
-            if proration_behavior != "none"
-            else []
-        )
-        sub["billing_cycle_anchor"] = now
-        set_period(ctx, sub, now)
-        return _invoice_now(ctx, sub, customer, credits, payment_behavior, include_cycle=True)
-    if proration_behavior == "none":
-        return None
-    items = _proration_items(ctx, sub, customer, removed=removed, added=added, at=at)
-    if proration_behavior == "always_invoice" and items:
-        return _invoice_now(ctx, sub, customer, items, payment_behavior, include_cycle=False)
-    return None
-
-
-def _interval(ctx: Context, sub: dict[str, Any]) -> tuple[str, int] | None:
-    items = items_of(ctx, sub)
-    if not items:
-        return None
-    recurring = price_of(ctx, items[0])["recurring"]
-    return recurring["interval"], recurring["interval_count"]
-
-
-def _invoice_now(
-    ctx: Context,
-    sub: dict[str, Any],
-    customer: dict[str, Any],
-    items: list[dict[str, Any]],
-    payment_behavior: str,
-    *,
-    include_cycle: bool,
-) -> dict[str, Any]:
-    inv = new_invoice(
-        ctx,
-        customer,
-        sub=sub,
-        billing_reason="subscription_update",
-        collection_method=sub["collection_method"],
-        days_until_due=sub["days_until_due"],
-    )
-    for ii in pending_items(ctx, customer["id"], sub["id"]):
-        attach_invoice_item(ctx, inv, ii)
-    if include_cycle:
-        _cycle_lines(ctx, sub, inv)
-    sub["latest_invoice"] = inv["id"]
-    ctx.emit("invoice.created", inv)
-    finalize_invoice(ctx, inv)
-    if inv["status"] == "open" and sub["collection_method"] == "charge_automatically":
-        if payment_behavior == "default_incomplete":
-            return inv
-        pay_invoice(ctx, inv, off_session=True)
-    return inv
-
-
-def _cycle_lines(
-    ctx: Context, sub: dict[str, Any], inv: dict[str, Any], usage_period: tuple[int, int] | None = None
-) -> None:
-    """The lines of a new period: licensed prices for the period ahead, metered prices for the
-    usage recorded over `usage_period` (the period just ended; none after a trial)."""
-    start, end = period_of(ctx, sub)
-    for item in items_of(ctx, sub):
-        price = price_of(ctx, item)
-        if is_metered(price):
-            usage = metered_usage(ctx, price, sub["customer"], usage_period) if usage_period else 0
-            add_line(
-                ctx,
-                inv,
-                amount=unit_amount(price) * usage,
-                description=describe_item(ctx, price, usage),
-                period=usage_period or (start, end),
-                price=price,
-                quantity=usage,
-                sub_item=item,
-            )
-            continue
-        add_line(
-            ctx,
-            inv,
-            amount=unit_amount(price) * item["quantity"],
-            description=describe_item(ctx, price, item["quantity"]),
-            period=(start, end),
-            price=price,
-            quantity=item["quantity"],
-            sub_item=item,
-        )
-
-
-def start_new_period(
-    ctx: Context, sub: dict[str, Any], start: int, billing_reason: str, *, bill_usage: bool = True
-) -> dict[str, Any] | None:
-    """A new billing period from `start`: the invoice for it (with pending invoice items and the
-    metered usage of the period that ended) and its payment. Used when a trial ends and, by test
-    clocks, at every renewal."""
-    customer = ctx.store.require("customer", sub["customer"])
-    usage_period = period_of(ctx, sub) if bill_usage else None
-    set_period(ctx, sub, start)
-    inv = new_invoice(
-        ctx,
-        customer,
-        sub=sub,
-        billing_reason=billing_reason,
-        collection_method=sub["collection_method"],
-        days_until_due=sub["days_until_due"],
-    )
-    _cycle_lines(ctx, sub, inv, usage_period)
-    for ii in pending_items(ctx, customer["id"], sub["id"]):
-        attach_invoice_item(ctx, inv, ii)
-    inv["period_start"], inv["period_end"] = start, start
-    sub["latest_invoice"] = inv["id"]
-    ctx.emit("invoice.created", inv)
-    if sub["status"] == "unpaid":
-        return inv  # an unpaid subscription's new invoices stay drafts
-    finalize_invoice(ctx, inv)
-    if inv["status"] == "open":
-        if sub["collection_method"] == "send_invoice":
-            send_invoice(ctx, inv)
-        else:
-            pay_invoice(ctx, inv, off_session=True)
-    return inv
-
-
-def end_trial(ctx: Context, sub: dict[str, Any], now: int) -> None:
-    """The trial is over: bill the first paid period, or follow `trial_settings` when there is no
-    payment method (`create_invoice` bills anyway, `pause` pauses, `cancel` cancels)."""
-    before = {"status": sub["status"], "trial_end": sub["trial_end"]}
-    customer = ctx.store.require("customer", sub["customer"])
-    sub["trial_end"] = now
-    sub["billing_cycle_anchor"] = now
-    behaviour = sub["trial_settings"]["end_behavior"]["missing_payment_method"]
-    has_pm = default_payment_method(ctx, customer, sub) is not None
-    if not has_pm and sub["collection_method"] == "charge_automatically" and behaviour in ("pause", "cancel"):
-        if behaviour == "cancel":
-            cancel_subscription(ctx, sub, reason="cancellation_requested")
-            return
-        set_period(ctx, sub, now)
-        sub["status"] = "paused"
-        ctx.emit("customer.subscription.paused", sub, before)
-        ctx.emit("customer.subscription.updated", sub, before)
-        return
-    sub["status"] = "active"
-    ctx.emit("customer.subscription.updated", sub, before)
-    start_new_period(ctx, sub, now, "subscription_cycle", bill_usage=False)
-
-
-def renew_subscription(ctx: Context, sub: dict[str, Any]) -> dict[str, Any] | None:
-    """The current period is over: cancel if asked to, else end the trial or bill the next period."""
-    _, end = period_of(ctx, sub)
-    if sub["cancel_at_period_end"] or (sub["cancel_at"] and sub["cancel_at"] <= end):
-        cancel_subscription(ctx, sub, reason="cancellation_requested")
-        return None
-    if sub["status"] == "trialing":
-        end_trial(ctx, sub, end)
-        return ctx.store.get("invoice", sub["latest_invoice"])
-    if sub["status"] in ("canceled", "incomplete", "incomplete_expired", "paused"):
-        return None
-    before_period = period_of(ctx, sub)
-    inv = start_new_period(ctx, sub, end, "subscription_cycle")
-    ctx.emit(
-        "customer.subscription.updated",
-        sub,
-        {"items": {"current_period_start": before_period[0], "current_period_end": before_period[1]}},
-    )
-    return inv
-
-
-def resume_subscription(ctx: Context, sub: dict[str, Any]) -> dict[str, Any]:
-    if sub["status"] != "paused":
-        raise InvalidRequestError("Only paused subscriptions can be resumed.", param="subscription")
-    now = ctx.now(sub)
-    before = {"status": "paused"}
-    sub["status"] = "active"
-    sub["billing_cycle_anchor"] = now
-    ctx.emit("customer.subscription.resumed", sub, before)
-    ctx.emit("customer.subscription.updated", sub, before)
-    start_new_period(ctx, sub, now, "subscription_update", bill_usage=False)
-    return sub
-
-
 def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] | None) -> dict[str, Any]:
     """The next invoice (not stored): the next period of `sub` plus pending invoice items."""
     now = ctx.now(customer)
@@ -1094,7 +559,7 @@ def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] 
     inv["_lines"] = []
     lines: list[dict[str, Any]] = []
     if sub is not None:
-        inv["subscription"] = sub["id"]
+        inv["_subscription"] = sub["id"]
         inv["currency"] = sub["currency"]
         inv["billing_reason"] = "upcoming"
         start, end = period_of(ctx, sub)
@@ -1136,7 +601,7 @@ def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] 
         )
         lines.append(line)
     if not lines:
-        raise InvalidRequestError("Nothing to invoice for customer", code="invoice_upcoming_none")
+        raise InvalidRequestError("Nothing to invoice for customer", code="invoice_upcoming_none", status=404)
     total = sum(line["amount"] for line in lines)
     inv.update(
         {
@@ -1151,4 +616,5 @@ def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] 
         }
     )
     inv.pop("_lines")
+    inv.pop("_subscription", None)
     return inv
