@@ -221,11 +221,10 @@ def payment_method_retrieve(*, payment_method_id: str):
 
 @translate_errors
 def payment_method_attach(*, payment_method_id: str, customer_id: str):
-    return stripe.PaymentMethod.attach(
-        payment_method_id,
-        customer=customer_id,
-        **request_options(f"pm:{payment_method_id}:attach:{customer_id}"),
-    )
+    """No key of ours: attaching is idempotent by nature (a card already on this customer is
+    answered as it is), and a key derived from the card and customer would replay a first
+    attach after the card was detached, hiding Stripe's refusal."""
+    return stripe.PaymentMethod.attach(payment_method_id, customer=customer_id, **request_options())
 
 
 @translate_errors

@@ -54,26 +54,22 @@ def payment_method_attach(*, organization: Organization, payment_method_id: str,
         .exists()
     ):
         raise NotFound("Payment method not found.")
-    mirrored = PaymentMethod.objects.filter(id=payment_method_id, customer=customer).first()
-    if mirrored is not None and mirrored.stripe_data.get("customer") == customer.id:
-        data = mirrored.stripe_data
-    else:
-        try:
-            # A test token such as `pm_card_visa` answers a new PaymentMethod with its own id.
-            data = stripe_api.payment_method_retrieve(payment_method_id=payment_method_id)
-        except stripe_api.StripeRequestError as exc:
-            raise NotFound("Payment method not found.") from exc
-        owner = stripe_data.object_id(data.get("customer"))
-        if owner not in (None, customer.id):
-            raise NotFound("Payment method not found.")
-        _claim(payment_method_id=data["id"], organization=organization, customer_id=customer.id)
-        if owner is None:
-            try:
-                data = stripe_api.payment_method_attach(payment_method_id=data["id"], customer_id=customer.id)
-            except stripe_api.StripeRequestError as exc:
-                # Stripe refuses a card that was detached from a customer, or is another's.
-                raise NotFound("Payment method not found.") from exc
+    try:
+        # Stripe's object, not the mirror. A test token such as `pm_card_visa` answers a new
+        # PaymentMethod with its own id.
+        data = stripe_api.payment_method_retrieve(payment_method_id=payment_method_id)
+    except stripe_api.StripeRequestError as exc:
+        raise NotFound("Payment method not found.") from exc
+    owner = stripe_data.object_id(data.get("customer"))
+    if owner not in (None, customer.id):
+        raise NotFound("Payment method not found.")
     _claim(payment_method_id=data["id"], organization=organization, customer_id=customer.id)
+    if owner is None:
+        try:
+            data = stripe_api.payment_method_attach(payment_method_id=data["id"], customer_id=customer.id)
+        except stripe_api.StripeRequestError as exc:
+            # Stripe refuses a card that was detached from a customer, or is another's.
+            raise NotFound("Payment method not found.") from exc
     payment_method_id = data["id"]
     has_default = bool(stripe_data.default_payment_method_id(customer.stripe_data))
     stripe_customer = None

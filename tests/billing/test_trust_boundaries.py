@@ -204,3 +204,17 @@ def test_another_tenants_attached_card_is_404(two_tenants, stripe_emulator):
         assert response.status_code == 404
     assert stripe_emulator.get(card)["customer"] == organization_customer_get(organization=b).id
     assert PaymentMethodOwner.objects.get(payment_method_id=card).organization_id == b.pk
+
+
+def test_the_owner_cannot_reattach_its_own_detached_card_either(two_tenants, stripe_emulator):
+    """Stripe refuses a detached card for good; the product answers 404 and keeps its record."""
+    a, _, clients = two_tenants
+    card = clients[a.pk].post(
+        f"/api/v1/organizations/{a.id}/payment-methods", {"payment_method": "pm_card_visa"}, format="json"
+    ).json()["id"]
+    clients[a.pk].delete(f"/api/v1/organizations/{a.id}/payment-methods/{card}")
+    again = clients[a.pk].post(
+        f"/api/v1/organizations/{a.id}/payment-methods", {"payment_method": card}, format="json"
+    )
+    assert again.status_code == 404
+    assert PaymentMethodOwner.objects.filter(payment_method_id=card, organization=a).exists()
