@@ -209,9 +209,13 @@ def test_another_tenants_attached_card_is_404(two_tenants, stripe_emulator):
 def test_the_owner_cannot_reattach_its_own_detached_card_either(two_tenants, stripe_emulator):
     """Stripe refuses a detached card for good; the product answers 404 and keeps its record."""
     a, _, clients = two_tenants
-    card = clients[a.pk].post(
-        f"/api/v1/organizations/{a.id}/payment-methods", {"payment_method": "pm_card_visa"}, format="json"
-    ).json()["id"]
+    card = (
+        clients[a.pk]
+        .post(
+            f"/api/v1/organizations/{a.id}/payment-methods", {"payment_method": "pm_card_visa"}, format="json"
+        )
+        .json()["id"]
+    )
     clients[a.pk].delete(f"/api/v1/organizations/{a.id}/payment-methods/{card}")
     again = clients[a.pk].post(
         f"/api/v1/organizations/{a.id}/payment-methods", {"payment_method": card}, format="json"
