@@ -11,7 +11,7 @@ Celery and pytest as child processes, and stops everything it started on exit or
     python -m config.devstack run [--dev]     # migrate, seed, gunicorn + worker + beat (+ emulator)
     python -m config.devstack test [ARGS]     # the test suite (pytest ARGS) on a fresh test database
     python -m config.devstack bench [ARGS]    # tests/benchmarks, figures printed
-    python -m config.devstack manage ARGS     # one manage.py command against the embedded services
+    python -m config.devstack manage ARGS     # one manage.py command: the running `make run`, else embedded
 """
 
 from __future__ import annotations
