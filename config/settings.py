@@ -4,15 +4,27 @@ Every variable is listed with a safe default in `.env.example`. There is one set
 module: variables switch behaviour (DEBUG, secure cookies, Stripe host), never a second file.
 """
 
+import os
+import sys
 from pathlib import Path
 
 import environ
+
+from config import stackfile
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # A local `.env` (copied from `.env.example`) is read when present; real environment wins.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# With no DATABASE_URL, a command run beside `make run` (`python manage.py ...`, a Celery shell)
+# uses the running stack's PostgreSQL, Redis, Stripe emulator and site URL (`.local/stack.json`,
+# config/stackfile.py); variables that are set still win. Never under pytest: the test suite must
+# not touch (or flush) the development services.
+if not os.environ.get("DATABASE_URL") and "pytest" not in sys.modules:
+    for _name, _value in stackfile.environment().items():
+        os.environ.setdefault(_name, _value)
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY", default="insecure-dev-key-change-me-" + "x" * 40)
@@ -70,8 +82,14 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/billing")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
+# Persistent connections, one per serving thread: gunicorn (config/gunicorn.py) runs
+# WEB_CONCURRENCY x WEB_THREADS threads, which bounds the web server's connections to PostgreSQL.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Names each process kind in pg_stat_activity (`make run` sets billing-web, billing-worker, ...).
+DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env(
+    "DB_APPLICATION_NAME", default="billing"
+)
 # Server-side prepared statements, for the few queries that bind parameters server-side (the credit
 # ledger's hot path, `credits/hot_path.py`); Django's own queries bind client-side and are never
 # prepared. Empty turns them off, e.g. behind PgBouncer older than 1.21 in transaction mode.
@@ -106,13 +124,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": env("STATICFILES_STORAGE", default="whitenoise.storage.CompressedStaticFilesStorage")
     },
 }
+# Served by WhiteNoise from STATIC_ROOT (`collectstatic`, which `make run` and the image run), with
+# far-future caching for the hashed names of the manifest storage; DEBUG serves from the apps.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
