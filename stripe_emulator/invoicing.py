@@ -552,8 +552,69 @@ def send_invoice(ctx: Context, inv: dict[str, Any]) -> dict[str, Any]:
     return inv
 
 
-def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] | None) -> dict[str, Any]:
-    """The next invoice (not stored): the next period of `sub` plus pending invoice items."""
+def _preview_line(
+    ctx: Context,
+    inv: dict[str, Any],
+    *,
+    amount: int,
+    description: str,
+    period: tuple[int, int],
+    quantity: int = 1,
+    price: dict[str, Any] | None = None,
+    sub_item: dict[str, Any] | None = None,
+    proration: bool = False,
+) -> dict[str, Any]:
+    """A line of a preview invoice (not stored), shaped as `add_line` shapes stored ones."""
+    line = objects.line_item("il_tmp_" + ctx.store.random_string(20), inv["id"], inv["currency"])
+    line.update(
+        {
+            "amount": amount,
+            "subtotal": amount,
+            "description": description,
+            "period": {"end": period[1], "start": period[0]},
+            "quantity": quantity,
+            "quantity_decimal": str(quantity),
+            "subscription": inv.get("_subscription"),
+        }
+    )
+    if price is not None:
+        line["pricing"] = {
+            "price_details": {"price": price["id"], "product": price["product"]},
+            "type": "price_details",
+            "unit_amount_decimal": price["unit_amount_decimal"],
+        }
+    if sub_item is not None and sub_item.get("id"):
+        line["metadata"] = dict(sub_item.get("metadata") or {})
+        line["parent"] = {
+            "invoice_item_details": None,
+            "subscription_item_details": {
+                "invoice_item": None,
+                "proration": proration,
+                "proration_details": {"credited_items": None},
+                "subscription": sub_item["subscription"],
+                "subscription_item": sub_item["id"],
+            },
+            "type": "subscription_item_details",
+        }
+    return line
+
+
+def preview_invoice(
+    ctx: Context,
+    customer: dict[str, Any],
+    sub: dict[str, Any] | None,
+    *,
+    items: list[tuple[dict[str, Any], int, dict[str, Any]]] | None = None,
+    prorations: list[Any] = (),
+    cycle_from: int | None = None,
+    prorations_only: bool = False,
+) -> dict[str, Any]:
+    """The next invoice (not stored): the next period of `sub` plus pending invoice items.
+
+    For a previewed change (`subscriptions.preview_update`): `items` are the subscription's
+    (price, quantity, item) configurations after it, `prorations` its proration specs (first on
+    the invoice, as Stripe lists them), `cycle_from` a new billing cycle starting then and billed
+    at once (an interval change), `prorations_only` the invoice `always_invoice` makes now."""
     now = ctx.now(customer)
     inv = objects.invoice("upcoming_" + ctx.store.random_string(20), now, customer, "Stripe emulator")
     inv["_lines"] = []
@@ -561,34 +622,59 @@ def preview_invoice(ctx: Context, customer: dict[str, Any], sub: dict[str, Any] 
     if sub is not None:
         inv["_subscription"] = sub["id"]
         inv["currency"] = sub["currency"]
-        inv["billing_reason"] = "upcoming"
+        inv["billing_reason"] = (
+            "upcoming" if cycle_from is None and not prorations_only else "subscription_update"
+        )
         start, end = period_of(ctx, sub)
-        for item in items_of(ctx, sub):
-            price = price_of(ctx, item)
+        for spec in prorations:
+            lines.append(
+                _preview_line(
+                    ctx,
+                    inv,
+                    amount=spec.amount,
+                    description=spec.description,
+                    period=spec.period,
+                    quantity=spec.quantity,
+                    price=spec.price,
+                    sub_item=spec.item,
+                    proration=True,
+                )
+            )
+        configs = (
+            items
+            if items is not None
+            else [(price_of(ctx, item), item["quantity"], item) for item in items_of(ctx, sub)]
+        )
+        bill_from = cycle_from if cycle_from is not None else end
+        for price, quantity, item in [] if prorations_only else configs:
             recurring = price["recurring"]
-            next_end = add_interval(end, recurring["interval"], recurring["interval_count"])
-            quantity, period = item["quantity"], {"end": next_end, "start": end}
+            next_end = add_interval(bill_from, recurring["interval"], recurring["interval_count"])
+            period = (bill_from, next_end)
             if is_metered(price):  # the usage so far in the current period, billed at its end
                 quantity = (
                     0
                     if sub["status"] == "trialing"
                     else metered_usage(ctx, price, customer["id"], (start, now + 1))
                 )
-                period = {"end": end, "start": start}
-            line = objects.line_item("il_tmp_" + ctx.store.random_string(20), inv["id"], inv["currency"])
-            line.update(
-                {
-                    "amount": unit_amount(price) * quantity,
-                    "subtotal": unit_amount(price) * quantity,
-                    "description": describe_item(ctx, price, quantity),
-                    "period": period,
-                    "quantity": quantity,
-                    "subscription": sub["id"],
-                }
+                period = (start, end if cycle_from is None else cycle_from)
+            lines.append(
+                _preview_line(
+                    ctx,
+                    inv,
+                    amount=unit_amount(price) * quantity,
+                    description=describe_item(ctx, price, quantity),
+                    period=period,
+                    quantity=quantity,
+                    price=price,
+                    sub_item=item,
+                )
             )
-            lines.append(line)
-        inv["period_start"], inv["period_end"] = start, end
-        inv["next_payment_attempt"] = end
+        if cycle_from is not None or prorations_only:
+            inv["period_start"], inv["period_end"] = now, now
+            inv["next_payment_attempt"] = now
+        else:
+            inv["period_start"], inv["period_end"] = start, end
+            inv["next_payment_attempt"] = end
     for ii in pending_items(ctx, customer["id"], sub["id"] if sub else None):
         line = objects.line_item("il_tmp_" + ctx.store.random_string(20), inv["id"], ii["currency"])
         line.update(

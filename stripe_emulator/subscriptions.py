@@ -253,6 +253,70 @@ def cancel_subscription(
     return sub
 
 
+@dataclass
+class ProrationSpec:
+    """One proration: credit for unused time of a removed configuration (negative) or charge for
+    the remaining time of an added one, from `at` to the end of the current period."""
+
+    price: dict[str, Any]
+    quantity: int
+    amount: int
+    item: dict[str, Any]
+    period: tuple[int, int]
+    description: str
+
+
+def proration_specs(
+    ctx: Context,
+    sub: dict[str, Any],
+    *,
+    removed: list[dict[str, Any]],
+    added: list[tuple[dict[str, Any], int, dict[str, Any]]],
+    at: int,
+) -> list[ProrationSpec]:
+    """The prorations of a change at `at` (shared by the change itself and by previews)."""
+    start, end = invoicing.period_of(ctx, sub)
+    if end <= start or at >= end:
+        return []
+    fraction = (end - at) / (end - start)
+    specs = []
+    when = format_date(at)
+    for item in removed:
+        price = invoicing.price_of(ctx, item)
+        if invoicing.is_metered(price):
+            continue
+        amount = -round(invoicing.unit_amount(price) * item["quantity"] * fraction)
+        if amount:
+            name = invoicing.product_name(ctx, price)
+            specs.append(
+                ProrationSpec(
+                    price,
+                    item["quantity"],
+                    amount,
+                    item,
+                    (at, end),
+                    f"Unused time on {item['quantity']} {invoicing.TIMES} {name} after {when}",
+                )
+            )
+    for price, quantity, item in added:
+        if invoicing.is_metered(price):
+            continue
+        amount = round(invoicing.unit_amount(price) * quantity * fraction)
+        if amount:
+            name = invoicing.product_name(ctx, price)
+            specs.append(
+                ProrationSpec(
+                    price,
+                    quantity,
+                    amount,
+                    item,
+                    (at, end),
+                    f"Remaining time on {quantity} {invoicing.TIMES} {name} after {when}",
+                )
+            )
+    return specs
+
+
 def _proration_items(
     ctx: Context,
     sub: dict[str, Any],
@@ -262,54 +326,22 @@ def _proration_items(
     added: list[tuple[dict[str, Any], int, dict[str, Any]]],
     at: int,
 ) -> list[dict[str, Any]]:
-    """Credit for the unused time of `removed` items, charge for the remaining time of `added`
-    (price, quantity, item) configurations, from `at` to the end of the current period."""
-    start, end = invoicing.period_of(ctx, sub)
-    if end <= start or at >= end:
-        return []
-    fraction = (end - at) / (end - start)
-    created = []
-    when = format_date(at)
-    for item in removed:
-        price = invoicing.price_of(ctx, item)
-        if invoicing.is_metered(price):
-            continue
-        amount = -round(invoicing.unit_amount(price) * item["quantity"] * fraction)
-        if amount:
-            created.append(
-                invoicing.new_invoice_item(
-                    ctx,
-                    customer,
-                    price=price,
-                    quantity=item["quantity"],
-                    amount=amount,
-                    sub=sub,
-                    sub_item=item,
-                    period=(at, end),
-                    proration=True,
-                    description=f"Unused time on {item['quantity']} {invoicing.TIMES} {invoicing.product_name(ctx, price)} after {when}",  # noqa: E501
-                )
-            )
-    for price, quantity, item in added:
-        if invoicing.is_metered(price):
-            continue
-        amount = round(invoicing.unit_amount(price) * quantity * fraction)
-        if amount:
-            created.append(
-                invoicing.new_invoice_item(
-                    ctx,
-                    customer,
-                    price=price,
-                    quantity=quantity,
-                    amount=amount,
-                    sub=sub,
-                    sub_item=item,
-                    period=(at, end),
-                    proration=True,
-                    description=f"Remaining time on {quantity} {invoicing.TIMES} {invoicing.product_name(ctx, price)} after {when}",  # noqa: E501
-                )
-            )
-    return created
+    """Pending invoice items for the prorations of a change (see `proration_specs`)."""
+    return [
+        invoicing.new_invoice_item(
+            ctx,
+            customer,
+            price=spec.price,
+            quantity=spec.quantity,
+            amount=spec.amount,
+            sub=sub,
+            sub_item=spec.item,
+            period=spec.period,
+            proration=True,
+            description=spec.description,
+        )
+        for spec in proration_specs(ctx, sub, removed=removed, added=added, at=at)
+    ]
 
 
 @dataclass
@@ -401,6 +433,79 @@ def update_items(
     if proration_behavior == "always_invoice" and items:
         return _invoice_now(ctx, sub, customer, items, payment_behavior, include_cycle=False)
     return None
+
+
+def preview_update(
+    ctx: Context,
+    customer: dict[str, Any],
+    sub: dict[str, Any],
+    changes: list[ItemChange],
+    *,
+    proration_behavior: str,
+    proration_date: int | None,
+) -> dict[str, Any]:
+    """`create_preview` with `subscription_details`: the invoice the change would lead to, worked
+    out as `update_items` works it out, without changing anything."""
+    now = ctx.now(customer)
+    at = proration_date or now
+    configs: dict[str, tuple[dict[str, Any], int, dict[str, Any]]] = {
+        item["id"]: (invoicing.price_of(ctx, item), item["quantity"], item)
+        for item in invoicing.items_of(ctx, sub)
+    }
+    removed: list[dict[str, Any]] = []
+    added: list[tuple[dict[str, Any], int, dict[str, Any]]] = []
+    for n, change in enumerate(changes):
+        if change.item_id is None:
+            assert change.price is not None
+            item = {"id": None, "subscription": sub["id"], "metadata": change.metadata or {}}
+            quantity = change.quantity or 1
+            configs[f"new_{n}"] = (change.price, quantity, item)
+            added.append((change.price, quantity, item))
+            continue
+        item = ctx.store.get("subscription_item", change.item_id)
+        if item is None or item["subscription"] != sub["id"]:
+            raise InvalidRequestError(
+                f"No such subscription item: '{change.item_id}'",
+                code="resource_missing",
+                param="subscription_details[items]",
+            )
+        if change.deleted:
+            removed.append(item)
+            configs.pop(item["id"], None)
+            continue
+        price = change.price or invoicing.price_of(ctx, item)
+        quantity = change.quantity if change.quantity is not None else item["quantity"]
+        if price["id"] != item["price"] or quantity != item["quantity"]:
+            removed.append(item)
+            configs[item["id"]] = (price, quantity, item)
+            added.append((price, quantity, item))
+    if not configs:
+        raise InvalidRequestError(
+            "A subscription must have at least one active plan.", param="subscription_details[items]"
+        )
+    items = list(configs.values())
+    if len({price["currency"] for price, _, _ in items}) > 1:
+        raise InvalidRequestError(
+            "All prices on a subscription must have the same currency.", param="subscription_details[items]"
+        )
+    if sub["status"] == "trialing" or (not removed and not added):
+        return invoicing.preview_invoice(ctx, customer, sub, items=items)
+    recurring = items[0][0]["recurring"]
+    if (recurring["interval"], recurring["interval_count"]) != _interval(ctx, sub):
+        credits = (
+            proration_specs(ctx, sub, removed=removed, added=[], at=now)
+            if proration_behavior != "none"
+            else []
+        )
+        return invoicing.preview_invoice(ctx, customer, sub, items=items, prorations=credits, cycle_from=now)
+    specs = (
+        proration_specs(ctx, sub, removed=removed, added=added, at=at) if proration_behavior != "none" else []
+    )
+    if proration_behavior == "always_invoice":
+        return invoicing.preview_invoice(
+            ctx, customer, sub, items=items, prorations=specs, prorations_only=True
+        )
+    return invoicing.preview_invoice(ctx, customer, sub, items=items, prorations=specs)
 
 
 def _interval(ctx: Context, sub: dict[str, Any]) -> tuple[str, int] | None:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .. import invoicing, payments
+from .. import invoicing, payments, subscriptions
 from ..errors import InvalidRequestError, missing
-from ..params import Params, merge_metadata, object_param
+from ..params import Params, merge_metadata, object_param, price_param
 from ..routing import LIST, api
 from ..store import paginate
 from .common import Obj, list_of
@@ -252,7 +252,48 @@ def invoice_create_preview(ctx: Context, p: Params) -> Obj:
     if not customer_id:
         raise missing("customer")
     customer = object_param(ctx, "customer", customer_id, "customer")
-    return invoicing.preview_invoice(ctx, customer, sub)
+    details = p.dict("subscription_details")
+    if not details.data:
+        return invoicing.preview_invoice(ctx, customer, sub)
+    if sub is None:
+        raise InvalidRequestError(
+            "The Stripe emulator previews subscription_details only for an existing subscription.",
+            param="subscription_details",
+        )
+    for key in details.data:
+        if key not in ("items", "proration_behavior", "proration_date"):
+            raise InvalidRequestError(
+                f"The Stripe emulator does not implement the parameter subscription_details[{key}] here "
+                "(Stripe accepts it).",
+                code="parameter_unknown",
+                param=f"subscription_details[{key}]",
+            )
+    changes = []
+    for ip in details.list_of_dicts("items"):
+        item_id = ip.str("id")
+        price = price_param(ctx, ip) if ip.str("price") else None
+        if item_id is None and price is None:
+            raise missing(ip.name("price"))
+        changes.append(
+            subscriptions.ItemChange(
+                item_id=item_id,
+                price=price,
+                quantity=ip.int("quantity", minimum=0),
+                deleted=bool(ip.bool("deleted", False)),
+                metadata=ip.metadata(),
+            )
+        )
+    return subscriptions.preview_update(
+        ctx,
+        customer,
+        sub,
+        changes,
+        proration_behavior=details.enum(
+            "proration_behavior", ["create_prorations", "none", "always_invoice"], "create_prorations"
+        )
+        or "create_prorations",
+        proration_date=details.int("proration_date"),
+    )
 
 
 @api("GET", "/v1/invoice_payments", allowed=LIST | {"invoice", "payment", "status"})
