@@ -3,7 +3,7 @@ payment methods and the Stripe-hosted portal."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import extend_schema
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -33,8 +33,10 @@ from .services import (
     setup_intent_create,
     subscription_cancel,
     subscription_change,
+    subscription_change_preview,
     subscription_create,
     subscription_resume,
+    subscription_upcoming_invoice_get,
 )
 from .tenancy import OrganizationApi
 
@@ -206,6 +208,9 @@ class SubscriptionOutputSerializer(serializers.Serializer):
     current_period_end = serializers.DateTimeField(allow_null=True)
     cancel_at_period_end = serializers.BooleanField()
     stripe_id = serializers.CharField(allow_null=True)
+    pay_url = serializers.URLField(
+        allow_null=True, help_text="Stripe's page to pay the latest invoice while it is open (past due)."
+    )
 
 
 def _subscription_out(organization: Organization) -> dict:
@@ -221,6 +226,7 @@ def _subscription_out(organization: Organization) -> dict:
             "current_period_end": summary.current_period_end,
             "cancel_at_period_end": summary.cancel_at_period_end,
             "stripe_id": summary.stripe_id,
+            "pay_url": summary.pay_url,
         }
     ).data
 
@@ -237,6 +243,10 @@ class SubscriptionApi(OrganizationApi):
     class ChangeInputSerializer(serializers.Serializer):
         plan = serializers.CharField(required=False)
         interval = serializers.ChoiceField(choices=Interval.choices, required=False)
+        proration_date = serializers.DateTimeField(
+            required=False,
+            help_text="From `GET /subscription/upcoming-invoice`: prorate exactly as previewed.",
+        )
 
     @extend_schema(responses=SubscriptionOutputSerializer)
     def get(self, request, org):
@@ -255,6 +265,58 @@ class SubscriptionApi(OrganizationApi):
         serializer.is_valid(raise_exception=True)
         subscription_change(organization=self.organization, **serializer.validated_data)
         return Response(_subscription_out(self.organization))
+
+
+class InvoicePreviewOutputSerializer(serializers.Serializer):
+    class LineSerializer(serializers.Serializer):
+        description = serializers.CharField()
+        amount = serializers.IntegerField()
+        proration = serializers.BooleanField()
+        period_start = serializers.DateTimeField(allow_null=True)
+        period_end = serializers.DateTimeField(allow_null=True)
+
+    plan = serializers.CharField(source="plan.code", allow_null=True, default=None)
+    interval = serializers.CharField(allow_null=True)
+    amount_due = serializers.IntegerField()
+    total = serializers.IntegerField()
+    currency = serializers.CharField()
+    next_payment_attempt = serializers.DateTimeField(allow_null=True)
+    proration_amount = serializers.IntegerField(
+        help_text="What the change itself costs (negative: a credit)."
+    )
+    proration_date = serializers.DateTimeField(allow_null=True)
+    lines = LineSerializer(many=True)
+
+
+class SubscriptionUpcomingInvoiceApi(OrganizationApi):
+    """The subscription's next invoice as Stripe previews it; with `plan` and/or `interval`, the
+    next invoice after changing to them (prorations first, `proration_amount` their sum). Pass
+    `proration_date` to `PATCH /subscription` to change at exactly these figures. 404 without a
+    subscription or with nothing to invoice (a subscription ending at the period end)."""
+
+    class FilterSerializer(serializers.Serializer):
+        plan = serializers.CharField(required=False, max_length=50)
+        interval = serializers.ChoiceField(choices=Interval.choices, required=False)
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("plan", str, description="Preview a change to this plan."),
+            OpenApiParameter(
+                "interval", enum=Interval.values, description="Preview a change to this interval."
+            ),
+        ],
+        responses=InvoicePreviewOutputSerializer,
+    )
+    def get(self, request, org):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        if filters.validated_data:
+            preview = subscription_change_preview(organization=self.organization, **filters.validated_data)
+        else:
+            preview = subscription_upcoming_invoice_get(organization=self.organization)
+            if preview is None:
+                raise exceptions.NotFound("This organization has no upcoming invoice.")
+        return Response(InvoicePreviewOutputSerializer(preview).data)
 
 
 class SubscriptionCancelApi(OrganizationApi):

@@ -7,4 +7,16 @@ class BillingConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401  (registers the dj-stripe webhook handlers)
+        from . import (
+            pages,
+            receivers,  # noqa: F401  (registers the dj-stripe webhook handlers)
+            views,
+        )
+
+        pages.register_nav("dashboard", order=10, label="Overview", url_name="billing-organization")
+        pages.register_nav("upgrade", order=20, label="Plans", url_name="billing-upgrade")
+        pages.register_nav(
+            "payment-methods", order=80, label="Payment methods", url_name="billing-payment-methods"
+        )
+        pages.register_panel("plan", order=10, render=views.plan_panel)
+        pages.register_alerts("billing", order=10, collect=views.billing_alerts)

@@ -27,3 +27,12 @@ class UnknownStripePrice(ApplicationError):
     code = "unknown_stripe_price"
     status = status.HTTP_409_CONFLICT
     default_message = "A Stripe price maps to no plan of the catalogue."
+
+
+class PaymentMethodRequired(ApplicationError):
+    code = "payment_method_required"
+    status = status.HTTP_409_CONFLICT
+    default_message = (
+        "This is the last card of a subscription that still bills it; add another card first, "
+        "or cancel the subscription."
+    )

@@ -22,7 +22,7 @@ from djstripe.models import Customer, PaymentMethod
 from .models import BillingNotice, Organization
 from .services import billing_notice_queue, organization_billing_refresh
 from .stripe_data import event_object, invoice_subscription_id, object_id
-from .tasks import subscription_refresh_task
+from .tasks import payment_method_checkout_complete_task, subscription_refresh_task
 
 logger = logging.getLogger(__name__)
 
@@ -103,6 +103,11 @@ def on_checkout_completed(sender, event, **kwargs):
     session = event_object(event)
     if session.get("mode") == "subscription":
         _enqueue_subscription_refresh(object_id(session.get("subscription")))
+    if session.get("mode") == "setup":
+        organization = _organization_for_customer(object_id(session.get("customer")))
+        if organization is not None:
+            session_id, org_id = session.get("id"), str(organization.pk)
+            transaction.on_commit(lambda: payment_method_checkout_complete_task.delay(org_id, session_id))
 
 
 @djstripe_receiver(["payment_method.attached", "payment_method.detached", "customer.updated"])

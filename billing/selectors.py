@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from django.db.models import QuerySet
-from djstripe.models import Customer, PaymentMethod, Price, Subscription
+from djstripe.models import Customer, Invoice, PaymentMethod, Price, Subscription
 
 from . import stripe_data
 from .access import Access
@@ -232,6 +232,9 @@ class SubscriptionSummary:
     current_period_end: datetime | None
     cancel_at_period_end: bool
     stripe_id: str | None
+    # Stripe's hosted page of the subscription's latest invoice while it is open (unpaid): where
+    # a past-due subscription is paid.
+    pay_url: str | None = None
 
     @property
     def is_free(self) -> bool:
@@ -263,7 +266,25 @@ def subscription_summary_get(*, organization: Organization) -> SubscriptionSumma
         current_period_end=period_end,
         cancel_at_period_end=bool(data.get("cancel_at_period_end")),
         stripe_id=subscription.id,
+        pay_url=_open_invoice_url(stripe_data.object_id(data.get("latest_invoice"))),
     )
+
+
+def _open_invoice_url(invoice_id: str | None) -> str | None:
+    """The hosted page of an invoice still open, from dj-stripe's mirror (kept by the invoice.*
+    webhooks)."""
+    if not invoice_id:
+        return None
+    invoice = Invoice.objects.filter(id=invoice_id).first()
+    data = invoice.stripe_data if invoice is not None else {}
+    return data.get("hosted_invoice_url") if data.get("status") == "open" else None
+
+
+def subscription_needs_card(*, organization: Organization) -> bool:
+    """A subscription that will still charge a card: live (trialing to unpaid) and not ending at
+    the period end. Its last card cannot be removed."""
+    subscription = subscription_live_get(organization=organization)
+    return subscription is not None and not subscription.stripe_data.get("cancel_at_period_end")
 
 
 def organization_default_payment_method_id(*, organization: Organization) -> str | None:

@@ -269,12 +269,21 @@ def subscription_retrieve(*, subscription_id: str):
 
 
 @translate_errors
-def subscription_change_price(*, subscription_id: str, item_id: str, price_id: str, idempotency_key: str):
+def subscription_change_price(
+    *,
+    subscription_id: str,
+    item_id: str,
+    price_id: str,
+    idempotency_key: str,
+    proration_date: int | None = None,
+):
+    extra = {"proration_date": proration_date} if proration_date is not None else {}
     return stripe.Subscription.modify(
         subscription_id,
         items=[{"id": item_id, "price": price_id}],
         proration_behavior="create_prorations",
         payment_behavior="error_if_incomplete",
+        **extra,
         **request_options(idempotency_key),
     )
 
@@ -289,6 +298,31 @@ def subscription_cancel(*, subscription_id: str):
     return stripe.Subscription.cancel(subscription_id, **request_options())
 
 
+@translate_errors
+def subscription_invoice_preview(
+    *,
+    customer_id: str,
+    subscription_id: str,
+    items: list[dict] | None = None,
+    proration_date: int | None = None,
+) -> dict[str, Any] | None:
+    """The subscription's next invoice as Stripe previews it (`POST /v1/invoices/create_preview`),
+    after changing its `items` when given (prorated from `proration_date`, created as pending
+    items as `subscription_change_price` creates them). None when there is nothing to invoice."""
+    params: dict[str, Any] = {"customer": customer_id, "subscription": subscription_id}
+    if items:
+        details: dict[str, Any] = {"items": items, "proration_behavior": "create_prorations"}
+        if proration_date is not None:
+            details["proration_date"] = proration_date
+        params["subscription_details"] = details
+    try:
+        return stripe.Invoice.create_preview(**params, **request_options()).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if getattr(exc, "code", None) == "invoice_upcoming_none":
+            return None
+        raise
+
+
 # --------------------------------------------------------------------------- checkout and portal
 @translate_errors
 def checkout_session_create(*, idempotency_key: str | None = None, **params):
@@ -296,8 +330,9 @@ def checkout_session_create(*, idempotency_key: str | None = None, **params):
 
 
 @translate_errors
-def checkout_session_retrieve(*, session_id: str):
-    return stripe.checkout.Session.retrieve(session_id, **request_options())
+def checkout_session_retrieve(*, session_id: str, expand: list[str] | None = None):
+    extra = {"expand": expand} if expand else {}
+    return stripe.checkout.Session.retrieve(session_id, **extra, **request_options())
 
 
 @translate_errors

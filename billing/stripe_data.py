@@ -73,6 +73,13 @@ def invoice_line_is_subscription_period(line: dict) -> bool:
     return bool(details) and not details.get("proration")
 
 
+def invoice_line_is_proration(line: dict) -> bool:
+    """A proration line (credit for unused time, charge for the remaining time of a change)."""
+    parent = line.get("parent") or {}
+    details = parent.get("subscription_item_details") or parent.get("invoice_item_details") or {}
+    return bool(details.get("proration"))
+
+
 def line_period(line: dict) -> tuple[datetime | None, datetime | None]:
     period = line.get("period") or {}
     return timestamp(period.get("start")), timestamp(period.get("end"))

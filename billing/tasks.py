@@ -17,6 +17,19 @@ def subscription_refresh_task(self, subscription_id: str) -> str:
     return services.organization_for_subscription_refresh(subscription_id=subscription_id)
 
 
+@shared_task(bind=True, autoretry_for=(StripeUnavailable,), retry_backoff=True, max_retries=8)
+def payment_method_checkout_complete_task(self, organization_id: str, session_id: str) -> str | None:
+    """Save the card of a completed Checkout session in setup mode (the webhook's path; the page
+    the customer returns to does the same at once)."""
+    from .models import Organization
+
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        return None
+    pm = services.payment_method_checkout_complete(organization=organization, session_id=session_id)
+    return pm.id if pm is not None else None
+
+
 @shared_task(bind=True, max_retries=5, default_retry_delay=60)
 def billing_notice_send_task(self, notice_id: int) -> bool:
     try:

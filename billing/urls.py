@@ -12,6 +12,11 @@ urlpatterns = [
     path(f"{ORG}/api-keys", api.ApiKeyListCreateApi.as_view(), name="api-key-list"),
     path(f"{ORG}/api-keys/<uuid:key_id>", api.ApiKeyRevokeApi.as_view(), name="api-key-revoke"),
     path(f"{ORG}/subscription", api.SubscriptionApi.as_view(), name="subscription"),
+    path(
+        f"{ORG}/subscription/upcoming-invoice",
+        api.SubscriptionUpcomingInvoiceApi.as_view(),
+        name="subscription-upcoming-invoice",
+    ),
     path(f"{ORG}/subscription/cancel", api.SubscriptionCancelApi.as_view(), name="subscription-cancel"),
     path(f"{ORG}/subscription/resume", api.SubscriptionResumeApi.as_view(), name="subscription-resume"),
     path(f"{ORG}/payment-methods", api.PaymentMethodListCreateApi.as_view(), name="payment-method-list"),

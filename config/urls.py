@@ -3,7 +3,6 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from billing import views as billing_views
 from config import views
 
 api_v1 = [
@@ -18,10 +17,8 @@ urlpatterns = [
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
-    path("billing/", billing_views.organization_list_page, name="billing-home"),
-    path("billing/<uuid:org>/", billing_views.organization_billing_page, name="billing-organization"),
-    path("billing/<uuid:org>/checkout", billing_views.checkout_start, name="billing-checkout"),
-    path("billing/<uuid:org>/portal", billing_views.portal_start, name="billing-portal"),
+    path("billing/", include("billing.page_urls")),
+    path("billing/<uuid:org>/credits/", include("credits.page_urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -13,7 +13,7 @@ from rest_framework.views import APIView
 
 from billing.access import Action
 from billing.models import Interval
-from billing.services import subscription_checkout_session_create
+from billing.services import payment_method_checkout_session_create, subscription_checkout_session_create
 from billing.tenancy import OrganizationApi
 from config.pagination import PageNumberPagination
 
@@ -426,13 +426,14 @@ class CreditPurchaseApi(OrganizationApi):
 
 
 class CheckoutSessionApi(OrganizationApi):
-    """A Stripe Checkout page: `kind: subscription` (a plan) or `kind: credits` (a pack).
+    """A Stripe Checkout page: `kind: subscription` (a plan), `kind: credits` (a pack) or
+    `kind: payment_method` (setup mode: save a card; it is recorded when the session completes).
     Here rather than in billing because the credits app, above billing, knows the packs."""
 
     actions = {"POST": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
-        kind = serializers.ChoiceField(choices=["subscription", "credits"])
+        kind = serializers.ChoiceField(choices=["subscription", "credits", "payment_method"])
         plan = serializers.CharField(required=False)
         interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH)
         pack = serializers.CharField(required=False)
@@ -440,8 +441,8 @@ class CheckoutSessionApi(OrganizationApi):
         cancel_url = serializers.URLField()
 
         def validate(self, attrs):
-            needed = "plan" if attrs["kind"] == "subscription" else "pack"
-            if not attrs.get(needed):
+            needed = {"subscription": "plan", "credits": "pack"}.get(attrs["kind"])
+            if needed and not attrs.get(needed):
                 raise serializers.ValidationError({needed: [f"Required for kind {attrs['kind']!r}."]})
             return attrs
 
@@ -459,6 +460,9 @@ class CheckoutSessionApi(OrganizationApi):
             session = subscription_checkout_session_create(
                 organization=self.organization, plan=data["plan"], interval=data["interval"], **urls
             )
+            body = {"id": session.id, "url": session.url}
+        elif data["kind"] == "payment_method":
+            session = payment_method_checkout_session_create(organization=self.organization, **urls)
             body = {"id": session.id, "url": session.url}
         else:
             body = credit_pack_checkout_session_create(

@@ -28,6 +28,7 @@ from .charges import (
 from .hosted import (
     HostedSession,
     checkout_session_create,
+    payment_method_checkout_session_create,
     portal_session_create,
     subscription_checkout_session_create,
 )
@@ -47,6 +48,7 @@ from .organizations import (
 )
 from .payment_methods import (
     payment_method_attach,
+    payment_method_checkout_complete,
     payment_method_detach,
     payment_method_resolve,
     payment_method_set_default,
@@ -59,11 +61,15 @@ from .subscription_periods import (
     subscription_paid_periods_recent,
 )
 from .subscriptions import (
+    InvoicePreview,
+    InvoicePreviewLine,
     plan_price_for_subscription,
     subscription_cancel,
     subscription_change,
+    subscription_change_preview,
     subscription_create,
     subscription_resume,
+    subscription_upcoming_invoice_get,
 )
 from .webhooks import webhook_endpoint_register
 
@@ -74,6 +80,8 @@ __all__ = [
     "CreatedApiKey",
     "CreatedPlatformKey",
     "HostedSession",
+    "InvoicePreview",
+    "InvoicePreviewLine",
     "PaidSubscriptionPeriod",
     "api_key_create",
     "api_key_hash",
@@ -96,6 +104,8 @@ __all__ = [
     "payment_intent_off_session_create",
     "payment_intent_status_get",
     "payment_method_attach",
+    "payment_method_checkout_complete",
+    "payment_method_checkout_session_create",
     "payment_method_detach",
     "payment_method_resolve",
     "payment_method_set_default",
@@ -108,12 +118,14 @@ __all__ = [
     "stripe_one_time_price_ensure",
     "subscription_cancel",
     "subscription_change",
+    "subscription_change_preview",
     "subscription_checkout_session_create",
     "subscription_create",
     "subscription_invoice_period_get",
     "subscription_paid_periods_recent",
     "subscription_resume",
     "subscription_sync",
+    "subscription_upcoming_invoice_get",
     "user_get_or_create",
     "webhook_endpoint_register",
 ]

@@ -75,6 +75,28 @@ def subscription_checkout_session_create(
     )
 
 
+def payment_method_checkout_session_create(
+    *, organization: Organization, success_url: str, cancel_url: str
+) -> HostedSession:
+    """Stripe Checkout in setup mode: the customer enters a card on Stripe's page, which saves it
+    to the organization's customer (`payment_method_checkout_complete` then records it). Use
+    `{CHECKOUT_SESSION_ID}` in `success_url` to get the session back."""
+    customer = organization_customer_ensure(organization=organization)
+    metadata = {"organization_id": str(organization.id), "kind": "payment_method"}
+    session = stripe_api.checkout_session_create(
+        mode="setup",
+        customer=customer.id,
+        currency=customer.stripe_data.get("currency") or "usd",
+        success_url=success_url,
+        cancel_url=cancel_url,
+        client_reference_id=str(organization.id),
+        metadata=metadata,
+        setup_intent_data={"metadata": metadata},
+        idempotency_key=None,  # each click is a new session, as for subscriptions
+    )
+    return HostedSession(id=session["id"], url=session["url"])
+
+
 def portal_session_create(*, organization: Organization, return_url: str) -> HostedSession:
     customer = organization_customer_ensure(organization=organization)
     session = stripe_api.portal_session_create(customer_id=customer.id, return_url=return_url)

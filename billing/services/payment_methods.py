@@ -9,8 +9,13 @@ from djstripe.models import Customer, PaymentMethod
 from config.exceptions import NotFound, ValidationFailed
 
 from .. import stripe_api, stripe_data
+from ..exceptions import PaymentMethodRequired
 from ..models import Organization, PaymentMethodOwner
-from ..selectors import organization_customer_get, organization_default_payment_method_id
+from ..selectors import (
+    organization_customer_get,
+    organization_default_payment_method_id,
+    subscription_needs_card,
+)
 from .organizations import customer_mirror_save, organization_customer_ensure
 
 
@@ -94,13 +99,52 @@ def payment_method_set_default(*, organization: Organization, payment_method_id:
 
 
 def payment_method_detach(*, organization: Organization, payment_method_id: str) -> None:
+    """Remove a card. The last card of a subscription that still bills is refused (409
+    `payment_method_required`); when the default card goes, the newest other card becomes the
+    default, so the next renewal still has one."""
     customer, _ = _payment_method_of(organization, payment_method_id)
+    others = [
+        pm_id
+        for pm_id in PaymentMethod.objects.filter(customer=customer)
+        .exclude(id=payment_method_id)
+        .order_by("-created")
+        .values_list("id", flat=True)
+    ]
+    if not others and subscription_needs_card(organization=organization):
+        raise PaymentMethodRequired()
+    was_default = organization_default_payment_method_id(organization=organization) == payment_method_id
     data = stripe_api.payment_method_detach(payment_method_id=payment_method_id)
-    stripe_customer = stripe_api.customer_retrieve(customer_id=customer.id)
+    if was_default and others:
+        stripe_customer = stripe_api.customer_update(
+            customer_id=customer.id, invoice_settings={"default_payment_method": others[0]}
+        )
+    else:
+        stripe_customer = stripe_api.customer_retrieve(customer_id=customer.id)
     with transaction.atomic():
         PaymentMethod.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
         PaymentMethod.objects.filter(id=payment_method_id).update(customer=None)
         customer_mirror_save(stripe_customer)
+
+
+def payment_method_checkout_complete(*, organization: Organization, session_id: str):
+    """Save the card collected by a Checkout session in setup mode (the page it returns to, and
+    the `checkout.session.completed` webhook, both call this; the second changes nothing). The
+    card becomes the default when the organization has none. None while the session is open."""
+    session = stripe_api.checkout_session_retrieve(session_id=session_id, expand=["setup_intent"])
+    customer = organization_customer_get(organization=organization)
+    if (
+        customer is None
+        or session.get("mode") != "setup"
+        or stripe_data.object_id(session.get("customer")) != customer.id
+    ):
+        raise NotFound("Checkout session not found.")
+    if session.get("status") != "complete":
+        return None
+    intent = session.get("setup_intent") or {}
+    payment_method_id = stripe_data.object_id(intent.get("payment_method"))
+    if intent.get("status") != "succeeded" or not payment_method_id:
+        return None
+    return payment_method_attach(organization=organization, payment_method_id=payment_method_id)
 
 
 def payment_method_resolve(*, organization: Organization, payment_method: str | None) -> str | None:

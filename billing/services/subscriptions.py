@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from datetime import datetime
+
 from django.conf import settings
 from django.db import transaction
 from djstripe.models import Subscription
@@ -10,7 +13,7 @@ from config.exceptions import NotFound, ValidationFailed
 
 from .. import stripe_api, stripe_data
 from ..exceptions import SubscriptionExists
-from ..models import Organization, PlanPrice
+from ..models import Organization, Plan, PlanPrice
 from ..selectors import (
     organization_customer_get,
     organization_subscriptions_count,
@@ -98,8 +101,8 @@ def _require_live_subscription(organization: Organization):
     return subscription
 
 
-def subscription_change(*, organization: Organization, plan: str | None = None, interval: str | None = None):
-    """Move the subscription to another plan or interval, prorated."""
+def _change_target(organization: Organization, plan: str | None, interval: str | None):
+    """The live subscription, its item, its current price and the price of the change."""
     current = _require_live_subscription(organization)
     data = current.stripe_data
     item = next(iter(stripe_data.subscription_items(data)), None)
@@ -110,13 +113,38 @@ def subscription_change(*, organization: Organization, plan: str | None = None, 
     if not plan_code or not new_interval:
         raise ValidationFailed(fields={"plan": ["Give a plan or an interval."]})
     price = plan_price_for_subscription(plan_code, new_interval)
+    return current, item, price_now, price
+
+
+def subscription_change(
+    *,
+    organization: Organization,
+    plan: str | None = None,
+    interval: str | None = None,
+    proration_date: datetime | None = None,
+):
+    """Move the subscription to another plan or interval, prorated. `proration_date` (from
+    `subscription_change_preview`) makes the prorations exactly those the preview showed; it must
+    lie within the current period."""
+    current, item, price_now, price = _change_target(organization, plan, interval)
     if price_now is not None and price_now.pk == price.pk:
         return current
+    moment = None
+    if proration_date is not None:
+        start, end = stripe_data.subscription_period(current.stripe_data)
+        if start is None or end is None or not start <= proration_date <= end:
+            raise ValidationFailed(
+                fields={"proration_date": ["Must lie within the subscription's current period."]}
+            )
+        moment = int(proration_date.timestamp())
     updated = stripe_api.subscription_change_price(
         subscription_id=current.id,
         item_id=item["id"],
         price_id=price.stripe_price_id,
-        idempotency_key=f"subscription:{current.id}:change:{item['id']}:{price.stripe_price_id}",
+        proration_date=moment,
+        idempotency_key=(
+            f"subscription:{current.id}:change:{item['id']}:{price.stripe_price_id}:{moment or '-'}"
+        ),
     )
     with transaction.atomic():
         subscription = Subscription.sync_from_stripe_data(updated, api_key=settings.STRIPE_SECRET_KEY)
@@ -146,3 +174,90 @@ def subscription_resume(*, organization: Organization):
         subscription = Subscription.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
     organization_billing_refresh(organization=organization)
     return subscription
+
+
+@dataclass(frozen=True)
+class InvoicePreviewLine:
+    description: str
+    amount: int
+    proration: bool
+    period_start: datetime | None
+    period_end: datetime | None
+
+
+@dataclass(frozen=True)
+class InvoicePreview:
+    """Stripe's preview of the subscription's next invoice, as is or after a plan change.
+
+    `proration_amount` is the sum of the proration lines (what the change itself costs, negative
+    for a credit); `proration_date` is the moment they are computed from, to pass back to
+    `subscription_change` so the change makes exactly them."""
+
+    plan: Plan | None
+    interval: str | None
+    amount_due: int
+    total: int
+    currency: str
+    next_payment_attempt: datetime | None
+    proration_amount: int
+    proration_date: datetime | None
+    lines: list[InvoicePreviewLine]
+
+
+def _invoice_preview(data: dict, price: PlanPrice | None) -> InvoicePreview:
+    lines = [
+        InvoicePreviewLine(
+            description=line.get("description") or "",
+            amount=int(line.get("amount") or 0),
+            proration=stripe_data.invoice_line_is_proration(line),
+            period_start=stripe_data.line_period(line)[0],
+            period_end=stripe_data.line_period(line)[1],
+        )
+        for line in ((data.get("lines") or {}).get("data") or [])
+    ]
+    prorations = [line for line in lines if line.proration]
+    return InvoicePreview(
+        plan=price.plan if price else None,
+        interval=price.interval if price else None,
+        amount_due=int(data.get("amount_due") or 0),
+        total=int(data.get("total") or 0),
+        currency=data.get("currency") or "usd",
+        next_payment_attempt=stripe_data.timestamp(data.get("next_payment_attempt")),
+        proration_amount=sum(line.amount for line in prorations),
+        proration_date=min((line.period_start for line in prorations if line.period_start), default=None),
+        lines=lines,
+    )
+
+
+def subscription_upcoming_invoice_get(*, organization: Organization) -> InvoicePreview | None:
+    """The next invoice of the organization's subscription as Stripe previews it; None without a
+    subscription, when it ends at the period end, or when Stripe has nothing to invoice."""
+    current = subscription_live_get(organization=organization)
+    if current is None or current.stripe_data.get("cancel_at_period_end"):
+        return None
+    data = stripe_api.subscription_invoice_preview(
+        customer_id=stripe_data.object_id(current.stripe_data.get("customer")) or current.customer_id,
+        subscription_id=current.id,
+    )
+    if data is None:
+        return None
+    price_id = stripe_data.subscription_price_id(current.stripe_data)
+    return _invoice_preview(data, plan_price_for_stripe_price(price_id=price_id) if price_id else None)
+
+
+def subscription_change_preview(
+    *, organization: Organization, plan: str | None = None, interval: str | None = None
+) -> InvoicePreview:
+    """What moving to `plan`/`interval` would cost: Stripe's preview of the next invoice after the
+    change (the prorations first). 404 without a subscription; 400 for the current price."""
+    current, item, price_now, price = _change_target(organization, plan, interval)
+    if price_now is not None and price_now.pk == price.pk:
+        raise ValidationFailed(fields={"plan": ["This is the current plan and interval."]})
+    data = stripe_api.subscription_invoice_preview(
+        customer_id=stripe_data.object_id(current.stripe_data.get("customer")) or current.customer_id,
+        subscription_id=current.id,
+        items=[{"id": item["id"], "price": price.stripe_price_id}],
+    )
+    if data is None:
+        raise NotFound("Stripe has nothing to invoice for this subscription.")
+    return _invoice_preview(data, price)
