@@ -55,10 +55,9 @@ class Page:
     def url(self, name: str, *args, query: dict | None = None) -> str:
         """The absolute URL of one of this organization's pages, on the host the request came to:
         what Stripe's Checkout and Portal return to."""
-        path = reverse(name, args=[self.organization.pk, *args])
-        if query:
-            path = f"{path}?{urlencode(query, safe='{}')}"
-        return self.request.build_absolute_uri(path)
+        url = self.request.build_absolute_uri(reverse(name, args=[self.organization.pk, *args]))
+        # Appended after `build_absolute_uri`, which would escape Stripe's `{CHECKOUT_SESSION_ID}`.
+        return f"{url}?{urlencode(query, safe='{}')}" if query else url
 
 
 def organization_page(actions: Action | dict[str, Action] | None = None):

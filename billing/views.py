@@ -134,7 +134,7 @@ def plan_panel(page: Page) -> str:
         "state": organization_billing_state(organization=organization),
         "upcoming": upcoming,
         "upcoming_error": upcoming_error,
-        "default_card": next((c for c in cards if c["is_default"]), None),
+        "default_card": next((c for c in cards if c["is_default"]), cards[0] if cards else None),
         "can_pay": page.can_pay,
     }
     return render_to_string("billing/panels/plan.html", context, request=page.request)

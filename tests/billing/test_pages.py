@@ -56,7 +56,6 @@ def test_upgrade_page_lists_plans_by_interval_with_trials_and_the_current_plan(o
     assert "1,000 credits included" in monthly
     yearly = html_of(owner_browser.get(f"/billing/{billing_org.id}/upgrade/?interval=year"))
     assert "$290.00" in yearly and 'data-plan="starter" data-interval="year"' in yearly
-    assert 'data-interval-toggle="year">' not in yearly  # the toggle marks the current interval
     assert 'aria-current="true" data-interval-toggle="year"' in yearly
 
 
@@ -137,6 +136,7 @@ def test_plan_change_shows_stripes_proration_and_charges_exactly_it(
     pending = stripe.InvoiceItem.list(api_key="sk_test_" + "x" * 24, customer=customer_id(org), pending=True)
     charged = sum(item.amount for item in pending.data)
     assert f"{charged / 100:,.2f}" == shown
+    org.refresh_from_db()
     assert subscription_summary_get(organization=org).plan.code == "professional"
 
 
@@ -158,8 +158,8 @@ def test_cancel_at_period_end_alert_and_resume(owner_browser, subscribed):
 def test_past_due_alert_links_to_the_hosted_invoice(owner_browser, subscribed, stripe_emulator, webhooks):
     org = subscribed
     stripe_emulator.faults.add(decline="insufficient_funds", times=1)
-    stripe_emulator.clock.unfreeze()
-    stripe_emulator.advance(days=25)
+    period_end = stripe_emulator.objects("subscription")[0]["items"]["data"][0]["current_period_end"]
+    stripe_emulator.advance(to=period_end + 7200)  # past the renewal, before the first retry
     webhooks.deliver()
     org.refresh_from_db()
     summary = subscription_summary_get(organization=org)
