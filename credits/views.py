@@ -22,6 +22,7 @@ from django.views.decorators.http import require_GET, require_POST
 from billing.access import Action
 from billing.pages import Alert, Page, organization_page, shell_context
 from billing.selectors import payment_method_list
+from billing.templatetags.money import format_credits
 from config.exceptions import ApplicationError
 
 from .formatting import credits_str
@@ -144,8 +145,8 @@ def credits_buy(request, page: Page):
     if result.outcome.transaction is not None:
         messages.success(
             request,
-            f"{credits_str(purchase.credits)} credits were added. "
-            f"Your balance is {credits_str(balance)} credits.",
+            f"{format_credits(purchase.credits)} credits were added. "
+            f"Your balance is {format_credits(balance)} credits.",
         )
     elif purchase.status == "requires_action":
         messages.warning(
@@ -247,7 +248,7 @@ def low_balance_update(request, page: Page):
         request,
         "Low-balance e-mails are off."
         if threshold is None
-        else f"You will get an e-mail when the balance falls below {credits_str(threshold)} credits.",
+        else f"You will get an e-mail when the balance falls below {format_credits(threshold)} credits.",
     )
     return redirect(_credits_url(page))
 
@@ -318,8 +319,8 @@ def credits_alerts(page: Page):
         yield Alert(
             "low-balance",
             "warning",
-            f"Your credit balance ({credits_str(summary.balance)}) is below your alert threshold "
-            f"({credits_str(summary.low_balance_threshold)}).",
+            f"Your credit balance ({format_credits(summary.balance)}) is below your alert threshold "
+            f"({format_credits(summary.low_balance_threshold)}).",
             "Buy credits" if page.can_pay else "See credits",
             url,
         )
