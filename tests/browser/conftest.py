@@ -111,3 +111,66 @@ def screenshot(page, name: str, *, full_page: bool = True) -> Path:
     path = SCREENSHOTS / f"{re.sub(r'[^A-Za-z0-9_.-]+', '-', name).strip('-')}.png"
     page.screenshot(path=str(path), full_page=full_page)
     return path
+
+
+# --------------------------------------------------------------------------- the tenant pages' set-up
+@pytest.fixture(scope="session")
+def emulator_server_url(tmp_path_factory):
+    """One Stripe emulator server for the browser session (its hosted Checkout and Portal pages are
+    what Chromium visits); each test makes its own customers in it."""
+    from tests.processes import stripe_emulator_server
+
+    with stripe_emulator_server(tmp_path_factory.mktemp("stripe_emulator")) as url:
+        yield url
+
+
+@pytest.fixture
+def stripe_server(emulator_server_url, _stripe, live_server, celery_eager):
+    """stripe-python (and dj-stripe) in this process talk to the shared emulator server, whose
+    webhooks reach the live server; the catalogue and the credit packs are seeded and synced."""
+    import importlib
+
+    import stripe
+    from django.apps import apps
+
+    from billing.catalogue import catalogue_seed
+    from billing.models import Plan, PlanPrice
+    from billing.services import stripe_catalog_sync, webhook_endpoint_register
+
+    saved = stripe.api_base, stripe.default_http_client
+    stripe.api_base, stripe.default_http_client = emulator_server_url, stripe.RequestsClient()
+    catalogue_seed(Plan, PlanPrice)
+    importlib.import_module("credits.migrations.0003_seed_catalogue").seed(apps, None)
+    stripe_catalog_sync()
+    endpoint = webhook_endpoint_register(base_url=live_server.url)
+    try:
+        yield emulator_server_url
+    finally:
+        # The database is emptied after the test: this endpoint's secret goes with it.
+        stripe.WebhookEndpoint.delete(endpoint.id, api_key="sk_test_" + "x" * 24)
+        stripe.api_base, stripe.default_http_client = saved
+
+
+def sign_in(page, base_url: str, email: str, password: str) -> None:
+    page.goto(f"{base_url}/accounts/login/")
+    page.fill("#id_username", email)
+    page.fill("#id_password", password)
+    page.click("main button[type=submit]")
+    page.wait_for_url(re.compile(r"/billing/"))
+
+
+def check(page, name: str) -> None:
+    """Every product page a browser test visits: axe-core finds no serious or critical
+    violation, and a screenshot is kept under .local/screenshots/."""
+    screenshot(page, name)
+    assert_accessible(page)
+
+
+def reload_until(page, predicate, *, tries: int = 40, wait_ms: int = 500) -> None:
+    """Webhooks from the emulator server arrive a moment later: reload until the page shows it."""
+    for _ in range(tries):
+        if predicate():
+            return
+        page.wait_for_timeout(wait_ms)
+        page.reload()
+    assert predicate(), f"the page never showed the change: {page.url}"
