@@ -6,13 +6,13 @@ from django import template
 
 register = template.Library()
 
-ACRONYMS = {"SMS", "AI", "API", "MB", "GB", "CSV", "PDF"}
+ACRONYMS = {"SMS", "AI", "API", "MB", "GB", "CSV", "PDF", "SSO"}
 
 
 @register.filter
 def code_label(code: str) -> str:
     """`SMS_SENT` -> `SMS sent`, `basic_analytics` -> `Basic analytics`."""
-    words = [w if w.upper() in ACRONYMS and w.isupper() else w.lower() for w in str(code).split("_") if w]
+    words = [w.upper() if w.upper() in ACRONYMS else w.lower() for w in str(code).split("_") if w]
     if not words:
         return ""
     first = words[0] if words[0] in ACRONYMS else words[0].capitalize()
