@@ -32,6 +32,7 @@ def test_free_plan_needs_no_subscription(billing_client, billing_org):
         "current_period_end": None,
         "cancel_at_period_end": False,
         "stripe_id": None,
+        "pay_url": None,
     }
     assert organization_plan_get(billing_org).code == "free"
     assert plan_limit(billing_org, "SMS_SENT") == 50
