@@ -23,6 +23,7 @@ from .selectors import (
     subscription_summary_get,
 )
 from .services import (
+    InvoicePreview,
     api_key_create,
     api_key_revoke,
     organization_create,
@@ -291,8 +292,9 @@ class InvoicePreviewOutputSerializer(serializers.Serializer):
 class SubscriptionUpcomingInvoiceApi(OrganizationApi):
     """The subscription's next invoice as Stripe previews it; with `plan` and/or `interval`, the
     next invoice after changing to them (prorations first, `proration_amount` their sum). Pass
-    `proration_date` to `PATCH /subscription` to change at exactly these figures. 404 without a
-    subscription or with nothing to invoice (a subscription ending at the period end)."""
+    `proration_date` to `PATCH /subscription` to change at exactly these figures. Without a
+    subscription, or when it ends at the period end, an empty invoice (no lines, nothing due); a
+    change preview without a subscription is a 404."""
 
     class FilterSerializer(serializers.Serializer):
         plan = serializers.CharField(required=False, max_length=50)
@@ -314,8 +316,19 @@ class SubscriptionUpcomingInvoiceApi(OrganizationApi):
             preview = subscription_change_preview(organization=self.organization, **filters.validated_data)
         else:
             preview = subscription_upcoming_invoice_get(organization=self.organization)
-            if preview is None:
-                raise exceptions.NotFound("This organization has no upcoming invoice.")
+            if preview is None:  # no subscription, or one that ends at the period end: nothing to pay
+                summary = subscription_summary_get(organization=self.organization)
+                preview = InvoicePreview(
+                    plan=summary.plan,
+                    interval=summary.interval,
+                    amount_due=0,
+                    total=0,
+                    currency="usd",
+                    next_payment_attempt=None,
+                    proration_amount=0,
+                    proration_date=None,
+                    lines=[],
+                )
         return Response(InvoicePreviewOutputSerializer(preview).data)
 
 

@@ -21,6 +21,7 @@ from .formatting import MAX_CREDITS, credits_str, quantize
 from .models import CreditSource, TransactionKind
 from .selectors import (
     auto_refill_get,
+    credit_daily_totals,
     credit_pack_list,
     credit_price_list,
     credit_summary_get,
@@ -262,6 +263,29 @@ class CreditTransactionListApi(OrganizationApi):
         paginator = PageNumberPagination()
         page = paginator.paginate_queryset(queryset.select_related("grant"), request, view=self)
         return paginator.get_paginated_response(TransactionOutputSerializer(page, many=True).data)
+
+
+class CreditDailyApi(OrganizationApi):
+    """Credits consumed and granted per day over the last `days` days (default 30, today
+    included, every day listed): the figures behind the credits page's chart."""
+
+    class FilterSerializer(serializers.Serializer):
+        days = serializers.IntegerField(min_value=1, max_value=366, default=30)
+
+    class OutputSerializer(serializers.Serializer):
+        date = serializers.DateField(source="day")
+        consumed = CreditsAmountField()
+        granted = CreditsAmountField()
+
+    @extend_schema(
+        parameters=[OpenApiParameter("days", int, description="1 to 366, default 30.")],
+        responses=OutputSerializer(many=True),
+    )
+    def get(self, request, org):
+        filters = self.FilterSerializer(data=request.query_params)
+        filters.is_valid(raise_exception=True)
+        rows = credit_daily_totals(organization=self.organization, **filters.validated_data)
+        return Response(self.OutputSerializer(rows, many=True).data)
 
 
 class CreditTransactionReverseApi(OrganizationApi):

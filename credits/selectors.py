@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal
 
 from django.db import connection
 from django.db.models import Count, F, Max, Q, QuerySet, Sum
+from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from billing.models import Organization
@@ -26,6 +27,7 @@ from .models import (
     CreditSource,
     CreditTransaction,
     PurchaseStatus,
+    TransactionKind,
 )
 
 # The API's names for the grant sources in `by_source`.
@@ -115,6 +117,40 @@ def credit_transaction_list(
     if end:
         qs = qs.filter(created_at__lt=end)
     return qs.order_by("-created_at", "-sequence")
+
+
+@dataclass(frozen=True)
+class DailyCredits:
+    day: date
+    consumed: Decimal
+    granted: Decimal
+
+
+def credit_daily_totals(*, organization: Organization, days: int = 30) -> list[DailyCredits]:
+    """Credits consumed and granted per day (in the current time zone) over the last `days` days,
+    today included, every day listed (zeros too): what the credits page charts."""
+    zone = timezone.get_current_timezone()
+    first = timezone.localdate() - timedelta(days=days - 1)
+    rows = (
+        CreditTransaction.objects.filter(
+            organization=organization, created_at__gte=datetime.combine(first, time.min, tzinfo=zone)
+        )
+        .annotate(day=TruncDate("created_at", tzinfo=zone))
+        .values("day")
+        .annotate(
+            consumed=Sum("amount", filter=Q(kind=TransactionKind.CONSUME)),
+            granted=Sum("amount", filter=Q(kind=TransactionKind.GRANT)),
+        )
+    )
+    by_day = {row["day"]: row for row in rows}
+    out = []
+    for offset in range(days):
+        day = first + timedelta(days=offset)
+        row = by_day.get(day, {})
+        out.append(
+            DailyCredits(day=day, consumed=-(row.get("consumed") or ZERO), granted=row.get("granted") or ZERO)
+        )
+    return out
 
 
 def credit_pack_list() -> QuerySet[CreditPack]:

@@ -14,6 +14,7 @@ urlpatterns = [
         api.CreditTransactionReverseApi.as_view(),
         name="credits-transaction-reverse",
     ),
+    path(f"{ORG}/daily", api.CreditDailyApi.as_view(), name="credits-daily"),
     path(f"{ORG}/auto-refill", api.CreditAutoRefillApi.as_view(), name="credits-auto-refill"),
     path(f"{ORG}/purchase", api.CreditPurchaseApi.as_view(), name="credits-purchase"),
     path(

@@ -17,6 +17,7 @@ from django.http import HttpResponseBadRequest, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.template.loader import render_to_string
 from django.urls import reverse
+from django.utils import formats
 from django.views.decorators.http import require_GET, require_POST
 
 from billing.access import Action
@@ -27,7 +28,7 @@ from config.exceptions import ApplicationError
 
 from .formatting import credits_str
 from .forms import AutoRefillForm, LowBalanceForm, TransactionFilterForm
-from .selectors import credit_pack_list, credit_summary_get, credit_transaction_list
+from .selectors import credit_daily_totals, credit_pack_list, credit_summary_get, credit_transaction_list
 from .services import (
     auto_refill_set,
     credit_account_settings_update,
@@ -54,6 +55,13 @@ def _error_text(exc: ApplicationError) -> str:
     fields = (exc.extra or {}).get("fields") or {}
     details = " ".join(" ".join(map(str, msgs)) for msgs in fields.values())
     return details or exc.message
+
+
+def _daily_points(organization) -> list[dict]:
+    return [
+        {"label": formats.date_format(row.day, "M j"), "value": row.consumed}
+        for row in credit_daily_totals(organization=organization, days=30)
+    ]
 
 
 def _balance_context(organization) -> dict:
@@ -96,6 +104,7 @@ def credits_page(request, page: Page):
         **shell_context(page, active="credits", title="Credits"),
         **_balance_context(organization),
         "packs": list(credit_pack_list()),
+        "daily": _daily_points(organization),
         "default_card": next(
             (c for c in payment_method_list(organization=organization) if c["is_default"]), None
         ),
@@ -197,6 +206,7 @@ def _render_with_forms(request, page: Page, **forms):
         **shell_context(page, active="credits", title="Credits"),
         **_balance_context(page.organization),
         "packs": list(credit_pack_list()),
+        "daily": _daily_points(page.organization),
         "default_card": next(
             (c for c in payment_method_list(organization=page.organization) if c["is_default"]), None
         ),

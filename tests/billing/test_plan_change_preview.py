@@ -89,7 +89,14 @@ def test_upcoming_invoice_refusals(billing_client, billing_org, subscribed):
 
 def test_no_subscription_has_no_upcoming_invoice(billing_client, billing_org):
     response = billing_client.get(url(billing_org, "/subscription/upcoming-invoice"))
-    assert response.status_code == 404 and response.json()["error"] == "not_found"
+    assert response.status_code == 200
+    body = response.json()
+    assert (body["plan"], body["amount_due"], body["lines"], body["next_payment_attempt"]) == (
+        "free",
+        0,
+        [],
+        None,
+    )
     preview = billing_client.get(url(billing_org, "/subscription/upcoming-invoice"), {"plan": "business"})
     assert preview.status_code == 404
 

@@ -183,3 +183,16 @@ def test_dashboard_credits_panel_and_low_balance_alert(owner_browser, ledger):
     html = owner_browser.get(f"/billing/{org.id}/").content.decode()
     assert 'id="panel-credits"' in html and 'id="credit-balance">1,379.5<' in html
     assert 'data-alert="low-balance"' in html and "below your alert threshold (2,000)" in html
+
+
+def test_daily_credits_in_the_api_and_as_a_chart_with_its_figures(owner_browser, ledger, billing_client):
+    org = ledger
+    days = billing_client.get(f"/api/v1/organizations/{org.id}/credits/daily", {"days": 3}).json()
+    assert [d["date"] for d in days] == [str(timezone.localdate() - timedelta(days=n)) for n in (2, 1, 0)]
+    assert days[-1] == {"date": str(timezone.localdate()), "consumed": "120.5", "granted": "1500"}
+    assert days[0]["consumed"] == "0"
+    assert billing_client.get(f"/api/v1/organizations/{org.id}/credits/daily", {"days": 0}).status_code == 400
+    html = page(owner_browser, org)
+    assert '<svg class="chart"' in html and 'role="img"' in html
+    assert "120.5 credits in all over 30 periods; the most, 120.5, on " in html
+    assert html.count("<rect ") == 30 and "Show the figures" in html
