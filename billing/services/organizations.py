@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
+from typing import TypeVar
 
+import psycopg
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import OperationalError, transaction
 from djstripe.models import Customer
 
 from config.exceptions import ValidationFailed
@@ -18,6 +21,7 @@ from ..models import Membership, Organization, Role
 from ..selectors import organization_customer_get
 
 logger = logging.getLogger(__name__)
+T = TypeVar("T")
 User = get_user_model()
 
 
@@ -74,6 +78,23 @@ def _compensate_customer(customer_id: str) -> None:
         logger.exception(
             "compensation failed: Stripe customer %s is left without an organization", customer_id
         )
+
+
+def mirror_write(write: Callable[[], T], *, attempts: int = 3) -> T:
+    """Run `write` (saves into dj-stripe's mirror) in a transaction, again when PostgreSQL broke a
+    deadlock by aborting it: a webhook for the same customer (dj-stripe syncing the customer and
+    its cards in its own order) may be writing the same rows at that moment. What is written is
+    Stripe's answer, so writing it again is safe. Inside an outer transaction it runs once."""
+    for attempt in range(1, attempts + 1):
+        try:
+            with transaction.atomic():
+                return write()
+        except OperationalError as exc:
+            deadlock = isinstance(exc.__cause__, psycopg.errors.DeadlockDetected)
+            if not deadlock or attempt == attempts or transaction.get_connection().in_atomic_block:
+                raise
+            logger.info("mirror write deadlocked with a concurrent webhook; attempt %s", attempt + 1)
+    raise AssertionError("unreachable")
 
 
 def customer_mirror_save(customer: dict) -> Customer:

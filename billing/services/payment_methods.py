@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
 from djstripe.models import Customer, PaymentMethod
 
 from config.exceptions import NotFound, ValidationFailed
@@ -16,7 +15,7 @@ from ..selectors import (
     organization_default_payment_method_id,
     subscription_needs_card,
 )
-from .organizations import customer_mirror_save, organization_customer_ensure
+from .organizations import customer_mirror_save, mirror_write, organization_customer_ensure
 
 
 def setup_intent_create(*, organization: Organization) -> str:
@@ -82,11 +81,14 @@ def payment_method_attach(*, organization: Organization, payment_method_id: str,
         stripe_customer = stripe_api.customer_update(
             customer_id=customer.id, invoice_settings={"default_payment_method": payment_method_id}
         )
-    with transaction.atomic():
+
+    def write():
         pm = PaymentMethod.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
         if stripe_customer is not None:
             customer_mirror_save(stripe_customer)
-    return pm
+        return pm
+
+    return mirror_write(write)
 
 
 def payment_method_set_default(*, organization: Organization, payment_method_id: str) -> None:
@@ -94,8 +96,7 @@ def payment_method_set_default(*, organization: Organization, payment_method_id:
     stripe_customer = stripe_api.customer_update(
         customer_id=customer.id, invoice_settings={"default_payment_method": payment_method_id}
     )
-    with transaction.atomic():
-        customer_mirror_save(stripe_customer)
+    mirror_write(lambda: customer_mirror_save(stripe_customer))
 
 
 def payment_method_detach(*, organization: Organization, payment_method_id: str) -> None:
@@ -120,10 +121,13 @@ def payment_method_detach(*, organization: Organization, payment_method_id: str)
         )
     else:
         stripe_customer = stripe_api.customer_retrieve(customer_id=customer.id)
-    with transaction.atomic():
+
+    def write():
         PaymentMethod.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
         PaymentMethod.objects.filter(id=payment_method_id).update(customer=None)
         customer_mirror_save(stripe_customer)
+
+    mirror_write(write)
 
 
 def payment_method_checkout_complete(*, organization: Organization, session_id: str):
