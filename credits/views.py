@@ -124,13 +124,13 @@ def _settings_forms(page: Page, refill_form=None, low_balance_form=None) -> dict
         refill_form = AutoRefillForm(
             initial={
                 "enabled": bool(refill and refill.enabled),
-                "threshold": refill.threshold if refill else None,
+                "threshold": credits_str(refill.threshold) if refill else None,
                 "pack": refill.pack.code if refill and refill.pack_id else None,
                 "max_refills_per_day": refill.max_refills_per_day if refill else 3,
             }
         )
     if low_balance_form is None:
-        low_balance_form = LowBalanceForm(initial={"threshold": summary.low_balance_threshold})
+        low_balance_form = LowBalanceForm(initial={"threshold": credits_str(summary.low_balance_threshold)})
     return {"refill": refill, "refill_form": refill_form, "low_balance_form": low_balance_form}
 
 

@@ -64,6 +64,7 @@ def bar_chart(points, title: str, unit: str = "", label_every: int = 0):
             "bottom": TOP + plot_h,
             "top": TOP,
             "mid": TOP + plot_h / 2,
+            "center": LEFT + plot_w / 2,
             "label_y": HEIGHT - 6,
         },
         "ticks": {"top": format_credits(peak), "mid": format_credits(peak / 2) if peak else "0"},

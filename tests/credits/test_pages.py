@@ -196,3 +196,8 @@ def test_daily_credits_in_the_api_and_as_a_chart_with_its_figures(owner_browser,
     assert '<svg class="chart"' in html and 'role="img"' in html
     assert "120.5 credits in all over 30 periods; the most, 120.5, on " in html
     assert html.count("<rect ") == 30 and "Show the figures" in html
+
+
+def test_an_empty_chart_says_so(owner_browser, billing_org):
+    html = page(owner_browser, billing_org)
+    assert "Nothing in this period" in html and "0 credits in all over 30 periods." in html
