@@ -17,6 +17,18 @@ class StripeUnavailable(ApplicationError):
     default_message = "The payment processor is unavailable; try again shortly."
 
 
+class StripeRateLimited(StripeUnavailable):
+    """Stripe answered 429: slow down. `retry_after` (seconds) when Stripe said."""
+
+    code = "rate_limited"
+    status = status.HTTP_429_TOO_MANY_REQUESTS
+    default_message = "The payment processor asked us to slow down; try again shortly."
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message, extra={"retry_after": retry_after} if retry_after is not None else None)
+
+
 class SubscriptionExists(ApplicationError):
     code = "subscription_exists"
     status = status.HTTP_409_CONFLICT

@@ -228,7 +228,8 @@ class Ledger:
         return allocations
 
     def available(self) -> Decimal:
-        return self.account.balance + self.account.overdraft_limit
+        """What a consumption may take: the balance, minus the active holds, plus the overdraft."""
+        return self.account.balance - self.account.held + self.account.overdraft_limit
 
     def new_grant(
         self,
@@ -346,7 +347,9 @@ def credit_consume(
                 stored = _stored(organization.pk, idempotency_key)
                 if stored is None:
                     raise InsufficientCredits(
-                        balance=account.balance, required=required, available=ledger.available()
+                        balance=account.balance,
+                        required=required,
+                        available=account.balance - account.held,
                     )
                 ledger.flush()
                 return _consume_replay(stored, fingerprint)
