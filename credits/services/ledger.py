@@ -294,6 +294,13 @@ class Ledger:
             account.low_balance_alerted_at = None
 
 
+def credit_account_lock(*, organization: Organization) -> CreditAccount:
+    """Lock the organization's account (creating it when missing) for the rest of the caller's
+    transaction: the usage app takes it first, so its quota check, the consumption and the
+    usage event are decided under one lock (the consumption's own lock is then already held)."""
+    return account_lock(organization_id=organization.pk)
+
+
 def credit_consume(
     *,
     organization: Organization,
