@@ -82,7 +82,7 @@ class UsageEventsApi(OrganizationApi):
 
     class InputSerializer(serializers.Serializer):
         events = serializers.ListField(
-            child=serializers.JSONField(), min_length=1, max_length=MAX_BATCH, allow_empty=False
+            child=serializers.JSONField(allow_null=True), min_length=1, max_length=MAX_BATCH, allow_empty=False
         )
 
     class OutputSerializer(serializers.Serializer):

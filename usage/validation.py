@@ -54,11 +54,14 @@ class EventInput:
     resource_type: str = ""
     resource_id: str = ""
     dimensions: dict = field(default_factory=dict)
+    occurred_at_given: bool = True  # False: it is the time of recording (not part of the request)
 
     def fingerprint(self) -> str:
+        """A hash of the request's event: a replay without `occurred_at` matches the first."""
         body = json.dumps(
             [
-                self.metric, str(self.quantity.normalize()), self.occurred_at.isoformat(), self.user_id,
+                self.metric, str(self.quantity.normalize()),
+                self.occurred_at.isoformat() if self.occurred_at_given else None, self.user_id,
                 self.resource_type, self.resource_id, self.dimensions,
             ],
             sort_keys=True,
@@ -180,4 +183,5 @@ def parse_event(data, now: datetime) -> EventInput:
         resource_type=_text(data, "resource_type", MAX_RESOURCE_TYPE),
         resource_id=_text(data, "resource_id", MAX_RESOURCE_ID),
         dimensions=parse_dimensions(data.get("dimensions")),
+        occurred_at_given=data.get("occurred_at") not in (None, ""),
     )

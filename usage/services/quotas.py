@@ -175,3 +175,35 @@ class QuotaBook:
                     )
                     transaction.on_commit(lambda key=key: counters.mark_once(key))
                 break
+
+
+def quota_check(*, organization: Organization, metric: str, quantity=1) -> Decimal | None:
+    """Whether `quantity` more of `metric` is within the plan's limit now, without counting it:
+    raises `QuotaExceeded` when not. Reads the counter, or the rollups when it is missing or
+    Redis is away (no rebuild: only a caller holding the account lock writes counters)."""
+    from django.utils import timezone
+
+    from ..exceptions import UnknownMetric
+    from ..selectors import metric_get, quota_context
+
+    info = metric_get(code=metric)
+    if info is None:
+        raise UnknownMetric(metric)
+    ctx = quota_context(organization=organization, now=timezone.now())
+    limit = ctx.limit(info.code)
+    if limit is None or info.code in ctx.overage:
+        return None
+    quantity = Decimal(quantity)
+    book = QuotaBook(ctx)
+    current = None
+    if info.aggregation != Aggregation.UNIQUE:
+        try:
+            (current,) = counters.get_many([book._key(info)])
+        except counters.CountersUnavailable:
+            current = None
+    if current is None:
+        current = book._db_current(info)
+    after = _combine(info, current, counter_delta(info, quantity))
+    if after > limit:
+        raise book._refuse(info, current, limit, quantity)
+    return after
