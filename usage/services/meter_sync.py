@@ -52,18 +52,14 @@ class SyncResult:
     failed: int = 0
 
 
-def _ceil_minute(moment: datetime) -> datetime:
-    floor = moment.replace(second=0, microsecond=0)
-    return floor if floor == moment else floor + timedelta(minutes=1)
-
-
 def _floor_minute(moment: datetime) -> datetime:
     return moment.replace(second=0, microsecond=0)
 
 
 def meter_window(period_start: datetime, period_end: datetime) -> tuple[datetime, datetime]:
-    """The minute-aligned part of the period the events are stamped in (and summed over)."""
-    return _ceil_minute(period_start), _floor_minute(period_end)
+    """The minute-aligned window Stripe's summary is asked for: events are stamped in
+    [period_start, floor(period_end)), so each period's events fall in its own window."""
+    return _floor_minute(period_start), _floor_minute(period_end)
 
 
 def meter_identifier(organization_id, metric: str, period_start: datetime, total: int) -> str:
@@ -83,8 +79,7 @@ def usage_meter_events_queue(*, organization: Organization, now: datetime | None
         return 0
     ctx = quota_context(organization=organization, now=now)
     catalog = metric_catalog(include_inactive=True)
-    window_start, window_end = meter_window(ctx.period_start, ctx.period_end)
-    stamp = min(max(now, window_start), window_end - timedelta(seconds=1))
+    stamp = min(max(now, ctx.period_start), _floor_minute(ctx.period_end) - timedelta(seconds=1))
     queued = 0
     for item in metered:
         info = catalog.get(item.metric)
