@@ -82,7 +82,10 @@ class UsageEventsApi(OrganizationApi):
 
     class InputSerializer(serializers.Serializer):
         events = serializers.ListField(
-            child=serializers.JSONField(allow_null=True), min_length=1, max_length=MAX_BATCH, allow_empty=False
+            child=serializers.JSONField(allow_null=True),
+            min_length=1,
+            max_length=MAX_BATCH,
+            allow_empty=False,
         )
 
     class OutputSerializer(serializers.Serializer):
@@ -99,7 +102,9 @@ class UsageEventsApi(OrganizationApi):
     def post(self, request, org):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = usage_events_record(organization=self.organization, events=serializer.validated_data["events"])
+        result = usage_events_record(
+            organization=self.organization, events=serializer.validated_data["events"]
+        )
         return Response(self.OutputSerializer(result).data)
 
 
@@ -132,11 +137,15 @@ class UsageTrackApi(OrganizationApi):
         resource_id = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
         dimensions = serializers.JSONField(required=False, default=dict)
 
-    @extend_schema(request=InputSerializer, responses={201: TrackOutputSerializer, 200: TrackOutputSerializer})
+    @extend_schema(
+        request=InputSerializer, responses={201: TrackOutputSerializer, 200: TrackOutputSerializer}
+    )
     def post(self, request, org):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        result = usage_track(organization=self.organization, actor=self.access.actor, **serializer.validated_data)
+        result = usage_track(
+            organization=self.organization, actor=self.access.actor, **serializer.validated_data
+        )
         return Response(
             TrackOutputSerializer(result).data,
             status=status.HTTP_200_OK if result.replayed else status.HTTP_201_CREATED,
@@ -214,7 +223,9 @@ class UsageMetricApi(OrganizationApi):
 
     @extend_schema(
         parameters=[
-            OpenApiParameter("start", OpenApiTypes.DATETIME, description="Inclusive; default 30 days before end."),
+            OpenApiParameter(
+                "start", OpenApiTypes.DATETIME, description="Inclusive; default 30 days before end."
+            ),
             OpenApiParameter("end", OpenApiTypes.DATETIME, description="Exclusive; default now."),
             OpenApiParameter("group_by", enum=["hour", "day", "month"]),
         ],

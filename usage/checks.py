@@ -21,11 +21,15 @@ def vocabulary_problems() -> list[str]:
     for plan in Plan.objects.order_by("code"):
         for code in sorted(set(plan.limits or {}) - set(metrics)):
             problems.append(f"plan {plan.code!r} has a limit for {code!r}, which is not a metric")
-    for name in CreditPrice.objects.exclude(event_name__in=list(metrics)).values_list("event_name", flat=True):
+    for name in CreditPrice.objects.exclude(event_name__in=list(metrics)).values_list(
+        "event_name", flat=True
+    ):
         problems.append(f"credit price {name!r} names no metric")
     for item in PlanMeteredPrice.objects.select_related("plan"):
         if item.metric not in metrics:
-            problems.append(f"metered price of plan {item.plan.code!r} names {item.metric!r}, which is not a metric")
+            problems.append(
+                f"metered price of plan {item.plan.code!r} names {item.metric!r}, which is not a metric"
+            )
         elif metrics[item.metric] != item.meter_event_name:
             problems.append(
                 f"metered price of plan {item.plan.code!r}: meter event {item.meter_event_name!r}, but metric "

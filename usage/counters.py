@@ -93,7 +93,12 @@ def _client() -> redis.Redis:
                 )
                 _state["scripts"] = {
                     name: client.register_script(src)
-                    for name, src in (("check_add", _CHECK_ADD), ("set", _SET), ("get", _GET), ("delete", _DELETE))
+                    for name, src in (
+                        ("check_add", _CHECK_ADD),
+                        ("set", _SET),
+                        ("get", _GET),
+                        ("delete", _DELETE),
+                    )
                 }
                 _state["client"] = client
     return _state["client"]
@@ -120,7 +125,9 @@ def _run(script: str, keys: list[str], args: list) -> object:
         return _state["scripts"][script](keys=keys, args=args)
     except redis.RedisError as exc:
         _state["down_until"] = time.monotonic() + settings.USAGE_REDIS_RETRY_SECONDS
-        logger.warning("usage counters: Redis unavailable (%s); counting from the database", type(exc).__name__)
+        logger.warning(
+            "usage counters: Redis unavailable (%s); counting from the database", type(exc).__name__
+        )
         raise CountersUnavailable() from exc
 
 
@@ -144,7 +151,14 @@ def check_add(
     reply = _run(
         "check_add",
         [EPOCH_KEY],
-        [counter, _units(delta), "" if limit is None else _units(limit), mode, "1" if force else "0", uuid.uuid4().hex],
+        [
+            counter,
+            _units(delta),
+            "" if limit is None else _units(limit),
+            mode,
+            "1" if force else "0",
+            uuid.uuid4().hex,
+        ],
     )
     code, value = int(reply[0]), reply[1]
     if code == 0:

@@ -81,7 +81,9 @@ class UsageEventFields(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    metric = models.ForeignKey(Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    metric = models.ForeignKey(
+        Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     quantity = CreditsField()
     occurred_at = models.DateTimeField()
     recorded_at = models.DateTimeField()
@@ -140,7 +142,9 @@ class UsageRollupFields(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    metric = models.ForeignKey(Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    metric = models.ForeignKey(
+        Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     hour = models.DateTimeField(help_text="The hour (UTC) the events occurred in.")
     quantity = models.DecimalField(max_digits=24, decimal_places=4, default=0)
     events = models.BigIntegerField(default=0)
@@ -181,7 +185,9 @@ class UsageDistinct(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    metric = models.ForeignKey(Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    metric = models.ForeignKey(
+        Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     hour = models.DateTimeField()
     value = models.CharField(max_length=255)
 
@@ -220,7 +226,9 @@ class UsageMeterReport(models.Model):
     organization = models.ForeignKey(
         Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
-    metric = models.ForeignKey(Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    metric = models.ForeignKey(
+        Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     period_start = models.DateTimeField()
     period_end = models.DateTimeField()
     included = models.BigIntegerField(default=0)
@@ -238,13 +246,17 @@ class UsageMeterEvent(models.Model):
         Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
     )
     identifier = models.CharField(max_length=100)
-    metric = models.ForeignKey(Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+")
+    metric = models.ForeignKey(
+        Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
     meter_event_name = models.CharField(max_length=100)
     customer_id = models.CharField(max_length=255)
     period_start = models.DateTimeField()
     value = models.BigIntegerField()
     timestamp = models.DateTimeField()
-    status = models.CharField(max_length=16, choices=MeterEventStatus.choices, default=MeterEventStatus.PENDING)
+    status = models.CharField(
+        max_length=16, choices=MeterEventStatus.choices, default=MeterEventStatus.PENDING
+    )
     attempts = models.PositiveIntegerField(default=0)
     error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField()
@@ -252,7 +264,9 @@ class UsageMeterEvent(models.Model):
 
     class Meta:
         indexes = [
-            models.Index(fields=["created_at"], condition=Q(status="pending"), name="usage_meter_event_pending_idx")
+            models.Index(
+                fields=["created_at"], condition=Q(status="pending"), name="usage_meter_event_pending_idx"
+            )
         ]
 
 

@@ -73,8 +73,7 @@ def _create(connection, name: str, lower: datetime, upper: datetime) -> None:
         (stray,) = cursor.fetchone()
         if not stray:
             cursor.execute(
-                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {TABLE} "
-                f"FOR VALUES FROM (%s) TO (%s)",
+                f"CREATE TABLE IF NOT EXISTS {name} PARTITION OF {TABLE} FOR VALUES FROM (%s) TO (%s)",
                 bounds,
             )
             return

@@ -71,7 +71,9 @@ class QuotaCheckedApi:
     def initial(self, request, *args, **kwargs):
         super().initial(request, *args, **kwargs)
         if self.quota_metric and request.method in self.quota_methods:
-            quota_check(organization=self.organization, metric=self.quota_metric, quantity=self.quota_quantity)
+            quota_check(
+                organization=self.organization, metric=self.quota_metric, quantity=self.quota_quantity
+            )
 
 
 def quota_required(

@@ -145,7 +145,11 @@ def usage_held(*, organization_id, metric: MetricInfo) -> Decimal:
 
 def unique_value_seen(*, organization_id, metric: MetricInfo, hour_from, hour_to, value: str) -> bool:
     return UsageDistinct.objects.filter(
-        organization_id=organization_id, metric_id=metric.id, hour__gte=hour_from, hour__lt=hour_to, value=value
+        organization_id=organization_id,
+        metric_id=metric.id,
+        hour__gte=hour_from,
+        hour__lt=hour_to,
+        value=value,
     ).exists()
 
 
@@ -198,7 +202,10 @@ def usage_summary_get(*, organization: Organization, now: datetime) -> UsageSumm
         elif metric.aggregation == Aggregation.UNIQUE:
             current = (
                 usage_current(
-                    organization_id=organization.pk, metric=metric, hour_from=ctx.hour_from, hour_to=ctx.hour_to
+                    organization_id=organization.pk,
+                    metric=metric,
+                    hour_from=ctx.hour_from,
+                    hour_to=ctx.hour_to,
                 )
                 if metric.id in totals
                 else ZERO
@@ -309,7 +316,9 @@ def usage_stats_get(
     """Totals per metric, credits, average cost per unit, the top values of the rolled-up
     dimensions (or of one), and the busiest hours of the day, from the rollups."""
     catalog = {m.id: m for m in metric_catalog(include_inactive=True).values()}
-    rows = UsageRollup.objects.filter(organization_id=organization.pk, hour__gte=floor_hour(start), hour__lt=end)
+    rows = UsageRollup.objects.filter(
+        organization_id=organization.pk, hour__gte=floor_hour(start), hour__lt=end
+    )
     per_metric = rows.values("metric_id").annotate(q=Sum("quantity"), e=Sum("events"), c=Sum("credits"))
     metrics = []
     for row in per_metric.order_by("metric_id"):
@@ -334,7 +343,11 @@ def usage_stats_get(
     if dimension:
         dims = dims.filter(key=dimension)
     top_dimensions: dict[str, list[tuple[str, Decimal, int]]] = {}
-    grouped = dims.values("key", "value").annotate(q=Sum("quantity"), e=Sum("events")).order_by("key", "-e", "value")
+    grouped = (
+        dims.values("key", "value")
+        .annotate(q=Sum("quantity"), e=Sum("events"))
+        .order_by("key", "-e", "value")
+    )
     for row in grouped:
         values = top_dimensions.setdefault(row["key"], [])
         if len(values) < top:
@@ -377,15 +390,20 @@ def usage_cost_estimate(*, metric: MetricInfo, quantity: Decimal) -> CostEstimat
         amount, currency = credit_amount_price(credits=credits)
     else:
         amount, currency = 0, "usd"
-    return CostEstimate(metric=metric.code, quantity=quantity, credits=credits, amount=amount, currency=currency)
+    return CostEstimate(
+        metric=metric.code, quantity=quantity, credits=credits, amount=amount, currency=currency
+    )
 
 
 def event_counts(*, organization_id) -> dict[str, int]:
     """Events per metric code, from the rollups (for the demo and the admin)."""
     catalog = {m.id: m.code for m in metric_catalog(include_inactive=True).values()}
-    rows = UsageRollup.objects.filter(organization_id=organization_id).values("metric_id").annotate(n=Sum("events"))
+    rows = (
+        UsageRollup.objects.filter(organization_id=organization_id)
+        .values("metric_id")
+        .annotate(n=Sum("events"))
+    )
     return {catalog.get(r["metric_id"], str(r["metric_id"])): r["n"] for r in rows}
-
 
 
 def usage_reservation_list(*, organization: Organization, status: str | None = None):

@@ -27,7 +27,12 @@ def reservations_expire_task() -> int:
 def meter_sync_task(organization_id: str) -> dict:
     organization = Organization.objects.get(pk=organization_id)
     result = services.usage_meter_sync(organization=organization)
-    return {"queued": result.queued, "sent": result.sent, "duplicates": result.duplicates, "failed": result.failed}
+    return {
+        "queued": result.queued,
+        "sent": result.sent,
+        "duplicates": result.duplicates,
+        "failed": result.failed,
+    }
 
 
 @shared_task(name="usage.meter_sync_all_task")

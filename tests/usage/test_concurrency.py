@@ -7,8 +7,8 @@ from decimal import Decimal
 
 import pytest
 from django.db import connection
-from django.utils import timezone
 from django.db.models import Sum
+from django.utils import timezone
 
 from credits.exceptions import InsufficientCredits
 from credits.models import CreditAccount, CreditHold, CreditTransaction
@@ -58,17 +58,25 @@ def _check(org, results, *, ok: int, refused_with: type, metric: str = "SMS_SENT
 
 def test_forty_concurrent_tracks_against_a_limit_of_25_record_exactly_25():
     org = organization_on(plan_with_limits(SMS_SENT=25), credits=1000)
-    results = run_together(40, lambda i: usage_track(organization=org, metric="SMS_SENT", idempotency_key=f"t{i}"))
+    results = run_together(
+        40, lambda i: usage_track(organization=org, metric="SMS_SENT", idempotency_key=f"t{i}")
+    )
     errors = _check(org, results, ok=25, refused_with=QuotaExceeded)
     body = errors[0].as_body()
-    assert body["error"] == "quota_exceeded" and body["quota"]["limit"] == "25" and body["quota"]["current"] == "25"
+    assert (
+        body["error"] == "quota_exceeded"
+        and body["quota"]["limit"] == "25"
+        and body["quota"]["current"] == "25"
+    )
     assert body["upgrade_url"].endswith(f"/billing/{org.pk}/upgrade/")
     assert CreditAccount.objects.get(organization=org).balance == 1000 - 25
 
 
 def test_forty_concurrent_tracks_against_credits_for_25_record_exactly_25():
     org = organization_on(plan_with_limits(SMS_SENT=1000), credits=25)  # SMS_SENT costs 1 credit
-    results = run_together(40, lambda i: usage_track(organization=org, metric="SMS_SENT", idempotency_key=f"t{i}"))
+    results = run_together(
+        40, lambda i: usage_track(organization=org, metric="SMS_SENT", idempotency_key=f"t{i}")
+    )
     errors = _check(org, results, ok=25, refused_with=InsufficientCredits)
     assert errors[0].as_body()["error"] == "insufficient_credits"
     assert CreditAccount.objects.get(organization=org).balance == 0
@@ -76,7 +84,10 @@ def test_forty_concurrent_tracks_against_credits_for_25_record_exactly_25():
     ctx = quota_context(organization=org, now=timezone.now())
     metric = metric_get(code="SMS_SENT")
     assert counters.get_many([counters.key(org.pk, metric.id, ctx.hour_from)]) == [Decimal(25)]
-    assert usage_current(organization_id=org.pk, metric=metric, hour_from=ctx.hour_from, hour_to=ctx.hour_to) == 25
+    assert (
+        usage_current(organization_id=org.pk, metric=metric, hour_from=ctx.hour_from, hour_to=ctx.hour_to)
+        == 25
+    )
 
 
 def test_twenty_concurrent_reservations_against_a_balance_that_covers_ten_hold_ten():

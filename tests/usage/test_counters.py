@@ -82,7 +82,9 @@ def track(org, key, quantity=1):
 def test_redis_flushed_mid_period_rebuilds_from_the_database(own_redis):
     org = organization_on(plan_with_limits(SMS_SENT=10), credits=100)
     track(org, "a", 4)
-    usage_events_record(organization=org, events=[{"metric": "SMS_SENT", "quantity": 3, "idempotency_key": "b"}])
+    usage_events_record(
+        organization=org, events=[{"metric": "SMS_SENT", "quantity": 3, "idempotency_key": "b"}]
+    )
     assert counter_and_db(org) == (Decimal(7), Decimal(7))
     own_redis.client().flushall()
     assert counter_and_db(org)[0] is None
@@ -100,7 +102,9 @@ def test_redis_stopped_the_quota_answer_stays_right_and_the_counters_agree_when_
     assert counter_and_db(org) == (Decimal(5), Decimal(5))
     own_redis.stop()
     track(org, "b", 2)  # counted from the database while Redis is away
-    usage_events_record(organization=org, events=[{"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "e"}])
+    usage_events_record(
+        organization=org, events=[{"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "e"}]
+    )
     with pytest.raises(QuotaExceeded) as refused:
         track(org, "c", 3)  # 8 + 3 > 10
     assert refused.value.current == 8

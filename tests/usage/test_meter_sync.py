@@ -23,7 +23,11 @@ def business(billing_org, webhooks, django_capture_on_commit_callbacks):
     """An organization on Business (SMS past 100,000 billed at 1 cent), paid by card."""
     with django_capture_on_commit_callbacks(execute=True):
         subscription_create(
-            organization=billing_org, plan="business", interval="month", payment_method="pm_card_visa", trial_days=0
+            organization=billing_org,
+            plan="business",
+            interval="month",
+            payment_method="pm_card_visa",
+            trial_days=0,
         )
     webhooks.deliver()
     org = Organization.objects.get(pk=billing_org.pk)
@@ -32,7 +36,9 @@ def business(billing_org, webhooks, django_capture_on_commit_callbacks):
 
 
 def sms(org, key: str, quantity: int):
-    result = usage_events_record(organization=org, events=[{"metric": "SMS_SENT", "quantity": quantity, "idempotency_key": key}])
+    result = usage_events_record(
+        organization=org, events=[{"metric": "SMS_SENT", "quantity": quantity, "idempotency_key": key}]
+    )
     assert result.accepted == 1
 
 
@@ -43,12 +49,16 @@ def meter_events(emulator) -> list[dict]:
 def test_the_catalogue_has_a_metered_overage_price_on_a_meter(catalogue, stripe_emulator):
     item = PlanMeteredPrice.objects.get(plan__code="business", metric="SMS_SENT")
     price = stripe_emulator.get(item.stripe_price_id)
-    assert price["recurring"]["usage_type"] == "metered" and price["recurring"]["meter"] == item.stripe_meter_id
+    assert (
+        price["recurring"]["usage_type"] == "metered" and price["recurring"]["meter"] == item.stripe_meter_id
+    )
     assert price["unit_amount"] == 1
     assert stripe_emulator.get(item.stripe_meter_id)["event_name"] == "sms_sent"
 
 
-def test_usage_above_the_limit_is_sent_once_and_a_renewal_invoice_bills_it(business, stripe_emulator, webhooks):
+def test_usage_above_the_limit_is_sent_once_and_a_renewal_invoice_bills_it(
+    business, stripe_emulator, webhooks
+):
     sms(business, "a", 99_990)
     assert usage_meter_sync(organization=business).queued == 0  # within the limit: nothing to bill
     sms(business, "b", 60)
@@ -91,7 +101,9 @@ def test_the_drift_report_is_clean_then_shows_a_planted_difference(business, str
     assert usage_meter_drift_list() == []
     customer = meter_events(stripe_emulator)[0]["payload"]["stripe_customer_id"]
     stripe.billing.MeterEvent.create(  # someone else sent usage for this customer
-        event_name="sms_sent", payload={"stripe_customer_id": customer, "value": "7"}, identifier="planted",
+        event_name="sms_sent",
+        payload={"stripe_customer_id": customer, "value": "7"},
+        identifier="planted",
         api_key="sk_test_" + "x" * 24,
     )
     drift = usage_meter_drift_list()

@@ -74,7 +74,9 @@ class Model:
 @settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=st.lists(operation, min_size=1, max_size=12))
 def test_rollups_and_get_usage_follow_a_plain_model(operations):
-    org = organization_on(plan_with_limits("model", SMS_SENT=10**9, API_REQUEST=10**9, STORAGE_USED_MB=10**9), credits=10**6)
+    org = organization_on(
+        plan_with_limits("model", SMS_SENT=10**9, API_REQUEST=10**9, STORAGE_USED_MB=10**9), credits=10**6
+    )
     model = Model()
     with time_machine.travel(START, tick=False) as clock:
         for n, op in enumerate(operations):

@@ -70,7 +70,13 @@ def test_stats_totals_cost_per_unit_top_dimensions_and_peak_hours():
     usage_track(organization=org, metric="AI_TOKENS", quantity=1000, idempotency_key="ai")
     body = admin_client_of(org).get(url(org, "/stats")).json()
     totals = {t["metric"]: t for t in body["totals"]}
-    assert totals["SMS_SENT"] == {"metric": "SMS_SENT", "quantity": "12", "events": 6, "credits": "12", "credits_per_unit": "1"}
+    assert totals["SMS_SENT"] == {
+        "metric": "SMS_SENT",
+        "quantity": "12",
+        "events": 6,
+        "credits": "12",
+        "credits_per_unit": "1",
+    }
     assert totals["AI_TOKENS"]["credits"] == "2" and totals["AI_TOKENS"]["credits_per_unit"] == "0.002"
     assert body["events"] == 7 and body["credits"] == "14"
     assert body["top_dimensions"]["platform"][0] == {"value": "ios", "quantity": "6", "events": 3}
@@ -84,14 +90,24 @@ def test_stats_totals_cost_per_unit_top_dimensions_and_peak_hours():
 def test_cost_estimate():
     org = organization_on(plan_with_limits())
     client = admin_client_of(org)
-    body = client.post(url(org, "/cost-estimate"), {"metric": "CALL_DURATION_SECONDS", "quantity": 600}).json()
+    body = client.post(
+        url(org, "/cost-estimate"), {"metric": "CALL_DURATION_SECONDS", "quantity": 600}
+    ).json()
     # 0.05 credits a second; the smallest pack sells 1,000 credits for 10.00 USD.
-    assert body == {"metric": "CALL_DURATION_SECONDS", "quantity": "600", "credits": "30", "amount": 30, "currency": "usd"}
+    assert body == {
+        "metric": "CALL_DURATION_SECONDS",
+        "quantity": "600",
+        "credits": "30",
+        "amount": 30,
+        "currency": "usd",
+    }
     assert client.post(url(org, "/cost-estimate"), {"metric": "NOPE", "quantity": 1}).status_code == 400
     assert client.post(url(org, "/cost-estimate"), {"metric": "SMS_SENT", "quantity": "x"}).status_code == 400
 
 
-def test_soft_limits_warn_once_per_period_at_80_and_100_percent(django_capture_on_commit_callbacks, celery_eager):
+def test_soft_limits_warn_once_per_period_at_80_and_100_percent(
+    django_capture_on_commit_callbacks, celery_eager
+):
     org = organization_on(plan_with_limits(SMS_SENT=10), credits=100)
     with django_capture_on_commit_callbacks(execute=True):
         for i in range(7):
@@ -103,8 +119,12 @@ def test_soft_limits_warn_once_per_period_at_80_and_100_percent(django_capture_o
     notices = list(BillingNotice.objects.filter(organization=org).values_list("kind", flat=True))
     assert notices == ["usage_warning"]
     with django_capture_on_commit_callbacks(execute=True):
-        usage_events_record(organization=org, events=[{"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "d"}])
-        usage_events_record(organization=org, events=[{"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "e"}])
+        usage_events_record(
+            organization=org, events=[{"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "d"}]
+        )
+        usage_events_record(
+            organization=org, events=[{"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "e"}]
+        )
     kinds = sorted(BillingNotice.objects.filter(organization=org).values_list("kind", flat=True))
     assert kinds == ["usage_limit_reached", "usage_warning"]
     subjects = sorted(m.subject for m in mail.outbox)

@@ -49,7 +49,9 @@ def batch_of_1000():
 
 def test_a_batch_of_1000_with_duplicates_and_invalid_events(organization):
     events = batch_of_1000()
-    response = admin_client_of(organization).post(url(organization, "/events"), {"events": events}, format="json")
+    response = admin_client_of(organization).post(
+        url(organization, "/events"), {"events": events}, format="json"
+    )
     assert response.status_code == 200, response.json()
     body = response.json()
     assert body["accepted"] == 985
@@ -64,7 +66,9 @@ def test_a_batch_of_1000_with_duplicates_and_invalid_events(organization):
     def totals():
         return (
             UsageEvent.objects.filter(organization_id=organization.pk).count(),
-            UsageRollup.objects.filter(organization_id=organization.pk).aggregate(q=Sum("quantity"), e=Sum("events")),
+            UsageRollup.objects.filter(organization_id=organization.pk).aggregate(
+                q=Sum("quantity"), e=Sum("events")
+            ),
             UsageDimensionRollup.objects.filter(organization_id=organization.pk, key="platform").aggregate(
                 e=Sum("events")
             ),
@@ -76,7 +80,11 @@ def test_a_batch_of_1000_with_duplicates_and_invalid_events(organization):
     assert first[2]["e"] == 985
     assert first[1]["q"] == sum(1 if i % 3 else 120 for i in range(985))
 
-    again = admin_client_of(organization).post(url(organization, "/events"), {"events": events}, format="json").json()
+    again = (
+        admin_client_of(organization)
+        .post(url(organization, "/events"), {"events": events}, format="json")
+        .json()
+    )
     assert again["accepted"] == 0
     assert again["duplicates"] == 995
     assert len(again["rejected"]) == 5
@@ -110,7 +118,10 @@ def test_the_same_key_with_another_event_is_rejected_not_recorded(organization):
                 {"metric": "SMS_SENT", "quantity": 9, "idempotency_key": "fresh"}],
     )  # fmt: skip
     assert result.accepted == 1
-    assert [(r.index, r.error) for r in result.rejected] == [(0, "idempotency_conflict"), (2, "idempotency_conflict")]
+    assert [(r.index, r.error) for r in result.rejected] == [
+        (0, "idempotency_conflict"),
+        (2, "idempotency_conflict"),
+    ]
     assert UsageEvent.objects.filter(organization_id=organization.pk).aggregate(q=Sum("quantity"))["q"] == 4
     assert UsageEventKey.objects.filter(organization_id=organization.pk).count() == 2
 
@@ -157,8 +168,14 @@ def test_a_bad_batch_is_a_400_and_records_nothing(organization, payload):
     ],
 )
 def test_each_bad_event_is_rejected_with_a_reason_and_the_others_recorded(organization, event):
-    events = [{"metric": "SMS_SENT", "idempotency_key": "good-1"}, event, {"metric": "SMS_SENT", "idempotency_key": "good-2"}]
-    response = admin_client_of(organization).post(url(organization, "/events"), {"events": events}, format="json")
+    events = [
+        {"metric": "SMS_SENT", "idempotency_key": "good-1"},
+        event,
+        {"metric": "SMS_SENT", "idempotency_key": "good-2"},
+    ]
+    response = admin_client_of(organization).post(
+        url(organization, "/events"), {"events": events}, format="json"
+    )
     assert response.status_code == 200, response.content
     body = response.json()
     assert body["accepted"] == 2

@@ -178,7 +178,9 @@ def test_the_reservations_api(organization):
         url(org, "/reservations"), {"metric": METRIC, "estimated_quantity": 98, "idempotency_key": "job-3"}
     )
     assert over.status_code == 402 and over.json()["error"] == "quota_exceeded"
-    missing = client.post(url(org, "/reservations/00000000-0000-4000-8000-000000000000/settle"), {"actual_quantity": 1})
+    missing = client.post(
+        url(org, "/reservations/00000000-0000-4000-8000-000000000000/settle"), {"actual_quantity": 1}
+    )
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
     for bad in ({}, {"metric": METRIC}, {"metric": METRIC, "estimated_quantity": -1, "idempotency_key": "x"},
                 {"metric": METRIC, "estimated_quantity": 1, "idempotency_key": "x", "expires_in": 5},

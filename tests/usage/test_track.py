@@ -35,7 +35,12 @@ def test_track_consumes_credits_and_records_the_event():
     )
     assert response.status_code == 201, response.json()
     body = response.json()
-    assert body["credits"] == "3" and body["balance"] == "97" and body["current"] == "3" and body["limit"] == "10"
+    assert (
+        body["credits"] == "3"
+        and body["balance"] == "97"
+        and body["current"] == "3"
+        and body["limit"] == "10"
+    )
     assert recorded(org) == 3 and consumed(org) == 3
     event = UsageEvent.objects.get(organization_id=org.pk)
     assert event.credits == 3 and event.dimensions == {"platform": "ios"}
@@ -46,7 +51,12 @@ def test_quota_refusal_has_the_contract_body_and_changes_nothing(settings):
     settings.SITE_URL = "https://billing.example.com"
     org = organization_on(plan_with_limits(SMS_SENT=5), credits=100)
     client = admin_client_of(org)
-    assert client.post(url(org, "/track"), {"metric": "SMS_SENT", "quantity": 4, "idempotency_key": "a"}).status_code == 201
+    assert (
+        client.post(
+            url(org, "/track"), {"metric": "SMS_SENT", "quantity": 4, "idempotency_key": "a"}
+        ).status_code
+        == 201
+    )
     response = client.post(url(org, "/track"), {"metric": "SMS_SENT", "quantity": 2, "idempotency_key": "b"})
     assert response.status_code == 402
     body = response.json()
@@ -55,13 +65,20 @@ def test_quota_refusal_has_the_contract_body_and_changes_nothing(settings):
     assert body["upgrade_url"] == f"https://billing.example.com/billing/{org.pk}/upgrade/"
     assert recorded(org) == 4 and consumed(org) == 4
     # What still fits is accepted.
-    assert client.post(url(org, "/track"), {"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "c"}).status_code == 201
+    assert (
+        client.post(
+            url(org, "/track"), {"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "c"}
+        ).status_code
+        == 201
+    )
 
 
 def test_insufficient_credits_refusal_changes_nothing():
     org = organization_on(plan_with_limits(AI_MESSAGE_GENERATED=100), credits=12)
     client = admin_client_of(org)
-    ok = client.post(url(org, "/track"), {"metric": "AI_MESSAGE_GENERATED", "quantity": 2, "idempotency_key": "a"})
+    ok = client.post(
+        url(org, "/track"), {"metric": "AI_MESSAGE_GENERATED", "quantity": 2, "idempotency_key": "a"}
+    )
     assert ok.status_code == 201 and ok.json()["balance"] == "2"
     refused = client.post(url(org, "/track"), {"metric": "AI_MESSAGE_GENERATED", "idempotency_key": "b"})
     assert refused.status_code == 402
@@ -79,9 +96,13 @@ def test_a_replayed_track_is_one_effect_even_when_the_quota_is_now_full():
     again = usage_track(organization=org, metric="SMS_SENT", quantity=3, idempotency_key="k")
     assert again.replayed and again.event_id == first.event_id and again.credits == first.credits
     assert recorded(org) == 3 and consumed(org) == 3
-    response = admin_client_of(org).post(url(org, "/track"), {"metric": "SMS_SENT", "quantity": 3, "idempotency_key": "k"})
+    response = admin_client_of(org).post(
+        url(org, "/track"), {"metric": "SMS_SENT", "quantity": 3, "idempotency_key": "k"}
+    )
     assert response.status_code == 200 and response["Idempotent-Replayed"] == "true"
-    other = admin_client_of(org).post(url(org, "/track"), {"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "k"})
+    other = admin_client_of(org).post(
+        url(org, "/track"), {"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "k"}
+    )
     assert other.status_code == 409 and other.json()["error"] == "idempotency_conflict"
     assert recorded(org) == 3 and consumed(org) == 3
 

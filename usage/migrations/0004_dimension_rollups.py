@@ -5,24 +5,54 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('billing', '0009_seed_metered_prices'),
-        ('usage', '0003_beat_schedules'),
+        ("billing", "0009_seed_metered_prices"),
+        ("usage", "0003_beat_schedules"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='UsageDimensionRollup',
+            name="UsageDimensionRollup",
             fields=[
-                ('pk', models.CompositePrimaryKey('organization_id', 'metric_id', 'day', 'key', 'value', blank=True, editable=False, primary_key=True, serialize=False)),
-                ('day', models.DateTimeField()),
-                ('key', models.CharField(max_length=64)),
-                ('value', models.CharField(max_length=100)),
-                ('quantity', models.DecimalField(decimal_places=4, default=0, max_digits=24)),
-                ('events', models.BigIntegerField(default=0)),
-                ('metric', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='usage.metric')),
-                ('organization', models.ForeignKey(db_constraint=False, db_index=False, on_delete=django.db.models.deletion.DO_NOTHING, related_name='+', to='billing.organization')),
+                (
+                    "pk",
+                    models.CompositePrimaryKey(
+                        "organization_id",
+                        "metric_id",
+                        "day",
+                        "key",
+                        "value",
+                        blank=True,
+                        editable=False,
+                        primary_key=True,
+                        serialize=False,
+                    ),
+                ),
+                ("day", models.DateTimeField()),
+                ("key", models.CharField(max_length=64)),
+                ("value", models.CharField(max_length=100)),
+                ("quantity", models.DecimalField(decimal_places=4, default=0, max_digits=24)),
+                ("events", models.BigIntegerField(default=0)),
+                (
+                    "metric",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="usage.metric",
+                    ),
+                ),
+                (
+                    "organization",
+                    models.ForeignKey(
+                        db_constraint=False,
+                        db_index=False,
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        related_name="+",
+                        to="billing.organization",
+                    ),
+                ),
             ],
         ),
     ]

@@ -38,7 +38,10 @@ def usage_rollup_drift_list(*, since: datetime, organization_ids: list | None = 
     with connection.cursor() as cursor:
         cursor.execute(
             ROLLUP_DRIFT_SQL,
-            {"since": floor_hour(since), "orgs": [str(o) for o in organization_ids] if organization_ids else None},
+            {
+                "since": floor_hour(since),
+                "orgs": [str(o) for o in organization_ids] if organization_ids else None,
+            },
         )
         rows = cursor.fetchall()
     return [

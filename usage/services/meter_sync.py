@@ -146,24 +146,32 @@ def _send(event: UsageMeterEvent, sleep) -> str:
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def usage_meter_sync(*, organization: Organization, now: datetime | None = None, sleep=time.sleep) -> SyncResult:
+def usage_meter_sync(
+    *, organization: Organization, now: datetime | None = None, sleep=time.sleep
+) -> SyncResult:
     """Queue the organization's new usage above its limits and send what is queued (batched,
     paced, backing off on 429). Progress is kept in `UsageSyncState` for the admin. Raises
     `StripeUnavailable` (the task retries later; queued rows stay queued)."""
     result = SyncResult()
     state, _ = UsageSyncState.objects.get_or_create(organization=organization)
     UsageSyncState.objects.filter(pk=state.pk).update(
-        status=SyncStatus.RUNNING, last_started_at=timezone.now(), progress_done=0, progress_total=0, last_error=""
+        status=SyncStatus.RUNNING,
+        last_started_at=timezone.now(),
+        progress_done=0,
+        progress_total=0,
+        last_error="",
     )
     try:
         result.queued = usage_meter_events_queue(organization=organization, now=now)
         pending = list(
-            UsageMeterEvent.objects.filter(organization_id=organization.pk, status=MeterEventStatus.PENDING).order_by(
-                "created_at", "identifier"
-            )[: settings.USAGE_METER_SYNC_BATCH]
+            UsageMeterEvent.objects.filter(
+                organization_id=organization.pk, status=MeterEventStatus.PENDING
+            ).order_by("created_at", "identifier")[: settings.USAGE_METER_SYNC_BATCH]
         )
         UsageSyncState.objects.filter(pk=state.pk).update(progress_total=len(pending))
-        interval = 1.0 / settings.USAGE_METER_EVENTS_PER_SECOND if settings.USAGE_METER_EVENTS_PER_SECOND else 0
+        interval = (
+            1.0 / settings.USAGE_METER_EVENTS_PER_SECOND if settings.USAGE_METER_EVENTS_PER_SECOND else 0
+        )
         for done, event in enumerate(pending, start=1):
             started = time.monotonic()
             try:
@@ -211,7 +219,9 @@ def usage_meter_sync_queue(*, organization: Organization) -> UsageSyncState:
     from ..tasks import meter_sync_task
 
     state, _ = UsageSyncState.objects.get_or_create(organization=organization)
-    UsageSyncState.objects.filter(pk=state.pk).update(status=SyncStatus.QUEUED, progress_done=0, progress_total=0)
+    UsageSyncState.objects.filter(pk=state.pk).update(
+        status=SyncStatus.QUEUED, progress_done=0, progress_total=0
+    )
     organization_id = str(organization.pk)
     transaction.on_commit(lambda: meter_sync_task.delay(organization_id))
     state.refresh_from_db()
@@ -253,16 +263,23 @@ def usage_meter_drift_list(*, organization_ids: list | None = None, now: datetim
             events = UsageMeterEvent.objects.filter(
                 organization_id=organization.pk, metric_id=info.id, period_start=ctx.period_start
             )
-            sent = events.filter(status__in=[MeterEventStatus.SENT, MeterEventStatus.DUPLICATE]).aggregate(
-                v=Sum("value")
-            )["v"] or 0
+            sent = (
+                events.filter(status__in=[MeterEventStatus.SENT, MeterEventStatus.DUPLICATE]).aggregate(
+                    v=Sum("value")
+                )["v"]
+                or 0
+            )
             on_stripe = _stripe_total(organization, item, ctx.period_start, ctx.period_end)
             if on_stripe != sent:
-                drifts.append(f"{where}: Stripe's meter has {on_stripe} for the period, {sent} were sent from here")
+                drifts.append(
+                    f"{where}: Stripe's meter has {on_stripe} for the period, {sent} were sent from here"
+                )
             failed = events.filter(status=MeterEventStatus.FAILED).count()
             if failed:
                 drifts.append(f"{where}: {failed} meter event(s) refused by Stripe")
-            stale = events.filter(status=MeterEventStatus.PENDING, created_at__lt=now - timedelta(hours=1)).count()
+            stale = events.filter(
+                status=MeterEventStatus.PENDING, created_at__lt=now - timedelta(hours=1)
+            ).count()
             if stale:
                 drifts.append(f"{where}: {stale} meter event(s) queued for over an hour")
             used = usage_current(

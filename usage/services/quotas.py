@@ -129,7 +129,10 @@ class QuotaBook:
 
     def release(self, metric: MetricInfo, delta: Decimal) -> None:
         """Give back `delta` of a sum or count metric (a reservation released or settled lower)."""
-        if self.ctx.limit(metric.code) is None or metric.aggregation not in (Aggregation.SUM, Aggregation.COUNT):
+        if self.ctx.limit(metric.code) is None or metric.aggregation not in (
+            Aggregation.SUM,
+            Aggregation.COUNT,
+        ):
             return
         key = self._key(metric)
         try:

@@ -167,9 +167,9 @@ def insert_events(organization_id, rows: list[Prepared], now: datetime) -> set[u
 
 def stored_fingerprints(organization_id, keys: list[str]) -> dict[str, tuple[str, uuid.UUID]]:
     """key -> (fingerprint, event id) of keys already recorded."""
-    rows = UsageEventKey.objects.filter(organization_id=organization_id, idempotency_key__in=keys).values_list(
-        "idempotency_key", "fingerprint", "event_id"
-    )
+    rows = UsageEventKey.objects.filter(
+        organization_id=organization_id, idempotency_key__in=keys
+    ).values_list("idempotency_key", "fingerprint", "event_id")
     return {key: (fp, event_id) for key, fp, event_id in rows}
 
 
@@ -185,7 +185,9 @@ def prepare(
             if metric is None:
                 raise EventInvalid("unknown_metric", f"Unknown or inactive metric {event.metric!r}.")
             if metric.aggregation == Aggregation.UNIQUE and not event.resource_id:
-                raise EventInvalid("missing_field", f"resource_id is required for the unique metric {metric.code}.")
+                raise EventInvalid(
+                    "missing_field", f"resource_id is required for the unique metric {metric.code}."
+                )
         except EventInvalid as exc:
             bad.append(Rejected(index, exc.code, exc.message))
             continue
@@ -216,7 +218,9 @@ def usage_events_record(*, organization: Organization, events: list) -> RecordRe
             first[row.event.idempotency_key] = row
             unique_rows.append(row)
     ctx = quota_context(organization=organization, now=now)
-    counted = [r for r in unique_rows if ctx.limit(r.metric.code) is not None and ctx.counts_now(r.event.occurred_at)]
+    counted = [
+        r for r in unique_rows if ctx.limit(r.metric.code) is not None and ctx.counts_now(r.event.occurred_at)
+    ]
     book = QuotaBook(ctx)
     try:
         with transaction.atomic():
@@ -237,7 +241,9 @@ def usage_events_record(*, organization: Organization, events: list) -> RecordRe
         book.abort()
         raise
     not_new = [r for r in unique_rows if r.id not in inserted] + repeats
-    stored = stored_fingerprints(organization.pk, [r.event.idempotency_key for r in not_new]) if not_new else {}
+    stored = (
+        stored_fingerprints(organization.pk, [r.event.idempotency_key for r in not_new]) if not_new else {}
+    )
     for row in unique_rows:
         if row.id in inserted:
             result.accepted += 1
@@ -251,7 +257,9 @@ def usage_events_record(*, organization: Organization, events: list) -> RecordRe
             result.duplicate_indexes.append(row.index)
         else:
             result.rejected.append(
-                Rejected(row.index, "idempotency_conflict", "This idempotency key was used for another event.")
+                Rejected(
+                    row.index, "idempotency_conflict", "This idempotency key was used for another event."
+                )
             )
     result.rejected.sort(key=lambda r: r.index)
     return result

@@ -91,7 +91,9 @@ def usage_reservation_create(
     try:
         with transaction.atomic():
             credit_account_lock(organization=organization)
-            replay = CreditHold.objects.filter(organization=organization, idempotency_key=idempotency_key).exists()
+            replay = CreditHold.objects.filter(
+                organization=organization, idempotency_key=idempotency_key
+            ).exists()
             if not replay:
                 book.enforce(info, quantity)
             result = credit_hold_create(
@@ -174,7 +176,11 @@ def usage_reservation_settle(
             .values_list("id", flat=True)
             .first()
         )
-    released = result.hold.amount - (result.hold.consumed or 0) if result.hold.amount > (result.hold.consumed or 0) else 0
+    released = (
+        result.hold.amount - (result.hold.consumed or 0)
+        if result.hold.amount > (result.hold.consumed or 0)
+        else 0
+    )
     return ReservationResult(
         result.hold, result.balance, result.available, event_id=event_id, released=Decimal(released),
         replayed=result.replayed,
@@ -213,7 +219,9 @@ def usage_reservations_expire() -> int:
         info = catalog.get(hold.event_name)
         if info is None:
             return
-        organization = organizations.get(hold.organization_id) or Organization.objects.get(pk=hold.organization_id)
+        organization = organizations.get(hold.organization_id) or Organization.objects.get(
+            pk=hold.organization_id
+        )
         organizations[hold.organization_id] = organization
         book = QuotaBook(quota_context(organization=organization, now=timezone.now()))
         books.append(book)

@@ -121,7 +121,9 @@ def usage_track(
     return track_prepared(organization=organization, row=row, now=now, actor=actor)
 
 
-def track_prepared(*, organization: Organization, row: Prepared, now: datetime, actor: str = "") -> TrackResult:
+def track_prepared(
+    *, organization: Organization, row: Prepared, now: datetime, actor: str = ""
+) -> TrackResult:
     event: EventInput = row.event
     ctx = quota_context(organization=organization, now=now)
     book = QuotaBook(ctx)
@@ -129,9 +131,11 @@ def track_prepared(*, organization: Organization, row: Prepared, now: datetime, 
         with transaction.atomic():
             account = credit_account_lock(organization=organization)
             try:
-                current = book.enforce(row.metric, event.quantity, unique_value=event.resource_id) if (
-                    ctx.counts_now(event.occurred_at)
-                ) else None
+                current = (
+                    book.enforce(row.metric, event.quantity, unique_value=event.resource_id)
+                    if (ctx.counts_now(event.occurred_at))
+                    else None
+                )
                 balance = account.balance
                 if row.credits > 0:
                     consumed = credit_consume(

@@ -22,12 +22,16 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("--organization", action="append", help="Only this organization id (repeatable).")
-        parser.add_argument("--days", type=int, default=2, help="Rollups checked against raw events (default 2).")
+        parser.add_argument(
+            "--days", type=int, default=2, help="Rollups checked against raw events (default 2)."
+        )
         parser.add_argument("--no-stripe", action="store_true", help="Only the rollups.")
 
     def handle(self, *args, **options):
         ids = options.get("organization")
-        drifts = usage_rollup_drift_list(since=timezone.now() - timedelta(days=options["days"]), organization_ids=ids)
+        drifts = usage_rollup_drift_list(
+            since=timezone.now() - timedelta(days=options["days"]), organization_ids=ids
+        )
         summary = f"usage: rollups of the last {options['days']} day(s) against the events"
         if not options["no_stripe"]:
             try:
