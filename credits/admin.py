@@ -114,8 +114,14 @@ class CreditAccountAdmin(admin.ModelAdmin):
     search_fields = ["organization__name", "=organization__id"]
     list_select_related = ["organization"]
     fields = [
-        "organization", "balance", "held", "overdraft_limit", "low_balance_threshold", "sequence", "updated_at",
-    ]  # fmt: skip
+        "organization",
+        "balance",
+        "held",
+        "overdraft_limit",
+        "low_balance_threshold",
+        "sequence",
+        "updated_at",
+    ]
     readonly_fields = ["organization", "balance", "held", "sequence", "updated_at"]
 
     @admin.display(description="available")

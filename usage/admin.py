@@ -16,7 +16,10 @@ from .services import usage_meter_sync_queue
 class MetricForm(forms.ModelForm):
     class Meta:
         model = Metric
-        fields = "__all__"
+        fields = [
+            "code", "name", "description", "unit", "aggregation", "credit_price", "stripe_meter_event_name",
+            "active", "sort_order",
+        ]  # fmt: skip
 
     def clean(self):
         data = super().clean()
@@ -81,9 +84,18 @@ class ReadOnlyListAdmin(admin.ModelAdmin):
 @admin.register(UsageEventRow)
 class UsageEventAdmin(ReadOnlyListAdmin):
     list_display = [
-        "occurred_at", "organization", "metric", "quantity", "credits", "user_id", "resource_type", "resource_id",
-        "dimensions", "idempotency_key", "recorded_at",
-    ]  # fmt: skip
+        "occurred_at",
+        "organization",
+        "metric",
+        "quantity",
+        "credits",
+        "user_id",
+        "resource_type",
+        "resource_id",
+        "dimensions",
+        "idempotency_key",
+        "recorded_at",
+    ]
     list_filter = [OrganizationFilter, "metric", "occurred_at"]
     list_select_related = ["organization", "metric"]
     search_fields = ["=organization__id", "=idempotency_key", "=resource_id", "=user_id"]
@@ -101,8 +113,14 @@ class UsageRollupAdmin(ReadOnlyListAdmin):
 @admin.register(UsageSyncState)
 class UsageSyncStateAdmin(admin.ModelAdmin):
     list_display = [
-        "organization", "status", "progress", "events_sent", "last_started_at", "last_success_at", "last_error",
-    ]  # fmt: skip
+        "organization",
+        "status",
+        "progress",
+        "events_sent",
+        "last_started_at",
+        "last_success_at",
+        "last_error",
+    ]
     list_filter = ["status"]
     search_fields = ["organization__name", "=organization__id"]
     list_select_related = ["organization"]

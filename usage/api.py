@@ -355,9 +355,12 @@ def _reservation(result=None, *, hold=None) -> dict:
         payload = {"hold": hold, "released": released, "event_id": None, "balance": None, "available": None}
     else:
         payload = {
-            "hold": result.hold, "released": result.released if result.hold.status != HoldStatus.HELD else None,
-            "event_id": result.event_id, "balance": result.balance, "available": result.available,
-        }  # fmt: skip
+            "hold": result.hold,
+            "released": result.released if result.hold.status != HoldStatus.HELD else None,
+            "event_id": result.event_id,
+            "balance": result.balance,
+            "available": result.available,
+        }
     return ReservationOutputSerializer(payload).data
 
 

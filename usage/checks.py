@@ -32,8 +32,8 @@ def vocabulary_problems() -> list[str]:
             )
         elif metrics[item.metric] != item.meter_event_name:
             problems.append(
-                f"metered price of plan {item.plan.code!r}: meter event {item.meter_event_name!r}, but metric "
-                f"{item.metric} sends {metrics[item.metric]!r}"
+                f"metered price of plan {item.plan.code!r}: meter event {item.meter_event_name!r}, "
+                f"but metric {item.metric} sends {metrics[item.metric]!r}"
             )
     return problems
 

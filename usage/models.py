@@ -110,6 +110,9 @@ class UsageEvent(UsageEventFields):
     class Meta:
         db_table = "usage_usageevent"
 
+    def __str__(self) -> str:
+        return f"{self.metric_id} x {self.quantity} at {self.occurred_at}"
+
 
 class UsageEventRow(UsageEventFields):
     """The admin's read-only view of `UsageEvent` (the admin needs a single-column key)."""
@@ -121,6 +124,9 @@ class UsageEventRow(UsageEventFields):
         db_table = "usage_usageevent"
         verbose_name = "usage event"
         ordering = ["-occurred_at"]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} x {self.quantity} at {self.occurred_at}"
 
 
 class UsageEventKey(models.Model):
@@ -136,6 +142,9 @@ class UsageEventKey(models.Model):
     # A hash of the normalized event, so a replay with another body is told apart.
     fingerprint = models.CharField(max_length=32)
     created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return self.idempotency_key
 
 
 class UsageRollupFields(models.Model):
@@ -164,6 +173,9 @@ class UsageRollup(UsageRollupFields):
     class Meta:
         db_table = "usage_usagerollup"
 
+    def __str__(self) -> str:
+        return f"{self.metric_id} at {self.hour}: {self.quantity}"
+
 
 class UsageRollupRow(UsageRollupFields):
     """The admin's read-only view of `UsageRollup`."""
@@ -176,6 +188,9 @@ class UsageRollupRow(UsageRollupFields):
         db_table = "usage_usagerollup"
         verbose_name = "usage rollup"
         ordering = ["-hour"]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} at {self.hour}: {self.quantity}"
 
 
 class UsageDistinct(models.Model):
@@ -190,6 +205,9 @@ class UsageDistinct(models.Model):
     )
     hour = models.DateTimeField()
     value = models.CharField(max_length=255)
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class UsageDimensionRollup(models.Model):
@@ -209,6 +227,9 @@ class UsageDimensionRollup(models.Model):
     value = models.CharField(max_length=100)
     quantity = models.DecimalField(max_digits=24, decimal_places=4, default=0)
     events = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.key}={self.value}"
 
 
 class MeterEventStatus(models.TextChoices):
@@ -234,6 +255,9 @@ class UsageMeterReport(models.Model):
     included = models.BigIntegerField(default=0)
     reported = models.BigIntegerField(default=0, help_text="Units above the limit sent or queued.")
     updated_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} from {self.period_start}: {self.reported} reported"
 
 
 class UsageMeterEvent(models.Model):
@@ -268,6 +292,9 @@ class UsageMeterEvent(models.Model):
                 fields=["created_at"], condition=Q(status="pending"), name="usage_meter_event_pending_idx"
             )
         ]
+
+    def __str__(self) -> str:
+        return f"{self.identifier} ({self.status})"
 
 
 class SyncStatus(models.TextChoices):

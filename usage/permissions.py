@@ -50,7 +50,7 @@ class WithinQuota(BasePermission):
         if organization is None:
             raise ImproperlyConfigured(
                 "WithinQuota needs view.get_quota_organization(request) or request.organization; "
-                "OrganizationApi views use QuotaCheckedApi (their organization is resolved after permissions)."
+                "OrganizationApi views use QuotaCheckedApi (they resolve the organization after permissions)."
             )
         quota_check(organization=organization, metric=self.metric, quantity=self.quantity)
         return True

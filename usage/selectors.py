@@ -175,12 +175,17 @@ class UsageSummary:
     usage: list[MetricUsage]
 
 
+PERIOD_TOTALS_SQL = f"""
+SELECT metric_id, sum(quantity), sum(events), max(quantity_max) FROM {UsageRollup._meta.db_table}
+WHERE organization_id = %s AND hour >= %s AND hour < %s GROUP BY metric_id
+"""  # noqa: S608 - the table name is the model's own
+
+
 def _period_totals(organization_id, hour_from, hour_to) -> dict[int, tuple[Decimal, int, Decimal]]:
     """metric id -> (sum of quantities, events, max) over the hours, in one indexed query."""
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT metric_id, sum(quantity), sum(events), max(quantity_max) FROM {UsageRollup._meta.db_table} "  # noqa: S608
-            "WHERE organization_id = %s AND hour >= %s AND hour < %s GROUP BY metric_id",
+            PERIOD_TOTALS_SQL,
             [organization_id, hour_from, hour_to],
         )
         return {row[0]: (row[1], row[2], row[3]) for row in cursor.fetchall()}
@@ -337,9 +342,10 @@ def usage_stats_get(
         )
     metrics.sort(key=lambda m: m.metric)
     dims = UsageDimensionRollup.objects.filter(
-        organization_id=organization.pk, day__gte=start.astimezone(UTC).replace(hour=0, minute=0, second=0,
-        microsecond=0), day__lt=end,
-    )  # fmt: skip
+        organization_id=organization.pk,
+        day__gte=start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0),
+        day__lt=end,
+    )
     if dimension:
         dims = dims.filter(key=dimension)
     top_dimensions: dict[str, list[tuple[str, Decimal, int]]] = {}

@@ -30,9 +30,15 @@ MAX_DIMENSION_VALUE = 255
 MAX_AGE = timedelta(days=35)
 MAX_AHEAD = timedelta(minutes=5)
 FIELDS = {
-    "metric", "quantity", "idempotency_key", "occurred_at", "user_id", "resource_type", "resource_id",
+    "metric",
+    "quantity",
+    "idempotency_key",
+    "occurred_at",
+    "user_id",
+    "resource_type",
+    "resource_id",
     "dimensions",
-}  # fmt: skip
+}
 
 
 class EventInvalid(Exception):
@@ -60,13 +66,17 @@ class EventInput:
         """A hash of the request's event: a replay without `occurred_at` matches the first."""
         body = json.dumps(
             [
-                self.metric, str(self.quantity.normalize()),
-                self.occurred_at.isoformat() if self.occurred_at_given else None, self.user_id,
-                self.resource_type, self.resource_id, self.dimensions,
+                self.metric,
+                str(self.quantity.normalize()),
+                self.occurred_at.isoformat() if self.occurred_at_given else None,
+                self.user_id,
+                self.resource_type,
+                self.resource_id,
+                self.dimensions,
             ],
             sort_keys=True,
             separators=(",", ":"),
-        )  # fmt: skip
+        )
         return hashlib.sha256(body.encode()).hexdigest()[:32]
 
 

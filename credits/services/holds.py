@@ -63,9 +63,13 @@ def credit_hold_create(
     amount = positive_credits(amount, "amount", allow_zero=True)
     metadata = metadata or {}
     fingerprint = request_fingerprint(
-        "hold", amount=amount, event_name=event_name, quantity=quantity, metadata=metadata,
+        "hold",
+        amount=amount,
+        event_name=event_name,
+        quantity=quantity,
+        metadata=metadata,
         expires_in=int(expires_in.total_seconds()),
-    )  # fmt: skip
+    )
     try:
         with transaction.atomic():
             account = account_lock(organization_id=organization.pk)

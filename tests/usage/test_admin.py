@@ -24,9 +24,16 @@ def test_metrics_are_editable_and_keep_one_vocabulary(client, staff):
     page = client.get(f"/admin/usage/metric/{metric.pk}/change/")
     assert page.status_code == 200
     form = {
-        "code": "SMS_SENT", "name": "Text messages", "description": "", "unit": "message", "aggregation": "sum",
-        "credit_price": "SMS_SENT", "stripe_meter_event_name": "sms_sent", "active": "on", "sort_order": 0,
-    }  # fmt: skip
+        "code": "SMS_SENT",
+        "name": "Text messages",
+        "description": "",
+        "unit": "message",
+        "aggregation": "sum",
+        "credit_price": "SMS_SENT",
+        "stripe_meter_event_name": "sms_sent",
+        "active": "on",
+        "sort_order": 0,
+    }
     assert client.post(f"/admin/usage/metric/{metric.pk}/change/", form).status_code == 302
     assert Metric.objects.get(pk=metric.pk).name == "Text messages"
     refused = client.post(f"/admin/usage/metric/{metric.pk}/change/", {**form, "credit_price": "AI_TOKENS"})
@@ -55,8 +62,9 @@ def test_events_and_rollups_are_read_only_lists_with_filters(client, staff):
     assert holds.status_code == 200 and b"AI_MESSAGE_GENERATED" in holds.content
 
 
-def test_sync_now_queues_the_task_and_the_list_shows_progress(client, staff, organization, celery_eager,
-                                                              django_capture_on_commit_callbacks):  # fmt: skip
+def test_sync_now_queues_the_task_and_the_list_shows_progress(
+    client, staff, organization, celery_eager, django_capture_on_commit_callbacks
+):
     state = UsageSyncState.objects.create(organization=organization, progress_done=3, progress_total=7)
     page = client.get("/admin/usage/usagesyncstate/")
     assert page.status_code == 200 and b"3/7" in page.content

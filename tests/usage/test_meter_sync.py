@@ -88,9 +88,10 @@ def test_usage_above_the_limit_is_sent_once_and_a_renewal_invoice_bills_it(
     invoices = [i for i in stripe_emulator.objects("invoice") if i["billing_reason"] == "subscription_cycle"]
     assert len(invoices) == 1
     metered = [
-        line for line in invoices[0]["lines"]["data"]
+        line
+        for line in invoices[0]["lines"]["data"]
         if (line.get("pricing") or {}).get("price_details", {}).get("price") == item.stripe_price_id
-    ]  # fmt: skip
+    ]
     assert len(metered) == 1 and metered[0]["quantity"] == 80 and metered[0]["amount"] == 80
     assert invoices[0]["status"] == "paid"
 

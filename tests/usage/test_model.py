@@ -83,16 +83,25 @@ def test_rollups_and_get_usage_follow_a_plain_model(operations):
             now = datetime.now(tz=UTC)
             if op[0] == "batch":
                 events = [
-                    {"metric": e["metric"], "quantity": str(e["quantity"]), "idempotency_key": f"k{n}-{i}",
-                     "occurred_at": (now + timedelta(minutes=e["offset"])).isoformat()}
+                    {
+                        "metric": e["metric"],
+                        "quantity": str(e["quantity"]),
+                        "idempotency_key": f"k{n}-{i}",
+                        "occurred_at": (now + timedelta(minutes=e["offset"])).isoformat(),
+                    }
                     for i, e in enumerate(op[1])
-                ]  # fmt: skip
+                ]
                 result = usage_events_record(organization=org, events=events)
                 accepted = [
-                    model.accept(e["idempotency_key"], e["metric"], Decimal(e["quantity"]),
-                                 datetime.fromisoformat(e["occurred_at"]), now)
+                    model.accept(
+                        e["idempotency_key"],
+                        e["metric"],
+                        Decimal(e["quantity"]),
+                        datetime.fromisoformat(e["occurred_at"]),
+                        now,
+                    )
                     for e in events
-                ]  # fmt: skip
+                ]
                 assert result.accepted == sum(accepted)
                 model.sent.extend(events)
             elif op[0] == "replay" and model.sent:
@@ -103,8 +112,14 @@ def test_rollups_and_get_usage_follow_a_plain_model(operations):
                 else:  # it was rejected the first time: checked again against the clock now
                     at = datetime.fromisoformat(replayed["occurred_at"])
                     assert result.accepted == int(
-                        model.accept(replayed["idempotency_key"], replayed["metric"], Decimal(replayed["quantity"]), at, now)
-                    )  # fmt: skip
+                        model.accept(
+                            replayed["idempotency_key"],
+                            replayed["metric"],
+                            Decimal(replayed["quantity"]),
+                            at,
+                            now,
+                        )
+                    )
             elif op[0] == "track":
                 usage_track(organization=org, metric=op[1], quantity=op[2], idempotency_key=f"t{n}")
                 model.accept(f"t{n}", op[1], Decimal(op[2]), now, now)

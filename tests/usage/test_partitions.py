@@ -37,8 +37,10 @@ def test_the_table_is_partitioned_by_month_with_months_ahead(organization):
         )
         assert cursor.fetchone() == ("r",)
         cursor.execute(
-            "SELECT a.attname FROM pg_index i JOIN pg_attribute a ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
-            "WHERE i.indrelid = 'usage_usageevent'::regclass AND i.indisprimary ORDER BY array_position(i.indkey, a.attnum)"
+            "SELECT a.attname FROM pg_index i JOIN pg_attribute a "
+            "ON a.attrelid = i.indrelid AND a.attnum = ANY(i.indkey) "
+            "WHERE i.indrelid = 'usage_usageevent'::regclass AND i.indisprimary "
+            "ORDER BY array_position(i.indkey, a.attnum)"
         )
         assert [r[0] for r in cursor.fetchall()] == ["organization_id", "occurred_at", "id"]
     now = timezone.now()
@@ -58,8 +60,9 @@ def test_rows_in_the_default_partition_move_into_a_new_month(organization, allow
     far = datetime(2031, 5, 17, 12, tzinfo=UTC)
     with connection.cursor() as cursor:  # as if the beat task had not run for years
         cursor.execute(
-            "INSERT INTO usage_usageevent (organization_id, occurred_at, id, metric_id, quantity, recorded_at, "
-            "idempotency_key) SELECT %s, %s, gen_random_uuid(), id, 1, now(), 'far' FROM usage_metric WHERE code = 'SMS_SENT'",
+            "INSERT INTO usage_usageevent (organization_id, occurred_at, id, metric_id, quantity, "
+            "recorded_at, idempotency_key) SELECT %s, %s, gen_random_uuid(), id, 1, now(), 'far' "
+            "FROM usage_metric WHERE code = 'SMS_SENT'",
             [organization.pk, far],
         )
     (event,) = UsageEvent.objects.filter(organization_id=organization.pk)

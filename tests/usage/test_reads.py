@@ -53,9 +53,13 @@ def test_series_by_hour_day_and_month_with_credits():
     recent = client.get(url(org, "/SMS_SENT"), {"group_by": "hour", "start": start}).json()
     assert recent["total"] == "9"
     assert client.get(url(org, "/NOPE")).status_code == 404
-    for bad in ({"group_by": "week"}, {"start": "soon"}, {"start": "2020-01-01T00:00:00Z"},
-                {"start": timezone.now().isoformat(), "end": (timezone.now() - timedelta(days=1)).isoformat()},
-                {"group_by": "hour", "start": (timezone.now() - timedelta(days=60)).isoformat()}):  # fmt: skip
+    for bad in (
+        {"group_by": "week"},
+        {"start": "soon"},
+        {"start": "2020-01-01T00:00:00Z"},
+        {"start": timezone.now().isoformat(), "end": (timezone.now() - timedelta(days=1)).isoformat()},
+        {"group_by": "hour", "start": (timezone.now() - timedelta(days=60)).isoformat()},
+    ):
         response = client.get(url(org, "/SMS_SENT"), bad)
         assert response.status_code == 400, (bad, response.content)
 
@@ -64,9 +68,12 @@ def test_stats_totals_cost_per_unit_top_dimensions_and_peak_hours():
     org = organization_on(plan_with_limits(SMS_SENT=None), credits=1000)
     for i, platform in enumerate(["ios", "ios", "ios", "android", "android", "web"]):
         usage_track(
-            organization=org, metric="SMS_SENT", quantity=2, idempotency_key=f"s{i}",
+            organization=org,
+            metric="SMS_SENT",
+            quantity=2,
+            idempotency_key=f"s{i}",
             dimensions={"platform": platform, "campaign": f"c{i}"},
-        )  # fmt: skip
+        )
     usage_track(organization=org, metric="AI_TOKENS", quantity=1000, idempotency_key="ai")
     body = admin_client_of(org).get(url(org, "/stats")).json()
     totals = {t["metric"]: t for t in body["totals"]}

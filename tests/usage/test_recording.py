@@ -38,12 +38,20 @@ def batch_of_1000():
     invalid = [
         {"metric": "NO_SUCH_METRIC", "quantity": 1, "idempotency_key": "bad-1"},
         {"metric": "SMS_SENT", "quantity": -3, "idempotency_key": "bad-2"},
-        {"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "bad-3",
-         "occurred_at": (now - timedelta(days=36)).isoformat()},
-        {"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "bad-4",
-         "occurred_at": (now + timedelta(minutes=6)).isoformat()},
+        {
+            "metric": "SMS_SENT",
+            "quantity": 1,
+            "idempotency_key": "bad-3",
+            "occurred_at": (now - timedelta(days=36)).isoformat(),
+        },
+        {
+            "metric": "SMS_SENT",
+            "quantity": 1,
+            "idempotency_key": "bad-4",
+            "occurred_at": (now + timedelta(minutes=6)).isoformat(),
+        },
         {"metric": "SMS_SENT", "quantity": 1, "idempotency_key": "bad-5", "dimensions": {"nested": {"a": 1}}},
-    ]  # fmt: skip
+    ]
     return events[:400] + duplicates[:5] + invalid[:3] + events[400:] + duplicates[5:] + invalid[3:]
 
 
@@ -94,9 +102,14 @@ def test_a_batch_of_1000_with_duplicates_and_invalid_events(organization):
 def test_rollups_add_up_the_events_of_each_hour(organization):
     now = (timezone.now() - timedelta(hours=2)).replace(minute=30)
     events = [
-        {"metric": "SMS_SENT", "quantity": q, "idempotency_key": f"k{i}", "occurred_at": (now - timedelta(hours=h)).isoformat()}
+        {
+            "metric": "SMS_SENT",
+            "quantity": q,
+            "idempotency_key": f"k{i}",
+            "occurred_at": (now - timedelta(hours=h)).isoformat(),
+        }
         for i, (q, h) in enumerate([(1, 0), (2, 0), (3, 1), ("4.5", 1), (5, 30)])
-    ]  # fmt: skip
+    ]
     result = usage_events_record(organization=organization, events=events)
     assert result.accepted == 5
     rows = {
@@ -113,10 +126,12 @@ def test_the_same_key_with_another_event_is_rejected_not_recorded(organization):
     usage_record(organization=organization, metric="SMS_SENT", quantity=2, idempotency_key="same")
     result = usage_events_record(
         organization=organization,
-        events=[{"metric": "SMS_SENT", "quantity": 3, "idempotency_key": "same"},
-                {"metric": "SMS_SENT", "quantity": 2, "idempotency_key": "fresh"},
-                {"metric": "SMS_SENT", "quantity": 9, "idempotency_key": "fresh"}],
-    )  # fmt: skip
+        events=[
+            {"metric": "SMS_SENT", "quantity": 3, "idempotency_key": "same"},
+            {"metric": "SMS_SENT", "quantity": 2, "idempotency_key": "fresh"},
+            {"metric": "SMS_SENT", "quantity": 9, "idempotency_key": "fresh"},
+        ],
+    )
     assert result.accepted == 1
     assert [(r.index, r.error) for r in result.rejected] == [
         (0, "idempotency_conflict"),
@@ -188,15 +203,24 @@ def test_usage_counts_in_the_plan_period_and_get_usage_shows_it(organization):
     org = organization_on(plan)
     usage_events_record(
         organization=org,
-        events=[{"metric": "SMS_SENT", "quantity": 85, "idempotency_key": "a"},
-                {"metric": "AI_TOKENS", "quantity": 5000, "idempotency_key": "b"}],
-    )  # fmt: skip
+        events=[
+            {"metric": "SMS_SENT", "quantity": 85, "idempotency_key": "a"},
+            {"metric": "AI_TOKENS", "quantity": 5000, "idempotency_key": "b"},
+        ],
+    )
     body = admin_client_of(org).get(url(org)).json()
     rows = {row["metric"]: row for row in body["usage"]}
     assert rows["SMS_SENT"] == {
-        "metric": "SMS_SENT", "name": "SMS sent", "unit": "message", "current": "85", "limit": "100",
-        "percentage": 85.0, "unlimited": False, "soft_limit_warning": True, "limit_reached": False,
+        "metric": "SMS_SENT",
+        "name": "SMS sent",
+        "unit": "message",
+        "current": "85",
+        "limit": "100",
+        "percentage": 85.0,
+        "unlimited": False,
+        "soft_limit_warning": True,
+        "limit_reached": False,
         "overage_billed": False,
-    }  # fmt: skip
+    }
     assert rows["AI_TOKENS"]["unlimited"] is True and rows["AI_TOKENS"]["current"] == "5000"
     assert rows["CALL_MADE"]["current"] == "0"

@@ -182,9 +182,13 @@ def test_the_reservations_api(organization):
         url(org, "/reservations/00000000-0000-4000-8000-000000000000/settle"), {"actual_quantity": 1}
     )
     assert missing.status_code == 404 and missing.json()["error"] == "not_found"
-    for bad in ({}, {"metric": METRIC}, {"metric": METRIC, "estimated_quantity": -1, "idempotency_key": "x"},
-                {"metric": METRIC, "estimated_quantity": 1, "idempotency_key": "x", "expires_in": 5},
-                {"metric": "NOPE", "estimated_quantity": 1, "idempotency_key": "x"}):  # fmt: skip
+    for bad in (
+        {},
+        {"metric": METRIC},
+        {"metric": METRIC, "estimated_quantity": -1, "idempotency_key": "x"},
+        {"metric": METRIC, "estimated_quantity": 1, "idempotency_key": "x", "expires_in": 5},
+        {"metric": "NOPE", "estimated_quantity": 1, "idempotency_key": "x"},
+    ):
         response = client.post(url(org, "/reservations"), bad, format="json")
         assert response.status_code == 400, (bad, response.content)
     # Another organization's reservation is a 404.

@@ -12,7 +12,8 @@ from ..selectors import floor_hour
 ROLLUP_DRIFT_SQL = f"""
 WITH raw AS (
     SELECT organization_id, metric_id, date_trunc('hour', occurred_at, 'UTC') AS hour,
-           sum(quantity) AS quantity, count(*) AS events, max(quantity) AS quantity_max, sum(credits) AS credits
+           sum(quantity) AS quantity, count(*) AS events, max(quantity) AS quantity_max,
+           sum(credits) AS credits
     FROM {UsageEvent._meta.db_table}
     WHERE occurred_at >= %(since)s AND (%(orgs)s::uuid[] IS NULL OR organization_id = ANY(%(orgs)s::uuid[]))
     GROUP BY 1, 2, 3

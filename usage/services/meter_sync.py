@@ -86,20 +86,27 @@ def usage_meter_events_queue(*, organization: Organization, now: datetime | None
         if info is None:
             continue
         used = usage_current(
-            organization_id=organization.pk, metric=info, hour_from=ctx.hour_from, hour_to=ctx.hour_to,
+            organization_id=organization.pk,
+            metric=info,
+            hour_from=ctx.hour_from,
+            hour_to=ctx.hour_to,
             with_holds=False,
-        )  # fmt: skip
+        )
         above = max(0, _whole(used) - item.included)
         with transaction.atomic():
             UsageMeterReport.objects.bulk_create(
                 [
                     UsageMeterReport(
-                        organization_id=organization.pk, metric_id=info.id, period_start=ctx.period_start,
-                        period_end=ctx.period_end, included=item.included, updated_at=now,
+                        organization_id=organization.pk,
+                        metric_id=info.id,
+                        period_start=ctx.period_start,
+                        period_end=ctx.period_end,
+                        included=item.included,
+                        updated_at=now,
                     )
                 ],
                 ignore_conflicts=True,
-            )  # fmt: skip
+            )
             report = UsageMeterReport.objects.select_for_update().get(
                 organization_id=organization.pk, metric_id=info.id, period_start=ctx.period_start
             )
@@ -237,9 +244,11 @@ def organizations_metered() -> list[Organization]:
 def _stripe_total(organization: Organization, item: MeteredUsage, period_start, period_end) -> int:
     start, end = meter_window(period_start, period_end)
     return stripe_meter_usage_total(
-        meter_id=item.meter_id, customer_id=item.customer_id, start_time=int(start.timestamp()),
+        meter_id=item.meter_id,
+        customer_id=item.customer_id,
+        start_time=int(start.timestamp()),
         end_time=int(end.timestamp()),
-    )  # fmt: skip
+    )
 
 
 def usage_meter_drift_list(*, organization_ids: list | None = None, now: datetime | None = None) -> list[str]:
@@ -283,9 +292,12 @@ def usage_meter_drift_list(*, organization_ids: list | None = None, now: datetim
             if stale:
                 drifts.append(f"{where}: {stale} meter event(s) queued for over an hour")
             used = usage_current(
-                organization_id=organization.pk, metric=info, hour_from=ctx.hour_from, hour_to=ctx.hour_to,
+                organization_id=organization.pk,
+                metric=info,
+                hour_from=ctx.hour_from,
+                hour_to=ctx.hour_to,
                 with_holds=False,
-            )  # fmt: skip
+            )
             above = max(0, _whole(used) - item.included)
             report = UsageMeterReport.objects.filter(
                 organization_id=organization.pk, metric_id=info.id, period_start=ctx.period_start

@@ -51,9 +51,11 @@ class QuotaBook:
 
     def _db_current(self, metric: MetricInfo) -> Decimal:
         return usage_current(
-            organization_id=self.ctx.organization_id, metric=metric, hour_from=self.ctx.hour_from,
+            organization_id=self.ctx.organization_id,
+            metric=metric,
+            hour_from=self.ctx.hour_from,
             hour_to=self.ctx.hour_to,
-        )  # fmt: skip
+        )
 
     def _refuse(self, metric: MetricInfo, current: Decimal, limit: Decimal, requested: Decimal):
         return QuotaExceeded(
@@ -74,9 +76,12 @@ class QuotaBook:
         if metric.aggregation == Aggregation.UNIQUE:
             current = self._db_current(metric)
             seen = unique_value_seen(
-                organization_id=self.ctx.organization_id, metric=metric, hour_from=self.ctx.hour_from,
-                hour_to=self.ctx.hour_to, value=unique_value,
-            )  # fmt: skip
+                organization_id=self.ctx.organization_id,
+                metric=metric,
+                hour_from=self.ctx.hour_from,
+                hour_to=self.ctx.hour_to,
+                value=unique_value,
+            )
             after = current if seen else current + 1
             if hard is not None and after > hard:
                 raise self._refuse(metric, current, limit, Decimal(1))
@@ -160,7 +165,8 @@ class QuotaBook:
             for threshold, kind in NOTICE_THRESHOLDS:
                 if pct < threshold:
                     continue
-                key = f"usage:{organization.pk}:{metric.code}:{int(self.ctx.period_start.timestamp())}:{threshold}"
+                period = int(self.ctx.period_start.timestamp())
+                key = f"usage:{organization.pk}:{metric.code}:{period}:{threshold}"
                 if not counters.seen_once(key):
                     billing_notice_queue(
                         organization=organization,

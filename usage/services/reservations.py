@@ -156,13 +156,17 @@ def usage_reservation_settle(
                     0,
                     uuid.uuid4(),
                     EventInput(
-                        metric=info.code, quantity=actual, idempotency_key=event_key(hold.pk), occurred_at=now,
-                        resource_type="reservation", resource_id=str(hold.pk),
+                        metric=info.code,
+                        quantity=actual,
+                        idempotency_key=event_key(hold.pk),
+                        occurred_at=now,
+                        resource_type="reservation",
+                        resource_id=str(hold.pk),
                     ),
                     info,
                     credits,
                     "",
-                )  # fmt: skip
+                )
                 row = Prepared(row.index, row.id, row.event, row.metric, row.credits, row.event.fingerprint())
                 insert_events(organization.pk, [row], now)
                 event_id = row.id
@@ -182,9 +186,13 @@ def usage_reservation_settle(
         else 0
     )
     return ReservationResult(
-        result.hold, result.balance, result.available, event_id=event_id, released=Decimal(released),
+        result.hold,
+        result.balance,
+        result.available,
+        event_id=event_id,
+        released=Decimal(released),
         replayed=result.replayed,
-    )  # fmt: skip
+    )
 
 
 def usage_reservation_release(*, organization: Organization, reservation_id) -> ReservationResult:

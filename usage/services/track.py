@@ -51,8 +51,13 @@ class TrackResult:
 def _invalid(exc: EventInvalid):
     from config.exceptions import ValidationFailed
 
-    field = {"invalid_quantity": "quantity", "invalid_occurred_at": "occurred_at", "too_old": "occurred_at",
-             "in_future": "occurred_at", "invalid_dimensions": "dimensions"}.get(exc.code, "non_field_errors")  # fmt: skip
+    field = {
+        "invalid_quantity": "quantity",
+        "invalid_occurred_at": "occurred_at",
+        "too_old": "occurred_at",
+        "in_future": "occurred_at",
+        "invalid_dimensions": "dimensions",
+    }.get(exc.code, "non_field_errors")
     return ValidationFailed(exc.message, fields={field: [exc.message]})
 
 
@@ -70,8 +75,11 @@ def _replay(organization: Organization, row: Prepared) -> TrackResult | None:
     event = UsageEvent.objects.filter(organization_id=organization.pk, id=event_id).values(
         "quantity", "occurred_at", "credits"
     )[:1]
-    event = event[0] if event else {"quantity": row.event.quantity, "occurred_at": row.event.occurred_at,
-                                     "credits": row.credits}  # fmt: skip
+    event = (
+        event[0]
+        if event
+        else {"quantity": row.event.quantity, "occurred_at": row.event.occurred_at, "credits": row.credits}
+    )
     consumed = (
         CreditTransaction.objects.filter(
             organization_id=organization.pk, idempotency_key=credit_key(row.event.idempotency_key)
@@ -80,9 +88,16 @@ def _replay(organization: Organization, row: Prepared) -> TrackResult | None:
         .first()
     )
     return TrackResult(
-        event_id=event_id, metric=row.metric.code, quantity=event["quantity"], occurred_at=event["occurred_at"],
-        credits=event["credits"], balance=consumed, current=None, limit=None, replayed=True,
-    )  # fmt: skip
+        event_id=event_id,
+        metric=row.metric.code,
+        quantity=event["quantity"],
+        occurred_at=event["occurred_at"],
+        credits=event["credits"],
+        balance=consumed,
+        current=None,
+        limit=None,
+        replayed=True,
+    )
 
 
 def usage_track(
@@ -103,12 +118,17 @@ def usage_track(
     try:
         event = parse_event(
             {
-                "metric": metric, "quantity": quantity, "idempotency_key": idempotency_key,
-                "occurred_at": occurred_at, "user_id": user_id, "resource_type": resource_type,
-                "resource_id": resource_id, "dimensions": dimensions,
+                "metric": metric,
+                "quantity": quantity,
+                "idempotency_key": idempotency_key,
+                "occurred_at": occurred_at,
+                "user_id": user_id,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "dimensions": dimensions,
             },
             now,
-        )  # fmt: skip
+        )
     except EventInvalid as exc:
         raise _invalid(exc) from None
     info = metric_catalog().get(event.metric)
@@ -169,9 +189,15 @@ def track_prepared(
         book.abort()
         raise
     return TrackResult(
-        event_id=row.id, metric=row.metric.code, quantity=event.quantity, occurred_at=event.occurred_at,
-        credits=row.credits, balance=balance, current=current, limit=ctx.limit(row.metric.code),
-    )  # fmt: skip
+        event_id=row.id,
+        metric=row.metric.code,
+        quantity=event.quantity,
+        occurred_at=event.occurred_at,
+        credits=row.credits,
+        balance=balance,
+        current=current,
+        limit=ctx.limit(row.metric.code),
+    )
 
 
 class _Replayed(Exception):

@@ -19,8 +19,8 @@ class Command(BaseCommand):
         "Check the credit ledger: balance == sum(transactions) == sum(remaining of grants) minus the "
         "overdraft in use, the balance_after chain, 0 <= remaining <= amount, the overdraft limit, one "
         "key one effect, paid purchases granted, and the append-only trigger; then Stripe drift: "
-        "subscription statuses and purchases against Stripe, and the checks other apps register (usage sent to "
-        "Stripe meters against the meters' summaries). Exit 1 on any drift."
+        "subscription statuses and purchases against Stripe, and the checks other apps register "
+        "(usage sent to Stripe meters against the meters' summaries). Exit 1 on any drift."
     )
 
     def add_arguments(self, parser):
