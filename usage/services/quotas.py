@@ -44,6 +44,7 @@ class QuotaBook:
     def __init__(self, ctx: QuotaContext):
         self.ctx = ctx
         self.touched: list[str] = []
+        self.applied: list[tuple[str, Decimal]] = []  # (counter, delta) of additive changes
         self.crossings: dict[str, tuple[MetricInfo, Decimal, Decimal]] = {}
 
     def _key(self, metric: MetricInfo) -> str:
@@ -107,6 +108,8 @@ class QuotaBook:
         if out.status == "refused":
             raise self._refuse(metric, out.value, limit, quantity)
         self.touched.append(key)
+        if metric.aggregation != Aggregation.MAX:
+            self.applied.append((key, delta))
         self._crossed(metric, limit, out.value)
         return out.value
 
@@ -151,11 +154,23 @@ class QuotaBook:
         if limit > 0 and after * 100 >= limit * 80:
             self.crossings[metric.code] = (metric, limit, after)
 
-    def abort(self) -> None:
-        """The transaction failed: forget the counters changed (the next caller rebuilds them)."""
-        if self.touched:
-            counters.forget(self.touched)
-            self.touched = []
+    def abort(self, *, locked: bool = False) -> None:
+        """The transaction failed: undo the counter changes. Still holding the account lock
+        (`locked`), the increments of `enforce` are taken back; otherwise, or for any other
+        change, the counters are deleted (the next caller rebuilds them)."""
+        if not self.touched:
+            return
+        forget = list(self.touched)
+        if locked and len(self.applied) == len(self.touched):
+            try:
+                for key, delta in self.applied:
+                    counters.check_add(key, -delta, limit=None, force=True)
+                forget = []
+            except counters.CountersUnavailable:
+                counters.missed_write()
+        if forget:
+            counters.forget(forget)
+        self.touched, self.applied = [], []
 
     def finish(self, organization: Organization) -> None:
         """Queue the soft-limit notices crossed (inside the transaction: the outbox row commits

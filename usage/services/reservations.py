@@ -20,7 +20,7 @@ from django.utils import timezone
 
 from billing.models import Organization
 from config.exceptions import ValidationFailed
-from credits.exceptions import CreditHoldClosed
+from credits.exceptions import CreditHoldClosed, InsufficientCredits
 from credits.formatting import quantize
 from credits.models import CreditHold, HoldStatus
 from credits.services import (
@@ -96,15 +96,19 @@ def usage_reservation_create(
             ).exists()
             if not replay:
                 book.enforce(info, quantity)
-            result = credit_hold_create(
-                organization=organization,
-                amount=credits,
-                idempotency_key=idempotency_key,
-                expires_in=expires_in,
-                event_name=info.code,
-                quantity=quantity,
-                actor=actor,
-            )
+            try:
+                result = credit_hold_create(
+                    organization=organization,
+                    amount=credits,
+                    idempotency_key=idempotency_key,
+                    expires_in=expires_in,
+                    event_name=info.code,
+                    quantity=quantity,
+                    actor=actor,
+                )
+            except InsufficientCredits:
+                book.abort(locked=True)
+                raise
             book.finish(organization)
     except BaseException:
         book.abort()

@@ -170,7 +170,7 @@ def track_prepared(
                         raise _Replayed()
                     balance = consumed.balance
             except (QuotaExceeded, InsufficientCredits):
-                book.abort()
+                book.abort(locked=True)
                 replay = _replay(organization, row)
                 if replay is not None:
                     return replay
