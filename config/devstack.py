@@ -339,6 +339,8 @@ def cmd_run() -> int:
                     else ["--no-stripe"]
                 ),
             )
+            # The usage app sits above billing: its part of the demo is its own command.
+            manage(s.env, "usage_seed_demo", check=False)
             s.describe()
             if use_emulator:
                 say(f"Stripe:     emulator at {s.env['STRIPE_API_HOST']} (its dashboard: /_emulator)")
