@@ -250,3 +250,5 @@ USAGE_ROLLUP_DIMENSIONS = env.list("USAGE_ROLLUP_DIMENSIONS", default=["platform
 # Stripe meter sync: events per task run and per second (Stripe's meter event limit is higher).
 USAGE_METER_SYNC_BATCH = env.int("USAGE_METER_SYNC_BATCH", default=500)
 USAGE_METER_EVENTS_PER_SECOND = env.float("USAGE_METER_EVENTS_PER_SECOND", default=50.0)
+# Seconds each process keeps the metric, price and plan rows it reads on every usage call.
+USAGE_CATALOG_CACHE_SECONDS = env.float("USAGE_CATALOG_CACHE_SECONDS", default=5.0)

@@ -43,7 +43,10 @@ def migrated_template(django_db_setup) -> str:
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Throttle counters and other cached state never leak between tests."""
+    from usage.selectors import catalog_cache_clear
+
     cache.clear()
+    catalog_cache_clear()
     yield
 
 

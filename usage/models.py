@@ -177,6 +177,28 @@ class UsageRollup(UsageRollupFields):
         return f"{self.metric_id} at {self.hour}: {self.quantity}"
 
 
+class UsageRollupDay(models.Model):
+    """The hourly rollups of one organization, metric and day (UTC), added up in the same
+    statement: a period's usage reads whole days here and only its partial first and last days
+    from the hourly rows (about 80 rows per metric for a month instead of 720)."""
+
+    pk = models.CompositePrimaryKey("organization_id", "metric_id", "day")
+    organization = models.ForeignKey(
+        Organization, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    metric = models.ForeignKey(
+        Metric, on_delete=models.DO_NOTHING, db_constraint=False, db_index=False, related_name="+"
+    )
+    day = models.DateTimeField()
+    quantity = models.DecimalField(max_digits=24, decimal_places=4, default=0)
+    events = models.BigIntegerField(default=0)
+    quantity_max = CreditsField(default=0)
+    credits = models.DecimalField(max_digits=24, decimal_places=4, default=0)
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} on {self.day:%Y-%m-%d}: {self.quantity}"
+
+
 class UsageRollupRow(UsageRollupFields):
     """The admin's read-only view of `UsageRollup`."""
 

@@ -9,20 +9,29 @@ in the period its hour began in.
 
 from __future__ import annotations
 
+import threading
+import time
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from functools import cached_property
 
+from django.conf import settings
 from django.db import connection
 from django.db.models import Max, Sum
 from django.db.models.functions import TruncDay, TruncMonth
 
 from billing.models import Organization, Plan
-from billing.selectors import organization_billing_period, organization_plan_get, plan_overage_metrics
+from billing.selectors import (
+    ENTITLED_STATUSES,
+    organization_billing_period,
+    organization_plan_get,
+    plan_overage_metrics,
+)
 from credits.models import ZERO, CreditHold, HoldStatus
 from credits.selectors import credit_amount_price
 
-from .models import Aggregation, Metric, UsageDimensionRollup, UsageDistinct, UsageRollup
+from .models import Aggregation, Metric, UsageDimensionRollup, UsageDistinct, UsageRollup, UsageRollupDay
 
 
 @dataclass(frozen=True)
@@ -37,8 +46,38 @@ class MetricInfo:
     active: bool
 
 
+_cache: dict = {}
+_cache_lock = threading.Lock()
+
+
+def _cached(key, load):
+    """A per-process cache of catalogue rows (metrics and their prices, plans, overage prices)
+    for `USAGE_CATALOG_CACHE_SECONDS`: the hot paths (track, ingestion, GET /usage) read them on
+    every call, staff change them rarely; an edit takes effect within that many seconds."""
+    ttl = settings.USAGE_CATALOG_CACHE_SECONDS
+    if ttl <= 0:
+        return load()
+    now = time.monotonic()
+    hit = _cache.get(key)
+    if hit is not None and hit[0] > now:
+        return hit[1]
+    value = load()
+    with _cache_lock:
+        _cache[key] = (now + ttl, value)
+    return value
+
+
+def catalog_cache_clear() -> None:
+    with _cache_lock:
+        _cache.clear()
+
+
 def metric_catalog(*, include_inactive: bool = False) -> dict[str, MetricInfo]:
-    """Metrics by code with the credit price they charge (one query)."""
+    """Metrics by code with the credit price they charge (one query, cached briefly)."""
+    return _cached(("metrics", include_inactive), lambda: _metric_catalog(include_inactive))
+
+
+def _metric_catalog(include_inactive: bool) -> dict[str, MetricInfo]:
     rows = Metric.objects.select_related("credit_price").order_by("sort_order", "code")
     if not include_inactive:
         rows = rows.filter(active=True)
@@ -66,6 +105,10 @@ def floor_hour(moment: datetime) -> datetime:
     return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
 
 
+def floor_day(moment: datetime) -> datetime:
+    return moment.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+
+
 @dataclass(frozen=True)
 class QuotaContext:
     """What the limits of an organization are now, and the period they count in."""
@@ -76,11 +119,11 @@ class QuotaContext:
     period_end: datetime
     overage: frozenset[str] = field(default_factory=frozenset)
 
-    @property
+    @cached_property
     def hour_from(self) -> datetime:
         return floor_hour(self.period_start)
 
-    @property
+    @cached_property
     def hour_to(self) -> datetime:
         return floor_hour(self.period_end)
 
@@ -89,19 +132,25 @@ class QuotaContext:
         return None if value is None else Decimal(value)
 
     def counts_now(self, occurred_at: datetime) -> bool:
-        """Whether usage that occurred then counts in the current period."""
-        return self.hour_from <= floor_hour(occurred_at) < self.hour_to
+        """Whether usage that occurred then counts in the current period (its hour is inside:
+        the bounds are whole hours, so comparing the moment itself is the same)."""
+        return self.hour_from <= occurred_at < self.hour_to
+
+
+def _plan_of(organization: Organization) -> Plan:
+    """The plan that applies (`organization_plan_get`), its row cached briefly."""
+    if organization.plan_id is not None and organization.subscription_status in ENTITLED_STATUSES:
+        key = ("plan", organization.plan_id)
+        return _cached(key, lambda: Plan.objects.get(pk=organization.plan_id))
+    return _cached(("plan", "free"), lambda: organization_plan_get(organization))
 
 
 def quota_context(*, organization: Organization, now: datetime) -> QuotaContext:
-    plan = organization_plan_get(organization)
+    plan = _plan_of(organization)
     start, end = organization_billing_period(organization=organization, now=now)
+    overage = _cached(("overage", plan.pk), lambda: frozenset(plan_overage_metrics(plan=plan)))
     return QuotaContext(
-        organization_id=organization.pk,
-        plan=plan,
-        period_start=start,
-        period_end=end,
-        overage=frozenset(plan_overage_metrics(plan=plan)) if not plan.is_free else frozenset(),
+        organization_id=organization.pk, plan=plan, period_start=start, period_end=end, overage=overage
     )
 
 
@@ -110,9 +159,6 @@ def usage_current(
 ) -> Decimal:
     """The metric's usage over [hour_from, hour_to) by its aggregation, plus what active
     reservations hold of it (sum and count metrics), from the rollups."""
-    rollups = UsageRollup.objects.filter(
-        organization_id=organization_id, metric_id=metric.id, hour__gte=hour_from, hour__lt=hour_to
-    )
     if metric.aggregation == Aggregation.UNIQUE:
         return Decimal(
             UsageDistinct.objects.filter(
@@ -122,10 +168,12 @@ def usage_current(
             .distinct()
             .count()
         )
+    total, events, largest = _period_totals(organization_id, hour_from, hour_to, metric.id).get(
+        metric.id, (ZERO, 0, ZERO)
+    )
     if metric.aggregation == Aggregation.MAX:
-        return rollups.aggregate(v=Max("quantity_max"))["v"] or ZERO
-    column = "events" if metric.aggregation == Aggregation.COUNT else "quantity"
-    used = Decimal(rollups.aggregate(v=Sum(column))["v"] or 0)
+        return largest
+    used = Decimal(events) if metric.aggregation == Aggregation.COUNT else total
     if with_holds:
         used += usage_held(organization_id=organization_id, metric=metric)
     return used
@@ -176,18 +224,33 @@ class UsageSummary:
 
 
 PERIOD_TOTALS_SQL = f"""
-SELECT metric_id, sum(quantity), sum(events), max(quantity_max) FROM {UsageRollup._meta.db_table}
-WHERE organization_id = %s AND hour >= %s AND hour < %s GROUP BY metric_id
-"""  # noqa: S608 - the table name is the model's own
+SELECT metric_id, sum(quantity), sum(events), max(quantity_max) FROM (
+    SELECT metric_id, quantity, events, quantity_max FROM {UsageRollupDay._meta.db_table}
+    WHERE organization_id = %(org)s AND day >= %(day_from)s AND day < %(day_to)s
+      AND %(metric)s IN (0, metric_id)
+    UNION ALL
+    SELECT metric_id, quantity, events, quantity_max FROM {UsageRollup._meta.db_table}
+    WHERE organization_id = %(org)s AND %(metric)s IN (0, metric_id)
+      AND ((hour >= %(hour_from)s AND hour < %(day_from)s) OR (hour >= %(day_to)s AND hour < %(hour_to)s))
+) t GROUP BY metric_id
+"""  # noqa: S608 - table names are the models' own
 
 
-def _period_totals(organization_id, hour_from, hour_to) -> dict[int, tuple[Decimal, int, Decimal]]:
-    """metric id -> (sum of quantities, events, max) over the hours, in one indexed query."""
+def _period_totals(organization_id, hour_from, hour_to, metric_id: int = 0) -> dict[int, tuple]:
+    """metric id -> (sum of quantities, events, max) over [hour_from, hour_to): whole days from
+    the daily rollups, the partial first and last days from the hourly ones (two index ranges)."""
+    day_from = floor_day(hour_from)
+    if day_from < hour_from:
+        day_from += timedelta(days=1)
+    day_to = floor_day(hour_to)
+    if day_from >= day_to:  # within one day, or two partial ones: hours only
+        day_from = day_to = hour_to
+    params = {
+        "org": organization_id, "metric": metric_id, "hour_from": hour_from, "hour_to": hour_to,
+        "day_from": day_from, "day_to": day_to,
+    }  # fmt: skip
     with connection.cursor() as cursor:
-        cursor.execute(
-            PERIOD_TOTALS_SQL,
-            [organization_id, hour_from, hour_to],
-        )
+        cursor.execute(PERIOD_TOTALS_SQL, params)
         return {row[0]: (row[1], row[2], row[3]) for row in cursor.fetchall()}
 
 

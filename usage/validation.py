@@ -14,6 +14,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
+from json.encoder import encode_basestring_ascii
 
 from django.utils.dateparse import parse_datetime
 
@@ -41,6 +42,24 @@ FIELDS = {
 }
 
 
+# One encoder for all (json.dumps with options builds a new one per call).
+_JSON = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
+def _dimensions_json(dimensions: dict) -> str:
+    """Compact JSON with sorted keys, as `_JSON` writes it; flat string maps (the usual
+    dimensions) are joined directly, which is several times faster."""
+    if not dimensions:
+        return "{}"
+    parts = []
+    for key in sorted(dimensions):
+        value = dimensions[key]
+        if not isinstance(value, str):
+            return _JSON.encode(dimensions)
+        parts.append(f"{encode_basestring_ascii(key)}:{encode_basestring_ascii(value)}")
+    return "{" + ",".join(parts) + "}"
+
+
 class EventInvalid(Exception):
     def __init__(self, code: str, message: str):
         self.code = code
@@ -62,22 +81,21 @@ class EventInput:
     dimensions: dict = field(default_factory=dict)
     occurred_at_given: bool = True  # False: it is the time of recording (not part of the request)
 
+    @property
+    def dimensions_json(self) -> str:
+        """The dimensions as stored (compact JSON, keys sorted), computed once."""
+        cached = self.__dict__.get("_dimensions_json")
+        if cached is None:
+            cached = _dimensions_json(self.dimensions)
+            self.__dict__["_dimensions_json"] = cached
+        return cached
+
     def fingerprint(self) -> str:
         """A hash of the request's event: a replay without `occurred_at` matches the first."""
-        body = json.dumps(
-            [
-                self.metric,
-                str(self.quantity.normalize()),
-                self.occurred_at.isoformat() if self.occurred_at_given else None,
-                self.user_id,
-                self.resource_type,
-                self.resource_id,
-                self.dimensions,
-            ],
-            sort_keys=True,
-            separators=(",", ":"),
-        )
-        return hashlib.sha256(body.encode()).hexdigest()[:32]
+        when = self.occurred_at.isoformat() if self.occurred_at_given else ""
+        parts = (self.metric, str(self.quantity.normalize()), when, self.user_id, self.resource_type)
+        body = "\x1f".join((*parts, self.resource_id, self.dimensions_json))
+        return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
 
 
 def parse_quantity(value, *, name: str = "quantity", allow_zero: bool = False) -> Decimal:
@@ -160,9 +178,12 @@ def parse_occurred_at(value, now: datetime) -> datetime:
         moment = value
     elif isinstance(value, str) and len(value) <= 64:
         try:
-            moment = parse_datetime(value)
+            moment = datetime.fromisoformat(value)  # the common shape, in C
         except ValueError:
-            moment = None
+            try:
+                moment = parse_datetime(value)
+            except ValueError:
+                moment = None
         if moment is None:
             raise EventInvalid("invalid_occurred_at", "occurred_at must be an ISO 8601 date-time.")
     else:

@@ -131,8 +131,8 @@ def new_orgs(count: int, prefix: str, plan: Plan | None = None) -> list[Organiza
 
 # --------------------------------------------------------------------------- raw paths
 COPY_SQL = (
-    "COPY usage_usageevent (organization_id, occurred_at, id, metric_id, quantity, recorded_at, idempotency_key, "
-    "user_id, resource_type, resource_id, dimensions, credits) FROM STDIN"
+    "COPY usage_usageevent (organization_id, occurred_at, id, metric_id, quantity, recorded_at, "
+    "idempotency_key, user_id, resource_type, resource_id, dimensions, credits) FROM STDIN"
 )
 
 
@@ -152,18 +152,23 @@ def raw_rows(events: list[dict]):
     ]  # fmt: skip
 
 
+RAW_COLUMNS = ("ids", "keys", "metrics", "quantities", "occurred", "users", "rtypes", "rids", "dims")
+
+
 def raw_statement(conn, org_id, rows, batch: int) -> None:
     for start in range(0, len(rows), batch):
         part = rows[start : start + batch]
         with conn.transaction(), conn.cursor() as cur:
+            columns = list(zip(*part, strict=True))
             cur.execute(
                 INSERT_SQL,
                 {
-                    "org": org_id, "now": timezone.now(), "ids": [r[0] for r in part], "keys": [r[1] for r in part],
-                    "metrics": [r[2] for r in part], "quantities": [r[3] for r in part],
-                    "occurred": [r[4] for r in part], "users": [r[5] for r in part], "rtypes": [r[6] for r in part],
-                    "rids": [r[7] for r in part], "dims": [r[8] for r in part], "credits": [0] * len(part),
-                    "fingerprints": ["x"] * len(part), "uniques": [False] * len(part),
+                    "org": org_id,
+                    "now": timezone.now(),
+                    **dict(zip(RAW_COLUMNS, (list(c) for c in columns), strict=True)),
+                    "credits": [0] * len(part),
+                    "fingerprints": ["x"] * len(part),
+                    "uniques": [False] * len(part),
                     "dimension_keys": list(settings.USAGE_ROLLUP_DIMENSIONS),
                 },
                 prepare=True,
@@ -251,11 +256,24 @@ def test_ingestion_and_track_throughput():
                 events = [events_for(f"{path}-{batch}-{c}", EVENTS) for c in range(CLIENTS)]
                 prepared = [raw_rows(e) for e in events] if path.startswith("raw") else None
                 bodies = (
-                    [[json.dumps({"events": e[s : s + batch]}).encode() for s in range(0, EVENTS, batch)] for e in events]
-                    if path == "HTTP" else None
-                )  # fmt: skip
+                    [
+                        [json.dumps({"events": e[i : i + batch]}).encode() for i in range(0, EVENTS, batch)]
+                        for e in events
+                    ]
+                    if path == "HTTP"
+                    else None
+                )
 
-                def work(c, path=path, orgs=orgs, keys=keys, events=events, prepared=prepared, bodies=bodies):
+                def work(
+                    c,
+                    path=path,
+                    orgs=orgs,
+                    keys=keys,
+                    events=events,
+                    prepared=prepared,
+                    bodies=bodies,
+                    batch=batch,
+                ):
                     if path.startswith("raw"):
                         with psycopg.connect(dsn()) as conn:
                             (raw_copy if "COPY" in path else raw_statement)(
@@ -339,6 +357,20 @@ def test_ingestion_and_track_throughput():
 
 
 # --------------------------------------------------------------------------- 3
+ROLLUPS_FROM_EVENTS = """
+INSERT INTO usage_usagerollup (organization_id, metric_id, hour, quantity, events, quantity_max, credits)
+SELECT organization_id, metric_id, date_trunc('hour', occurred_at, 'UTC'), sum(quantity), count(*),
+    max(quantity), 0
+FROM usage_usageevent GROUP BY 1, 2, 3
+"""
+DAYS_FROM_HOURS = """
+INSERT INTO usage_usagerollupday (organization_id, metric_id, day, quantity, events, quantity_max, credits)
+SELECT organization_id, metric_id, date_trunc('day', hour, 'UTC'), sum(quantity), sum(events),
+    max(quantity_max), 0
+FROM usage_usagerollup GROUP BY 1, 2, 3
+"""
+
+
 def big_database() -> str:
     """A database with BIG events (built once, reused): 1,000 organizations, one of them with
     10 % of the events, all within the last 30 days; rollups built from the events."""
@@ -383,11 +415,8 @@ def big_database() -> str:
             """,
             {"start": month_ago, "now": now, "count": BIG},
         )
-        conn.execute(
-            "INSERT INTO usage_usagerollup (organization_id, metric_id, hour, quantity, events, quantity_max, credits) "
-            "SELECT organization_id, metric_id, date_trunc('hour', occurred_at, 'UTC'), sum(quantity), count(*), "
-            "max(quantity), 0 FROM usage_usageevent GROUP BY 1, 2, 3"
-        )
+        conn.execute(ROLLUPS_FROM_EVENTS)
+        conn.execute(DAYS_FROM_HOURS)
         conn.execute("VACUUM ANALYZE")
         conn.execute("CREATE TABLE bench_meta (k text PRIMARY KEY, v text)")
         conn.execute("INSERT INTO bench_meta VALUES ('events', %s)", (str(BIG),))
@@ -446,7 +475,5 @@ def test_get_usage_latency_with_ten_million_events():
     print()
     print(f"GET /usage with {BIG:,} events ({rollups:,} hourly rollup rows), {READS} calls each, one client")
     for (path, label), latencies in results.items():
-        print(
-            f"  {path:<8} {label:<34} p50 {pct(latencies, 0.5):6.2f} ms   p99 {pct(latencies, 0.99):6.2f} ms   "
-            f"mean {statistics.mean(latencies) * 1000:6.2f} ms"
-        )
+        p50, p99, mean = pct(latencies, 0.5), pct(latencies, 0.99), statistics.mean(latencies) * 1000
+        print(f"  {path:<8} {label:<34} p50 {p50:6.2f} ms   p99 {p99:6.2f} ms   mean {mean:6.2f} ms")

@@ -24,7 +24,9 @@ def test_the_demo_organization_gets_a_month_of_usage_once():
     credit_grant(organization=org, amount=1000, source="subscription", reference="demo")
     out = StringIO()
     call_command("usage_seed_demo", stdout=out)
-    assert "Demo usage ready." in out.getvalue() and "5 tracked AI messages and 1 reservation" in out.getvalue()
+    assert (
+        "Demo usage ready." in out.getvalue() and "5 tracked AI messages and 1 reservation" in out.getvalue()
+    )
     events = UsageEvent.objects.filter(organization_id=org.pk).count()
     assert events > 2000
     days = admin_client_of(org).get(url(org, "/SMS_SENT"), {"group_by": "day"}).json()["series"]

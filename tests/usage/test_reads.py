@@ -217,3 +217,27 @@ def test_the_catalogue_endpoints_still_answer():
     assert {p["event_name"] for p in prices} >= {"SMS_SENT", "AI_TOKENS"}
     plans = APIClient().get("/api/v1/plans").json()
     assert plans[0]["limits"]["SMS_SENT"] == 50
+
+
+@pytest.mark.parametrize(
+    ("start_hours", "end_hours"),
+    [(70, 0), (53, 5), (30, 29), (47, 25), (2, 1), (71, 48)],
+)
+def test_period_totals_from_whole_days_and_partial_hours_equal_the_hourly_sums(start_hours, end_hours):
+    from usage.models import UsageRollup
+    from usage.selectors import _period_totals, floor_hour
+
+    org = organization_on(plan_with_limits())
+    now = floor_hour(timezone.now())
+    events = [
+        {"metric": "SMS_SENT", "quantity": 1 + h % 5, "idempotency_key": f"h{h}",
+         "occurred_at": (now - timedelta(hours=h, minutes=-10)).isoformat()}
+        for h in range(0, 72)
+    ]  # fmt: skip
+    usage_events_record(organization=org, events=events)
+    hour_from, hour_to = now - timedelta(hours=start_hours), now - timedelta(hours=end_hours)
+    expected = UsageRollup.objects.filter(organization_id=org.pk, hour__gte=hour_from, hour__lt=hour_to)
+    totals = _period_totals(org.pk, hour_from, hour_to)
+    assert [(v[0], v[1]) for v in totals.values()] == (
+        [(sum(r.quantity for r in expected), len(expected))] if expected else []
+    )

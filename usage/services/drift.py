@@ -6,8 +6,8 @@ from datetime import datetime
 
 from django.db import connection
 
-from ..models import UsageEvent, UsageRollup
-from ..selectors import floor_hour
+from ..models import UsageEvent, UsageRollup, UsageRollupDay
+from ..selectors import floor_day, floor_hour
 
 ROLLUP_DRIFT_SQL = f"""
 WITH raw AS (
@@ -33,9 +33,31 @@ LIMIT 100
 """  # noqa: S608 - table names are the models' own
 
 
+DAILY_DRIFT_SQL = f"""
+WITH hourly AS (
+    SELECT organization_id, metric_id, date_trunc('day', hour, 'UTC') AS day, sum(quantity) AS quantity,
+           sum(events) AS events, max(quantity_max) AS quantity_max, sum(credits) AS credits
+    FROM {UsageRollup._meta.db_table}
+    WHERE hour >= %(since)s AND (%(orgs)s::uuid[] IS NULL OR organization_id = ANY(%(orgs)s::uuid[]))
+    GROUP BY 1, 2, 3
+), daily AS (
+    SELECT * FROM {UsageRollupDay._meta.db_table}
+    WHERE day >= %(since)s AND (%(orgs)s::uuid[] IS NULL OR organization_id = ANY(%(orgs)s::uuid[]))
+)
+SELECT coalesce(hourly.organization_id, daily.organization_id), coalesce(hourly.metric_id, daily.metric_id),
+       coalesce(hourly.day, daily.day), hourly.quantity, daily.quantity, hourly.events, daily.events
+FROM hourly FULL OUTER JOIN daily USING (organization_id, metric_id, day)
+WHERE hourly.quantity IS DISTINCT FROM daily.quantity OR hourly.events IS DISTINCT FROM daily.events
+   OR hourly.quantity_max IS DISTINCT FROM daily.quantity_max OR hourly.credits IS DISTINCT FROM daily.credits
+ORDER BY 1, 2, 3
+LIMIT 100
+"""  # noqa: S608 - table names are the models' own
+
+
 def usage_rollup_drift_list(*, since: datetime, organization_ids: list | None = None) -> list[str]:
     """Hours since `since` where the rollups differ from the raw events they sum (a scan of the
-    events of those hours: for the drift report, not for reads)."""
+    events of those hours: for the drift report, not for reads), and days whose daily rollup
+    differs from its hours."""
     with connection.cursor() as cursor:
         cursor.execute(
             ROLLUP_DRIFT_SQL,
@@ -45,8 +67,22 @@ def usage_rollup_drift_list(*, since: datetime, organization_ids: list | None = 
             },
         )
         rows = cursor.fetchall()
-    return [
+    drifts = [
         f"organization {org}: metric {metric} hour {hour:%Y-%m-%d %H:00}: events sum to {rq} ({re} events, "
         f"{rc} credits), the rollup says {uq} ({ue} events, {uc} credits)"
         for org, metric, hour, rq, uq, re, ue, rc, uc in rows
     ]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            DAILY_DRIFT_SQL,
+            {
+                "since": floor_day(since),
+                "orgs": [str(o) for o in organization_ids] if organization_ids else None,
+            },
+        )
+        drifts += [
+            f"organization {org}: metric {metric} day {day:%Y-%m-%d}: hours sum to {hq} ({he} events), "
+            f"the daily rollup says {dq} ({de} events)"
+            for org, metric, day, hq, dq, he, de in cursor.fetchall()
+        ]
+    return drifts

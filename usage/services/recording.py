@@ -2,8 +2,8 @@
 
 `usage_events_record` checks each event (`usage.validation`), then writes the whole batch with
 one statement of data-modifying CTEs: the idempotency keys (`INSERT ... ON CONFLICT DO
-NOTHING`), the events whose key was new, the hourly rollups (`ON CONFLICT DO UPDATE`: added
-to), the distinct values of `unique` metrics and the daily dimension rollups. Rollups change
+NOTHING`), the events whose key was new, the hourly and daily rollups (`ON CONFLICT DO UPDATE`:
+added to), the distinct values of `unique` metrics and the daily dimension rollups. Rollups change
 in the same statement as the events, so they can never disagree, and a replayed key adds
 nothing anywhere. When the batch touches a metric with a limit, the organization's account
 lock is taken first and the quota counters are moved with it (`quotas.QuotaBook`), so they
@@ -14,7 +14,6 @@ stay exact; recording is never refused by a quota (the usage happened), only cou
 
 from __future__ import annotations
 
-import json
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,6 +35,7 @@ from ..models import (
     UsageEvent,
     UsageEventKey,
     UsageRollup,
+    UsageRollupDay,
 )
 from ..selectors import MetricInfo, metric_catalog, quota_context
 from ..validation import MAX_BATCH, EventInput, EventInvalid, parse_event
@@ -44,15 +44,16 @@ from .quotas import QuotaBook, counter_delta
 EVENTS = UsageEvent._meta.db_table
 KEYS = UsageEventKey._meta.db_table
 ROLLUPS = UsageRollup._meta.db_table
+DAYS = UsageRollupDay._meta.db_table
 DISTINCT = UsageDistinct._meta.db_table
 DIMENSIONS = UsageDimensionRollup._meta.db_table
 
 INSERT_SQL = f"""
 WITH input AS (
     SELECT * FROM unnest(
-        %(ids)s::uuid[], %(keys)s::text[], %(metrics)s::bigint[], %(quantities)s::numeric[],
-        %(occurred)s::timestamptz[], %(users)s::text[], %(rtypes)s::text[], %(rids)s::text[],
-        %(dims)s::text[], %(credits)s::numeric[], %(fingerprints)s::text[], %(uniques)s::bool[]
+        %(ids)b::uuid[], %(keys)b::text[], %(metrics)b::bigint[], %(quantities)b::numeric[],
+        %(occurred)b::timestamptz[], %(users)b::text[], %(rtypes)b::text[], %(rids)b::text[],
+        %(dims)b::text[], %(credits)b::numeric[], %(fingerprints)b::text[], %(uniques)b::bool[]
     ) AS t(id, key, metric_id, quantity, occurred_at, user_id, resource_type, resource_id, dims, credits,
            fingerprint, is_unique)
 ),
@@ -76,6 +77,18 @@ r AS (
         sum(credits)
     FROM e GROUP BY metric_id, date_trunc('hour', occurred_at, 'UTC')
     ON CONFLICT (organization_id, metric_id, hour) DO UPDATE SET
+        quantity = r.quantity + EXCLUDED.quantity,
+        events = r.events + EXCLUDED.events,
+        quantity_max = GREATEST(r.quantity_max, EXCLUDED.quantity_max),
+        credits = r.credits + EXCLUDED.credits
+    RETURNING 1
+),
+rd AS (
+    INSERT INTO {DAYS} AS r (organization_id, metric_id, day, quantity, events, quantity_max, credits)
+    SELECT %(org)s, metric_id, date_trunc('day', occurred_at, 'UTC'), sum(quantity), count(*), max(quantity),
+        sum(credits)
+    FROM e GROUP BY metric_id, date_trunc('day', occurred_at, 'UTC')
+    ON CONFLICT (organization_id, metric_id, day) DO UPDATE SET
         quantity = r.quantity + EXCLUDED.quantity,
         events = r.events + EXCLUDED.events,
         quantity_max = GREATEST(r.quantity_max, EXCLUDED.quantity_max),
@@ -154,7 +167,7 @@ def insert_events(organization_id, rows: list[Prepared], now: datetime) -> set[u
         "users": [r.event.user_id for r in rows],
         "rtypes": [r.event.resource_type for r in rows],
         "rids": [r.event.resource_id for r in rows],
-        "dims": [json.dumps(r.event.dimensions, separators=(",", ":")) for r in rows],
+        "dims": [r.event.dimensions_json for r in rows],
         "credits": [r.credits for r in rows],
         "fingerprints": [r.fingerprint for r in rows],
         "uniques": [r.metric.aggregation == Aggregation.UNIQUE for r in rows],

@@ -79,7 +79,7 @@ class Command(BaseCommand):
             organization = Organization.objects.filter(name=DEMO_ORG).order_by("created_at").first()
         if organization is None:
             raise CommandError("No demo organization: run `manage.py seed_demo` first.")
-        rng = random.Random(str(organization.pk))
+        rng = random.Random(str(organization.pk))  # noqa: S311 - demo data, not secrets
         now = timezone.now()
         first = (now - timedelta(days=min(options["days"], 34))).replace(minute=0, second=0, microsecond=0)
         events: list[dict] = []
@@ -106,9 +106,11 @@ class Command(BaseCommand):
         try:
             for n in range(5):
                 usage_track(
-                    organization=organization, metric="AI_MESSAGE_GENERATED", idempotency_key=f"demo-track:{day}:{n}",
+                    organization=organization,
+                    metric="AI_MESSAGE_GENERATED",
+                    idempotency_key=f"demo-track:{day}:{n}",
                     dimensions={"channel": "email"},
-                )  # fmt: skip
+                )
             usage_reservation_create(
                 organization=organization, metric="AI_VOICE_GENERATED", estimated_quantity=3,
                 idempotency_key=f"demo-reservation:{day}", expires_in=timedelta(hours=2),
