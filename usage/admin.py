@@ -99,7 +99,6 @@ class UsageEventAdmin(ReadOnlyListAdmin):
     list_filter = [OrganizationFilter, "metric", "occurred_at"]
     list_select_related = ["organization", "metric"]
     search_fields = ["=organization__id", "=idempotency_key", "=resource_id", "=user_id"]
-    date_hierarchy = "occurred_at"
 
 
 @admin.register(UsageRollupRow)

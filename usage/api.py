@@ -70,6 +70,22 @@ class CreditsAmountField(serializers.Field):
         return credits_str(value)
 
 
+@extend_schema_field({"type": "array", "minItems": 1, "maxItems": MAX_BATCH, "items": {"type": "object"}})
+class EventListField(serializers.Field):
+    """1 to 1,000 events, passed on as parsed JSON: each is checked by the service, which
+    answers per index (a per-item DRF field would re-serialize every event to check it)."""
+
+    def to_internal_value(self, data):
+        if not isinstance(data, list):
+            raise serializers.ValidationError("A list of events is required.")
+        if not 1 <= len(data) <= MAX_BATCH:
+            raise serializers.ValidationError(f"Give 1 to {MAX_BATCH} events.")
+        return data
+
+    def to_representation(self, value):
+        return value
+
+
 def _replayed(replayed: bool) -> dict | None:
     return {"Idempotent-Replayed": "true"} if replayed else None
 
@@ -81,12 +97,7 @@ class UsageEventsApi(OrganizationApi):
     actions = {"POST": Action.USAGE_WRITE}
 
     class InputSerializer(serializers.Serializer):
-        events = serializers.ListField(
-            child=serializers.JSONField(allow_null=True),
-            min_length=1,
-            max_length=MAX_BATCH,
-            allow_empty=False,
-        )
+        events = EventListField()
 
     class OutputSerializer(serializers.Serializer):
         class RejectedSerializer(serializers.Serializer):

@@ -7,7 +7,9 @@ from decimal import Decimal
 import pytest
 from django.db.models import Sum
 
+from config.exceptions import ValidationFailed
 from credits.models import CreditAccount, CreditTransaction
+from usage.exceptions import QuotaExceeded
 from usage.models import UsageEvent, UsageRollup
 from usage.services import usage_track
 
@@ -156,3 +158,25 @@ def test_the_balance_after_tracks_is_the_ledger(organization):
     for i in range(5):
         usage_track(organization=org, metric="SMS_SENT", quantity=2, idempotency_key=f"b{i}")
     assert CreditAccount.objects.get(organization=org).balance == 40
+
+
+def test_a_unique_metric_counts_distinct_resources_and_max_the_largest():
+    from usage.models import Metric
+
+    Metric.objects.create(
+        code="ACTIVE_CONTACTS", name="Active contacts", unit="contact", aggregation="unique"
+    )
+    org = organization_on(plan_with_limits(ACTIVE_CONTACTS=2, STORAGE_USED_MB=100), credits=100)
+    for i, contact in enumerate(["c1", "c2", "c1", "c2"]):
+        usage_track(organization=org, metric="ACTIVE_CONTACTS", idempotency_key=f"u{i}", resource_id=contact)
+    with pytest.raises(QuotaExceeded) as refused:
+        usage_track(organization=org, metric="ACTIVE_CONTACTS", idempotency_key="u9", resource_id="c3")
+    assert refused.value.current == 2
+    with pytest.raises(ValidationFailed):
+        usage_track(organization=org, metric="ACTIVE_CONTACTS", idempotency_key="u10")  # no resource_id
+    for i, mb in enumerate([40, 90, 60]):
+        usage_track(organization=org, metric="STORAGE_USED_MB", quantity=mb, idempotency_key=f"s{i}")
+    with pytest.raises(QuotaExceeded):
+        usage_track(organization=org, metric="STORAGE_USED_MB", quantity=101, idempotency_key="s9")
+    rows = {r["metric"]: r for r in admin_client_of(org).get(url(org)).json()["usage"]}
+    assert rows["ACTIVE_CONTACTS"]["current"] == "2" and rows["STORAGE_USED_MB"]["current"] == "90"
