@@ -18,11 +18,8 @@ class StripeUnavailable(ApplicationError):
 
 
 class StripeRateLimited(StripeUnavailable):
-    """Stripe answered 429: slow down. `retry_after` (seconds) when Stripe said."""
-
-    code = "rate_limited"
-    status = status.HTTP_429_TOO_MANY_REQUESTS
-    default_message = "The payment processor asked us to slow down; try again shortly."
+    """Stripe answered 429: to API callers a `stripe_unavailable` 503 like any outage; callers
+    that pace themselves (the meter sync) read `retry_after` (seconds, when Stripe said)."""
 
     def __init__(self, message: str | None = None, *, retry_after: float | None = None):
         self.retry_after = retry_after

@@ -76,7 +76,9 @@ def translate_errors(func: Callable[P, R]) -> Callable[P, R]:
         except stripe.RateLimitError as exc:
             headers = getattr(exc, "headers", None) or {}
             retry_after = headers.get("Retry-After") or headers.get("retry-after")
-            logger.warning("stripe rate limit in %s (retry after %s)", func.__name__, retry_after)
+            logger.warning(
+                "stripe unavailable in %s: RateLimitError (retry after %s)", func.__name__, retry_after
+            )
             try:
                 seconds = float(retry_after) if retry_after is not None else None
             except ValueError:

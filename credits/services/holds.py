@@ -84,7 +84,7 @@ def credit_hold_create(
             ledger.expire_due(live_grants(account))
             if amount > ledger.available():
                 raise InsufficientCredits(
-                    balance=account.balance, required=amount, available=account.balance - account.held
+                    balance=account.balance, required=amount, available=ledger.available()
                 )
             hold = CreditHold.objects.create(
                 organization=organization,
@@ -163,7 +163,7 @@ def credit_hold_settle(
                 raise InsufficientCredits(
                     balance=account.balance,
                     required=amount,
-                    available=account.balance - account.held + hold.amount,
+                    available=ledger.available() + hold.amount,
                 )
             row = None
             if amount > 0:

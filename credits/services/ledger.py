@@ -377,7 +377,7 @@ def credit_consume(
                     raise InsufficientCredits(
                         balance=account.balance,
                         required=required,
-                        available=account.balance - account.held,
+                        available=ledger.available(),
                     )
                 ledger.flush()
                 return _consume_replay(stored, fingerprint)

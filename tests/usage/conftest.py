@@ -45,6 +45,12 @@ def _seeded(request):
 
 
 @pytest.fixture(autouse=True)
+def _fast_passwords(settings):
+    """The users these tests make never log in with a password: hash it cheaply."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture(autouse=True)
 def _fresh_counters():
     counters.reset()
     yield

@@ -71,7 +71,7 @@ class Model:
         return sum(values, Decimal(0))
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(operations=st.lists(operation, min_size=1, max_size=12))
 def test_rollups_and_get_usage_follow_a_plain_model(operations):
     org = organization_on(
