@@ -233,6 +233,7 @@ class UsageMetricApi(OrganizationApi):
         series = PointSerializer(many=True)
 
     @extend_schema(
+        operation_id="organizations_usage_metric_series",
         parameters=[
             OpenApiParameter(
                 "start", OpenApiTypes.DATETIME, description="Inclusive; default 30 days before end."
