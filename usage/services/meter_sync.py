@@ -26,7 +26,7 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Sum
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from billing.exceptions import StripeRateLimited, StripeUnavailable
@@ -208,8 +208,6 @@ def usage_meter_sync(
             status=SyncStatus.FAILED, last_finished_at=timezone.now(), last_error=str(exc)[:500]
         )
         raise
-    from django.db.models import F
-
     UsageSyncState.objects.filter(pk=state.pk).update(
         status=SyncStatus.IDLE,
         last_finished_at=timezone.now(),
