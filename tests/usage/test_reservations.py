@@ -196,3 +196,26 @@ def test_the_reservations_api(organization):
     theirs = reserve(other, 1).hold
     assert client.post(url(org, f"/reservations/{theirs.pk}/release")).status_code == 404
     assert CreditHold.objects.get(pk=theirs.pk).status == "held"
+
+
+def test_a_count_metric_settled_at_zero_gives_its_quota_back():
+    org = organization_on(plan_with_limits(WEBHOOK_TRIGGERED=1), credits=100)
+    hold = usage_reservation_create(
+        organization=org, metric="WEBHOOK_TRIGGERED", estimated_quantity=1, idempotency_key="w"
+    ).hold
+    with pytest.raises(QuotaExceeded):
+        usage_track(organization=org, metric="WEBHOOK_TRIGGERED", idempotency_key="t1")
+    usage_reservation_settle(organization=org, reservation_id=hold.pk, actual_quantity=0)
+    usage_track(organization=org, metric="WEBHOOK_TRIGGERED", idempotency_key="t2")
+
+
+def test_a_max_metric_reservation_is_checked_at_settle_like_a_track():
+    org = organization_on(plan_with_limits(STORAGE_USED_MB=100), credits=100)
+    hold = usage_reservation_create(
+        organization=org, metric="STORAGE_USED_MB", estimated_quantity=150, idempotency_key="s"
+    ).hold  # a max metric's quota cannot be set aside: only the credits are held
+    with pytest.raises(QuotaExceeded):
+        usage_reservation_settle(organization=org, reservation_id=hold.pk, actual_quantity=120)
+    assert CreditHold.objects.get(pk=hold.pk).status == "held"
+    result = usage_reservation_settle(organization=org, reservation_id=hold.pk, actual_quantity=80)
+    assert result.hold.consumed == D("1.6") and account(org).held == 0

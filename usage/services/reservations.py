@@ -32,13 +32,14 @@ from credits.services import (
 )
 
 from ..exceptions import ReservationNotFound, UnknownMetric
-from ..models import UsageEvent
+from ..models import Aggregation, UsageEvent
 from ..selectors import MetricInfo, metric_catalog, quota_context
 from ..validation import EventInput, EventInvalid, parse_quantity
 from .quotas import QuotaBook, counter_delta
 from .recording import Prepared, insert_events
 
 DEFAULT_EXPIRY = timedelta(hours=1)
+HOLDS_QUOTA = (Aggregation.SUM, Aggregation.COUNT)  # what a reservation can set aside
 MAX_EXPIRY = timedelta(days=7)
 
 
@@ -94,7 +95,7 @@ def usage_reservation_create(
             replay = CreditHold.objects.filter(
                 organization=organization, idempotency_key=idempotency_key
             ).exists()
-            if not replay:
+            if not replay and info.aggregation in HOLDS_QUOTA:
                 book.enforce(info, quantity)
             try:
                 result = credit_hold_create(
@@ -146,11 +147,15 @@ def usage_reservation_settle(
                 raise CreditHoldClosed(HoldStatus.EXPIRED)
             fresh = hold.status == HoldStatus.HELD
             if fresh:
-                change = counter_delta(info, actual) - _held_quota(info, hold)
-                if change > 0:
-                    book.enforce(info, change)
-                elif change < 0:
-                    book.release(info, -change)
+                if info.aggregation in HOLDS_QUOTA:
+                    used = counter_delta(info, actual) if actual > 0 else Decimal(0)  # no event at 0
+                    change = used - _held_quota(info, hold)
+                    if change > 0:
+                        book.enforce(info, change)
+                    elif change < 0:
+                        book.release(info, -change)
+                elif actual > 0:  # max and unique metrics: checked like a track of the actual
+                    book.enforce(info, actual, unique_value=str(hold.pk))
             result = credit_hold_settle(
                 organization=organization, hold_id=hold.pk, amount=credits, quantity=actual, actor=actor
             )
