@@ -100,7 +100,10 @@ def _ledger_invariants(request):
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Throttle counters and other cached state never leak between tests."""
+    from usage.selectors import catalog_cache_clear
+
     cache.clear()
+    catalog_cache_clear()
     yield
 
 
