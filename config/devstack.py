@@ -352,6 +352,8 @@ def cmd_run(dev: bool = False) -> int:
                     else ["--no-stripe"]
                 ),
             )
+            # The usage app sits above billing: its part of the demo is its own command.
+            manage(s.env, "usage_seed_demo", check=False)
             if not dev:
                 say("collecting static files (served by WhiteNoise)")
                 manage(s.env, "collectstatic", "--no-input", "-v", "0")

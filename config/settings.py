@@ -258,3 +258,19 @@ CREDITS_CONSUMPTION_ORDER = env.list(
 # --- Notices ---
 # Staff notices (failed payments, cancellations, disputes, unusual consumption, reconcile drift).
 BILLING_ADMIN_EMAILS = env.list("BILLING_ADMIN_EMAILS", default=[])
+
+# --- Usage metering ---
+# Redis for the quota counters (a cache: rebuilt from the database when missing or unreachable).
+USAGE_COUNTERS_REDIS_URL = env("USAGE_COUNTERS_REDIS_URL", default=REDIS_URL)
+USAGE_REDIS_TIMEOUT = env.float("USAGE_REDIS_TIMEOUT", default=0.25)  # seconds per Redis call
+USAGE_REDIS_RETRY_SECONDS = env.float("USAGE_REDIS_RETRY_SECONDS", default=2.0)  # after a failure
+USAGE_COUNTER_TTL = env.int("USAGE_COUNTER_TTL", default=3600)  # seconds a counter lives before a rebuild
+# The absolute URL a quota refusal points at; {site_url} and {organization_id} are filled in.
+USAGE_UPGRADE_URL = env("USAGE_UPGRADE_URL", default="{site_url}/billing/{organization_id}/upgrade/")
+# Dimension keys rolled up per day for `GET /usage/stats` (others are stored on the event only).
+USAGE_ROLLUP_DIMENSIONS = env.list("USAGE_ROLLUP_DIMENSIONS", default=["platform", "message_type", "channel"])
+# Stripe meter sync: events per task run and per second (Stripe's meter event limit is higher).
+USAGE_METER_SYNC_BATCH = env.int("USAGE_METER_SYNC_BATCH", default=500)
+USAGE_METER_EVENTS_PER_SECOND = env.float("USAGE_METER_EVENTS_PER_SECOND", default=50.0)
+# Seconds each process keeps the metric, price and plan rows it reads on every usage call.
+USAGE_CATALOG_CACHE_SECONDS = env.float("USAGE_CATALOG_CACHE_SECONDS", default=5.0)

@@ -176,6 +176,11 @@ def test_serves_a_green_system_with_gunicorn(make_run):
     assert subscription["stripe_id"].startswith("sub_")
     cards = session.get(f"{base}/api/v1/organizations/{demo['id']}/payment-methods", timeout=5).json()
     assert cards[0]["last4"] == "4242" and cards[0]["is_default"]
+    # A month of usage, seeded through the usage services (`usage_seed_demo`).
+    usage = f"{base}/api/v1/organizations/{demo['id']}/usage"
+    series = session.get(f"{usage}/SMS_SENT", params={"group_by": "day"}, timeout=10).json()
+    assert len(series["series"]) >= 30 and float(series["total"]) > 0, series
+    assert session.get(usage, timeout=10).status_code == 200
 
     # The emulator server delivers signed webhooks to the web server, which dj-stripe accepts
     # (gunicorn's access log: `"POST /stripe/webhook/<uuid>/ HTTP/1.1" 200`).
