@@ -179,3 +179,56 @@ def test_a_member_sees_no_action_buttons(page, live_server, org):
         headers={"X-CSRFToken": next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")},
     )
     assert response.status == 403
+
+
+def test_hit_a_quota_and_follow_the_upgrade_link_from_the_402(page, live_server, org, settings):
+    """A platform's usage call is refused with 402 quota_exceeded; its `upgrade_url` opens the plans
+    page (after signing in), where the owner can start Checkout."""
+    from playwright.sync_api import expect
+    from rest_framework.test import APIClient
+
+    from billing.services import api_key_create
+
+    settings.SITE_URL = live_server.url
+    api = APIClient()
+    api.credentials(HTTP_AUTHORIZATION=f"Bearer {api_key_create(organization=org, name='app').raw_key}")
+    track = f"/api/v1/organizations/{org.pk}/usage/track"
+    refused = api.post(
+        track, {"metric": "CAMPAIGN_LAUNCHED", "quantity": 3, "idempotency_key": "t1"}, format="json"
+    )
+    assert refused.status_code == 402, refused.content
+    body = refused.json()
+    assert body["error"] == "quota_exceeded" and body["quota"]["metric"] == "CAMPAIGN_LAUNCHED"
+    assert body["upgrade_url"] == f"{live_server.url}/billing/{org.pk}/upgrade/"
+
+    page.goto(body["upgrade_url"])
+    expect(page).to_have_url(re.compile(r"/accounts/login/"))
+    page.fill("#id_username", "ada@example.com")
+    page.fill("#id_password", PASSWORD)
+    page.click("main button[type=submit]")
+    expect(page).to_have_url(re.compile(rf"/billing/{org.pk}/upgrade/$"))
+    expect(page.locator("[data-plan-card=free] [data-current-plan]")).to_be_visible()
+    expect(page.locator("button[data-plan=business][data-interval=month]")).to_be_visible()
+    check(page, "plans-from-quota-402")
+    events = [
+        {"metric": "SMS_SENT", "quantity": 45, "idempotency_key": "s1", "dimensions": {"platform": "ios"}},
+        {"metric": "CALL_MADE", "quantity": 4, "idempotency_key": "c1", "dimensions": {"platform": "web"}},
+    ]
+    assert (
+        api.post(f"/api/v1/organizations/{org.pk}/usage/events", {"events": events}, format="json").json()[
+            "accepted"
+        ]
+        == 2
+    )
+    page.goto(f"{live_server.url}/billing/{org.pk}/usage/")
+    expect(page.locator("[data-chart=SMS_SENT] svg.chart")).to_be_visible()
+    expect(page.locator("[data-usage=SMS_SENT]")).to_contain_text("45 of 50")
+    check(page, "usage")
+    page.goto(f"{live_server.url}/billing/{org.pk}/")
+    expect(page.locator("[data-alert=quota-SMS_SENT]")).to_contain_text("90%")
+    expect(page.locator("[data-alert=quota-CAMPAIGN_LAUNCHED]")).to_have_count(0)
+    check(page, "dashboard-usage-alerts")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{live_server.url}/billing/{org.pk}/usage/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    check(page, "usage-375px")
