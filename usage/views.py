@@ -36,8 +36,8 @@ def _day_points(organization, metric, start, end) -> list[dict]:
 
 
 def _bars(summary) -> list:
-    """Metrics used this period or limited by the plan, the closest to their limit first."""
-    rows = [m for m in summary.usage if m.current or (m.limit is not None and not m.unlimited)]
+    """Metrics used this period or with a limit in the plan, the closest to their limit first."""
+    rows = [m for m in summary.usage if m.current or (m.limit and not m.unlimited)]
     return sorted(rows, key=lambda m: (-(m.percentage or 0), -m.current, m.metric))
 
 
@@ -56,8 +56,8 @@ def usage_page(request, page: Page):
         charts.append(
             {
                 "metric": totals,
-                "name": metric.name if hasattr(metric, "name") else totals.metric,
-                "unit": getattr(metric, "unit", ""),
+                "name": metric.name,
+                "unit": metric.unit,
                 "points": _day_points(organization, metric, summary.period_start, end),
             }
         )
@@ -94,8 +94,8 @@ def usage_alerts(page: Page):
     summary = usage_summary_get(organization=page.organization, now=timezone.now())
     upgrade = reverse("billing-upgrade", args=[page.organization.pk])
     for m in summary.usage:
-        if m.limit is None or m.unlimited or m.overage_billed:
-            continue
+        if m.limit is None or m.unlimited or m.overage_billed or not m.current:
+            continue  # a limit of 0 on an unused metric is "not in this plan", not a warning
         figures = f"{format_credits(m.current)} of {format_credits(m.limit)}"
         if m.limit_reached:
             yield Alert(

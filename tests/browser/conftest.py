@@ -127,7 +127,8 @@ def emulator_server_url(tmp_path_factory):
 @pytest.fixture
 def stripe_server(emulator_server_url, _stripe, live_server, celery_eager):
     """stripe-python (and dj-stripe) in this process talk to the shared emulator server, whose
-    webhooks reach the live server; the catalogue and the credit packs are seeded and synced."""
+    webhooks reach the live server; the plans, credit packs and prices and the usage metrics are
+    seeded again (a transactional test before this one emptied the tables) and synced."""
     import importlib
 
     import stripe
@@ -136,11 +137,14 @@ def stripe_server(emulator_server_url, _stripe, live_server, celery_eager):
     from billing.catalogue import catalogue_seed
     from billing.models import Plan, PlanPrice
     from billing.services import stripe_catalog_sync, webhook_endpoint_register
+    from usage.selectors import catalog_cache_clear
 
     saved = stripe.api_base, stripe.default_http_client
     stripe.api_base, stripe.default_http_client = emulator_server_url, stripe.RequestsClient()
     catalogue_seed(Plan, PlanPrice)
     importlib.import_module("credits.migrations.0003_seed_catalogue").seed(apps, None)
+    importlib.import_module("usage.migrations.0002_seed_metrics").seed(apps, None)  # after the prices
+    catalog_cache_clear()
     stripe_catalog_sync()
     endpoint = webhook_endpoint_register(base_url=live_server.url)
     try:

@@ -45,3 +45,10 @@ def test_a_reached_limit_is_a_danger_alert_linking_to_the_upgrade(billing_client
     billing_client.post(f"/api/v1/organizations/{used.id}/usage/events", {"events": [more]}, format="json")
     html = client.get(f"/billing/{used.id}/").content.decode()
     assert "the plan&#x27;s limit is reached (50 of 50)" in html and ">Upgrade<" in html
+
+
+def test_metrics_not_in_the_plan_raise_no_alert_until_used(client, billing_org, billing_owner):
+    client.force_login(billing_owner)
+    html = client.get(f"/billing/{billing_org.id}/").content.decode()
+    assert "data-alert=" not in html  # the Free plan's 0-limit metrics, unused
+    assert 'data-usage="AI_VOICE_GENERATED"' not in html
