@@ -181,6 +181,14 @@ def organization_customer_get(*, organization: Organization):
     )
 
 
+def organization_for_stripe_customer(*, customer_id: str | None) -> Organization | None:
+    """The organization a Stripe customer belongs to (dj-stripe's subscriber), or None."""
+    if not customer_id:
+        return None
+    customer = Customer.objects.filter(id=customer_id).select_related("subscriber").first()
+    return customer.subscriber if customer is not None else None
+
+
 def organization_subscriptions(*, organization: Organization) -> QuerySet[Subscription]:
     return Subscription.objects.filter(customer__subscriber=organization).order_by("-created")
 

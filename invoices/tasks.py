@@ -1,0 +1,25 @@
+"""Celery tasks of the invoices app. They take ids, re-read the rows (or Stripe), call one
+service, and are safe to run twice. Services import tasks by name; tasks reach the services
+through the package (see `billing.tasks`)."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from billing.exceptions import StripeUnavailable
+
+from . import services
+
+
+@shared_task(
+    name="invoices.stripe_invoice_sync_task",
+    autoretry_for=(StripeUnavailable,),
+    retry_backoff=True,
+    retry_backoff_max=600,
+    max_retries=8,
+)
+def stripe_invoice_sync_task(invoice_id: str) -> str | None:
+    """Read a Stripe invoice with every line and store it (after a webhook whose object did not
+    carry all its lines)."""
+    result = services.stripe_invoice_sync(invoice_id=invoice_id)
+    return result.invoice.status if result.invoice is not None else None
