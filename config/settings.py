@@ -236,3 +236,8 @@ CREDITS_CONSUMPTION_ORDER = env.list(
 # --- Notices ---
 # Staff notices (failed payments, cancellations, disputes, unusual consumption, reconcile drift).
 BILLING_ADMIN_EMAILS = env.list("BILLING_ADMIN_EMAILS", default=[])
+
+# --- Invoices ---
+# Who issues the invoices and statements (printed on every document); address lines split by "|".
+INVOICE_ISSUER_NAME = env("INVOICE_ISSUER_NAME", default="Billing")
+INVOICE_ISSUER_ADDRESS = env("INVOICE_ISSUER_ADDRESS", default="")

@@ -22,6 +22,7 @@ urlpatterns = [
     path("billing/<uuid:org>/", billing_views.organization_billing_page, name="billing-organization"),
     path("billing/<uuid:org>/checkout", billing_views.checkout_start, name="billing-checkout"),
     path("billing/<uuid:org>/portal", billing_views.portal_start, name="billing-portal"),
+    path("billing/<uuid:org>/invoices/", include("invoices.page_urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -1,1 +1,11 @@
-urlpatterns: list = []
+from django.urls import path
+
+from . import api
+
+ORG = "organizations/<uuid:org>"
+
+urlpatterns = [
+    path(f"{ORG}/invoices", api.InvoiceListApi.as_view(), name="invoices"),
+    path(f"{ORG}/invoices/<uuid:invoice_id>", api.InvoiceDetailApi.as_view(), name="invoice"),
+    path(f"{ORG}/invoices/<uuid:invoice_id>/pdf", api.InvoicePdfApi.as_view(), name="invoice-pdf"),
+]
