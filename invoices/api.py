@@ -13,12 +13,14 @@ from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 
+from billing.access import Action
 from billing.tenancy import OrganizationApi
 from config.pagination import PageNumberPagination
 
 from .documents import invoice_document_filename, invoice_document_pdf
 from .models import InvoiceKind, InvoiceStatus
 from .selectors import invoice_get, invoice_list
+from .services import invoice_send_queue
 
 
 def pdf_path(invoice) -> str:
@@ -154,3 +156,27 @@ class InvoicePdfApi(OrganizationApi):
         response["Content-Disposition"] = f'attachment; filename="{invoice_document_filename(invoice)}"'
         response["Cache-Control"] = "private, no-store"
         return response
+
+
+class InvoiceSendApi(OrganizationApi):
+    """E-mail the invoice (HTML body, PDF attached) to `email` or the billing e-mail, through a
+    task: 202 with the logged send. 409 `invoice_already_sent` when it already went to that
+    address, unless `resend: true`."""
+
+    actions = {"POST": Action.PAY}
+
+    class InputSerializer(serializers.Serializer):
+        email = serializers.EmailField(required=False, allow_null=True, default=None)
+        resend = serializers.BooleanField(required=False, default=False)
+
+    @extend_schema(request=InputSerializer, responses={202: InvoiceSendSerializer})
+    def post(self, request, org, invoice_id):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        send = invoice_send_queue(
+            organization=self.organization,
+            invoice_id=invoice_id,
+            actor=self.access.actor,
+            **serializer.validated_data,
+        )
+        return Response(InvoiceSendSerializer(send).data, status=202)

@@ -23,3 +23,17 @@ def stripe_invoice_sync_task(invoice_id: str) -> str | None:
     carry all its lines)."""
     result = services.stripe_invoice_sync(invoice_id=invoice_id)
     return result.invoice.status if result.invoice is not None else None
+
+
+@shared_task(name="invoices.invoice_send_task", bind=True, max_retries=5, default_retry_delay=60)
+def invoice_send_task(self, send_id: str) -> bool:
+    sent = services.invoice_send_deliver(send_id=send_id)
+    if not sent and services.invoice_send_pending(send_id=send_id):
+        raise self.retry()
+    return sent
+
+
+@shared_task(name="invoices.invoice_sends_dispatch_due_task")
+def invoice_sends_dispatch_due_task() -> int:
+    """Beat: e-mail the logged sends whose task was lost."""
+    return services.invoice_sends_dispatch_due()

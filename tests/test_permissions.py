@@ -18,6 +18,7 @@ from billing.services import api_key_create, platform_key_create
 from billing.tenancy import OrganizationApi
 from credits.models import AutoRefill, CreditAccount, CreditGrant, CreditPurchase, CreditTransaction
 from credits.services import credit_consume, credit_grant
+from invoices.models import Invoice, InvoiceLine, InvoiceSend, PaymentLink
 from tests.billing.factories import MembershipFactory, UserFactory
 from tests.test_tenant_isolation import allowed_methods, build_path, organization_routes
 
@@ -111,6 +112,10 @@ def snapshot(organization, stripe_emulator) -> dict:
         "cards": list(PaymentMethod.objects.values_list("id", "customer_id")),
         "customers": list(Customer.objects.values_list("id", "stripe_data")),
         "notices": BillingNotice.objects.count(),
+        "invoices": list(Invoice.objects.values_list("id", "status", "number")),
+        "invoice_lines": InvoiceLine.objects.count(),
+        "invoice_sends": InvoiceSend.objects.count(),
+        "payment_links": PaymentLink.objects.count(),
         "stripe_writes": sum(1 for entry in stripe_emulator.request_log if entry["method"] != "GET"),
     }
 

@@ -1,8 +1,15 @@
 """Writes of the invoices app, one module per topic; this package re-exports the public ones.
 
 - `stripe_sync`: Stripe invoices kept whole (webhooks, the full re-read, the backfill).
+- `sending`: e-mailing an invoice (logged, sent by a task, at least once).
 """
 
+from .sending import (
+    invoice_send_deliver,
+    invoice_send_pending,
+    invoice_send_queue,
+    invoice_sends_dispatch_due,
+)
 from .stripe_sync import (
     BackfillResult,
     SyncResult,
@@ -16,6 +23,10 @@ from .stripe_sync import (
 __all__ = [
     "BackfillResult",
     "SyncResult",
+    "invoice_send_deliver",
+    "invoice_send_pending",
+    "invoice_send_queue",
+    "invoice_sends_dispatch_due",
     "stripe_invoice_forget_draft",
     "stripe_invoice_save",
     "stripe_invoice_sync",
