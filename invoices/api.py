@@ -16,11 +16,12 @@ from rest_framework.response import Response
 from billing.access import Action
 from billing.tenancy import OrganizationApi
 from config.pagination import PageNumberPagination
+from credits.formatting import MAX_CHARGE_MINOR_UNITS
 
 from .documents import invoice_document_filename, invoice_document_pdf
 from .models import InvoiceKind, InvoiceStatus
 from .selectors import invoice_get, invoice_list
-from .services import invoice_send_queue
+from .services import invoice_send_queue, payment_link_create
 
 
 def pdf_path(invoice) -> str:
@@ -180,3 +181,54 @@ class InvoiceSendApi(OrganizationApi):
             **serializer.validated_data,
         )
         return Response(InvoiceSendSerializer(send).data, status=202)
+
+
+class PaymentLinkApi(OrganizationApi):
+    """A one-off amount billed through a Stripe-hosted invoice, finalized at once: 201
+    `{invoice_id, url}` (the hosted page takes a card; the paid status comes by webhook). The
+    same `idempotency_key` with the same body answers the same link."""
+
+    actions = {"POST": Action.MANAGE}
+
+    class InputSerializer(serializers.Serializer):
+        description = serializers.CharField(max_length=500)
+        amount = serializers.IntegerField(
+            min_value=1, max_value=MAX_CHARGE_MINOR_UNITS, help_text="Minor units."
+        )
+        currency = serializers.RegexField(r"^[A-Za-z]{3}$", max_length=3)
+        days_until_due = serializers.IntegerField(min_value=0, max_value=365)
+        idempotency_key = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
+
+    class OutputSerializer(serializers.Serializer):
+        invoice_id = serializers.UUIDField()
+        url = serializers.URLField()
+        number = serializers.CharField()
+        status = serializers.CharField()
+        amount = serializers.IntegerField()
+        currency = serializers.CharField()
+        due_date = serializers.DateTimeField(allow_null=True)
+
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer})
+    def post(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        result = payment_link_create(
+            organization=self.organization, actor=self.access.actor, **serializer.validated_data
+        )
+        invoice = result.invoice
+        body = self.OutputSerializer(
+            {
+                "invoice_id": invoice.pk,
+                "url": invoice.hosted_url,
+                "number": invoice.number,
+                "status": invoice.status,
+                "amount": invoice.amount_due,
+                "currency": invoice.currency,
+                "due_date": invoice.due_date,
+            }
+        ).data
+        return Response(
+            body,
+            status=201 if result.created else 200,
+            headers=None if result.created else {"Idempotent-Replayed": "true"},
+        )

@@ -2,8 +2,10 @@
 
 - `stripe_sync`: Stripe invoices kept whole (webhooks, the full re-read, the backfill).
 - `sending`: e-mailing an invoice (logged, sent by a task, at least once).
+- `payment_links`: one-off amounts billed through a Stripe-hosted invoice.
 """
 
+from .payment_links import PaymentLinkResult, payment_link_create
 from .sending import (
     invoice_send_deliver,
     invoice_send_pending,
@@ -22,11 +24,13 @@ from .stripe_sync import (
 
 __all__ = [
     "BackfillResult",
+    "PaymentLinkResult",
     "SyncResult",
     "invoice_send_deliver",
     "invoice_send_pending",
     "invoice_send_queue",
     "invoice_sends_dispatch_due",
+    "payment_link_create",
     "stripe_invoice_forget_draft",
     "stripe_invoice_save",
     "stripe_invoice_sync",
