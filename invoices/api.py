@@ -12,6 +12,7 @@ from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_sche
 from rest_framework import serializers
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
+from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from billing.access import Action
 from billing.tenancy import OrganizationApi
@@ -20,7 +21,7 @@ from credits.formatting import MAX_CHARGE_MINOR_UNITS
 
 from .documents import invoice_document_filename, invoice_document_pdf
 from .models import InvoiceKind, InvoiceStatus
-from .selectors import invoice_get, invoice_list
+from .selectors import HistoryKind, billing_history_page, billing_summary_get, invoice_get, invoice_list
 from .services import invoice_send_queue, payment_link_create
 
 
@@ -231,4 +232,150 @@ class PaymentLinkApi(OrganizationApi):
             body,
             status=201 if result.created else 200,
             headers=None if result.created else {"Idempotent-Replayed": "true"},
+        )
+
+
+class CreditsField(serializers.DecimalField):
+    def __init__(self, **kwargs):
+        super().__init__(max_digits=20, decimal_places=4, normalize_output=True, **kwargs)
+
+
+class BillingSummaryApi(OrganizationApi):
+    """Plan and status, the next invoice (date and amount from Stripe's preview; null with
+    `next_invoice_unavailable` when Stripe cannot be asked just now), credits (balance, held,
+    available), open invoices, and usage highlights against the plan's limits."""
+
+    class OutputSerializer(serializers.Serializer):
+        class PlanSerializer(serializers.Serializer):
+            code = serializers.CharField()
+            name = serializers.CharField()
+
+        class NextInvoiceSerializer(serializers.Serializer):
+            date = serializers.DateTimeField(allow_null=True)
+            amount = serializers.IntegerField()
+            currency = serializers.CharField()
+
+        class CreditsSerializer(serializers.Serializer):
+            balance = CreditsField()
+            held = CreditsField()
+            available = CreditsField()
+            low_balance = serializers.BooleanField()
+
+        class UsageSerializer(serializers.Serializer):
+            metric = serializers.CharField()
+            current = serializers.DecimalField(max_digits=24, decimal_places=4, normalize_output=True)
+            limit = serializers.IntegerField(allow_null=True)
+            percentage = serializers.FloatField(allow_null=True)
+
+        plan = PlanSerializer()
+        interval = serializers.CharField(allow_null=True)
+        status = serializers.CharField()
+        trial_end = serializers.DateTimeField(allow_null=True)
+        current_period_end = serializers.DateTimeField(allow_null=True)
+        cancel_at_period_end = serializers.BooleanField()
+        next_invoice = NextInvoiceSerializer(allow_null=True)
+        next_invoice_unavailable = serializers.BooleanField()
+        credits = CreditsSerializer()
+        open_invoices = serializers.IntegerField()
+        amount_due = serializers.IntegerField()
+        currency = serializers.CharField()
+        usage = UsageSerializer(many=True)
+
+    @extend_schema(responses=OutputSerializer)
+    def get(self, request, org):
+        summary = billing_summary_get(organization=self.organization)
+        subscription = summary.subscription
+        data = {
+            "plan": subscription.plan,
+            "interval": subscription.interval,
+            "status": subscription.status,
+            "trial_end": subscription.trial_end,
+            "current_period_end": subscription.current_period_end,
+            "cancel_at_period_end": subscription.cancel_at_period_end,
+            "next_invoice": summary.next_invoice,
+            "next_invoice_unavailable": summary.next_invoice_unavailable,
+            "credits": {
+                "balance": summary.credits.balance,
+                "held": summary.credits_held,
+                "available": summary.credits.balance - summary.credits_held,
+                "low_balance": summary.credits.low_balance,
+            },
+            "open_invoices": summary.open_invoices,
+            "amount_due": summary.amount_due,
+            "currency": summary.currency,
+            "usage": summary.usage,
+        }
+        return Response(self.OutputSerializer(data).data)
+
+
+class BillingHistoryApi(OrganizationApi):
+    """Payments, invoices, statements, credit purchases and refunds, newest first, paginated
+    (`?page=&page_size=`); `kind` (repeatable or comma-separated), `start` (inclusive), `end`
+    (exclusive)."""
+
+    class FilterSerializer(serializers.Serializer):
+        kind = serializers.ListField(
+            child=serializers.ChoiceField(choices=[k.value for k in HistoryKind]), required=False
+        )
+        start = serializers.DateTimeField(required=False)
+        end = serializers.DateTimeField(required=False)
+        page = serializers.IntegerField(min_value=1, default=1)
+        page_size = serializers.IntegerField(min_value=1, default=PageNumberPagination.page_size)
+
+        def validate(self, attrs):
+            if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
+                raise serializers.ValidationError({"end": ["end must not be before start."]})
+            attrs["page_size"] = min(attrs["page_size"], PageNumberPagination.max_page_size)
+            return attrs
+
+    class EntrySerializer(serializers.Serializer):
+        kind = serializers.CharField()
+        id = serializers.CharField()
+        occurred_at = serializers.DateTimeField()
+        description = serializers.CharField()
+        amount = serializers.IntegerField()
+        currency = serializers.CharField()
+        status = serializers.CharField()
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter("kind", enum=[k.value for k in HistoryKind], many=True),
+            OpenApiParameter("start", OpenApiTypes.DATETIME, description="Inclusive."),
+            OpenApiParameter("end", OpenApiTypes.DATETIME, description="Exclusive."),
+            OpenApiParameter("page", OpenApiTypes.INT),
+            OpenApiParameter("page_size", OpenApiTypes.INT),
+        ],
+        responses=EntrySerializer(many=True),
+    )
+    def get(self, request, org):
+        params = {key: request.query_params.get(key) for key in ("start", "end", "page", "page_size")}
+        params = {key: value for key, value in params.items() if value not in (None, "")}
+        kinds = [k for value in request.query_params.getlist("kind") for k in value.split(",") if k]
+        if kinds:
+            params["kind"] = kinds
+        filters = self.FilterSerializer(data=params)
+        filters.is_valid(raise_exception=True)
+        data = filters.validated_data
+        page, size = data["page"], data["page_size"]
+        result = billing_history_page(
+            organization=self.organization,
+            offset=(page - 1) * size,
+            limit=size,
+            kinds=data.get("kind"),
+            start=data.get("start"),
+            end=data.get("end"),
+        )
+        url = request.build_absolute_uri()
+        previous = None
+        if page > 1:
+            previous = (
+                replace_query_param(url, "page", page - 1) if page > 2 else remove_query_param(url, "page")
+            )
+        return Response(
+            {
+                "count": result.count,
+                "next": replace_query_param(url, "page", page + 1) if page * size < result.count else None,
+                "previous": previous,
+                "results": self.EntrySerializer(result.entries, many=True).data,
+            }
         )
