@@ -22,7 +22,7 @@ from credits.formatting import MAX_CHARGE_MINOR_UNITS
 from .documents import invoice_document_filename, invoice_document_pdf
 from .models import InvoiceKind, InvoiceStatus
 from .selectors import HistoryKind, billing_history_page, billing_summary_get, invoice_get, invoice_list
-from .services import invoice_send_queue, payment_link_create
+from .services import invoice_send_queue, payment_link_create, statement_generate
 
 
 def pdf_path(invoice) -> str:
@@ -109,6 +109,17 @@ class InvoiceDetailSerializer(InvoiceSerializer):
 
 
 class InvoiceListApi(OrganizationApi):
+    """`GET`: the organization's invoices and statements, newest first. `POST`: generate a
+    statement for a period (the billing role and up): 201 with its lines."""
+
+    actions = {"POST": Action.PAY}
+
+    class InputSerializer(serializers.Serializer):
+        period_start = serializers.DateTimeField()
+        period_end = serializers.DateTimeField()
+        include_usage = serializers.BooleanField(default=True)
+        include_credits = serializers.BooleanField(default=True)
+
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=InvoiceStatus.choices, required=False)
         kind = serializers.ChoiceField(choices=InvoiceKind.choices, required=False)
@@ -128,6 +139,16 @@ class InvoiceListApi(OrganizationApi):
         page = paginator.paginate_queryset(queryset, request, view=self)
         data = InvoiceSerializer(page, many=True, context={"request": request}).data
         return paginator.get_paginated_response(data)
+
+    @extend_schema(request=InputSerializer, responses={201: InvoiceDetailSerializer})
+    def post(self, request, org):
+        serializer = self.InputSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        statement = statement_generate(
+            organization=self.organization, actor=self.access.actor, **serializer.validated_data
+        )
+        statement = invoice_get(organization=self.organization, invoice_id=statement.pk)
+        return Response(InvoiceDetailSerializer(statement, context={"request": request}).data, status=201)
 
 
 class InvoiceDetailApi(OrganizationApi):

@@ -3,6 +3,7 @@
 - `stripe_sync`: Stripe invoices kept whole (webhooks, the full re-read, the backfill).
 - `sending`: e-mailing an invoice (logged, sent by a task, at least once).
 - `payment_links`: one-off amounts billed through a Stripe-hosted invoice.
+- `statements`: generated statements of a period (credits, usage), numbered without gaps.
 """
 
 from .payment_links import PaymentLinkResult, payment_link_create
@@ -12,6 +13,7 @@ from .sending import (
     invoice_send_queue,
     invoice_sends_dispatch_due,
 )
+from .statements import StatementDraft, statement_draft_build, statement_generate, statement_number
 from .stripe_sync import (
     BackfillResult,
     SyncResult,
@@ -25,12 +27,16 @@ from .stripe_sync import (
 __all__ = [
     "BackfillResult",
     "PaymentLinkResult",
+    "StatementDraft",
     "SyncResult",
     "invoice_send_deliver",
     "invoice_send_pending",
     "invoice_send_queue",
     "invoice_sends_dispatch_due",
     "payment_link_create",
+    "statement_draft_build",
+    "statement_generate",
+    "statement_number",
     "stripe_invoice_forget_draft",
     "stripe_invoice_save",
     "stripe_invoice_sync",

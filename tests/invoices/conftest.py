@@ -40,3 +40,21 @@ def make_stripe_invoice(
 @pytest.fixture
 def stripe_invoice():
     return make_stripe_invoice
+
+
+@pytest.fixture
+def credit_catalogue(db):
+    """The packs and prices these tests use (the migrations seed them, but a test that flushes the
+    database, such as a concurrency test, removes them for the tests after it)."""
+    from decimal import Decimal
+
+    from credits.models import CreditPack, CreditPrice
+
+    for code, credits, amount in (("credits-1k", 1000, 1000), ("credits-5k", 5000, 4500)):
+        CreditPack.objects.update_or_create(
+            code=code, defaults={"name": f"{credits:,} credits", "credits": credits, "amount": amount}
+        )
+    for name, per_unit in (("SMS_SENT", "1"), ("CALL_DURATION_SECONDS", "0.05")):
+        CreditPrice.objects.update_or_create(
+            event_name=name, defaults={"credits_per_unit": Decimal(per_unit), "category": "test"}
+        )

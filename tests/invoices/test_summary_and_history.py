@@ -72,7 +72,7 @@ def test_summary_of_a_free_organization_asks_stripe_nothing(organization, member
 
 
 def test_history_has_every_kind_newest_first_and_pages_consistently(
-    subscribed, webhooks, billing_org, billing_client, stripe_emulator
+    subscribed, webhooks, billing_org, billing_client, stripe_emulator, credit_catalogue
 ):
     bought = billing_client.post(
         f"/api/v1/organizations/{billing_org.id}/credits/purchase",

@@ -1,0 +1,285 @@
+"""Generated statements (the seeds' `generateInvoice(period, includeUsage, includeCredits)`): a
+period's credit movements (purchases, other grants, consumptions, expiries, adjustments, refunds)
+with the opening and closing credit balance, and (once the usage app is there) its usage.
+
+The lines are read from the append-only ledger and summed exactly: the credits of the lines are
+the ledger's movement over the period, opening + lines == closing, and the money lines are what
+the purchases cost. Numbers are per organization without gaps (`StatementSequence`, incremented
+in the transaction that issues the statement), and an issued statement is immutable (database
+triggers, migration 0002): it is written as a draft and issued in one transaction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.db.models import Count, Sum
+from django.utils import timezone
+
+from billing.models import Organization
+from config.exceptions import ValidationFailed
+from credits.formatting import credits_str
+from credits.models import CreditPurchase, CreditSource, CreditTransaction, TransactionKind
+
+from ..models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
+
+MAX_PERIOD = timedelta(days=366)
+ZERO = Decimal(0)
+SOURCE_LABELS = dict(CreditSource.choices)
+
+
+@dataclass
+class DraftLine:
+    kind: str
+    description: str
+    credits: Decimal | None = None
+    amount: int = 0
+    currency: str = "usd"
+    quantity: Decimal | None = None
+    metric: str = ""
+    period_start: datetime | None = None
+    period_end: datetime | None = None
+    metadata: dict = field(default_factory=dict)
+
+
+@dataclass
+class StatementDraft:
+    lines: list[DraftLine]
+    opening_credits: Decimal | None
+    closing_credits: Decimal | None
+    currency: str
+    amount_paid: int
+
+
+def statement_period_validate(*, period_start: datetime, period_end: datetime) -> None:
+    fields: dict[str, list[str]] = {}
+    if period_start >= period_end:
+        fields["period_end"] = ["period_end must be after period_start."]
+    elif period_end - period_start > MAX_PERIOD:
+        fields["period_end"] = ["A statement covers at most 366 days."]
+    if period_end > timezone.now() + timedelta(minutes=1):
+        fields.setdefault("period_end", []).append("period_end must not be in the future.")
+    if fields:
+        raise ValidationFailed(fields=fields)
+
+
+def _credit_lines(organization: Organization, start: datetime, end: datetime) -> StatementDraft:
+    ledger = CreditTransaction.objects.filter(organization=organization)
+    opening = ledger.filter(created_at__lt=start).aggregate(total=Sum("amount"))["total"] or ZERO
+    period = ledger.filter(created_at__gte=start, created_at__lt=end)
+    lines: list[DraftLine] = []
+    amount_paid = 0
+    currencies: set[str] = set()
+
+    grants = (
+        period.filter(kind=TransactionKind.GRANT).select_related("grant").order_by("created_at", "sequence")
+    )
+    purchases = {
+        p.grant_id: p
+        for p in CreditPurchase.objects.filter(
+            organization=organization, grant_id__in=[t.grant_id for t in grants if t.grant_id]
+        ).select_related("pack")
+    }
+    for txn in grants:
+        purchase = purchases.get(txn.grant_id)
+        day = txn.created_at
+        if purchase is not None:
+            what = purchase.pack.name if purchase.pack_id else f"{credits_str(purchase.credits)} credits"
+            lines.append(
+                DraftLine(
+                    kind=InvoiceLine.Kind.CREDIT_PURCHASE,
+                    description=f"Credit purchase: {what}",
+                    credits=txn.amount,
+                    amount=purchase.amount,
+                    currency=purchase.currency,
+                    quantity=Decimal(1),
+                    period_start=day,
+                    period_end=day,
+                    metadata={"transaction": str(txn.pk), "purchase": str(purchase.pk)},
+                )
+            )
+            amount_paid += purchase.amount
+            currencies.add(purchase.currency)
+            continue
+        source = txn.grant.source if txn.grant_id else ""
+        reason = f": {txn.reason}" if txn.reason else ""
+        lines.append(
+            DraftLine(
+                kind=InvoiceLine.Kind.CREDIT_GRANT,
+                description=f"{SOURCE_LABELS.get(source, 'Credits')} credits granted{reason}",
+                credits=txn.amount,
+                period_start=day,
+                period_end=day,
+                metadata={"transaction": str(txn.pk), "source": source},
+            )
+        )
+
+    for row in (
+        period.filter(kind=TransactionKind.CONSUME)
+        .values("event_name")
+        .annotate(credits=Sum("amount"), quantity=Sum("quantity"), count=Count("id"))
+        .order_by("event_name")
+    ):
+        name = row["event_name"]
+        lines.append(
+            DraftLine(
+                kind=InvoiceLine.Kind.CREDIT_CONSUMPTION,
+                description=f"Credits used: {name or 'direct consumption'} ({row['count']} times)",
+                credits=row["credits"],
+                quantity=row["quantity"] if row["quantity"] is not None else Decimal(row["count"]),
+                metric=name,
+                period_start=start,
+                period_end=end,
+            )
+        )
+
+    for row in (
+        period.filter(kind=TransactionKind.EXPIRE)
+        .values("grant__source")
+        .annotate(credits=Sum("amount"), count=Count("id"))
+        .order_by("grant__source")
+    ):
+        label = SOURCE_LABELS.get(row["grant__source"], "Other")
+        lines.append(
+            DraftLine(
+                kind=InvoiceLine.Kind.CREDIT_EXPIRY,
+                description=f"{label} credits expired",
+                credits=row["credits"],
+                period_start=start,
+                period_end=end,
+            )
+        )
+
+    for txn in period.filter(kind__in=[TransactionKind.ADJUST, TransactionKind.REFUND]).order_by(
+        "created_at", "sequence"
+    ):
+        refund = txn.kind == TransactionKind.REFUND
+        lines.append(
+            DraftLine(
+                kind=InvoiceLine.Kind.CREDIT_REFUND if refund else InvoiceLine.Kind.CREDIT_ADJUSTMENT,
+                description=("Credits given back" if refund else "Adjustment")
+                + (f": {txn.reason}" if txn.reason else ""),
+                credits=txn.amount,
+                period_start=txn.created_at,
+                period_end=txn.created_at,
+                metadata={"transaction": str(txn.pk)},
+            )
+        )
+
+    movement = sum((line.credits for line in lines if line.credits is not None), start=ZERO)
+    currency = sorted(currencies)[0] if len(currencies) == 1 else "usd"
+    return StatementDraft(
+        lines=lines,
+        opening_credits=opening,
+        closing_credits=opening + movement,
+        currency=currency,
+        amount_paid=amount_paid,
+    )
+
+
+def statement_draft_build(
+    *,
+    organization: Organization,
+    period_start: datetime,
+    period_end: datetime,
+    include_usage: bool,
+    include_credits: bool,
+) -> StatementDraft:
+    """What the statement will say, read from the ledger (and the usage rollups once the usage
+    app is there). Writes nothing."""
+    if include_credits:
+        return _credit_lines(organization, period_start, period_end)
+    return StatementDraft(lines=[], opening_credits=None, closing_credits=None, currency="usd", amount_paid=0)
+
+
+def _next_number(organization: Organization) -> int:
+    """The organization's next statement number. The row stays locked until the transaction
+    ends, so concurrent statements take 1, 2, 3... in turn, and a rollback gives it back."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            """
+            INSERT INTO invoices_statementsequence (organization_id, last_number) VALUES (%s, 1)
+            ON CONFLICT (organization_id)
+            DO UPDATE SET last_number = invoices_statementsequence.last_number + 1
+            RETURNING last_number
+            """,
+            [organization.pk],
+        )
+        return cursor.fetchone()[0]
+
+
+def statement_number(organization: Organization, sequence: int) -> str:
+    return f"ST-{organization.pk.hex[:8].upper()}-{sequence:04d}"
+
+
+def statement_generate(
+    *,
+    organization: Organization,
+    period_start: datetime,
+    period_end: datetime,
+    include_usage: bool = True,
+    include_credits: bool = True,
+    actor: str = "",
+) -> Invoice:
+    """Issue a statement for the period: numbered, totalled and immutable from its commit on."""
+    statement_period_validate(period_start=period_start, period_end=period_end)
+    draft = statement_draft_build(
+        organization=organization,
+        period_start=period_start,
+        period_end=period_end,
+        include_usage=include_usage,
+        include_credits=include_credits,
+    )
+    money = [line for line in draft.lines if line.currency == draft.currency]
+    subtotal = sum(line.amount for line in money)
+    with transaction.atomic():
+        sequence = _next_number(organization)
+        statement = Invoice.objects.create(
+            organization=organization,
+            kind=InvoiceKind.STATEMENT,
+            status=InvoiceStatus.DRAFT,
+            sequence=sequence,
+            number=statement_number(organization, sequence),
+            description=f"Statement for {period_start:%d %b %Y} to {period_end:%d %b %Y}",
+            currency=draft.currency,
+            subtotal=subtotal,
+            tax=0,
+            total=subtotal,
+            amount_due=subtotal,
+            amount_paid=min(draft.amount_paid, subtotal),
+            amount_remaining=subtotal - min(draft.amount_paid, subtotal),
+            period_start=period_start,
+            period_end=period_end,
+            customer_name=organization.name,
+            customer_email=organization.billing_email,
+            include_usage=include_usage,
+            include_credits=include_credits,
+            opening_credits=draft.opening_credits,
+            closing_credits=draft.closing_credits,
+            created_by=actor,
+            created_at=timezone.now(),
+            lines_final=True,
+        )
+        InvoiceLine.objects.bulk_create(
+            InvoiceLine(
+                invoice=statement,
+                position=position,
+                kind=line.kind,
+                description=line.description,
+                quantity=line.quantity,
+                amount=line.amount,
+                currency=line.currency,
+                period_start=line.period_start,
+                period_end=line.period_end,
+                metric=line.metric,
+                credits=line.credits,
+                metadata=line.metadata,
+            )
+            for position, line in enumerate(draft.lines, start=1)
+        )
+        Invoice.objects.filter(pk=statement.pk).update(status=InvoiceStatus.ISSUED)
+        statement.status = InvoiceStatus.ISSUED
+    return statement
