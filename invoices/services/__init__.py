@@ -4,8 +4,16 @@
 - `sending`: e-mailing an invoice (logged, sent by a task, at least once).
 - `payment_links`: one-off amounts billed through a Stripe-hosted invoice.
 - `statements`: generated statements of a period (credits, usage), numbered without gaps.
+- `actions`: staff actions (resend, download, void, mark uncollectible), each audited.
 """
 
+from .actions import (
+    invoice_action_log,
+    invoice_download_log,
+    invoice_mark_uncollectible,
+    invoice_resend,
+    invoice_void,
+)
 from .payment_links import PaymentLinkResult, payment_link_create
 from .sending import (
     invoice_send_deliver,
@@ -29,10 +37,15 @@ __all__ = [
     "PaymentLinkResult",
     "StatementDraft",
     "SyncResult",
+    "invoice_action_log",
+    "invoice_download_log",
+    "invoice_mark_uncollectible",
+    "invoice_resend",
     "invoice_send_deliver",
     "invoice_send_pending",
     "invoice_send_queue",
     "invoice_sends_dispatch_due",
+    "invoice_void",
     "payment_link_create",
     "statement_draft_build",
     "statement_generate",
