@@ -6,4 +6,4 @@ class InvoicesConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from . import receivers  # noqa: F401 - connects the webhook handlers
+        from . import demo, receivers  # noqa: F401 - connects the webhook and seed_demo handlers

@@ -5,6 +5,7 @@
 - `payment_links`: one-off amounts billed through a Stripe-hosted invoice.
 - `statements`: generated statements of a period (credits, usage), numbered without gaps.
 - `actions`: staff actions (resend, download, void, mark uncollectible), each audited.
+- `demo`: the demo organization's invoices for `make run`.
 """
 
 from .actions import (
@@ -14,6 +15,7 @@ from .actions import (
     invoice_resend,
     invoice_void,
 )
+from .demo import DemoInvoices, demo_invoices_seed
 from .payment_links import PaymentLinkResult, payment_link_create
 from .sending import (
     invoice_send_deliver,
@@ -34,9 +36,11 @@ from .stripe_sync import (
 
 __all__ = [
     "BackfillResult",
+    "DemoInvoices",
     "PaymentLinkResult",
     "StatementDraft",
     "SyncResult",
+    "demo_invoices_seed",
     "invoice_action_log",
     "invoice_download_log",
     "invoice_mark_uncollectible",

@@ -54,7 +54,11 @@ def credit_catalogue(db):
         CreditPack.objects.update_or_create(
             code=code, defaults={"name": f"{credits:,} credits", "credits": credits, "amount": amount}
         )
-    for name, per_unit in (("SMS_SENT", "1"), ("CALL_DURATION_SECONDS", "0.05")):
+    for name, per_unit in (
+        ("SMS_SENT", "1"),
+        ("CALL_DURATION_SECONDS", "0.05"),
+        ("AI_MESSAGE_GENERATED", "5"),
+    ):
         CreditPrice.objects.update_or_create(
             event_name=name, defaults={"credits_per_unit": Decimal(per_unit), "category": "test"}
         )
