@@ -54,6 +54,10 @@ class StatementDraft:
     amount_paid: int
 
 
+def _times(count: int) -> str:
+    return "once" if count == 1 else f"{count} times"
+
+
 def statement_period_validate(*, period_start: datetime, period_end: datetime) -> None:
     fields: dict[str, list[str]] = {}
     if period_start >= period_end:
@@ -127,7 +131,7 @@ def _credit_lines(organization: Organization, start: datetime, end: datetime) ->
         lines.append(
             DraftLine(
                 kind=InvoiceLine.Kind.CREDIT_CONSUMPTION,
-                description=f"Credits used: {name or 'direct consumption'} ({row['count']} times)",
+                description=f"Credits used: {name or 'direct consumption'} ({_times(row['count'])})",
                 credits=row["credits"],
                 quantity=row["quantity"] if row["quantity"] is not None else Decimal(row["count"]),
                 metric=name,
