@@ -159,3 +159,28 @@ def test_backfill_stores_every_invoice_whole_once(billing_org, stripe_invoice, s
     call_command("backfill_stripe_invoices", organization=[str(billing_org.id)])
     assert list(Invoice.objects.values_list("id", "status", "total").order_by("id")) == before
     assert InvoiceLine.objects.count() == 31
+
+
+def test_a_renewal_on_a_test_clock_is_kept_in_step_from_draft_to_paid(catalogue, billing_owner, webhooks):
+    from tests.stripe_helpers import advance, organization_on_test_clock
+
+    organization, clock = organization_on_test_clock(owner=billing_owner)
+    subscription = subscription_create(
+        organization=organization,
+        plan="starter",
+        interval="month",
+        payment_method="pm_card_visa",
+        trial_days=0,
+    )
+    webhooks.deliver()
+    first = Invoice.objects.get(organization=organization)
+    advance(clock, to=int(first.period_end.timestamp()) + 60)  # the renewal is a draft for an hour
+    webhooks.deliver()
+    renewal = Invoice.objects.filter(organization=organization).exclude(pk=first.pk).get()
+    assert renewal.status == "draft" and renewal.stripe_subscription_id == subscription.id
+    advance(clock, days=0.1)
+    webhooks.deliver()
+    renewal.refresh_from_db()
+    assert (renewal.status, renewal.billing_reason) == ("paid", "subscription_cycle")
+    assert renewal.number and renewal.lines_final and renewal.lines.get().kind == "subscription"
+    assert renewal.period_start == first.period_end
