@@ -6,6 +6,7 @@ uncollectible (Stripe invoices only; a statement is immutable)."""
 from __future__ import annotations
 
 from django.contrib import admin, messages
+from django.db.models import Count
 from django.http import HttpResponse
 from django.shortcuts import get_object_or_404
 from django.urls import path, reverse
@@ -16,12 +17,13 @@ from billing.templatetags.money import money
 from config.exceptions import ApplicationError
 
 from .documents import invoice_document_filename, invoice_document_pdf
-from .models import Invoice, InvoiceAction, InvoiceLine, InvoiceSend
+from .models import Invoice, InvoiceAction, InvoiceLine, InvoiceSend, PeriodClose
 from .services import (
     invoice_download_log,
     invoice_mark_uncollectible,
     invoice_resend,
     invoice_void,
+    period_close_dispatch,
 )
 
 
@@ -193,3 +195,56 @@ class InvoiceSendAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:
         return False
+
+
+@admin.register(PeriodClose)
+class PeriodCloseAdmin(admin.ModelAdmin):
+    """The progress of each period close: statements issued out of the organizations to close."""
+
+    list_display = [
+        "__str__",
+        "organizations",
+        "issued",
+        "progress",
+        "dispatches",
+        "dispatched_at",
+        "finished_at",
+    ]
+    list_filter = ["finished_at", "period_start"]
+    actions = ["dispatch_missing"]
+    readonly_fields = [
+        "period_start",
+        "period_end",
+        "organizations",
+        "dispatches",
+        "dispatched_at",
+        "finished_at",
+    ]
+
+    def get_queryset(self, request):
+        return super().get_queryset(request).annotate(issued_count=Count("statements"))
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    @admin.display(description="Statements issued", ordering="issued_count")
+    def issued(self, obj) -> int:
+        return obj.issued_count
+
+    @admin.display(description="Progress")
+    def progress(self, obj) -> str:
+        if not obj.organizations:
+            return "-"
+        return f"{100 * obj.issued_count / obj.organizations:.1f}%"
+
+    @admin.action(description="Dispatch the organizations still missing their statement")
+    def dispatch_missing(self, request, queryset):
+        for close in queryset.filter(finished_at__isnull=True):
+            count = period_close_dispatch(close=close)
+            self.message_user(request, f"{close}: {count} organization(s) dispatched.", messages.SUCCESS)

@@ -81,12 +81,21 @@ class Invoice(models.Model):
     opening_credits = CreditsField(null=True, blank=True)
     closing_credits = CreditsField(null=True, blank=True)
     created_by = models.CharField(max_length=200, blank=True)
+    # The period close that issued this statement (one per organization and close).
+    period_close = models.ForeignKey(
+        "PeriodClose", null=True, blank=True, on_delete=models.PROTECT, related_name="statements"
+    )
     created_at = models.DateTimeField()
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "period_close"],
+                condition=Q(period_close__isnull=False),
+                name="invoice_one_statement_per_close",
+            ),
             models.UniqueConstraint(
                 fields=["organization", "sequence"],
                 condition=Q(sequence__isnull=False),
@@ -252,3 +261,26 @@ class InvoiceAction(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} of {self.invoice} by {self.actor}"
+
+
+class PeriodClose(models.Model):
+    """The close of a period for every organization: one statement each, issued by independent
+    tasks (one per organization, safe to run twice). Progress is the number of statements that
+    point at it; the beat task dispatches the organizations still missing one until none is."""
+
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    organizations = models.PositiveIntegerField(default=0, help_text="Organizations to close.")
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    dispatches = models.PositiveIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-period_start"]
+        constraints = [
+            models.UniqueConstraint(fields=["period_start", "period_end"], name="period_close_unique_period"),
+        ]
+
+    def __str__(self) -> str:
+        return f"Close of {self.period_start:%Y-%m-%d} to {self.period_end:%Y-%m-%d}"

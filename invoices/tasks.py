@@ -5,6 +5,7 @@ through the package (see `billing.tasks`)."""
 from __future__ import annotations
 
 from celery import shared_task
+from django.db import OperationalError
 
 from billing.exceptions import StripeUnavailable
 
@@ -37,3 +38,22 @@ def invoice_send_task(self, send_id: str) -> bool:
 def invoice_sends_dispatch_due_task() -> int:
     """Beat: e-mail the logged sends whose task was lost."""
     return services.invoice_sends_dispatch_due()
+
+
+@shared_task(name="invoices.period_close_task")
+def period_close_task() -> dict:
+    """Beat (hourly): close last month for every organization, one task each."""
+    close = services.period_close_run()
+    done, total = services.period_close_progress(close=close)
+    return {"close": close.pk, "done": done, "total": total, "finished": close.finished_at is not None}
+
+
+@shared_task(
+    name="invoices.statement_close_task",
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def statement_close_task(close_id: int, organization_id: str) -> str | None:
+    statement = services.statement_close_organization(close_id=close_id, organization_id=organization_id)
+    return statement.number if statement is not None else None

@@ -6,6 +6,7 @@
 - `statements`: generated statements of a period (credits, usage), numbered without gaps.
 - `actions`: staff actions (resend, download, void, mark uncollectible), each audited.
 - `demo`: the demo organization's invoices for `make run`.
+- `period_close`: last month's statement for every organization, one task each.
 """
 
 from .actions import (
@@ -17,6 +18,14 @@ from .actions import (
 )
 from .demo import DemoInvoices, demo_invoices_seed
 from .payment_links import PaymentLinkResult, payment_link_create
+from .period_close import (
+    period_close_dispatch,
+    period_close_missing,
+    period_close_progress,
+    period_close_run,
+    previous_month,
+    statement_close_organization,
+)
 from .sending import (
     invoice_send_deliver,
     invoice_send_pending,
@@ -51,6 +60,12 @@ __all__ = [
     "invoice_sends_dispatch_due",
     "invoice_void",
     "payment_link_create",
+    "period_close_dispatch",
+    "period_close_missing",
+    "period_close_progress",
+    "period_close_run",
+    "previous_month",
+    "statement_close_organization",
     "statement_draft_build",
     "statement_generate",
     "statement_number",

@@ -227,8 +227,10 @@ def statement_generate(
     include_usage: bool = True,
     include_credits: bool = True,
     actor: str = "",
+    period_close=None,
 ) -> Invoice:
-    """Issue a statement for the period: numbered, totalled and immutable from its commit on."""
+    """Issue a statement for the period: numbered, totalled and immutable from its commit on.
+    With `period_close`, at most one per organization and close (the database says so)."""
     statement_period_validate(period_start=period_start, period_end=period_end)
     draft = statement_draft_build(
         organization=organization,
@@ -266,6 +268,7 @@ def statement_generate(
             created_by=actor,
             created_at=timezone.now(),
             lines_final=True,
+            period_close=period_close,
         )
         InvoiceLine.objects.bulk_create(
             InvoiceLine(

@@ -131,3 +131,101 @@ def test_statement_generation():
         f"\nstatements: {ORGS} organizations x {ROWS_PER_ORG} ledger rows (seeded in {seeded:.1f} s): "
         f"{elapsed:.2f} s, {ORGS / elapsed:.0f} statements/s in one process"
     )
+
+
+CLOSE_ORGS = int(os.environ.get("BENCH_CLOSE_ORGS", "10000"))
+CLOSE_ROWS = int(os.environ.get("BENCH_CLOSE_ROWS", "20"))
+CLOSE_WORKERS = int(os.environ.get("BENCH_CLOSE_CONCURRENCY", "2"))
+
+
+def _bulk_month(count: int, rows_per_org: int) -> None:
+    """`count` organizations, each with a grant and `rows_per_org - 1` consumptions in January."""
+    organizations = Organization.objects.bulk_create(
+        [
+            Organization(name=f"Close {n}", billing_email=f"c{n}@example.com", created_at=START)
+            for n in range(count)
+        ],
+        batch_size=2000,
+    )
+    Organization.objects.filter(pk__in=[o.pk for o in organizations]).update(created_at=START)
+    accounts = CreditAccount.objects.bulk_create(
+        [
+            CreditAccount(organization=o, balance=Decimal(1000 - 3 * (rows_per_org - 1)))
+            for o in organizations
+        ],
+        batch_size=2000,
+    )
+    grants = CreditGrant.objects.bulk_create(
+        [
+            CreditGrant(
+                account=a,
+                organization_id=a.organization_id,
+                source="purchase",
+                amount=Decimal(1000),
+                remaining=Decimal(1000 - 3 * (rows_per_org - 1)),
+                created_at=START,
+            )
+            for a in accounts
+        ],
+        batch_size=2000,
+    )
+    step = (END - START) / rows_per_org
+    batch: list[CreditTransaction] = []
+    for account, grant in zip(accounts, grants, strict=True):
+        balance = Decimal(1000)
+        batch.append(
+            CreditTransaction(
+                organization_id=account.organization_id,
+                account=account,
+                sequence=1,
+                kind="grant",
+                amount=balance,
+                balance_after=balance,
+                grant=grant,
+                created_at=START,
+            )
+        )
+        for n in range(2, rows_per_org + 1):
+            balance -= 3
+            batch.append(
+                CreditTransaction(
+                    organization_id=account.organization_id,
+                    account=account,
+                    sequence=n,
+                    kind="consume",
+                    amount=Decimal(-3),
+                    balance_after=balance,
+                    event_name=EVENTS[n % len(EVENTS)],
+                    quantity=Decimal(3),
+                    created_at=START + step * n,
+                )
+            )
+        if len(batch) >= 20000:
+            CreditTransaction.objects.bulk_create(batch)
+            batch = []
+    CreditTransaction.objects.bulk_create(batch)
+
+
+def test_period_close_at_scale(tmp_path):
+    """The beat task's dispatch and the per-organization tasks on a real Celery worker
+    (`BENCH_CLOSE_CONCURRENCY` processes), from the dispatch to the last statement."""
+    from invoices.services import period_close_progress, period_close_run
+    from tests.processes import celery_worker
+
+    began = time.perf_counter()
+    _bulk_month(CLOSE_ORGS, CLOSE_ROWS)
+    seeded = time.perf_counter() - began
+    with celery_worker(concurrency=CLOSE_WORKERS, log_path=tmp_path / "worker.log"):
+        began = time.perf_counter()
+        close = period_close_run(now=END + timedelta(hours=1))
+        dispatched = time.perf_counter() - began
+        done = 0
+        while done < CLOSE_ORGS and time.perf_counter() - began < 1800:
+            time.sleep(1)
+            done, _ = period_close_progress(close=close)
+        elapsed = time.perf_counter() - began
+    print(
+        f"\nperiod close: {CLOSE_ORGS:,} organizations x {CLOSE_ROWS} ledger rows"
+        f" (seeded in {seeded:.0f} s); dispatch {dispatched:.1f} s; {done:,} statements in {elapsed:.1f} s"
+        f" = {done / elapsed:.0f} statements/s ({CLOSE_WORKERS} worker processes)"
+    )
