@@ -50,6 +50,7 @@ def period_close_task() -> dict:
 
 @shared_task(
     name="invoices.statement_close_task",
+    ignore_result=True,  # progress is the statements themselves; 10,000 results in Redis help nobody
     autoretry_for=(OperationalError,),
     retry_backoff=True,
     max_retries=5,

@@ -16,13 +16,12 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from django.db import connection, transaction
-from django.db.models import Count, Sum
 from django.utils import timezone
 
 from billing.models import Organization
 from config.exceptions import ValidationFailed
 from credits.formatting import credits_str
-from credits.models import CreditPurchase, CreditSource, CreditTransaction, TransactionKind
+from credits.models import CreditSource, TransactionKind
 
 from ..models import Invoice, InvoiceKind, InvoiceLine, InvoiceStatus
 
@@ -70,109 +69,114 @@ def statement_period_validate(*, period_start: datetime, period_end: datetime) -
         raise ValidationFailed(fields=fields)
 
 
+# The whole ledger read of a statement, in one round trip: the opening balance, the consumptions
+# and expiries summed per event and per source, and one row per grant, adjustment and refund (with
+# the purchase behind a grant, if any). Ordered so the lines come out grants first, then by kind.
+LEDGER_SQL = """
+SELECT 0 AS part, '' AS kind, '' AS event_name, '' AS source, SUM(t.amount) AS amount,
+       NULL::numeric AS quantity, COUNT(*) AS n, NULL::uuid AS txn_id, '' AS reason,
+       NULL::timestamptz AS at, NULL::uuid AS purchase_id, NULL::bigint AS price,
+       NULL::varchar AS currency, NULL::varchar AS pack_name, NULL::numeric AS purchase_credits
+  FROM credits_credittransaction t
+ WHERE t.organization_id = %(org)s AND t.created_at < %(start)s
+UNION ALL
+SELECT CASE t.kind WHEN 'consume' THEN 2 ELSE 3 END, t.kind, t.event_name, COALESCE(g.source, ''),
+       SUM(t.amount), SUM(t.quantity), COUNT(*), NULL, '', NULL, NULL, NULL, NULL, NULL, NULL
+  FROM credits_credittransaction t LEFT JOIN credits_creditgrant g ON g.id = t.grant_id
+ WHERE t.organization_id = %(org)s AND t.created_at >= %(start)s AND t.created_at < %(end)s
+   AND t.kind IN ('consume', 'expire')
+ GROUP BY t.kind, CASE t.kind WHEN 'consume' THEN t.event_name ELSE '' END, t.event_name,
+          COALESCE(g.source, '')
+UNION ALL
+SELECT CASE t.kind WHEN 'grant' THEN 1 ELSE 4 END, t.kind, t.event_name, COALESCE(g.source, ''),
+       t.amount, NULL, 1, t.id, t.reason, t.created_at, p.id, p.amount, p.currency, pk.name, p.credits
+  FROM credits_credittransaction t
+  LEFT JOIN credits_creditgrant g ON g.id = t.grant_id
+  LEFT JOIN credits_creditpurchase p ON t.kind = 'grant' AND p.grant_id = t.grant_id
+  LEFT JOIN credits_creditpack pk ON pk.id = p.pack_id
+ WHERE t.organization_id = %(org)s AND t.created_at >= %(start)s AND t.created_at < %(end)s
+   AND t.kind IN ('grant', 'adjust', 'refund')
+ORDER BY part, at, event_name, source
+"""
+
+
 def _credit_lines(organization: Organization, start: datetime, end: datetime) -> StatementDraft:
-    ledger = CreditTransaction.objects.filter(organization=organization)
-    opening = ledger.filter(created_at__lt=start).aggregate(total=Sum("amount"))["total"] or ZERO
-    period = ledger.filter(created_at__gte=start, created_at__lt=end)
+    with connection.cursor() as cursor:
+        cursor.execute(LEDGER_SQL, {"org": organization.pk, "start": start, "end": end})
+        rows = cursor.fetchall()
+    opening = ZERO
     lines: list[DraftLine] = []
     amount_paid = 0
     currencies: set[str] = set()
-
-    grants = (
-        period.filter(kind=TransactionKind.GRANT).select_related("grant").order_by("created_at", "sequence")
-    )
-    purchases = {
-        p.grant_id: p
-        for p in CreditPurchase.objects.filter(
-            organization=organization, grant_id__in=[t.grant_id for t in grants if t.grant_id]
-        ).select_related("pack")
-    }
-    for txn in grants:
-        purchase = purchases.get(txn.grant_id)
-        day = txn.created_at
-        if purchase is not None:
-            what = purchase.pack.name if purchase.pack_id else f"{credits_str(purchase.credits)} credits"
+    for row in rows:
+        part, kind, event, source, credits, quantity, count, txn_id, reason, at = row[:10]
+        purchase_id, price, currency, pack_name, purchase_credits = row[10:]
+        if part == 0:
+            opening = credits or ZERO
+        elif kind == TransactionKind.CONSUME:
+            lines.append(
+                DraftLine(
+                    kind=InvoiceLine.Kind.CREDIT_CONSUMPTION,
+                    description=f"Credits used: {event or 'direct consumption'} ({_times(count)})",
+                    credits=credits,
+                    quantity=quantity if quantity is not None else Decimal(count),
+                    metric=event,
+                    period_start=start,
+                    period_end=end,
+                )
+            )
+        elif kind == TransactionKind.EXPIRE:
+            lines.append(
+                DraftLine(
+                    kind=InvoiceLine.Kind.CREDIT_EXPIRY,
+                    description=f"{SOURCE_LABELS.get(source, 'Other')} credits expired",
+                    credits=credits,
+                    period_start=start,
+                    period_end=end,
+                )
+            )
+        elif purchase_id is not None:
+            what = pack_name or f"{credits_str(purchase_credits)} credits"
             lines.append(
                 DraftLine(
                     kind=InvoiceLine.Kind.CREDIT_PURCHASE,
                     description=f"Credit purchase: {what}",
-                    credits=txn.amount,
-                    amount=purchase.amount,
-                    currency=purchase.currency,
+                    credits=credits,
+                    amount=price,
+                    currency=currency,
                     quantity=Decimal(1),
-                    period_start=day,
-                    period_end=day,
-                    metadata={"transaction": str(txn.pk), "purchase": str(purchase.pk)},
+                    period_start=at,
+                    period_end=at,
+                    metadata={"transaction": str(txn_id), "purchase": str(purchase_id)},
                 )
             )
-            amount_paid += purchase.amount
-            currencies.add(purchase.currency)
-            continue
-        source = txn.grant.source if txn.grant_id else ""
-        reason = f": {txn.reason}" if txn.reason else ""
-        lines.append(
-            DraftLine(
-                kind=InvoiceLine.Kind.CREDIT_GRANT,
-                description=f"{SOURCE_LABELS.get(source, 'Credits')} credits granted{reason}",
-                credits=txn.amount,
-                period_start=day,
-                period_end=day,
-                metadata={"transaction": str(txn.pk), "source": source},
+            amount_paid += price
+            currencies.add(currency)
+        elif kind == TransactionKind.GRANT:
+            lines.append(
+                DraftLine(
+                    kind=InvoiceLine.Kind.CREDIT_GRANT,
+                    description=f"{SOURCE_LABELS.get(source, 'Credits')} credits granted"
+                    + (f": {reason}" if reason else ""),
+                    credits=credits,
+                    period_start=at,
+                    period_end=at,
+                    metadata={"transaction": str(txn_id), "source": source},
+                )
             )
-        )
-
-    for row in (
-        period.filter(kind=TransactionKind.CONSUME)
-        .values("event_name")
-        .annotate(credits=Sum("amount"), quantity=Sum("quantity"), count=Count("id"))
-        .order_by("event_name")
-    ):
-        name = row["event_name"]
-        lines.append(
-            DraftLine(
-                kind=InvoiceLine.Kind.CREDIT_CONSUMPTION,
-                description=f"Credits used: {name or 'direct consumption'} ({_times(row['count'])})",
-                credits=row["credits"],
-                quantity=row["quantity"] if row["quantity"] is not None else Decimal(row["count"]),
-                metric=name,
-                period_start=start,
-                period_end=end,
+        else:
+            refund = kind == TransactionKind.REFUND
+            lines.append(
+                DraftLine(
+                    kind=InvoiceLine.Kind.CREDIT_REFUND if refund else InvoiceLine.Kind.CREDIT_ADJUSTMENT,
+                    description=("Credits given back" if refund else "Adjustment")
+                    + (f": {reason}" if reason else ""),
+                    credits=credits,
+                    period_start=at,
+                    period_end=at,
+                    metadata={"transaction": str(txn_id)},
+                )
             )
-        )
-
-    for row in (
-        period.filter(kind=TransactionKind.EXPIRE)
-        .values("grant__source")
-        .annotate(credits=Sum("amount"), count=Count("id"))
-        .order_by("grant__source")
-    ):
-        label = SOURCE_LABELS.get(row["grant__source"], "Other")
-        lines.append(
-            DraftLine(
-                kind=InvoiceLine.Kind.CREDIT_EXPIRY,
-                description=f"{label} credits expired",
-                credits=row["credits"],
-                period_start=start,
-                period_end=end,
-            )
-        )
-
-    for txn in period.filter(kind__in=[TransactionKind.ADJUST, TransactionKind.REFUND]).order_by(
-        "created_at", "sequence"
-    ):
-        refund = txn.kind == TransactionKind.REFUND
-        lines.append(
-            DraftLine(
-                kind=InvoiceLine.Kind.CREDIT_REFUND if refund else InvoiceLine.Kind.CREDIT_ADJUSTMENT,
-                description=("Credits given back" if refund else "Adjustment")
-                + (f": {txn.reason}" if txn.reason else ""),
-                credits=txn.amount,
-                period_start=txn.created_at,
-                period_end=txn.created_at,
-                metadata={"transaction": str(txn.pk)},
-            )
-        )
-
     movement = sum((line.credits for line in lines if line.credits is not None), start=ZERO)
     currency = sorted(currencies)[0] if len(currencies) == 1 else "usd"
     return StatementDraft(
