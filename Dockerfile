@@ -16,4 +16,4 @@ RUN DATABASE_URL=sqlite:///tmp/x.db SECRET_KEY=build \
 RUN useradd --create-home app
 USER app
 EXPOSE 8000
-CMD ["gunicorn", "config.wsgi:application", "--bind", "0.0.0.0:8000"]
+CMD ["gunicorn", "-c", "config/gunicorn.py"]

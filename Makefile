@@ -15,9 +15,10 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-## make run: embedded PostgreSQL + Redis + Stripe emulator, migrate, seed, web + worker + beat.
+## make run: embedded PostgreSQL + Redis + Stripe emulator, migrate, seed, gunicorn + worker + beat.
+## make run DEV=1: DEBUG on and gunicorn reloading on code changes.
 run: $(STAMP)
-	@$(PY) -m config.devstack run
+	@$(PY) -m config.devstack run $(if $(filter 1 true yes,$(DEV)),--dev)
 
 ## make test: the whole suite on a fresh test database (embedded services unless DATABASE_URL/REDIS_URL).
 test: $(STAMP)
@@ -44,7 +45,7 @@ check: $(STAMP)
 	  SECURE_HSTS_INCLUDE_SUBDOMAINS=true SECURE_HSTS_PRELOAD=true \
 	  $(PY) manage.py check --deploy --fail-level WARNING
 
-## make manage ARGS="...": a manage.py command against the embedded services.
+## make manage ARGS="...": a manage.py command against the running `make run` (else embedded services).
 manage: $(STAMP)
 	@$(PY) -m config.devstack manage $(ARGS)
 

@@ -183,3 +183,27 @@ def catalogue_seed(plan_model, price_model) -> None:
         if created:
             for interval, amount in spec["prices"]:
                 price_model.objects.create(plan=plan, interval=interval, amount=amount, currency="usd")
+
+
+# Usage above a plan's limit billed through a Stripe metered price: plan code -> [(metric code,
+# meter event name, minor units per unit above the limit)]. Business sends SMS past its
+# 100,000 a month at 1 cent each instead of refusing them.
+SEED_METERED_PRICES = {
+    "business": [("SMS_SENT", "sms_sent", 1)],
+}
+
+
+def metered_prices_seed(plan_model, metered_model) -> None:
+    """Create the seed metered prices that do not exist yet (staff may have edited them)."""
+    for code, prices in SEED_METERED_PRICES.items():
+        plan = plan_model.objects.filter(code=code).first()
+        if plan is None:
+            continue
+        for metric, event_name, unit_amount in prices:
+            metered_model.objects.get_or_create(
+                plan=plan,
+                metric=metric,
+                interval="month",
+                currency="usd",
+                defaults={"meter_event_name": event_name, "unit_amount": unit_amount},
+            )

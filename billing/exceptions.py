@@ -17,6 +17,15 @@ class StripeUnavailable(ApplicationError):
     default_message = "The payment processor is unavailable; try again shortly."
 
 
+class StripeRateLimited(StripeUnavailable):
+    """Stripe answered 429: to API callers a `stripe_unavailable` 503 like any outage; callers
+    that pace themselves (the meter sync) read `retry_after` (seconds, when Stripe said)."""
+
+    def __init__(self, message: str | None = None, *, retry_after: float | None = None):
+        self.retry_after = retry_after
+        super().__init__(message, extra={"retry_after": retry_after} if retry_after is not None else None)
+
+
 class SubscriptionExists(ApplicationError):
     code = "subscription_exists"
     status = status.HTTP_409_CONFLICT

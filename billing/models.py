@@ -235,6 +235,40 @@ class PlanPrice(models.Model):
         return f"plan_{self.plan.code}_{self.interval}{suffix}"
 
 
+class PlanMeteredPrice(models.Model):
+    """Usage of a metric above the plan's limit (its included quantity), billed in arrears on
+    each renewal invoice through a Stripe metered price on a Stripe meter. With one, the limit
+    no longer refuses work: what goes past it is billed. `metric` is a usage metric code (the
+    usage app's `Metric`); `manage.py sync_stripe_catalog` creates the meter and the price."""
+
+    plan = models.ForeignKey(Plan, on_delete=models.CASCADE, related_name="metered_prices")
+    metric = models.CharField(max_length=64, help_text="A usage metric code, e.g. SMS_SENT.")
+    meter_event_name = models.CharField(
+        max_length=100, help_text="The Stripe meter's event name (the metric's meter event name)."
+    )
+    unit_amount = models.PositiveIntegerField(help_text="Per unit above the limit, in minor units.")
+    currency = models.CharField(max_length=3, default="usd")
+    interval = models.CharField(max_length=8, choices=Interval.choices, default=Interval.MONTH)
+    active = models.BooleanField(default=True)
+    stripe_meter_id = models.CharField(max_length=255, blank=True, editable=False)
+    stripe_price_id = models.CharField(max_length=255, blank=True, db_index=True, editable=False)
+
+    class Meta:
+        ordering = ["plan__sort_order", "metric"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["plan", "metric", "interval", "currency"], name="planmeteredprice_unique"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.plan.name} {self.metric} overage"
+
+    @property
+    def lookup_key(self) -> str:
+        return f"plan_{self.plan.code}_{self.interval}_overage_{self.metric.lower()}"
+
+
 class BillingNotice(models.Model):
     """The notice outbox: one row per e-mail the billing system decided to send, keyed so that a
     webhook delivered five times sends one e-mail (e.g. `payment_failed:in_123:1`). Who receives
@@ -247,6 +281,8 @@ class BillingNotice(models.Model):
         LOW_BALANCE = "low_balance", "Low credit balance"
         AUTO_REFILL_DISABLED = "auto_refill_disabled", "Auto-refill turned off"
         AUTO_REFILL_ACTION_REQUIRED = "auto_refill_action_required", "Auto-refill needs authentication"
+        USAGE_WARNING = "usage_warning", "Usage at 80% of a limit"
+        USAGE_LIMIT_REACHED = "usage_limit_reached", "Usage limit reached"
 
     class Audience(models.TextChoices):
         ORGANIZATION = "organization", "The organization's billing contacts"

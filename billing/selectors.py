@@ -5,14 +5,14 @@ from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from django.db.models import QuerySet
 from djstripe.models import Charge, Customer, PaymentMethod, Price, Subscription
 
 from . import stripe_data
 from .access import Access
-from .models import ApiKey, Membership, Organization, Plan, PlanPrice, PlatformKey, Role
+from .models import ApiKey, Membership, Organization, Plan, PlanMeteredPrice, PlanPrice, PlatformKey, Role
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
@@ -304,3 +304,87 @@ def organizations_with_live_subscription() -> QuerySet[Organization]:
     return Organization.objects.filter(subscription_status__in=ENTITLED_STATUSES).exclude(
         stripe_subscription_id=""
     )
+
+
+# --------------------------------------------------------------------------- usage periods and metered prices
+def calendar_month(moment: datetime) -> tuple[datetime, datetime]:
+    start = moment.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = (
+        start.replace(year=start.year + 1, month=1)
+        if start.month == 12
+        else start.replace(month=start.month + 1)
+    )
+    return start, end
+
+
+def organization_billing_period(*, organization: Organization, now: datetime) -> tuple[datetime, datetime]:
+    """The period usage limits count in: the live subscription's current period (from the
+    dj-stripe mirror), or the calendar month (UTC) on the free plan or when the mirror has no
+    period covering `now` yet (a renewal whose webhook has not arrived)."""
+    if organization.stripe_subscription_id and organization.subscription_status in ENTITLED_STATUSES:
+        row = (
+            Subscription.objects.filter(id=organization.stripe_subscription_id)
+            .values_list("stripe_data")
+            .first()
+        )
+        if row is not None:
+            start, end = stripe_data.subscription_period(row[0] or {})
+            if start is not None and end is not None and start <= now < end:
+                return start, end
+    return calendar_month(now)
+
+
+def plan_metered_prices(*, plan: Plan) -> list[PlanMeteredPrice]:
+    return list(PlanMeteredPrice.objects.filter(plan=plan, active=True).exclude(stripe_price_id=""))
+
+
+def plan_metered_price_ids(*, plan: Plan, interval: str) -> list[str]:
+    """The Stripe metered prices a new subscription to the plan carries (those for the interval)."""
+    return [p.stripe_price_id for p in plan_metered_prices(plan=plan) if p.interval == interval]
+
+
+@dataclass(frozen=True)
+class MeteredUsage:
+    """A metric an organization's subscription bills in arrears above the plan's limit."""
+
+    metric: str
+    meter_event_name: str
+    meter_id: str
+    included: int  # the plan's limit for the metric: what the subscription already pays for
+    customer_id: str
+
+
+def organization_metered_usage(*, organization: Organization) -> list[MeteredUsage]:
+    """The metered prices of the organization's live subscription (items on Stripe), with the
+    customer the meter events go to. Empty on the free plan or without metered items."""
+    if not organization.stripe_subscription_id or organization.subscription_status not in ENTITLED_STATUSES:
+        return []
+    row = (
+        Subscription.objects.filter(id=organization.stripe_subscription_id)
+        .values_list("stripe_data", "customer_id")
+        .first()
+    )
+    if row is None:
+        return []
+    data, customer_id = row
+    item_prices = {
+        stripe_data.object_id(item.get("price")) for item in stripe_data.subscription_items(data or {})
+    }
+    plan = organization_plan_get(organization)
+    out = []
+    for metered in PlanMeteredPrice.objects.filter(plan=plan, stripe_price_id__in=item_prices):
+        out.append(
+            MeteredUsage(
+                metric=metered.metric,
+                meter_event_name=metered.meter_event_name,
+                meter_id=metered.stripe_meter_id,
+                included=int(plan.limits.get(metered.metric) or 0),
+                customer_id=customer_id,
+            )
+        )
+    return out
+
+
+def plan_overage_metrics(*, plan: Plan) -> set[str]:
+    """Metrics whose limit on this plan is billed past rather than refused."""
+    return set(PlanMeteredPrice.objects.filter(plan=plan, active=True).values_list("metric", flat=True))

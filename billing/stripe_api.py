@@ -23,7 +23,7 @@ from django.conf import settings
 
 from config.exceptions import ApplicationError
 
-from .exceptions import PaymentFailed, StripeUnavailable
+from .exceptions import PaymentFailed, StripeRateLimited, StripeUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +73,18 @@ def translate_errors(func: Callable[P, R]) -> Callable[P, R]:
                 if hasattr(intent, "get") and intent.get("client_secret"):
                     extra["client_secret"] = intent.get("client_secret")
             raise PaymentFailed(exc.user_message or "The card was declined.", extra=extra) from exc
-        except (stripe.RateLimitError, stripe.APIConnectionError) as exc:
+        except stripe.RateLimitError as exc:
+            headers = getattr(exc, "headers", None) or {}
+            retry_after = headers.get("Retry-After") or headers.get("retry-after")
+            logger.warning(
+                "stripe unavailable in %s: RateLimitError (retry after %s)", func.__name__, retry_after
+            )
+            try:
+                seconds = float(retry_after) if retry_after is not None else None
+            except ValueError:
+                seconds = None
+            raise StripeRateLimited(retry_after=seconds) from exc
+        except stripe.APIConnectionError as exc:
             logger.warning("stripe unavailable in %s: %s", func.__name__, type(exc).__name__)
             raise StripeUnavailable() from exc
         except stripe.StripeError as exc:
@@ -194,6 +205,32 @@ def price_create(
 
 
 @translate_errors
+def metered_price_create(
+    *,
+    product_id: str,
+    meter_id: str,
+    unit_amount: int,
+    currency: str,
+    interval: str,
+    lookup_key: str,
+    metadata: dict,
+    replaces: str | None = None,
+):
+    """A recurring metered price on a meter (billed in arrears), taking `lookup_key` over."""
+    key = f"price:{lookup_key}:{unit_amount}:{currency}:{interval}:{meter_id}:replaces:{replaces or '-'}"
+    return stripe.Price.create(
+        product=product_id,
+        unit_amount=unit_amount,
+        currency=currency,
+        lookup_key=lookup_key,
+        transfer_lookup_key=True,
+        recurring={"interval": interval, "usage_type": "metered", "meter": meter_id},
+        metadata=metadata,
+        **request_options(key),
+    )  # fmt: skip
+
+
+@translate_errors
 def price_update(*, price_id: str, **fields):
     return stripe.Price.modify(price_id, **fields, **request_options())
 
@@ -249,10 +286,13 @@ def subscription_create(
     trial_days: int | None = None,
     metadata: dict | None = None,
     payment_behavior: str = "error_if_incomplete",
+    metered_price_ids: list[str] | None = None,
 ):
+    """The plan's price first (the item the rest of the code reads the plan from), then its
+    metered prices (billed in arrears, no quantity)."""
     params: dict[str, Any] = {
         "customer": customer_id,
-        "items": [{"price": price_id}],
+        "items": [{"price": price_id}] + [{"price": p} for p in metered_price_ids or []],
         "payment_behavior": payment_behavior,
         "metadata": metadata or {},
     }
@@ -493,3 +533,55 @@ def webhook_endpoint_exists(*, endpoint_id: str) -> bool:
             return False
         raise
     return endpoint.get("status") == "enabled"
+
+
+# --------------------------------------------------------------------------- billing meters
+@translate_errors
+def meters_list() -> list:
+    return list(stripe.billing.Meter.list(limit=100, **request_options()).auto_paging_iter())
+
+
+@translate_errors
+def meter_create(*, event_name: str, display_name: str, formula: str = "sum"):
+    """A meter summing `value` per customer (`stripe_customer_id` in the payload)."""
+    return stripe.billing.Meter.create(
+        display_name=display_name,
+        event_name=event_name,
+        default_aggregation={"formula": formula},
+        customer_mapping={"event_payload_key": "stripe_customer_id", "type": "by_id"},
+        value_settings={"event_payload_key": "value"},
+        **request_options(f"meter:{event_name}:create"),
+    )
+
+
+class MeterEventDuplicate(Exception):
+    """Stripe already has a meter event with this identifier (a replay): nothing was recorded."""
+
+
+@translate_errors
+def meter_event_create(*, event_name: str, customer_id: str, value: int, identifier: str, timestamp: int):
+    """One meter event. The identifier is ours, derived from what the event counts, so a resend
+    is refused by Stripe as a duplicate (`MeterEventDuplicate`) instead of being counted twice."""
+    try:
+        return stripe.billing.MeterEvent.create(
+            event_name=event_name,
+            payload={"stripe_customer_id": customer_id, "value": str(value)},
+            identifier=identifier,
+            timestamp=timestamp,
+            **request_options(f"meter_event:{identifier}"),
+        )
+    except stripe.InvalidRequestError as exc:
+        if "already exists" in str(getattr(exc.error, "message", "") or exc) and (
+            getattr(exc.error, "param", None) in (None, "identifier")
+        ):
+            raise MeterEventDuplicate(identifier) from exc
+        raise
+
+
+@translate_errors
+def meter_event_summary_total(*, meter_id: str, customer_id: str, start_time: int, end_time: int) -> int:
+    """What the meter aggregated for the customer over [start_time, end_time) (minute-aligned)."""
+    page = stripe.billing.Meter.list_event_summaries(
+        meter_id, customer=customer_id, start_time=start_time, end_time=end_time, **request_options()
+    )
+    return int(sum(int(item.get("aggregated_value") or 0) for item in page.auto_paging_iter()))

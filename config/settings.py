@@ -4,15 +4,27 @@ Every variable is listed with a safe default in `.env.example`. There is one set
 module: variables switch behaviour (DEBUG, secure cookies, Stripe host), never a second file.
 """
 
+import os
+import sys
 from pathlib import Path
 
 import environ
+
+from config import stackfile
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 env = environ.Env()
 # A local `.env` (copied from `.env.example`) is read when present; real environment wins.
 environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+# With no DATABASE_URL, a command run beside `make run` (`python manage.py ...`, a Celery shell)
+# uses the running stack's PostgreSQL, Redis, Stripe emulator and site URL (`.local/stack.json`,
+# config/stackfile.py); variables that are set still win. Never under pytest: the test suite must
+# not touch (or flush) the development services.
+if not os.environ.get("DATABASE_URL") and "pytest" not in sys.modules:
+    for _name, _value in stackfile.environment().items():
+        os.environ.setdefault(_name, _value)
 
 DEBUG = env.bool("DEBUG", default=False)
 SECRET_KEY = env("SECRET_KEY", default="insecure-dev-key-change-me-" + "x" * 40)
@@ -70,8 +82,14 @@ TEMPLATES = [
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/billing")}
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
+# Persistent connections, one per serving thread: gunicorn (config/gunicorn.py) runs
+# WEB_CONCURRENCY x WEB_THREADS threads, which bounds the web server's connections to PostgreSQL.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# Names each process kind in pg_stat_activity (`make run` sets billing-web, billing-worker, ...).
+DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env(
+    "DB_APPLICATION_NAME", default="billing"
+)
 # Server-side prepared statements, for the few queries that bind parameters server-side (the credit
 # ledger's hot path, `credits/hot_path.py`); Django's own queries bind client-side and are never
 # prepared. Empty turns them off, e.g. behind PgBouncer older than 1.21 in transaction mode.
@@ -106,13 +124,15 @@ USE_I18N = True
 USE_TZ = True
 
 STATIC_URL = "static/"
-STATIC_ROOT = BASE_DIR / "staticfiles"
+STATIC_ROOT = env.path("STATIC_ROOT", default=BASE_DIR / "staticfiles")
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
         "BACKEND": env("STATICFILES_STORAGE", default="whitenoise.storage.CompressedStaticFilesStorage")
     },
 }
+# Served by WhiteNoise from STATIC_ROOT (`collectstatic`, which `make run` and the image run), with
+# far-future caching for the hashed names of the manifest storage; DEBUG serves from the apps.
 WHITENOISE_USE_FINDERS = DEBUG
 WHITENOISE_AUTOREFRESH = DEBUG
 
@@ -236,6 +256,22 @@ CREDITS_CONSUMPTION_ORDER = env.list(
 # --- Notices ---
 # Staff notices (failed payments, cancellations, disputes, unusual consumption, reconcile drift).
 BILLING_ADMIN_EMAILS = env.list("BILLING_ADMIN_EMAILS", default=[])
+
+# --- Usage metering ---
+# Redis for the quota counters (a cache: rebuilt from the database when missing or unreachable).
+USAGE_COUNTERS_REDIS_URL = env("USAGE_COUNTERS_REDIS_URL", default=REDIS_URL)
+USAGE_REDIS_TIMEOUT = env.float("USAGE_REDIS_TIMEOUT", default=0.25)  # seconds per Redis call
+USAGE_REDIS_RETRY_SECONDS = env.float("USAGE_REDIS_RETRY_SECONDS", default=2.0)  # after a failure
+USAGE_COUNTER_TTL = env.int("USAGE_COUNTER_TTL", default=3600)  # seconds a counter lives before a rebuild
+# The absolute URL a quota refusal points at; {site_url} and {organization_id} are filled in.
+USAGE_UPGRADE_URL = env("USAGE_UPGRADE_URL", default="{site_url}/billing/{organization_id}/upgrade/")
+# Dimension keys rolled up per day for `GET /usage/stats` (others are stored on the event only).
+USAGE_ROLLUP_DIMENSIONS = env.list("USAGE_ROLLUP_DIMENSIONS", default=["platform", "message_type", "channel"])
+# Stripe meter sync: events per task run and per second (Stripe's meter event limit is higher).
+USAGE_METER_SYNC_BATCH = env.int("USAGE_METER_SYNC_BATCH", default=500)
+USAGE_METER_EVENTS_PER_SECOND = env.float("USAGE_METER_EVENTS_PER_SECOND", default=50.0)
+# Seconds each process keeps the metric, price and plan rows it reads on every usage call.
+USAGE_CATALOG_CACHE_SECONDS = env.float("USAGE_CATALOG_CACHE_SECONDS", default=5.0)
 
 # --- Invoices ---
 # Who issues the invoices and statements (printed on every document); address lines split by "|".

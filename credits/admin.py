@@ -16,6 +16,7 @@ from .models import (
     AutoRefill,
     CreditAccount,
     CreditGrant,
+    CreditHold,
     CreditPack,
     CreditPrice,
     CreditPurchase,
@@ -101,11 +102,32 @@ class AdjustForm(forms.Form):
 
 @admin.register(CreditAccount)
 class CreditAccountAdmin(admin.ModelAdmin):
-    list_display = ["organization", "balance", "overdraft_limit", "low_balance_threshold", "updated_at"]
+    list_display = [
+        "organization",
+        "balance",
+        "held",
+        "available",
+        "overdraft_limit",
+        "low_balance_threshold",
+        "updated_at",
+    ]
     search_fields = ["organization__name", "=organization__id"]
     list_select_related = ["organization"]
-    fields = ["organization", "balance", "overdraft_limit", "low_balance_threshold", "sequence", "updated_at"]
-    readonly_fields = ["organization", "balance", "sequence", "updated_at"]
+    fields = [
+        "organization",
+        "balance",
+        "held",
+        "overdraft_limit",
+        "low_balance_threshold",
+        "sequence",
+        "updated_at",
+    ]
+    readonly_fields = ["organization", "balance", "held", "sequence", "updated_at"]
+
+    @admin.display(description="available")
+    def available(self, obj) -> str:
+        return credits_str(obj.balance - obj.held)
+
     actions = ["grant_credits", "adjust_credits"]
 
     def has_add_permission(self, request) -> bool:
@@ -199,4 +221,23 @@ class CreditPurchaseAdmin(ReadOnlyAdmin):
     list_display = ["created_at", "organization", "kind", "status", "credits", "amount", "payment_intent_id"]
     list_filter = ["kind", "status", "created_at"]
     search_fields = ["=id", "payment_intent_id", "checkout_session_id", "organization__name"]
+    list_select_related = ["organization"]
+
+
+@admin.register(CreditHold)
+class CreditHoldAdmin(ReadOnlyAdmin):
+    """Reservations (usage holds): read-only; they change through the usage API and beat."""
+
+    list_display = [
+        "created_at",
+        "organization",
+        "event_name",
+        "quantity",
+        "amount",
+        "status",
+        "expires_at",
+        "consumed",
+    ]
+    list_filter = ["status", "event_name", "created_at"]
+    search_fields = ["=organization__id", "organization__name", "idempotency_key", "=id"]
     list_select_related = ["organization"]

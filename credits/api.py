@@ -126,6 +126,8 @@ class CreditSummaryApi(OrganizationApi):
             expires_at = serializers.DateTimeField()
 
         balance = CreditsAmountField()
+        held = CreditsAmountField(help_text="Credits held by active reservations.")
+        available = CreditsAmountField(help_text="balance - held: what can be spent now.")
         by_source = serializers.DictField(child=CreditsAmountField())
         expiring = ExpiringSerializer(many=True)
         auto_refill = AutoRefillOutputSerializer()
@@ -139,6 +141,8 @@ class CreditSummaryApi(OrganizationApi):
         data = self.OutputSerializer(
             {
                 "balance": summary.balance,
+                "held": summary.held,
+                "available": summary.available,
                 "by_source": summary.by_source,
                 "expiring": summary.expiring,
                 "auto_refill": None,

@@ -52,3 +52,19 @@ class CreditPurchaseNotFound(ApplicationError):
     code = "not_found"
     status = status.HTTP_404_NOT_FOUND
     default_message = "Credit purchase not found."
+
+
+class CreditHoldNotFound(ApplicationError):
+    code = "not_found"
+    status = status.HTTP_404_NOT_FOUND
+    default_message = "Reservation not found."
+
+
+class CreditHoldClosed(ApplicationError):
+    """The reservation is no longer held (settled, released or expired)."""
+
+    code = "reservation_closed"
+    status = status.HTTP_409_CONFLICT
+
+    def __init__(self, hold_status: str):
+        super().__init__(f"This reservation is {hold_status}.", extra={"status": hold_status})

@@ -35,7 +35,7 @@ PRICE = CreditPrice._meta.db_table
 
 LOCK_SQL = f"""
 SELECT a.id, a.balance, a.overdraft_limit, a.sequence, a.low_balance_threshold, a.low_balance_alerted_at,
-       r.enabled, r.threshold
+       r.enabled, r.threshold, a.held
 FROM {ACCOUNT} a LEFT JOIN {REFILL} r ON r.account_id = a.id
 WHERE a.organization_id = %s
 FOR UPDATE OF a
@@ -119,9 +119,9 @@ def consume(
         row = cursor.fetchone()
         if row is None:
             return None
-        account_id, balance, overdraft, sequence, alert_at, alerted, refill_on, refill_below = row
+        account_id, balance, overdraft, sequence, alert_at, alerted, refill_on, refill_below, held = row
         after = balance - required
-        if after < -overdraft:
+        if after - held < -overdraft:  # active holds are not for spending (`CreditHold`)
             return None
         if alert_at is not None and (after < alert_at) != (alerted is not None):
             return None

@@ -63,6 +63,9 @@ class CreditAccount(models.Model):
     # When the balance fell below the threshold (the crossing its notice is keyed on); cleared
     # when the balance recovers.
     low_balance_alerted_at = models.DateTimeField(null=True, blank=True)
+    # The sum of the account's active holds (`CreditHold`), kept with them under this row's lock:
+    # what can be spent is balance - held (plus the overdraft).
+    held = CreditsField(default=ZERO)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -75,6 +78,7 @@ class CreditAccount(models.Model):
                 condition=Q(balance__gte=-F("overdraft_limit")),
                 name="credit_account_balance_within_overdraft",
             ),
+            models.CheckConstraint(condition=Q(held__gte=0), name="credit_account_held_gte_0"),
         ]
 
     def __str__(self) -> str:
@@ -314,3 +318,61 @@ class CreditPurchase(models.Model):
     @property
     def stripe_idempotency_key(self) -> str:
         return f"purchase:{self.pk}"
+
+
+class HoldStatus(models.TextChoices):
+    HELD = "held", "Held"
+    SETTLED = "settled", "Settled"
+    RELEASED = "released", "Released"
+    EXPIRED = "expired", "Expired"
+
+
+class CreditHold(models.Model):
+    """Credits reserved for work that has started and not finished (long AI work): they cannot
+    be spent by anything else while held. `CreditAccount.held` is the sum of the account's
+    active holds, changed under the account lock with them; available = balance - held.
+
+    A settle consumes the actual amount through the ledger (one `consume` row) and releases the
+    rest; a release or an expiry gives it all back (no ledger row: nothing was consumed)."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    account = models.ForeignKey(CreditAccount, on_delete=models.PROTECT, related_name="holds")
+    status = models.CharField(max_length=16, choices=HoldStatus.choices, default=HoldStatus.HELD)
+    amount = CreditsField(help_text="Credits held.")
+    event_name = models.CharField(max_length=64, blank=True)
+    quantity = CreditsField(null=True, blank=True, help_text="The estimated quantity the hold is for.")
+    actual_quantity = CreditsField(null=True, blank=True)
+    consumed = CreditsField(null=True, blank=True)
+    transaction = models.OneToOneField(
+        CreditTransaction, null=True, blank=True, on_delete=models.PROTECT, related_name="hold"
+    )
+    expires_at = models.DateTimeField()
+    idempotency_key = models.CharField(max_length=255)
+    request_fingerprint = models.CharField(max_length=64, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    actor = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["organization", "idempotency_key"], name="credit_hold_unique_idempotency_key"
+            ),
+            models.CheckConstraint(condition=Q(amount__gte=0), name="credit_hold_amount_gte_0"),
+        ]
+        indexes = [
+            models.Index(
+                fields=["expires_at"], condition=Q(status="held"), name="credit_hold_active_expiry_idx"
+            ),
+            models.Index(
+                fields=["organization", "event_name"],
+                condition=Q(status="held"),
+                name="credit_hold_active_idx",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Hold {self.amount} ({self.status})"

@@ -20,11 +20,13 @@ from .models import (
     AutoRefill,
     CreditAccount,
     CreditGrant,
+    CreditHold,
     CreditPack,
     CreditPrice,
     CreditPurchase,
     CreditSource,
     CreditTransaction,
+    HoldStatus,
     PurchaseStatus,
 )
 
@@ -75,6 +77,8 @@ def credit_grants_expiring(*, organization: Organization, within: timedelta | No
 @dataclass(frozen=True)
 class CreditSummary:
     balance: Decimal
+    held: Decimal  # active holds (reservations)
+    available: Decimal  # balance - held: what can be spent (the overdraft aside)
     by_source: dict[str, Decimal]
     expiring: list[Expiring]
     auto_refill: AutoRefill | None
@@ -88,12 +92,16 @@ def credit_summary_get(*, organization: Organization) -> CreditSummary:
     balance = account.balance if account else ZERO
     threshold = account.low_balance_threshold if account else None
     refill = getattr(account, "auto_refill", None) if account else None
+    held = account.held if account else ZERO
     return CreditSummary(
         balance=balance,
+        held=held,
+        available=balance - held,
         by_source=credit_balance_by_source(organization=organization),
         expiring=credit_grants_expiring(organization=organization),
         auto_refill=refill,
         low_balance_threshold=threshold,
+        # As the low-balance alert and auto-refill decide it: on the ledger balance.
         low_balance=threshold is not None and balance < threshold,
         overdraft_limit=account.overdraft_limit if account else ZERO,
     )
@@ -205,7 +213,12 @@ def ledger_drift_list(*, organization_ids: list | None = None) -> LedgerReport:
     last_balance = _last_balances(txns)
     remaining = dict(grants.values("account_id").annotate(t=Sum("remaining")).values_list("account_id", "t"))
 
-    for account in accounts.values("id", "organization_id", "balance", "overdraft_limit", "sequence"):
+    holds = CreditHold.objects.filter(status=HoldStatus.HELD)
+    if organization_ids is not None:
+        holds = holds.filter(organization_id__in=organization_ids)
+    held = dict(holds.values("account_id").annotate(t=Sum("amount")).values_list("account_id", "t"))
+
+    for account in accounts.values("id", "organization_id", "balance", "overdraft_limit", "sequence", "held"):
         report.accounts += 1
         org = str(account["organization_id"])
         balance = account["balance"]
@@ -245,6 +258,16 @@ def ledger_drift_list(*, organization_ids: list | None = None) -> LedgerReport:
                     "balance_is_grants_minus_overdraft",
                     f"grants hold {credits_str(live)}, balance {credits_str(balance)} "
                     f"(overdraft in use {credits_str(debt)})",
+                    org,
+                )
+            )
+        active = held.get(account["id"]) or ZERO
+        if account["held"] != active:
+            report.drifts.append(
+                Drift(
+                    "held_is_active_holds",
+                    f"account says {credits_str(account['held'])} held, active holds sum to "
+                    f"{credits_str(active)}",
                     org,
                 )
             )
@@ -297,6 +320,23 @@ def ledger_drift_list(*, organization_ids: list | None = None) -> LedgerReport:
                 "purchase_granted",
                 f"purchase {purchase['id']} succeeded without a grant",
                 str(purchase["organization_id"]),
+            )
+        )
+    for hold in holds.filter(transaction__isnull=False).values("id", "organization_id"):
+        report.drifts.append(
+            Drift(
+                "hold_state", f"hold {hold['id']} is held but has a consumption", str(hold["organization_id"])
+            )
+        )
+    settled = CreditHold.objects.filter(status=HoldStatus.SETTLED, consumed__gt=0, transaction__isnull=True)
+    if organization_ids is not None:
+        settled = settled.filter(organization_id__in=organization_ids)
+    for hold in settled.values("id", "organization_id"):
+        report.drifts.append(
+            Drift(
+                "hold_state",
+                f"hold {hold['id']} was settled without its consumption in the ledger",
+                str(hold["organization_id"]),
             )
         )
     for dup in (

@@ -74,10 +74,36 @@ def migrated_template(django_db_setup) -> str:
     return settings.DATABASES["default"]["TEST"]["TEMPLATE"]
 
 
+@pytest.fixture
+def allow_ledger_drift():
+    """This test leaves drift behind on purpose; skip the after-test invariant check."""
+    return True
+
+
+@pytest.fixture(autouse=True)
+def _ledger_invariants(request):
+    """After every test that touched the database, anywhere in the suite, the credit ledger's
+    invariants hold: the same checks as `manage.py reconcile` (without Stripe)."""
+    yield
+    uses_db = request.node.get_closest_marker("django_db") is not None or {
+        "db",
+        "transactional_db",
+    } & set(request.fixturenames)
+    if not uses_db or "allow_ledger_drift" in request.fixturenames:
+        return
+    from credits.selectors import ledger_drift_list
+
+    report = ledger_drift_list()
+    assert report.clean, "ledger drift after the test:\n" + "\n".join(map(str, report.drifts))
+
+
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Throttle counters and other cached state never leak between tests."""
+    from usage.selectors import catalog_cache_clear
+
     cache.clear()
+    catalog_cache_clear()
     yield
 
 

@@ -16,11 +16,19 @@ from rest_framework.test import APIClient
 from billing.models import ApiKey, BillingNotice, Organization, PlatformKey, Role
 from billing.services import api_key_create, platform_key_create
 from billing.tenancy import OrganizationApi
-from credits.models import AutoRefill, CreditAccount, CreditGrant, CreditPurchase, CreditTransaction
+from credits.models import (
+    AutoRefill,
+    CreditAccount,
+    CreditGrant,
+    CreditHold,
+    CreditPurchase,
+    CreditTransaction,
+)
 from credits.services import credit_consume, credit_grant
 from invoices.models import Invoice, InvoiceLine, InvoiceSend, PaymentLink
 from tests.billing.factories import MembershipFactory, UserFactory
 from tests.test_tenant_isolation import allowed_methods, build_path, organization_routes
+from usage.models import UsageEvent, UsageEventKey, UsageRollup, UsageSyncState
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +124,15 @@ def snapshot(organization, stripe_emulator) -> dict:
         "invoice_lines": InvoiceLine.objects.count(),
         "invoice_sends": InvoiceSend.objects.count(),
         "payment_links": PaymentLink.objects.count(),
+        "holds": list(CreditHold.objects.filter(organization=organization).values_list("id", "status")),
+        "usage_events": UsageEvent.objects.filter(organization_id=organization.pk).count(),
+        "usage_keys": UsageEventKey.objects.filter(organization_id=organization.pk).count(),
+        "usage_rollups": list(
+            UsageRollup.objects.filter(organization_id=organization.pk).values_list(
+                "hour", "quantity", "events"
+            )
+        ),
+        "usage_sync": list(UsageSyncState.objects.filter(organization=organization).values_list("status")),
         "stripe_writes": sum(1 for entry in stripe_emulator.request_log if entry["method"] != "GET"),
     }
 

@@ -18,7 +18,13 @@ from .billing_state import (
     organization_for_subscription_refresh,
     subscription_sync,
 )
-from .catalog import CatalogSyncResult, plan_product_id, stripe_catalog_sync, stripe_one_time_price_ensure
+from .catalog import (
+    CatalogSyncResult,
+    plan_product_id,
+    stripe_catalog_sync,
+    stripe_meter_ensure,
+    stripe_one_time_price_ensure,
+)
 from .charges import (
     ChargeResult,
     payment_intent_find_by_metadata,
@@ -31,6 +37,7 @@ from .hosted import (
     portal_session_create,
     subscription_checkout_session_create,
 )
+from .meters import stripe_meter_event_send, stripe_meter_usage_total
 from .notices import (
     billing_notice_queue,
     billing_notice_send,
@@ -119,6 +126,9 @@ __all__ = [
     "stripe_invoice_retrieve_whole",
     "stripe_invoice_void",
     "stripe_invoices_for_customer",
+    "stripe_meter_ensure",
+    "stripe_meter_event_send",
+    "stripe_meter_usage_total",
     "stripe_one_time_price_ensure",
     "subscription_cancel",
     "subscription_change",

@@ -8,7 +8,7 @@ from django.conf import settings
 from djstripe.models import Price, Product
 
 from .. import stripe_api
-from ..models import Plan, PlanPrice
+from ..models import Plan, PlanMeteredPrice, PlanPrice
 
 
 @dataclass
@@ -89,9 +89,67 @@ def stripe_catalog_sync() -> CatalogSyncResult:
             Price.sync_from_stripe_data(stripe_price, api_key=settings.STRIPE_SECRET_KEY)
             if plan_price.stripe_price_id != stripe_price["id"]:
                 PlanPrice.objects.filter(pk=plan_price.pk).update(stripe_price_id=stripe_price["id"])
+        _metered_prices_sync(plan, product_id, result)
         if plan.stripe_product_id != product_id:
             Plan.objects.filter(pk=plan.pk).update(stripe_product_id=product_id)
     return result
+
+
+def stripe_meter_ensure(*, event_name: str, display_name: str, meters: dict | None = None) -> str:
+    """The id of the active Stripe meter for `event_name`, created when missing."""
+    if meters is None:
+        meters = {m["event_name"]: m for m in stripe_api.meters_list() if m["status"] == "active"}
+    meter = meters.get(event_name)
+    if meter is None:
+        meter = stripe_api.meter_create(event_name=event_name, display_name=display_name)
+        meters[event_name] = meter
+    return meter["id"]
+
+
+def _metered_prices_sync(plan: Plan, product_id: str, result: CatalogSyncResult) -> None:
+    """The plan's metered overage prices: their meters, then the prices (keyed by lookup key)."""
+    metered = list(PlanMeteredPrice.objects.filter(plan=plan))
+    if not metered:
+        return
+    meters = {m["event_name"]: m for m in stripe_api.meters_list() if m["status"] == "active"}
+    existing = {
+        p["lookup_key"]: p
+        for p in stripe_api.prices_by_lookup_keys(lookup_keys=[m.lookup_key for m in metered])
+    }
+    for item in metered:
+        meter_id = stripe_meter_ensure(
+            event_name=item.meter_event_name, display_name=f"{item.metric} usage", meters=meters
+        )
+        price = existing.get(item.lookup_key)
+        recurring = (price or {}).get("recurring") or {}
+        matches = price is not None and (
+            price["unit_amount"] == item.unit_amount
+            and price["currency"] == item.currency
+            and recurring.get("interval") == item.interval
+            and recurring.get("meter") == meter_id
+        )
+        if not matches:
+            price = stripe_api.metered_price_create(
+                product_id=product_id,
+                meter_id=meter_id,
+                unit_amount=item.unit_amount,
+                currency=item.currency,
+                interval=item.interval,
+                lookup_key=item.lookup_key,
+                metadata={"plan_code": plan.code, "metric": item.metric, "overage": "true"},
+                replaces=price["id"] if price else None,
+            )
+            result.prices_created += 1
+            result.lines.append(f"created metered price {price['id']} ({item.lookup_key})")
+        active = item.active and plan.active
+        if price["active"] != active:
+            price = stripe_api.price_update(price_id=price["id"], active=active)
+            result.prices_updated += 1
+        Price.sync_from_stripe_data(price, api_key=settings.STRIPE_SECRET_KEY)
+        if (item.stripe_price_id, item.stripe_meter_id) != (price["id"], meter_id):
+            PlanMeteredPrice.objects.filter(pk=item.pk).update(
+                stripe_price_id=price["id"], stripe_meter_id=meter_id
+            )
 
 
 def stripe_one_time_price_ensure(

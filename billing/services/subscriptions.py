@@ -16,6 +16,7 @@ from ..selectors import (
     organization_subscriptions_count,
     organization_trial_days,
     plan_get_by_code,
+    plan_metered_price_ids,
     plan_price_for_stripe_price,
     plan_price_get,
     subscription_live_get,
@@ -81,6 +82,7 @@ def subscription_create(
     data = stripe_api.subscription_create(
         customer_id=customer.id,
         price_id=price.stripe_price_id,
+        metered_price_ids=plan_metered_price_ids(plan=price.plan, interval=price.interval),
         trial_days=trial or None,
         metadata={"organization_id": str(organization.id), "plan_code": price.plan.code},
         idempotency_key=key,

@@ -5,6 +5,7 @@
 - `purchases`: credit purchases on Stripe (off-session, Checkout), granted once when paid.
 - `auto_refill`: the refill settings and the task body that charges the saved card.
 - `subscription_credits`: the plan's included credits for each paid period.
+- `holds`: credit holds (reservations): hold, settle, release, expire. Never calls Stripe.
 - `reconcile`: purchases whose state here disagrees with Stripe's.
 """
 
@@ -14,12 +15,20 @@ from .auto_refill import (
     auto_refill_run,
     auto_refill_set,
 )
+from .holds import (
+    HoldResult,
+    credit_hold_create,
+    credit_hold_release,
+    credit_hold_settle,
+    credit_holds_expire,
+)
 from .ledger import (
     AdjustResult,
     ConsumeResult,
     GrantResult,
     Ledger,
     actor_label,
+    credit_account_lock,
     credit_account_settings_update,
     credit_adjust,
     credit_balance_set,
@@ -58,6 +67,7 @@ __all__ = [
     "ConsumeResult",
     "FulfilResult",
     "GrantResult",
+    "HoldResult",
     "Ledger",
     "PackPurchase",
     "actor_label",
@@ -65,6 +75,7 @@ __all__ = [
     "auto_refill_requires_action",
     "auto_refill_run",
     "auto_refill_set",
+    "credit_account_lock",
     "credit_account_settings_update",
     "credit_adjust",
     "credit_balance_set",
@@ -73,6 +84,10 @@ __all__ = [
     "credit_grant",
     "credit_grant_expire_now",
     "credit_grants_expire",
+    "credit_hold_create",
+    "credit_hold_release",
+    "credit_hold_settle",
+    "credit_holds_expire",
     "credit_pack_checkout_session_create",
     "credit_pack_purchase",
     "credit_purchase_charge",

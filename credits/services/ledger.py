@@ -31,7 +31,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import F
 from django.utils import timezone
 
@@ -228,7 +228,8 @@ class Ledger:
         return allocations
 
     def available(self) -> Decimal:
-        return self.account.balance + self.account.overdraft_limit
+        """What a consumption may take: the balance, minus the active holds, plus the overdraft."""
+        return self.account.balance - self.account.held + self.account.overdraft_limit
 
     def new_grant(
         self,
@@ -293,6 +294,34 @@ class Ledger:
             account.low_balance_alerted_at = None
 
 
+@dataclass(frozen=True)
+class LockedAccount:
+    id: int
+    balance: Decimal
+    held: Decimal
+
+
+LOCK_SQL = (
+    f"SELECT id, balance, held FROM {CreditAccount._meta.db_table} "  # noqa: S608
+    "WHERE organization_id = %s FOR UPDATE"
+)
+
+
+def credit_account_lock(*, organization: Organization) -> LockedAccount:
+    """Lock the organization's account (creating it when missing) for the rest of the caller's
+    transaction: the usage app takes it first, so its quota check, the consumption and the
+    usage event are decided under one lock (the consumption's own lock is then already held).
+    One statement on the common path."""
+    assert transaction.get_connection().in_atomic_block, "credit_account_lock needs transaction.atomic"
+    with connection.cursor() as cursor:
+        cursor.execute(LOCK_SQL, [organization.pk])
+        row = cursor.fetchone()
+    if row is None:
+        account = account_lock(organization_id=organization.pk)
+        return LockedAccount(account.pk, account.balance, account.held)
+    return LockedAccount(*row)
+
+
 def credit_consume(
     *,
     organization: Organization,
@@ -346,7 +375,9 @@ def credit_consume(
                 stored = _stored(organization.pk, idempotency_key)
                 if stored is None:
                     raise InsufficientCredits(
-                        balance=account.balance, required=required, available=ledger.available()
+                        balance=account.balance,
+                        required=required,
+                        available=ledger.available(),
                     )
                 ledger.flush()
                 return _consume_replay(stored, fingerprint)

@@ -9,13 +9,13 @@ pytestmark = pytest.mark.django_db
 
 def test_sync_creates_products_and_prices_by_lookup_key(catalogue, stripe_emulator):
     prices = stripe_emulator.objects("price")
-    assert len(prices) == 8  # four paid plans, monthly and yearly
+    assert len(prices) == 9  # four paid plans, monthly and yearly, and Business's metered SMS overage
     keys = {p["lookup_key"] for p in prices}
     assert keys == {
         f"plan_{code}_{i}"
         for code in ("starter", "professional", "business", "enterprise")
         for i in ("month", "year")
-    }
+    } | {"plan_business_month_overage_sms_sent"}
     starter_month = PlanPrice.objects.get(plan__code="starter", interval="month")
     stripe_price = stripe_emulator.get(starter_month.stripe_price_id)
     assert stripe_price["unit_amount"] == 2900 and stripe_price["recurring"]["interval"] == "month"

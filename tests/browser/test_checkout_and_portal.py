@@ -13,6 +13,7 @@ from billing.services import (
     user_get_or_create,
     webhook_endpoint_register,
 )
+from tests.browser.conftest import assert_accessible, screenshot
 from tests.processes import stripe_emulator_server
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
@@ -29,14 +30,21 @@ def test_subscribe_with_checkout_and_cancel_in_the_portal(page, live_server, tmp
         webhook_endpoint_register(base_url=live_server.url)
 
         page.goto(f"{live_server.url}/accounts/login/")
+        screenshot(page, "login")
+        assert_accessible(page)
         page.fill("#id_username", "ada@example.com")
         page.fill("#id_password", "correct-horse-42")
         page.click("button[type=submit]")
+        screenshot(page, "organizations")
+        assert_accessible(page)
         page.click(f"text={org.name}")
         expect(page.locator("#plan-name")).to_have_text("Free")
+        screenshot(page, "billing-free-plan")
+        assert_accessible(page)
 
         page.click("button[data-plan=starter][data-interval=month]")
         expect(page).to_have_url(re.compile(r"/c/pay/cs_"))
+        screenshot(page, "emulator-checkout")
         page.click("button[name=card][value=decline]")
         expect(page.locator("body")).to_contain_text("declined")
         page.click("button[name=card][value=success]")
@@ -49,9 +57,12 @@ def test_subscribe_with_checkout_and_cancel_in_the_portal(page, live_server, tmp
             page.reload()
         expect(page.locator("#plan-name")).to_have_text("Starter")
         expect(page.locator("#subscription-status")).to_have_text("trialing")
+        screenshot(page, "billing-starter-trialing")
+        assert_accessible(page)
 
         page.click("#open-portal")
         expect(page).to_have_url(re.compile(r"/p/session/bps_"))
+        screenshot(page, "emulator-portal")
         page.click("button[name=action][value=cancel_now]")
         page.click("a[data-return]")
         for _ in range(30):
@@ -61,4 +72,5 @@ def test_subscribe_with_checkout_and_cancel_in_the_portal(page, live_server, tmp
             page.reload()
         expect(page.locator("#plan-name")).to_have_text("Free")
         expect(page.locator("#subscription-status")).to_have_text("canceled")
-        page.screenshot(path=str(tmp_path / "after-portal.png"))
+        screenshot(page, "billing-canceled")
+        assert_accessible(page)

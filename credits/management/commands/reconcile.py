@@ -8,6 +8,7 @@ import sys
 from django.core.management.base import BaseCommand
 
 from billing.services import billing_stripe_drift_list
+from config import reconcile
 from config.exceptions import ApplicationError
 from credits.selectors import ledger_drift_list
 from credits.services import credit_purchases_stripe_drift_list
@@ -18,7 +19,8 @@ class Command(BaseCommand):
         "Check the credit ledger: balance == sum(transactions) == sum(remaining of grants) minus the "
         "overdraft in use, the balance_after chain, 0 <= remaining <= amount, the overdraft limit, one "
         "key one effect, paid purchases granted, and the append-only trigger; then Stripe drift: "
-        "subscription statuses and purchases against Stripe. Exit 1 on any drift."
+        "subscription statuses and purchases against Stripe, and the checks other apps register "
+        "(usage sent to Stripe meters against the meters' summaries). Exit 1 on any drift."
     )
 
     def add_arguments(self, parser):
@@ -38,6 +40,12 @@ class Command(BaseCommand):
                 stripe_drifts = [f"Stripe could not be checked: {exc.message}"]
             drifts += stripe_drifts
             summary += "; Stripe: subscriptions and purchases compared"
+        for check in reconcile.registered(stripe=not options["no_stripe"]):
+            try:
+                drifts += check.run(organization_ids=ids)
+            except ApplicationError as exc:
+                drifts.append(f"{check.name} could not be checked: {exc.message}")
+            summary += f"; {check.name}"
         if not drifts:
             self.stdout.write(self.style.SUCCESS(f"{summary}: no drift"))
             return

@@ -1,0 +1,72 @@
+"""Which gunicorn configuration serves `POST /credits/consume` best on this machine (`make bench`;
+figures printed, never asserted). The machine is shared, so the configurations take turns, round
+after round, and the table shows each one's median round: a drift in the machine's load touches
+them all alike.
+
+BENCH_SERVER_CONFIGS lists them: `gthread:WORKERSxTHREADS` or `sync:WORKERS`
+(default `gthread:2x4,gthread:4x2,sync:4`); BENCH_SERVER_ROUNDS (3), BENCH_SERVER_SECONDS (6).
+The product's default (config/gunicorn.py) is gthread 2 x 4.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import statistics
+
+import pytest
+
+from billing.services import api_key_create
+from tests.benchmarks.bench_credits import CLIENTS, ensure_wrk, gunicorn_server, organizations, run_wrk
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+CONFIGS = os.environ.get("BENCH_SERVER_CONFIGS", "gthread:2x4,gthread:4x2,sync:4").split(",")
+ROUNDS = int(os.environ.get("BENCH_SERVER_ROUNDS", "3"))
+SECONDS = int(os.environ.get("BENCH_SERVER_SECONDS", "6"))
+ORGS = 100
+
+
+def server_for(config: str):
+    kind, _, shape = config.partition(":")
+    if kind == "sync":
+        return gunicorn_server(["-k", "sync", "--threads", "1"], WEB_CONCURRENCY=shape)
+    workers, _, threads = shape.partition("x")
+    return gunicorn_server(WEB_CONCURRENCY=workers, WEB_THREADS=threads)
+
+
+def test_web_server_configurations(tmp_path):
+    ensure_wrk()
+    orgs = organizations(ORGS, "srv", 10_000_000)
+    targets = tmp_path / "targets.txt"
+    targets.write_text(
+        "".join(f"{org.pk} {api_key_create(organization=org, name='bench').raw_key}\n" for org in orgs)
+    )
+    load_before = os.getloadavg()
+    results: dict[str, list] = {config: [] for config in CONFIGS}
+    descriptions: dict[str, str] = {}
+    with contextlib.ExitStack() as stack:
+        servers = {config: stack.enter_context(server_for(config)) for config in CONFIGS}
+        for config, server in servers.items():
+            descriptions[config] = server.description
+            run_wrk("warm-up", server.url, targets, 2)
+        for _ in range(ROUNDS):
+            for config, server in servers.items():
+                results[config].append(run_wrk(config, server.url, targets, SECONDS))
+
+    print()
+    print(
+        f"POST /credits/consume across {ORGS} organizations, wrk with {CLIENTS} connections, {SECONDS} s per "
+        f"run, {ROUNDS} rounds taking turns (cores: {os.cpu_count()}, load average {load_before[0]:.1f} "
+        f"before, {os.getloadavg()[0]:.1f} after)"
+    )
+    print(f"{'server':<44} {'ops/s (median)':>14} {'rounds':>22} {'p99 ms':>8}")
+    for config, rounds in results.items():
+        rates = [f.rate for f in rounds]
+        median = sorted(rounds, key=lambda f: f.rate)[len(rounds) // 2]
+        print(
+            f"{descriptions[config]:<44} {statistics.median(rates):>14.0f} "
+            f"{', '.join(f'{r:.0f}' for r in rates):>22} {median.latencies_ms['p99']:>8.1f}"
+        )
+        for figures in rounds:
+            assert not figures.notes, figures.notes  # every request answered 2xx

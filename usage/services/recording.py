@@ -1,0 +1,309 @@
+"""Recording usage events: one SQL statement per batch.
+
+`usage_events_record` checks each event (`usage.validation`), then writes the whole batch with
+one statement of data-modifying CTEs: the idempotency keys (`INSERT ... ON CONFLICT DO
+NOTHING`), the events whose key was new, the hourly and daily rollups (`ON CONFLICT DO UPDATE`:
+added to), the distinct values of `unique` metrics and the daily dimension rollups. Rollups change
+in the same statement as the events, so they can never disagree, and a replayed key adds
+nothing anywhere. When the batch touches a metric with a limit, the organization's account
+lock is taken first and the quota counters are moved with it (`quotas.QuotaBook`), so they
+stay exact; recording is never refused by a quota (the usage happened), only counted.
+
+`usage_record` is the in-process entry point for one event (the seeds' `trackUsage`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+
+import psycopg
+from django.conf import settings
+from django.db import connection, transaction
+from django.utils import timezone
+
+from billing.models import Organization
+from credits.formatting import quantize
+from credits.services import credit_account_lock
+
+from ..models import (
+    Aggregation,
+    UsageDimensionRollup,
+    UsageDistinct,
+    UsageEvent,
+    UsageEventKey,
+    UsageRollup,
+    UsageRollupDay,
+)
+from ..selectors import MetricInfo, metric_catalog, quota_context
+from ..validation import MAX_BATCH, EventInput, EventInvalid, parse_event
+from .quotas import QuotaBook, counter_delta
+
+EVENTS = UsageEvent._meta.db_table
+KEYS = UsageEventKey._meta.db_table
+ROLLUPS = UsageRollup._meta.db_table
+DAYS = UsageRollupDay._meta.db_table
+DISTINCT = UsageDistinct._meta.db_table
+DIMENSIONS = UsageDimensionRollup._meta.db_table
+
+INSERT_SQL = f"""
+WITH input AS (
+    SELECT * FROM unnest(
+        %(ids)b::uuid[], %(keys)b::text[], %(metrics)b::bigint[], %(quantities)b::numeric[],
+        %(occurred)b::timestamptz[], %(users)b::text[], %(rtypes)b::text[], %(rids)b::text[],
+        %(dims)b::text[], %(credits)b::numeric[], %(fingerprints)b::text[], %(uniques)b::bool[]
+    ) AS t(id, key, metric_id, quantity, occurred_at, user_id, resource_type, resource_id, dims, credits,
+           fingerprint, is_unique)
+),
+k AS (
+    INSERT INTO {KEYS} (organization_id, idempotency_key, event_id, occurred_at, fingerprint, created_at)
+    SELECT %(org)s, key, id, occurred_at, fingerprint, %(now)s FROM input
+    ON CONFLICT DO NOTHING
+    RETURNING event_id
+),
+e AS (
+    INSERT INTO {EVENTS} (organization_id, occurred_at, id, metric_id, quantity, recorded_at, idempotency_key,
+        user_id, resource_type, resource_id, dimensions, credits)
+    SELECT %(org)s, i.occurred_at, i.id, i.metric_id, i.quantity, %(now)s, i.key, i.user_id, i.resource_type,
+        i.resource_id, i.dims::jsonb, i.credits
+    FROM input i JOIN k ON k.event_id = i.id
+    RETURNING id, metric_id, occurred_at, quantity, credits, dimensions
+),
+r AS (
+    INSERT INTO {ROLLUPS} AS r (organization_id, metric_id, hour, quantity, events, quantity_max, credits)
+    SELECT %(org)s, metric_id, date_trunc('hour', occurred_at, 'UTC'), sum(quantity), count(*), max(quantity),
+        sum(credits)
+    FROM e GROUP BY metric_id, date_trunc('hour', occurred_at, 'UTC')
+    ON CONFLICT (organization_id, metric_id, hour) DO UPDATE SET
+        quantity = r.quantity + EXCLUDED.quantity,
+        events = r.events + EXCLUDED.events,
+        quantity_max = GREATEST(r.quantity_max, EXCLUDED.quantity_max),
+        credits = r.credits + EXCLUDED.credits
+    RETURNING 1
+),
+rd AS (
+    INSERT INTO {DAYS} AS r (organization_id, metric_id, day, quantity, events, quantity_max, credits)
+    SELECT %(org)s, metric_id, date_trunc('day', occurred_at, 'UTC'), sum(quantity), count(*), max(quantity),
+        sum(credits)
+    FROM e GROUP BY metric_id, date_trunc('day', occurred_at, 'UTC')
+    ON CONFLICT (organization_id, metric_id, day) DO UPDATE SET
+        quantity = r.quantity + EXCLUDED.quantity,
+        events = r.events + EXCLUDED.events,
+        quantity_max = GREATEST(r.quantity_max, EXCLUDED.quantity_max),
+        credits = r.credits + EXCLUDED.credits
+    RETURNING 1
+),
+d AS (
+    INSERT INTO {DISTINCT} (organization_id, metric_id, hour, value)
+    SELECT DISTINCT %(org)s, e.metric_id, date_trunc('hour', e.occurred_at, 'UTC'), i.resource_id
+    FROM e JOIN input i ON i.id = e.id WHERE i.is_unique
+    ON CONFLICT DO NOTHING
+    RETURNING 1
+),
+dim AS (
+    INSERT INTO {DIMENSIONS} AS x (organization_id, metric_id, day, key, value, quantity, events)
+    SELECT %(org)s, e.metric_id, date_trunc('day', e.occurred_at, 'UTC'), kv.key, left(kv.value, 100),
+        sum(e.quantity), count(*)
+    FROM e CROSS JOIN LATERAL jsonb_each_text(e.dimensions) AS kv(key, value)
+    WHERE kv.key = ANY(%(dimension_keys)s::text[]) AND kv.value IS NOT NULL
+    GROUP BY e.metric_id, date_trunc('day', e.occurred_at, 'UTC'), kv.key, left(kv.value, 100)
+    ON CONFLICT (organization_id, metric_id, day, key, value) DO UPDATE SET
+        quantity = x.quantity + EXCLUDED.quantity, events = x.events + EXCLUDED.events
+    RETURNING 1
+)
+SELECT id FROM e
+"""  # noqa: S608 - table names are the models' own
+
+
+@dataclass(frozen=True)
+class Prepared:
+    """An event ready for the statement."""
+
+    index: int
+    id: uuid.UUID
+    event: EventInput
+    metric: MetricInfo
+    credits: Decimal
+    fingerprint: str
+
+
+@dataclass
+class Rejected:
+    index: int
+    error: str
+    message: str
+
+
+@dataclass
+class RecordResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+    event_ids: dict[int, uuid.UUID] = field(default_factory=dict)  # index -> id of the accepted ones
+    duplicate_indexes: list[int] = field(default_factory=list)
+
+
+def _cursor() -> psycopg.Cursor:
+    """A server-side-binding cursor on Django's connection (see `credits.hot_path`): the
+    statement is prepared once per connection."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
+
+
+def insert_events(organization_id, rows: list[Prepared], now: datetime) -> set[uuid.UUID]:
+    """Write the rows (one statement); answers the ids that were new (their key was unused)."""
+    if not rows:
+        return set()
+    params = {
+        "org": organization_id,
+        "now": now,
+        "ids": [r.id for r in rows],
+        "keys": [r.event.idempotency_key for r in rows],
+        "metrics": [r.metric.id for r in rows],
+        "quantities": [r.event.quantity for r in rows],
+        "occurred": [r.event.occurred_at for r in rows],
+        "users": [r.event.user_id for r in rows],
+        "rtypes": [r.event.resource_type for r in rows],
+        "rids": [r.event.resource_id for r in rows],
+        "dims": [r.event.dimensions_json for r in rows],
+        "credits": [r.credits for r in rows],
+        "fingerprints": [r.fingerprint for r in rows],
+        "uniques": [r.metric.aggregation == Aggregation.UNIQUE for r in rows],
+        "dimension_keys": list(settings.USAGE_ROLLUP_DIMENSIONS),
+    }
+    with connection.wrap_database_errors, _cursor() as cursor:
+        cursor.execute(INSERT_SQL, params, prepare=True)
+        return {row[0] for row in cursor.fetchall()}
+
+
+def stored_fingerprints(organization_id, keys: list[str]) -> dict[str, tuple[str, uuid.UUID]]:
+    """key -> (fingerprint, event id) of keys already recorded."""
+    rows = UsageEventKey.objects.filter(
+        organization_id=organization_id, idempotency_key__in=keys
+    ).values_list("idempotency_key", "fingerprint", "event_id")
+    return {key: (fp, event_id) for key, fp, event_id in rows}
+
+
+def prepare(
+    events: list, *, catalog: dict[str, MetricInfo], now: datetime, charge: bool = False
+) -> tuple[list[Prepared], list[Rejected]]:
+    """Check each event; answers the good ones and the rejected ones with their reasons."""
+    good, bad = [], []
+    for index, raw in enumerate(events):
+        try:
+            event = raw if isinstance(raw, EventInput) else parse_event(raw, now)
+            metric = catalog.get(event.metric)
+            if metric is None:
+                raise EventInvalid("unknown_metric", f"Unknown or inactive metric {event.metric!r}.")
+            if metric.aggregation == Aggregation.UNIQUE and not event.resource_id:
+                raise EventInvalid(
+                    "missing_field", f"resource_id is required for the unique metric {metric.code}."
+                )
+        except EventInvalid as exc:
+            bad.append(Rejected(index, exc.code, exc.message))
+            continue
+        credits = quantize((metric.credits_per_unit or 0) * event.quantity) if charge else Decimal(0)
+        good.append(Prepared(index, uuid.uuid4(), event, metric, credits, event.fingerprint()))
+    return good, bad
+
+
+def usage_events_record(*, organization: Organization, events: list) -> RecordResult:
+    """Record 1 to 1,000 events (dicts as the API takes them, or `EventInput`s). Each is
+    accepted, a duplicate (its key was recorded before with the same event), or rejected with a
+    reason (invalid, unknown metric, too old or in the future, its key used for another event);
+    a rejected event never stops the others. One statement writes the batch."""
+    if not 1 <= len(events) <= MAX_BATCH:
+        from config.exceptions import ValidationFailed
+
+        raise ValidationFailed(fields={"events": [f"Give 1 to {MAX_BATCH} events."]})
+    now = timezone.now()
+    good, rejected = prepare(events, catalog=metric_catalog(), now=now)
+    result = RecordResult(rejected=rejected)
+    # The first event with a key wins within the batch; later ones are duplicates or conflicts.
+    first: dict[str, Prepared] = {}
+    unique_rows, repeats = [], []
+    for row in good:
+        if row.event.idempotency_key in first:
+            repeats.append(row)
+        else:
+            first[row.event.idempotency_key] = row
+            unique_rows.append(row)
+    ctx = quota_context(organization=organization, now=now)
+    counted = [
+        r for r in unique_rows if ctx.limit(r.metric.code) is not None and ctx.counts_now(r.event.occurred_at)
+    ]
+    book = QuotaBook(ctx)
+    try:
+        with transaction.atomic():
+            if counted:
+                credit_account_lock(organization=organization)
+            inserted = insert_events(organization.pk, unique_rows, now)
+            deltas: dict[str, tuple[MetricInfo, Decimal]] = {}
+            for row in counted:
+                if row.id in inserted:
+                    metric, total = deltas.get(row.metric.code, (row.metric, Decimal(0)))
+                    step = counter_delta(row.metric, row.event.quantity)
+                    total = max(total, step) if row.metric.aggregation == Aggregation.MAX else total + step
+                    deltas[row.metric.code] = (metric, total)
+            for metric, delta in deltas.values():
+                book.record(metric, delta)
+            book.finish(organization)
+    except BaseException:
+        book.abort()
+        raise
+    not_new = [r for r in unique_rows if r.id not in inserted] + repeats
+    stored = (
+        stored_fingerprints(organization.pk, [r.event.idempotency_key for r in not_new]) if not_new else {}
+    )
+    for row in unique_rows:
+        if row.id in inserted:
+            result.accepted += 1
+            result.event_ids[row.index] = row.id
+    for row in not_new:
+        fingerprint = stored.get(row.event.idempotency_key, (None, None))[0]
+        if fingerprint is None and row in repeats:
+            fingerprint = first[row.event.idempotency_key].fingerprint
+        if fingerprint == row.fingerprint:
+            result.duplicates += 1
+            result.duplicate_indexes.append(row.index)
+        else:
+            result.rejected.append(
+                Rejected(
+                    row.index, "idempotency_conflict", "This idempotency key was used for another event."
+                )
+            )
+    result.rejected.sort(key=lambda r: r.index)
+    return result
+
+
+def usage_record(
+    *,
+    organization: Organization,
+    metric: str,
+    quantity=1,
+    idempotency_key: str | None = None,
+    occurred_at: datetime | None = None,
+    user_id: str = "",
+    resource_type: str = "",
+    resource_id: str = "",
+    dimensions: dict | None = None,
+) -> RecordResult:
+    """Record one event from Django code after an action (the seeds' `trackUsage`): no quota
+    refusal and no credits (use `usage_track` for those). Without a key, a random one."""
+    return usage_events_record(
+        organization=organization,
+        events=[
+            {
+                "metric": metric,
+                "quantity": quantity,
+                "idempotency_key": idempotency_key or uuid.uuid4().hex,
+                "occurred_at": occurred_at,
+                "user_id": user_id,
+                "resource_type": resource_type,
+                "resource_id": resource_id,
+                "dimensions": dimensions or {},
+            }
+        ],
+    )
