@@ -285,7 +285,9 @@ class BillingSummaryApi(OrganizationApi):
         class UsageSerializer(serializers.Serializer):
             metric = serializers.CharField()
             current = serializers.DecimalField(max_digits=24, decimal_places=4, normalize_output=True)
-            limit = serializers.IntegerField(allow_null=True)
+            limit = serializers.DecimalField(
+                max_digits=24, decimal_places=4, allow_null=True, normalize_output=True
+            )
             percentage = serializers.FloatField(allow_null=True)
 
         plan = PlanSerializer()

@@ -15,6 +15,7 @@ from typing import Any
 
 from django.core.cache import cache
 from django.db.models import Count, Prefetch, QuerySet, Sum
+from django.utils import timezone
 
 from billing import stripe_data
 from billing.exceptions import StripeUnavailable
@@ -29,6 +30,7 @@ from billing.services import stripe_invoice_preview
 from credits.formatting import credits_str
 from credits.models import CreditPurchase, PurchaseStatus
 from credits.selectors import CreditSummary, credit_summary_get
+from usage.selectors import usage_summary_get
 
 from .exceptions import InvoiceNotFound
 from .models import Invoice, InvoiceKind, InvoiceLine, InvoiceSend
@@ -125,17 +127,32 @@ def billing_summary_get(*, organization: Organization) -> BillingSummary:
     open_invoices = Invoice.objects.filter(organization=organization, kind=InvoiceKind.STRIPE, status="open")
     totals = open_invoices.aggregate(count=Count("id"), due=Sum("amount_remaining"))
     currency = next_invoice.currency if next_invoice else "usd"
+    credits = credit_summary_get(organization=organization)
     return BillingSummary(
         subscription=subscription,
         next_invoice=next_invoice,
         next_invoice_unavailable=unavailable,
-        credits=credit_summary_get(organization=organization),
-        credits_held=Decimal(0),
+        credits=credits,
+        credits_held=credits.held,
         open_invoices=totals["count"] or 0,
         amount_due=totals["due"] or 0,
         currency=currency,
-        usage=[],
+        usage=usage_highlights(organization=organization),
     )
+
+
+USAGE_HIGHLIGHTS = 5
+
+
+def usage_highlights(*, organization: Organization) -> list[dict]:
+    """The metrics nearest their limit this period (then the most used unlimited ones)."""
+    summary = usage_summary_get(organization=organization, now=timezone.now())
+    used = [m for m in summary.usage if m.current or m.limit is not None]
+    used.sort(key=lambda m: (m.percentage is None, -(m.percentage or 0), -m.current, m.metric))
+    return [
+        {"metric": m.metric, "current": m.current, "limit": m.limit, "percentage": m.percentage}
+        for m in used[:USAGE_HIGHLIGHTS]
+    ]
 
 
 # --------------------------------------------------------------------------- billing history

@@ -5,6 +5,7 @@ newest first; paginated; filtered by kind and date), on real Stripe flows in the
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from decimal import Decimal as D
 
 import pytest
 import stripe
@@ -139,3 +140,40 @@ def test_another_tenant_sees_none_of_it(subscribed, billing_org, organization):
         response = client.get(f"/api/v1/organizations/{billing_org.id}/{path}")
         assert response.status_code == 404
     assert history(client, organization).json()["count"] == 0
+
+
+def test_summary_shows_holds_and_the_usage_nearest_its_limit(member_client, organization):
+    from billing.models import Plan
+    from tests.usage.conftest import seed_catalogues
+    from usage.models import Metric
+    from usage.services import usage_events_record, usage_reservation_create
+
+    if not Metric.objects.exists():
+        seed_catalogues()
+    plan, _ = Plan.objects.update_or_create(
+        code="summary-test", defaults={"name": "Summary", "limits": {"SMS_SENT": 10, "CALL_MADE": 100}}
+    )
+    type(organization).objects.filter(pk=organization.pk).update(plan=plan, subscription_status="active")
+    credit_grant(organization=organization, amount=100, source="purchase", reference="summary")
+    usage_events_record(
+        organization=organization,
+        events=[
+            {"metric": "SMS_SENT", "quantity": 8, "idempotency_key": "s-1"},
+            {"metric": "CALL_MADE", "quantity": 5, "idempotency_key": "c-1"},
+        ],
+    )
+    held = usage_reservation_create(
+        organization=organization, metric="AI_MESSAGE_GENERATED", estimated_quantity=2, idempotency_key="h"
+    )
+    body = summary(member_client, organization).json()
+    credits = body["credits"]
+    assert D(credits["held"]) == held.hold.amount > 0
+    assert D(credits["available"]) == D(credits["balance"]) - D(credits["held"])
+    first, second = body["usage"][:2]
+    assert (first["metric"], first["current"], first["limit"], first["percentage"]) == (
+        "SMS_SENT",
+        "8",
+        "10",
+        80.0,
+    )
+    assert (second["metric"], second["percentage"]) == ("CALL_MADE", 5.0)
