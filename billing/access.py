@@ -6,7 +6,8 @@ for every API view (and asked by the pages to decide what they offer).
 | read        | any read                                  | member and up       | organizations:read | yes   |
 | consume     | consume credits                           | admin and up        | credits:consume    | yes   |
 | usage_write | record usage, reservations                | admin and up        | usage:write        | yes   |
-| pay         | subscribe, change plan, buy, cards, refill| billing and up      | never              | yes   |
+| pay         | subscribe, change plan, buy, cards,       | billing and up      | never              | yes   |
+|             | refill, statements, sending an invoice    |                     |                    |       |
 | manage      | API keys, meter sync, payment links       | admin and up        | never              | yes   |
 | grant       | grant, adjust, set a balance, reverse     | never               | credits:grant      | yes   |
 

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db.models import QuerySet
-from djstripe.models import Customer, Invoice, PaymentMethod, Price, Subscription
+from djstripe.models import Charge, Customer, Invoice, PaymentMethod, Price, Subscription
 
 from . import stripe_data
 from .access import Access
@@ -179,6 +179,20 @@ def organization_customer_get(*, organization: Organization):
         .order_by("-created")
         .first()
     )
+
+
+def organization_for_stripe_customer(*, customer_id: str | None) -> Organization | None:
+    """The organization a Stripe customer belongs to (dj-stripe's subscriber), or None."""
+    if not customer_id:
+        return None
+    customer = Customer.objects.filter(id=customer_id).select_related("subscriber").first()
+    return customer.subscriber if customer is not None else None
+
+
+def organization_charges(*, organization: Organization) -> QuerySet[Charge]:
+    """The charges of the organization's Stripe customers, as dj-stripe mirrors them (charge.*
+    webhooks keep them in step), newest first. Amounts are in `stripe_data` (minor units)."""
+    return Charge.objects.filter(customer__subscriber=organization).order_by("-created", "-djstripe_id")
 
 
 def organization_subscriptions(*, organization: Organization) -> QuerySet[Subscription]:

@@ -389,6 +389,111 @@ def invoice_retrieve(*, invoice_id: str):
 
 
 @translate_errors
+def invoice_retrieve_whole(*, invoice_id: str) -> dict[str, Any]:
+    """An invoice as a plain dict with every line: Stripe embeds at most 10, the rest are paged
+    from `GET /v1/invoices/{id}/lines`."""
+    invoice = stripe.Invoice.retrieve(invoice_id, **request_options()).to_dict()
+    lines = invoice.get("lines") or {}
+    if lines.get("has_more"):
+        page = stripe.Invoice.list_lines(invoice_id, limit=100, **request_options())
+        lines["data"] = [line.to_dict() for line in page.auto_paging_iter()]
+        lines["has_more"] = False
+        invoice["lines"] = lines
+    return invoice
+
+
+@translate_errors
+def invoices_list_for_customer(*, customer_id: str, created_gte: int | None = None) -> list[dict[str, Any]]:
+    """Every invoice of a customer (newest first), as plain dicts; lines as Stripe embeds them."""
+    params: dict[str, Any] = {"customer": customer_id, "limit": 100}
+    if created_gte:
+        params["created"] = {"gte": created_gte}
+    page = stripe.Invoice.list(**params, **request_options())
+    return [invoice.to_dict() for invoice in page.auto_paging_iter()]
+
+
+@translate_errors
+def invoice_create(
+    *,
+    customer_id: str,
+    idempotency_key: str,
+    description: str = "",
+    currency: str | None = None,
+    collection_method: str = "charge_automatically",
+    days_until_due: int | None = None,
+    metadata: dict | None = None,
+) -> dict[str, Any]:
+    """A draft invoice with no pending items pulled in (its items are added explicitly)."""
+    params: dict[str, Any] = {
+        "customer": customer_id,
+        "collection_method": collection_method,
+        "pending_invoice_items_behavior": "exclude",
+        "auto_advance": False,
+        "metadata": metadata or {},
+    }
+    if description:
+        params["description"] = description
+    if currency:
+        params["currency"] = currency
+    if days_until_due is not None:
+        params["days_until_due"] = days_until_due
+    return stripe.Invoice.create(**params, **request_options(idempotency_key)).to_dict()
+
+
+@translate_errors
+def invoice_item_create(
+    *,
+    customer_id: str,
+    invoice_id: str,
+    amount: int,
+    currency: str,
+    description: str,
+    idempotency_key: str,
+    metadata: dict | None = None,
+) -> dict[str, Any]:
+    return stripe.InvoiceItem.create(
+        customer=customer_id,
+        invoice=invoice_id,
+        amount=amount,
+        currency=currency,
+        description=description,
+        metadata=metadata or {},
+        **request_options(idempotency_key),
+    ).to_dict()
+
+
+@translate_errors
+def invoice_finalize(*, invoice_id: str, idempotency_key: str | None = None) -> dict[str, Any]:
+    return stripe.Invoice.finalize_invoice(
+        invoice_id, auto_advance=False, **request_options(idempotency_key)
+    ).to_dict()
+
+
+@translate_errors
+def invoice_void(*, invoice_id: str) -> dict[str, Any]:
+    return stripe.Invoice.void_invoice(invoice_id, **request_options()).to_dict()
+
+
+@translate_errors
+def invoice_mark_uncollectible(*, invoice_id: str) -> dict[str, Any]:
+    return stripe.Invoice.mark_uncollectible(invoice_id, **request_options()).to_dict()
+
+
+@translate_errors
+def invoice_create_preview(*, customer_id: str, subscription_id: str | None = None) -> dict[str, Any] | None:
+    """What the customer's next invoice will be, or None when Stripe has nothing to invoice."""
+    params: dict[str, Any] = {"customer": customer_id}
+    if subscription_id:
+        params["subscription"] = subscription_id
+    try:
+        return stripe.Invoice.create_preview(**params, **request_options()).to_dict()
+    except stripe.InvalidRequestError as exc:
+        if getattr(exc, "code", None) == "invoice_upcoming_none":
+            return None
+        raise
+
+
+@translate_errors
 def payment_intent_create(
     *,
     customer_id: str,

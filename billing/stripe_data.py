@@ -8,6 +8,7 @@ change of shape in a new API version is made once.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
 
@@ -94,3 +95,93 @@ def card_summary(payment_method: dict) -> dict:
         "exp_month": card.get("exp_month"),
         "exp_year": card.get("exp_year"),
     }
+
+
+# --------------------------------------------------------------------------- invoices, whole
+INVOICE_STATUSES = ("draft", "open", "paid", "void", "uncollectible")
+
+
+def invoice_lines(invoice: dict) -> tuple[list[dict], bool]:
+    """The lines an invoice payload carries, and whether they are all of them (Stripe embeds at
+    most 10 and sets `lines.has_more`; `stripe_api.invoice_retrieve_whole` pages the rest)."""
+    lines = invoice.get("lines") or {}
+    return list(lines.get("data") or []), not lines.get("has_more")
+
+
+def invoice_status_times(invoice: dict) -> dict[str, datetime | None]:
+    """When the invoice was finalized, paid, voided and marked uncollectible."""
+    transitions = invoice.get("status_transitions") or {}
+    return {
+        "finalized_at": timestamp(transitions.get("finalized_at")),
+        "paid_at": timestamp(transitions.get("paid_at")),
+        "voided_at": timestamp(transitions.get("voided_at")),
+        "marked_uncollectible_at": timestamp(transitions.get("marked_uncollectible_at")),
+    }
+
+
+def invoice_tax_lines(invoice: dict) -> list[dict]:
+    """The tax lines Stripe computed (`total_taxes`, since 2025-03-31): amount in minor units and
+    a label (the tax rate's display name when expanded, else the taxability reason)."""
+    out = []
+    for tax in invoice.get("total_taxes") or []:
+        details = tax.get("tax_rate_details") or {}
+        rate = details.get("tax_rate")
+        label = (rate.get("display_name") if isinstance(rate, dict) else None) or (
+            tax.get("taxability_reason") or "Tax"
+        ).replace("_", " ")
+        out.append({"description": label, "amount": int(tax.get("amount") or 0)})
+    return out
+
+
+def invoice_amounts(invoice: dict) -> dict[str, int]:
+    """Subtotal, tax, total, due, paid and remaining in minor units."""
+    total = int(invoice.get("total") or 0)
+    excluding = invoice.get("total_excluding_tax")
+    tax = sum(t["amount"] for t in invoice_tax_lines(invoice))
+    if not tax and excluding is not None:
+        tax = total - int(excluding)
+    return {
+        "subtotal": int(invoice.get("subtotal") or 0),
+        "tax": tax,
+        "total": total,
+        "amount_due": int(invoice.get("amount_due") or 0),
+        "amount_paid": int(invoice.get("amount_paid") or 0),
+        "amount_remaining": int(invoice.get("amount_remaining") or 0),
+    }
+
+
+def invoice_period(invoice: dict) -> tuple[datetime | None, datetime | None]:
+    """The period an invoice bills: the span of its lines' periods when it has lines (a renewal
+    invoice's own `period_start/end` is the period behind it), else its own fields."""
+    lines, _ = invoice_lines(invoice)
+    starts = [(line.get("period") or {}).get("start") for line in lines]
+    ends = [(line.get("period") or {}).get("end") for line in lines]
+    starts, ends = [s for s in starts if s], [e for e in ends if e]
+    if starts and ends:
+        return timestamp(min(starts)), timestamp(max(ends))
+    return timestamp(invoice.get("period_start")), timestamp(invoice.get("period_end"))
+
+
+def invoice_line_kind(line: dict) -> str:
+    """`subscription` (a period of a subscription item), `proration`, or `invoice_item`."""
+    parent = line.get("parent") or {}
+    sub_details = parent.get("subscription_item_details") or {}
+    item_details = parent.get("invoice_item_details") or {}
+    if sub_details:
+        return "proration" if sub_details.get("proration") else "subscription"
+    if item_details.get("proration"):
+        return "proration"
+    return "invoice_item"
+
+
+def invoice_line_quantity(line: dict) -> Decimal | None:
+    """The line's quantity as a Decimal (`quantity_decimal` when given)."""
+    value = line.get("quantity_decimal")
+    if value in (None, ""):
+        value = line.get("quantity")
+    return Decimal(str(value)) if value is not None else None
+
+
+def invoice_preview_date(preview: dict) -> datetime | None:
+    """When the previewed invoice will be charged (its next payment attempt), else its period end."""
+    return timestamp(preview.get("next_payment_attempt")) or timestamp(preview.get("period_end"))

@@ -274,3 +274,8 @@ USAGE_METER_SYNC_BATCH = env.int("USAGE_METER_SYNC_BATCH", default=500)
 USAGE_METER_EVENTS_PER_SECOND = env.float("USAGE_METER_EVENTS_PER_SECOND", default=50.0)
 # Seconds each process keeps the metric, price and plan rows it reads on every usage call.
 USAGE_CATALOG_CACHE_SECONDS = env.float("USAGE_CATALOG_CACHE_SECONDS", default=5.0)
+
+# --- Invoices ---
+# Who issues the invoices and statements (printed on every document); address lines split by "|".
+INVOICE_ISSUER_NAME = env("INVOICE_ISSUER_NAME", default="Billing")
+INVOICE_ISSUER_ADDRESS = env("INVOICE_ISSUER_ADDRESS", default="")

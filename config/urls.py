@@ -20,6 +20,7 @@ urlpatterns = [
     path("billing/", include("billing.page_urls")),
     path("billing/<uuid:org>/credits/", include("credits.page_urls")),
     path("billing/<uuid:org>/usage/", include("usage.page_urls")),
+    path("billing/<uuid:org>/invoices/", include("invoices.page_urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

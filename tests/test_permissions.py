@@ -25,6 +25,7 @@ from credits.models import (
     CreditTransaction,
 )
 from credits.services import credit_consume, credit_grant
+from invoices.models import Invoice, InvoiceLine, InvoiceSend, PaymentLink
 from tests.billing.factories import MembershipFactory, UserFactory
 from tests.test_tenant_isolation import allowed_methods, build_path, organization_routes
 from usage.models import UsageEvent, UsageEventKey, UsageRollup, UsageSyncState
@@ -119,6 +120,10 @@ def snapshot(organization, stripe_emulator) -> dict:
         "cards": list(PaymentMethod.objects.values_list("id", "customer_id")),
         "customers": list(Customer.objects.values_list("id", "stripe_data")),
         "notices": BillingNotice.objects.count(),
+        "invoices": list(Invoice.objects.values_list("id", "status", "number")),
+        "invoice_lines": InvoiceLine.objects.count(),
+        "invoice_sends": InvoiceSend.objects.count(),
+        "payment_links": PaymentLink.objects.count(),
         "holds": list(CreditHold.objects.filter(organization=organization).values_list("id", "status")),
         "usage_events": UsageEvent.objects.filter(organization_id=organization.pk).count(),
         "usage_keys": UsageEventKey.objects.filter(organization_id=organization.pk).count(),

@@ -62,6 +62,14 @@ from .payment_methods import (
     setup_intent_create,
 )
 from .reconcile import billing_stripe_drift_list
+from .stripe_invoices import (
+    stripe_invoice_create_one_off,
+    stripe_invoice_mark_uncollectible,
+    stripe_invoice_preview,
+    stripe_invoice_retrieve_whole,
+    stripe_invoice_void,
+    stripe_invoices_for_customer,
+)
 from .subscription_periods import (
     PaidSubscriptionPeriod,
     subscription_invoice_period_get,
@@ -122,6 +130,12 @@ __all__ = [
     "portal_session_create",
     "setup_intent_create",
     "stripe_catalog_sync",
+    "stripe_invoice_create_one_off",
+    "stripe_invoice_mark_uncollectible",
+    "stripe_invoice_preview",
+    "stripe_invoice_retrieve_whole",
+    "stripe_invoice_void",
+    "stripe_invoices_for_customer",
     "stripe_meter_ensure",
     "stripe_meter_event_send",
     "stripe_meter_usage_total",

@@ -17,6 +17,7 @@ from billing.services import (
     user_get_or_create,
     webhook_endpoint_register,
 )
+from billing.signals import demo_seeded
 from config.exceptions import ApplicationError
 
 DEMO_ORG = "Demo Organization"
@@ -58,6 +59,12 @@ class Command(BaseCommand):
             raise CommandError(f"Demo set-up failed at Stripe: {exc.message}") from exc
         Membership.objects.get_or_create(user=owner, organization=organization, defaults={"role": Role.OWNER})
         organization.refresh_from_db()
+        try:
+            extras = demo_seeded.send(
+                sender=self.__class__, organization=organization, stripe=not options["no_stripe"]
+            )
+        except ApplicationError as exc:
+            raise CommandError(f"Demo set-up failed: {exc.message}") from exc
         platform_key = self._platform_key(staff)
         plan = organization.plan.name if organization.plan_id else "Free"
         self.stdout.write(
@@ -67,6 +74,7 @@ class Command(BaseCommand):
             + f"\n  owner login:  {DEMO_OWNER} / {password}   (sign in at /accounts/login/)"
             + f"\n  staff login:  {DEMO_STAFF} / {password}   (back office at /admin/)"
             + f"\n  platform key: {platform_key}   (the SaaS back end's key, all scopes; new at each start)"
+            + "".join(f"\n  {line}" for _, line in extras if isinstance(line, str))
         )
 
     def _platform_key(self, staff) -> str:
