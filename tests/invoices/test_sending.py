@@ -59,11 +59,11 @@ def test_send_emails_the_pdf_and_logs_it(invoice, billing_role_client, django_ca
     message = mail.outbox[0]
     assert message.to == ["billing@acme.test"] and invoice.number in message.subject
     html, mime = message.alternatives[0]
-    assert mime == "text/html" and "40.00 USD" in html
+    assert mime == "text/html" and "$40.00" in html
     name, content, mimetype = message.attachments[0]
     assert mimetype == "application/pdf" and name == f"{invoice.number}.pdf"
     text = "".join(p.extract_text() for p in PdfReader(io.BytesIO(content)).pages)
-    assert invoice.number in text and "40.00 USD" in text
+    assert invoice.number in text and "$40.00" in text
     detail = billing_role_client.get(f"/api/v1/organizations/{invoice.organization_id}/invoices/{invoice.pk}")
     sends = detail.json()["sends"]
     assert len(sends) == 1 and sends[0]["status"] == "sent" and sends[0]["sent_at"]
