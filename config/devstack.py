@@ -452,9 +452,11 @@ def main(argv: list[str]) -> int:
     if command == "test":
         return run_pytest(rest, "test")
     if command == "bench":
+        # `make bench ARGS=tests/benchmarks/bench_usage.py` runs just that one.
+        paths = [] if any(not a.startswith("-") for a in rest) else ["tests/benchmarks"]
         return run_pytest(
             [
-                "tests/benchmarks",
+                *paths,
                 "-s",
                 "-p",
                 "no:cacheprovider",
