@@ -58,3 +58,6 @@ def period_close_task() -> dict:
 def statement_close_task(close_id: int, organization_id: str) -> str | None:
     statement = services.statement_close_organization(close_id=close_id, organization_id=organization_id)
     return statement.number if statement is not None else None
+
+
+from .backoffice.tasks import backoffice_job_task  # noqa: E402,F401  (registers the back-office task)
