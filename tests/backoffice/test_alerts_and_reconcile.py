@@ -79,9 +79,11 @@ def test_cancellation_and_dispute_alert_staff_once(
         trial_days=0,
     )
     deliver_each_twice()
-    subscription_cancel(organization=billing_org, immediately=False)
+    with django_capture_on_commit_callbacks(execute=True):
+        subscription_cancel(organization=billing_org, immediately=False)
     deliver_each_twice()
-    subscription_cancel(organization=billing_org, immediately=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        subscription_cancel(organization=billing_org, immediately=True)
     deliver_each_twice()
     response = billing_client.post(
         f"/api/v1/organizations/{billing_org.id}/credits/purchase",
@@ -111,7 +113,7 @@ def test_unusual_consumption_against_the_organizations_own_average(
     organization, celery_eager, django_capture_on_commit_callbacks
 ):
     steady = Organization.objects.create(name="Steady", billing_email="s@steady.test")
-    start = timezone.now() - timedelta(days=15)
+    start = timezone.now() - timedelta(days=15) + timedelta(hours=1)
     with time_machine.travel(start, tick=False) as clock:
         for org in (organization, steady):
             credit_grant(organization=org, amount=100000, reason="seed")
