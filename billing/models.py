@@ -364,6 +364,9 @@ class AuditEntry(models.Model):
     reason = models.TextField(blank=True)
     before = models.JSONField(default=dict, blank=True)
     after = models.JSONField(default=dict, blank=True)
+    # What the action did, when it can be done twice by a double submit (`refund:<Stripe refund id>`):
+    # the second time writes no second row.
+    key = models.CharField(max_length=255, null=True, blank=True, unique=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -13,7 +13,7 @@ from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from djstripe.models import WebhookEventTrigger
 
@@ -59,13 +59,20 @@ def audit_record(
     target: str = "",
     before: dict | None = None,
     after: dict | None = None,
+    key: str | None = None,
 ) -> AuditEntry:
     """Append one row to the audit log. Call it inside the action's own transaction (when there
-    is one), so the row exists exactly when the action took effect."""
+    is one), so the row exists exactly when the action took effect. With a `key` (what was done,
+    e.g. `refund:re_123`) a second call answers the first row instead of writing another."""
     if action not in AuditEntry.Action.values:
         raise ValueError(f"unknown audit action {action!r}")
+    if key:
+        existing = AuditEntry.objects.filter(key=key).first()
+        if existing is not None:
+            return existing
     actor_id, label = actor_describe(actor)
-    return AuditEntry.objects.create(
+    fields = dict(
+        key=key or None,
         actor_id=actor_id,
         actor=label[:255],
         action=action,
@@ -76,6 +83,13 @@ def audit_record(
         before=_json_safe(before),
         after=_json_safe(after),
     )
+    if not key:
+        return AuditEntry.objects.create(**fields)
+    try:
+        with transaction.atomic():  # a savepoint: the same action logged at once by a double submit
+            return AuditEntry.objects.create(**fields)
+    except IntegrityError:
+        return AuditEntry.objects.get(key=key)
 
 
 # --------------------------------------------------------------------------- long jobs
@@ -145,11 +159,11 @@ def payment_refundable_get(*, organization: Organization, payment_intent_id: str
 
 
 def payment_refund_stripe(
-    *, organization: Organization, payment_intent_id: str, amount: int | None
+    *, organization: Organization, payment_intent_id: str, amount: int | None, idempotency_key: str
 ) -> StripeRefund:
     """Refund on Stripe (all that is left, or `amount` minor units). Validated first, so a refusal
-    reaches Stripe never. The idempotency key is the state it acts on (the PaymentIntent, what was
-    refunded before, the amount): a double submit refunds once."""
+    reaches Stripe never. `idempotency_key` is the staff form's (made when the page was shown):
+    the form submitted twice gets Stripe's first refund back instead of a second one."""
     charge = payment_refundable_get(organization=organization, payment_intent_id=payment_intent_id)
     left = charge["amount"] - charge["amount_refunded"]
     if left <= 0:
@@ -160,9 +174,10 @@ def payment_refund_stripe(
     refund = stripe_api.refund_create(
         payment_intent_id=payment_intent_id,
         amount=refund_amount,
-        idempotency_key=f"backoffice-refund:{payment_intent_id}:{charge['amount_refunded']}:{refund_amount}",
+        idempotency_key=f"backoffice-refund:{payment_intent_id}:{idempotency_key}"[:255],
         metadata={"source": "back office"},
     )
+    after = stripe_api.charge_retrieve(charge_id=charge["charge_id"])
     return StripeRefund(
         refund_id=refund["id"],
         amount=int(refund["amount"]),
@@ -170,7 +185,7 @@ def payment_refund_stripe(
         charge_id=charge["charge_id"],
         charge_amount=charge["amount"],
         amount_refunded_before=charge["amount_refunded"],
-        amount_refunded=charge["amount_refunded"] + int(refund["amount"]),
+        amount_refunded=int(after.get("amount_refunded") or 0),
     )
 
 

@@ -471,6 +471,7 @@ class OrganizationPageAdmin(admin.ModelAdmin):
                 payment_intent_id=data["payment_intent"],
                 amount=form.amount_minor(),
                 reason=data["reason"],
+                idempotency_key=data["idempotency_key"],
             )
             return (
                 f"Refunded {outcome.amount / 100:.2f} ({outcome.refund_id}); "

@@ -84,7 +84,7 @@ class SubscriptionResumeForm(forms.Form):
     reason = reason_field(required=False)
 
 
-class PaymentRefundForm(forms.Form):
+class PaymentRefundForm(IdempotentForm):
     payment_intent = forms.ChoiceField(
         label="Payment", help_text="The organization's payments that can be refunded."
     )

@@ -14,6 +14,7 @@ from datetime import datetime
 from decimal import Decimal
 
 from django.db import transaction
+from django.utils import timezone
 
 from billing.models import AuditEntry, BackofficeJob, Organization
 from billing.selectors import subscription_live_get
@@ -42,6 +43,16 @@ def _credits(organization: Organization) -> dict:
     return {"balance": summary.balance, "held": summary.held, "available": summary.available}
 
 
+def _before(after: dict, delta: Decimal) -> dict:
+    """The figures just before a ledger row of `delta`, from those just after it (exact, and
+    right under concurrency: both come from the row's own locked transaction)."""
+    return {
+        "balance": after["balance"] - delta,
+        "held": after["held"],
+        "available": after["available"] - delta,
+    }
+
+
 def _positive_credits(amount) -> Decimal:
     try:
         value = Decimal(str(amount))
@@ -66,8 +77,9 @@ def backoffice_credits_grant(
     once and log once (the replay answers None)."""
     reason = audit_reason_clean(reason, required=True)
     amount = _positive_credits(amount)
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ValidationFailed(fields={"expires_at": ["Must be in the future."]})
     with transaction.atomic():
-        before = _credits(organization)
         result = credit_grant(
             organization=organization,
             amount=amount,
@@ -79,14 +91,15 @@ def backoffice_credits_grant(
         )
         if not result.created:
             return None
+        after = _credits(organization)  # read under the account lock the grant took
         return audit_record(
             actor=actor,
             action=Action.CREDITS_GRANT,
             reason=reason,
             organization=organization,
             target=f"grant {result.grant.pk}",
-            before=before,
-            after={**_credits(organization), "granted": amount, "expires_at": expires_at},
+            before=_before(after, result.transaction.amount),
+            after={**after, "granted": amount, "expires_at": expires_at},
         )
 
 
@@ -96,7 +109,6 @@ def backoffice_credits_adjust(
     """Add (positive) or take away (negative) credits through an `adjust` ledger row."""
     reason = audit_reason_clean(reason, required=True)
     with transaction.atomic():
-        before = _credits(organization)
         result = credit_adjust(
             organization=organization,
             amount=amount,
@@ -106,14 +118,15 @@ def backoffice_credits_adjust(
         )
         if result.replayed:
             return None
+        after = _credits(organization)  # read under the account lock the adjustment took
         return audit_record(
             actor=actor,
             action=Action.CREDITS_ADJUST,
             reason=reason,
             organization=organization,
             target=f"transaction {result.transaction.pk}",
-            before=before,
-            after={**_credits(organization), "adjusted_by": result.transaction.amount},
+            before=_before(after, result.transaction.amount),
+            after={**after, "adjusted_by": result.transaction.amount},
         )
 
 
@@ -177,7 +190,13 @@ class RefundOutcome:
 
 
 def backoffice_payment_refund(
-    *, actor, organization: Organization, payment_intent_id: str, amount: int | None, reason: str
+    *,
+    actor,
+    organization: Organization,
+    payment_intent_id: str,
+    amount: int | None,
+    reason: str,
+    idempotency_key: str,
 ) -> RefundOutcome:
     """Refund a payment on Stripe, all of what is left or `amount` minor units. When the payment
     bought credits, the unspent part of them proportional to the refund is taken back at once,
@@ -189,7 +208,10 @@ def backoffice_payment_refund(
         raise ValidationFailed(fields={"payment_intent": ["A PaymentIntent id (pi_...) is required."]})
     before_credits = _credits(organization)
     refund = payment_refund_stripe(
-        organization=organization, payment_intent_id=payment_intent_id, amount=amount
+        organization=organization,
+        payment_intent_id=payment_intent_id,
+        amount=amount,
+        idempotency_key=idempotency_key,
     )
     with transaction.atomic():
         taken_back = Decimal(0)
@@ -210,6 +232,7 @@ def backoffice_payment_refund(
             reason=reason,
             organization=organization,
             target=f"payment {payment_intent_id} (refund {refund.refund_id})",
+            key=f"refund:{refund.refund_id}",
             before={"amount_refunded": refund.amount_refunded_before, **before_credits},
             after={
                 "amount_refunded": refund.amount_refunded,

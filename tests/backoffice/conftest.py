@@ -50,3 +50,9 @@ def pack(db):
 @pytest.fixture
 def audit_count():
     return lambda: AuditEntry.objects.count()
+
+
+@pytest.fixture
+def after_commit(django_capture_on_commit_callbacks, celery_eager):
+    """`with after_commit(): ...` runs the on-commit callbacks (and the enqueued tasks) at the end."""
+    return lambda: django_capture_on_commit_callbacks(execute=True)

@@ -174,3 +174,37 @@ def test_the_daily_task_stores_a_run(organization, stripe_emulator):
     run_id = reconcile_daily_task.apply().get()
     run = ReconcileRun.objects.get(pk=run_id)
     assert run.trigger == "beat" and run.status in ("ok", "drift") and run.with_stripe
+
+
+@override_settings(BILLING_ADMIN_EMAILS=STAFF)
+def test_auto_refill_turned_off_after_failed_payments_alerts_staff_once(organization, after_commit):
+    from credits.models import CreditPurchase, PurchaseKind, PurchaseStatus
+    from credits.services import auto_refill_payment_failed, auto_refill_set
+    from tests.credits.factories import CreditPackFactory
+
+    pack = CreditPackFactory(code="p1k", credits=D(1000), amount=1000)
+    credit_grant(organization=organization, amount=100, source="purchase", reference="pi_seed")
+    auto_refill_set(
+        organization=organization,
+        enabled=True,
+        threshold=50,
+        pack=pack,
+        payment_method="pm_card_visa",
+        max_refills_per_day=10,
+    )
+    for i in range(4):
+        credit_consume(organization=organization, amount=60 if i == 0 else 1)
+        pending = CreditPurchase.objects.filter(
+            organization=organization, kind=PurchaseKind.AUTO_REFILL, status=PurchaseStatus.PENDING
+        ).first()
+        if pending is None:
+            break
+        with after_commit():
+            for _ in range(2):  # a redelivery too
+                auto_refill_payment_failed(purchase_id=pending.pk, decline_code="insufficient_funds")
+    alert = staff_notices("staff_payment_failed").get()
+    assert (
+        alert.organization_id == organization.pk
+        and "Turned off after 3 failed payments" in alert.context["lines"][0]
+    )
+    assert len([m for m in staff_mails() if "Auto-refill turned off" in m.subject]) == 1

@@ -116,17 +116,18 @@ def test_partial_then_full_refund_takes_the_credits_back(
 
     # More than was paid: refused before Stripe is called.
     refused = web.post(
-        url(billing_org, "refund"), {"payment_intent": intent, "amount": "10.01", "reason": "x"}
+        url(billing_org, "refund"),
+        {"payment_intent": intent, "amount": "10.01", "reason": "x", "idempotency_key": "r0"},
     )
     assert refused.status_code == 200 and "Between 1 and 1000" in refused.content.decode()
     assert (
         _refunds(stripe_emulator) == [] and AuditEntry.objects.count() == 0 and balance(billing_org) == D(700)
     )
 
-    done = web.post(
-        url(billing_org, "refund"), {"payment_intent": intent, "amount": "5.00", "reason": "Half back"}
-    )
+    half = {"payment_intent": intent, "amount": "5.00", "reason": "Half back", "idempotency_key": "r1"}
+    done = web.post(url(billing_org, "refund"), half)
     assert done.status_code == 302
+    assert web.post(url(billing_org, "refund"), half).status_code == 302  # the form sent twice: one refund
     assert [r["amount"] for r in _refunds(stripe_emulator)] == [500]
     assert balance(billing_org) == D(200)  # 500 credits of the 700 unspent taken back at once
     entry = AuditEntry.objects.get()
@@ -141,7 +142,8 @@ def test_partial_then_full_refund_takes_the_credits_back(
     assert balance(billing_org) == D(200)
 
     done = web.post(
-        url(billing_org, "refund"), {"payment_intent": intent, "amount": "", "reason": "The rest"}
+        url(billing_org, "refund"),
+        {"payment_intent": intent, "amount": "", "reason": "The rest", "idempotency_key": "r2"},
     )
     assert done.status_code == 302
     webhooks.deliver()
@@ -151,7 +153,10 @@ def test_partial_then_full_refund_takes_the_credits_back(
     assert AuditEntry.objects.filter(action="payment_refund").count() == 2
 
     # Nothing left to refund: refused, no Stripe call, no row.
-    refused = web.post(url(billing_org, "refund"), {"payment_intent": intent, "amount": "", "reason": "x"})
+    refused = web.post(
+        url(billing_org, "refund"),
+        {"payment_intent": intent, "amount": "", "reason": "x", "idempotency_key": "r3"},
+    )
     assert refused.status_code == 200
     assert len(_refunds(stripe_emulator)) == 2 and AuditEntry.objects.count() == 2
 
@@ -169,7 +174,12 @@ def test_refund_of_another_organizations_payment_is_refused(
     staff = UserFactory(is_staff=True, is_superuser=True)
     with pytest.raises(Exception, match="No such payment"):
         backoffice_payment_refund(
-            actor=staff, organization=other, payment_intent_id=intent, amount=None, reason="wrong org"
+            actor=staff,
+            organization=other,
+            payment_intent_id=intent,
+            amount=None,
+            reason="wrong org",
+            idempotency_key="k",
         )
     assert _refunds(stripe_emulator) == [] and AuditEntry.objects.count() == 0
 
