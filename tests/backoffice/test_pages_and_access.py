@@ -182,3 +182,44 @@ def test_catalogue_sync_now(web, catalogue, celery_eager, django_capture_on_comm
     job = BackofficeJob.objects.get()
     assert job.status == "succeeded" and job.result == {"products_created": 0, "prices_created": 0}
     assert AuditEntry.objects.get().action == "catalogue_sync"
+
+
+def test_meter_sync_now(web, organization, celery_eager, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert (
+            web.post("/admin/billing/backofficejob/run/meter_sync/", {"reason": "check"}).status_code == 302
+        )
+    job = BackofficeJob.objects.get()
+    assert job.status == "succeeded" and job.result["organizations"] == 0
+    assert AuditEntry.objects.get().action == "meter_sync"
+
+
+def test_resend_an_invoice_from_the_page_and_from_the_invoices_admin(
+    web, organization, superuser, celery_eager, django_capture_on_commit_callbacks
+):
+    from django.core import mail
+    from django.utils import timezone
+
+    from invoices.services import statement_generate
+
+    credit_grant(organization=organization, amount=10, reason="activity")
+    start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
+    statement = statement_generate(organization=organization, period_start=start, period_end=timezone.now())
+    url = f"/admin/billing/organizationpage/{organization.pk}/invoices/{statement.pk}/resend/"
+    page = web.get(url)
+    assert page.status_code == 200 and "Send it again" in page.content.decode()
+    assert web.post(url, {"email": "not-an-email", "reason": ""}).status_code == 200
+    assert AuditEntry.objects.count() == 0
+    with django_capture_on_commit_callbacks(execute=True):
+        assert web.post(url, {"email": "", "reason": "Customer lost it"}).status_code == 302
+    entry = AuditEntry.objects.get()
+    assert (entry.action, entry.reason, entry.organization_id) == (
+        "invoice_resend",
+        "Customer lost it",
+        organization.pk,
+    )
+    assert entry.after["to"] == [organization.billing_email]
+    assert any(organization.billing_email in m.to for m in mail.outbox)
+    # The invoices admin's bulk action lands in the audit log too (without a reason).
+    web.post("/admin/invoices/invoice/", {"action": "resend", "_selected_action": [str(statement.pk)]})
+    assert AuditEntry.objects.filter(action="invoice_resend").count() == 2
