@@ -8,6 +8,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.inputs import StrictIntegerField
 from config.pagination import PageNumberPagination
 
 from .access import Action
@@ -239,7 +240,7 @@ class SubscriptionApi(OrganizationApi):
         plan = serializers.CharField()
         interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH)
         payment_method = serializers.CharField(required=False, allow_blank=False)
-        trial_days = serializers.IntegerField(required=False, min_value=0, max_value=730)
+        trial_days = StrictIntegerField(required=False, min_value=0, max_value=730)
 
     class ChangeInputSerializer(serializers.Serializer):
         plan = serializers.CharField(required=False)

@@ -10,6 +10,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.template.response import TemplateResponse
 
 from config.exceptions import ApplicationError
+from config.inputs import StrictDecimalFormField
 
 from .formatting import credits_str
 from .models import (
@@ -85,7 +86,7 @@ class CreditGrantAdmin(ReadOnlyAdmin):
 
 
 class GrantForm(forms.Form):
-    amount = forms.DecimalField(max_digits=20, decimal_places=4, min_value=0.0001)
+    amount = StrictDecimalFormField(max_digits=20, decimal_places=4, min_value=0.0001)
     source = forms.ChoiceField(
         choices=[(CreditSource.MANUAL, "Manual"), (CreditSource.PROMO, "Promo")], initial=CreditSource.MANUAL
     )
@@ -94,7 +95,7 @@ class GrantForm(forms.Form):
 
 
 class AdjustForm(forms.Form):
-    amount = forms.DecimalField(
+    amount = StrictDecimalFormField(
         max_digits=20, decimal_places=4, help_text="Positive adds credits, negative takes them away."
     )
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))

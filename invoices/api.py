@@ -16,6 +16,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from billing.access import Action
 from billing.tenancy import OrganizationApi
+from config.inputs import StrictIntegerField
 from config.pagination import PageNumberPagination
 from credits.formatting import MAX_CHARGE_MINOR_UNITS
 
@@ -214,11 +215,9 @@ class PaymentLinkApi(OrganizationApi):
 
     class InputSerializer(serializers.Serializer):
         description = serializers.CharField(max_length=500)
-        amount = serializers.IntegerField(
-            min_value=1, max_value=MAX_CHARGE_MINOR_UNITS, help_text="Minor units."
-        )
+        amount = StrictIntegerField(min_value=1, max_value=MAX_CHARGE_MINOR_UNITS, help_text="Minor units.")
         currency = serializers.RegexField(r"^[A-Za-z]{3}$", max_length=3)
-        days_until_due = serializers.IntegerField(min_value=0, max_value=365)
+        days_until_due = StrictIntegerField(min_value=0, max_value=365)
         idempotency_key = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
 
     class OutputSerializer(serializers.Serializer):
@@ -342,8 +341,10 @@ class BillingHistoryApi(OrganizationApi):
         )
         start = serializers.DateTimeField(required=False)
         end = serializers.DateTimeField(required=False)
-        page = serializers.IntegerField(min_value=1, default=1)
-        page_size = serializers.IntegerField(min_value=1, default=PageNumberPagination.page_size)
+        page = StrictIntegerField(min_value=1, max_value=1_000_000, default=1)
+        page_size = StrictIntegerField(
+            min_value=1, max_value=1_000_000, default=PageNumberPagination.page_size
+        )
 
         def validate(self, attrs):
             if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from billing.access import Action
 from billing.tenancy import OrganizationApi
 from config.exceptions import NotFound
+from config.inputs import StrictIntegerField
 from config.pagination import PageNumberPagination
 from credits.formatting import credits_str
 from credits.models import HoldStatus
@@ -386,7 +387,7 @@ class ReservationListApi(OrganizationApi):
         metric = serializers.CharField(max_length=64)
         estimated_quantity = QuantityField()
         idempotency_key = serializers.CharField(max_length=255)
-        expires_in = serializers.IntegerField(
+        expires_in = StrictIntegerField(
             required=False, min_value=60, max_value=7 * 86400, help_text="Seconds; default 3600."
         )
 
