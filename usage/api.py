@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from billing.access import Action
 from billing.tenancy import OrganizationApi
 from config.exceptions import NotFound
-from config.inputs import StrictIntegerField
+from config.inputs import MetadataField, StrictIntegerField
 from config.pagination import PageNumberPagination
 from credits.formatting import credits_str
 from credits.models import HoldStatus
@@ -390,6 +390,7 @@ class ReservationListApi(OrganizationApi):
         expires_in = StrictIntegerField(
             required=False, min_value=60, max_value=7 * 86400, help_text="Seconds; default 3600."
         )
+        metadata = MetadataField()
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=HoldStatus.choices, required=False)
@@ -418,6 +419,7 @@ class ReservationListApi(OrganizationApi):
             idempotency_key=data["idempotency_key"],
             expires_in=timedelta(seconds=data["expires_in"]) if "expires_in" in data else None,
             actor=self.access.actor,
+            metadata=data["metadata"],
         )
         return Response(
             _reservation(result),
