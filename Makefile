@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean-local fmt check manage shell
+.PHONY: run test lint bench install clean-local fmt check manage shell fuzz
 
 # Reinstall only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -23,6 +23,11 @@ run: $(STAMP)
 ## make test: the whole suite on a fresh test database (embedded services unless DATABASE_URL/REDIS_URL).
 test: $(STAMP)
 	@$(PY) -m config.devstack test $(ARGS)
+
+## make fuzz: Schemathesis over /api/schema/ for FUZZ_SECONDS (default 300), FUZZ_EXAMPLES cases a round.
+fuzz: $(STAMP)
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} $(PY) -m config.devstack test \
+	  tests/hardening/test_found8_schema.py::test_schemathesis_over_the_published_schema -q -p no:randomly
 
 ## make bench: tests/benchmarks, figures printed (never asserted).
 bench: $(STAMP)

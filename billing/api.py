@@ -67,6 +67,8 @@ def _organization_out(organization: Organization) -> dict:
 
 
 class OrganizationListCreateApi(APIView):
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         billing_email = serializers.EmailField()
@@ -104,6 +106,8 @@ class OrganizationDetailApi(OrganizationApi):
 
 
 class MembershipListApi(OrganizationApi):
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     class OutputSerializer(serializers.Serializer):
         user_id = serializers.IntegerField(source="user.id")
         email = serializers.EmailField(source="user.email")
@@ -130,6 +134,8 @@ class ApiKeyOutputSerializer(serializers.Serializer):
 
 class ApiKeyListCreateApi(OrganizationApi):
     """Admins list and create the organization's API keys; the key is in the 201 answer only."""
+
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
 
     actions = {"GET": Action.MANAGE, "POST": Action.MANAGE}
 
@@ -160,7 +166,7 @@ class ApiKeyListCreateApi(OrganizationApi):
 class ApiKeyRevokeApi(OrganizationApi):
     actions = {"DELETE": Action.MANAGE}
 
-    @extend_schema(request=None, responses=ApiKeyOutputSerializer)
+    @extend_schema(request=None, responses={200: ApiKeyOutputSerializer})
     def delete(self, request, org, key_id):
         api_key = api_key_get(organization=self.organization, key_id=key_id)
         if api_key is None:

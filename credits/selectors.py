@@ -17,6 +17,7 @@ from config.exceptions import ValidationFailed
 
 from .formatting import credits_str
 from .models import (
+    IN_FLIGHT_STATUSES,
     ZERO,
     AutoRefill,
     CreditAccount,
@@ -221,6 +222,26 @@ def ledger_trigger_installed() -> bool:
         row = cursor.fetchone()
     # tgtype bits: 1 row-level, 2 before, 8 delete, 16 update.
     return row is not None and row[0] & 1 and row[0] & 2 and row[0] & 8 and row[0] & 16
+
+
+PURCHASE_STUCK_AFTER = timedelta(minutes=30)
+
+
+def credit_purchases_stuck_list(
+    *, organization_ids: list | None = None, older_than: timedelta = PURCHASE_STUCK_AFTER
+) -> list[str]:
+    """Purchases still `pending` or `processing` long after they were last touched: a charge that
+    never reached Stripe, or whose answer was lost. One line each, for `manage.py reconcile`."""
+    cutoff = timezone.now() - older_than
+    stuck = CreditPurchase.objects.filter(status__in=IN_FLIGHT_STATUSES, updated_at__lt=cutoff)
+    if organization_ids is not None:
+        stuck = stuck.filter(organization_id__in=organization_ids)
+    return [
+        f"[stuck_purchase] organization {p.organization_id}: purchase {p.pk} ({p.kind}) has been "
+        f"{p.status} since {p.updated_at:%Y-%m-%d %H:%M:%S}Z"
+        f"{'' if p.payment_intent_id else ' with no PaymentIntent'}"
+        for p in stuck.order_by("updated_at")[:1000]
+    ]
 
 
 def ledger_drift_list(*, organization_ids: list | None = None) -> LedgerReport:

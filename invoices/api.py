@@ -113,6 +113,8 @@ class InvoiceListApi(OrganizationApi):
     """`GET`: the organization's invoices and statements, newest first. `POST`: generate a
     statement for a period (the billing role and up): 201 with its lines."""
 
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     actions = {"POST": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
@@ -334,6 +336,8 @@ class BillingHistoryApi(OrganizationApi):
     """Payments, invoices, statements, credit purchases and refunds, newest first, paginated
     (`?page=&page_size=`); `kind` (repeatable or comma-separated), `start` (inclusive), `end`
     (exclusive)."""
+
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
 
     class FilterSerializer(serializers.Serializer):
         kind = serializers.ListField(

@@ -380,6 +380,7 @@ def _reservation(result=None, *, hold=None) -> dict:
 class ReservationListApi(OrganizationApi):
     """`GET`: the organization's reservations (paginated, `?status=`). `POST`: hold the credits
     and quota an estimate needs: 201; 402 `insufficient_credits` or `quota_exceeded`."""
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
 
     actions = {"POST": Action.USAGE_WRITE}
 

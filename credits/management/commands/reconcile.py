@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand
 from billing.services import billing_stripe_drift_list
 from config import reconcile
 from config.exceptions import ApplicationError
-from credits.selectors import ledger_drift_list
+from credits.selectors import credit_purchases_stuck_list, ledger_drift_list
 from credits.services import credit_purchases_stripe_drift_list
 
 
@@ -18,7 +18,8 @@ class Command(BaseCommand):
     help = (
         "Check the credit ledger: balance == sum(transactions) == sum(remaining of grants) minus the "
         "overdraft in use, the balance_after chain, 0 <= remaining <= amount, the overdraft limit, one "
-        "key one effect, paid purchases granted, and the append-only trigger; then Stripe drift: "
+        "key one effect, paid purchases granted, no purchase left pending or processing over 30 minutes, "
+        "and the append-only trigger; then Stripe drift: "
         "subscription statuses and purchases against Stripe, and the checks other apps register "
         "(usage sent to Stripe meters against the meters' summaries). Exit 1 on any drift."
     )
@@ -31,6 +32,7 @@ class Command(BaseCommand):
         ids = options.get("organization")
         report = ledger_drift_list(organization_ids=ids)
         drifts = [str(d) for d in report.drifts]
+        drifts += credit_purchases_stuck_list(organization_ids=ids)
         summary = f"credits: {report.accounts} accounts, {report.transactions} ledger rows"
         if not options["no_stripe"]:
             try:
