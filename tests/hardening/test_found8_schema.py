@@ -106,7 +106,7 @@ def test_schemathesis_over_the_published_schema(billing_org, capsys):
         signals.request_finished.connect(close_old_connections)
     with capsys.disabled():
         print("\n" + report.summary())
-    assert report.cases >= report.operations * 3, report.summary()
+    assert report.cases >= report.operations * 2, report.summary()
     assert not report.failures, report.summary() + "\n" + "\n".join(report.failures[:40])
     assert report.server_errors == 0
 
