@@ -12,6 +12,7 @@ from djstripe.admin.admin import CustomerAdmin as DjstripeCustomerAdmin
 from djstripe.admin.admin import SubscriptionAdmin as DjstripeSubscriptionAdmin
 
 from config.exceptions import ApplicationError
+from config.inputs import strict_number_overrides
 
 from . import stripe_data
 from .models import (
@@ -304,6 +305,7 @@ class PlatformKeyAdmin(admin.ModelAdmin):
 
 
 class PlanPriceInline(admin.TabularInline):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     model = PlanPrice
     extra = 0
     fields = ["interval", "amount", "currency", "active", "stripe_price_id"]
@@ -312,6 +314,7 @@ class PlanPriceInline(admin.TabularInline):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     list_display = ["name", "code", "included_credits", "trial_days", "active", "sort_order", "price_summary"]
     list_filter = ["active"]
     list_editable = ["active", "sort_order"]

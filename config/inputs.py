@@ -328,3 +328,13 @@ class StrictIntegerFormField(forms.IntegerField):
             return parse_integer(value, name="The number")
         except InputInvalid as exc:
             raise DjangoValidationError(exc.message, code="invalid") from None
+
+
+def strict_number_overrides() -> dict:
+    """`ModelAdmin.formfield_overrides` that give the admin's number inputs the same rules."""
+    from django.db import models
+
+    return {
+        models.DecimalField: {"form_class": StrictDecimalFormField},
+        models.IntegerField: {"form_class": StrictIntegerFormField},
+    }

@@ -3,7 +3,8 @@ in the contract's shape before any view runs (issue 17).
 
 - a body over `DATA_UPLOAD_MAX_MEMORY_SIZE` is a 413 `request_too_large`;
 - NaN/Infinity, numbers out of range and nesting deeper than 32 levels are a 400;
-- a NUL character or a lone surrogate in any string or key is a 400 naming where;
+- a NUL character or a lone surrogate in any string or key is a 400 naming where (a view that
+  answers per item, such as a usage batch, sets `checks_own_strings` and refuses the item instead);
 - JSON numbers remember how they were written (`json_source`), so `config.inputs` refuses
   `1e3` written as a number as it does as a string.
 """
@@ -71,7 +72,8 @@ class StrictJSONParser(JSONParser):
             raise ParseError(f"JSON parse error - {str(exc)[:200]}") from None
         if json_depth(data) > JSON_MAX_DEPTH:
             raise ParseError(f"JSON parse error - nested deeper than {JSON_MAX_DEPTH} levels.")
-        bad = first_bad_string(data)
+        view = parser_context.get("view")
+        bad = None if getattr(view, "checks_own_strings", False) else first_bad_string(data)
         if bad is not None:
             raise ValidationFailed(
                 fields={bad[:200]: ["Must not contain NUL characters or unpaired surrogates."]}

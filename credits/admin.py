@@ -10,7 +10,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.template.response import TemplateResponse
 
 from config.exceptions import ApplicationError
-from config.inputs import StrictDecimalFormField
+from config.inputs import StrictDecimalFormField, strict_number_overrides
 
 from .formatting import credits_str
 from .models import (
@@ -103,6 +103,7 @@ class AdjustForm(forms.Form):
 
 @admin.register(CreditAccount)
 class CreditAccountAdmin(admin.ModelAdmin):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     list_display = [
         "organization",
         "balance",
@@ -200,6 +201,7 @@ class CreditAccountAdmin(admin.ModelAdmin):
 
 @admin.register(CreditPrice)
 class CreditPriceAdmin(admin.ModelAdmin):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     list_display = ["event_name", "credits_per_unit", "category", "active", "updated_at"]
     list_filter = ["category", "active"]
     search_fields = ["event_name", "description"]
@@ -207,6 +209,7 @@ class CreditPriceAdmin(admin.ModelAdmin):
 
 @admin.register(CreditPack)
 class CreditPackAdmin(admin.ModelAdmin):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     list_display = ["code", "name", "credits", "amount", "currency", "active", "sort_order"]
     list_filter = ["active", "currency"]
 

@@ -236,6 +236,7 @@ class CreditGrantApi(OrganizationApi):
 
 class CreditTransactionListApi(OrganizationApi):
     pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     class FilterSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=TransactionKind.choices, required=False)
         start = serializers.DateTimeField(required=False)

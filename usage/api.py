@@ -96,6 +96,8 @@ class UsageEventsApi(OrganizationApi):
     rejected with its reason. Never refused by a quota: usage that happened is recorded."""
 
     actions = {"POST": Action.USAGE_WRITE}
+    # NUL characters and lone surrogates reject the one event (usage.validation), not the batch.
+    checks_own_strings = True
 
     class InputSerializer(serializers.Serializer):
         events = EventListField()
@@ -380,6 +382,7 @@ def _reservation(result=None, *, hold=None) -> dict:
 class ReservationListApi(OrganizationApi):
     """`GET`: the organization's reservations (paginated, `?status=`). `POST`: hold the credits
     and quota an estimate needs: 201; 402 `insufficient_credits` or `quota_exceeded`."""
+
     pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
 
     actions = {"POST": Action.USAGE_WRITE}

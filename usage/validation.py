@@ -209,6 +209,10 @@ def parse_event(data, now: datetime) -> EventInput:
     """One event from JSON-like data, or `EventInvalid` with a code and a reason."""
     if not isinstance(data, dict):
         raise EventInvalid("invalid_event", "Each event must be an object.")
+    if any(not isinstance(k, str) or _bad_text(k) for k in data):
+        raise EventInvalid(
+            "unknown_field", "Field names must not contain NUL characters or unpaired surrogates."
+        )
     unknown = sorted(k for k in data if k not in FIELDS) if len(data) <= 50 else ["(too many fields)"]
     if unknown:
         raise EventInvalid("unknown_field", f"Unknown field(s): {', '.join(map(str, unknown))[:200]}.")

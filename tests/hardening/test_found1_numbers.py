@@ -10,7 +10,6 @@ from decimal import Decimal
 
 import pytest
 
-from config.inputs import InputInvalid, parse_decimal, parse_integer
 from credits.admin import AdjustForm, GrantForm
 from credits.forms import AutoRefillForm, LowBalanceForm
 from credits.models import CreditAccount, CreditTransaction
@@ -248,6 +247,8 @@ def test_page_and_admin_forms_use_the_same_rules():
 
 
 def test_the_parser_itself():
+    from config.inputs import InputInvalid, parse_decimal, parse_integer
+
     assert parse_decimal("12.5", integer_digits=16, places=4) == D("12.5000")
     assert parse_decimal(".5", integer_digits=1, places=4) == D("0.5")
     assert parse_decimal("-3", integer_digits=1, places=0) == D(-3)
@@ -260,3 +261,40 @@ def test_the_parser_itself():
         with pytest.raises(InputInvalid):
             parse_integer(bad)
     assert CreditAccount.objects.count() == 0
+
+
+def test_admin_model_forms_where_money_is_typed_use_the_same_rules(client):
+    from credits.models import CreditPack
+    from tests.billing.factories import UserFactory
+
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    form = {"code": "bad", "name": "Bad", "currency": "usd", "active": "on", "sort_order": "0"}
+    for credits, amount in [
+        ("1e3", "100"),
+        ("1_000", "100"),
+        ("100", "1_000"),
+        ("100", "١٢"),
+        ("1" * 17, "100"),
+    ]:
+        response = client.post(
+            "/admin/credits/creditpack/add/", {**form, "credits": credits, "amount": amount}
+        )
+        assert response.status_code == 200 and b"errornote" in response.content, (credits, amount)
+    assert not CreditPack.objects.filter(code="bad").exists()
+    response = client.post("/admin/credits/creditpack/add/", {**form, "credits": "12.5", "amount": "100"})
+    assert response.status_code == 302 and CreditPack.objects.get(code="bad").credits == D("12.5")
+
+
+def test_a_nul_in_one_usage_event_rejects_that_event_only():
+    org = organization_on(plan_with_limits(SMS_SENT=None), credits=100)
+    body = (
+        '{"events": [{"metric": "SMS_SENT", "idempotency_key": "ok"},'
+        ' {"metric": "SMS_SENT", "idempotency_key": "bad\\u0000"},'
+        ' {"metric": "SMS_SENT", "idempotency_key": "k", "dimensions": {"p": "\\ud800"}},'
+        ' {"metric": "SMS_SENT", "idempotency_key": "k2", "\\ud800": 1}]}'
+    )
+    response = post_raw(admin_client_of(org), org_url(org, "/usage/events"), body)
+    assert response.status_code == 200, response.content
+    result = response.json()
+    assert result["accepted"] == 1 and [r["index"] for r in result["rejected"]] == [1, 2, 3]
+    assert UsageEvent.objects.filter(organization_id=org.pk).count() == 1
