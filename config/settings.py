@@ -104,9 +104,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's Redis cache, a miss (not an error) while Redis is away: config/cache.py.
+        "BACKEND": "config.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="billing"),
+        "OPTIONS": {
+            "socket_timeout": env.float("CACHE_REDIS_TIMEOUT", default=0.5),
+            "socket_connect_timeout": env.float("CACHE_REDIS_TIMEOUT", default=0.5),
+        },
     }
 }
 
@@ -150,6 +155,21 @@ SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
 
+# --- Client addresses and rate limits ---
+# Proxies in front of the application that append to X-Forwarded-For (0: the header is ignored and
+# the socket's address counts; config/client_ip.py). docker-compose.yml has no proxy of its own.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+THROTTLE_RATES = {
+    "anon": env("THROTTLE_ANON", default="120/min"),  # an anonymous caller, per address
+    "user": env("THROTTLE_USER", default="6000/min"),  # per API key, platform key or user
+    # per address, whoever calls from it (defaults to the per-caller rate)
+    "address": env("THROTTLE_ADDRESS", default=env("THROTTLE_USER", default="6000/min")),
+}
+THROTTLE_REDIS_URL = env("THROTTLE_REDIS_URL", default=REDIS_URL)
+THROTTLE_REDIS_TIMEOUT = env.float("THROTTLE_REDIS_TIMEOUT", default=0.25)  # seconds per round trip
+THROTTLE_REDIS_RETRY_SECONDS = env.float("THROTTLE_REDIS_RETRY_SECONDS", default=5.0)  # after a failure
+THROTTLE_KEY_PREFIX = env("THROTTLE_KEY_PREFIX", default="billing:throttle")
+
 # --- Django REST framework and the API contract ---
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -162,14 +182,10 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-    ],
-    "DEFAULT_THROTTLE_RATES": {
-        "anon": env("THROTTLE_ANON", default="120/min"),
-        "user": env("THROTTLE_USER", default="6000/min"),
-    },
+    # Per caller and per address, one Redis round trip, open when Redis is away: config/throttling.py.
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": True,
 }
@@ -208,6 +224,18 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_RESULT_EXPIRES = 3600
+# While Redis is away an enqueue gives up quickly and the task goes to the task outbox
+# (config/task_outbox.py) instead of holding the request: a few publish retries, and the result
+# backend's reconnection (20 tries a second apart by default) cut to three within half a second.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.1,
+    "interval_max": 0.2,
+}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
+}
 
 # --- Stripe (dj-stripe) ---
 # With no real key the project talks to the bundled emulator (stripe_emulator/) at STRIPE_API_HOST.
