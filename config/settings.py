@@ -248,6 +248,12 @@ if STRIPE_USES_EMULATOR:
     # dj-stripe points stripe-python here once, at import time.
     STRIPE_API_HOST = env("STRIPE_API_HOST", default="http://127.0.0.1:12111")
 STRIPE_API_VERSION = env("STRIPE_API_VERSION", default="2026-08-26.dahlia")
+# Each Stripe attempt gives up after this many seconds (connecting, and each read); failed attempts
+# (connection errors, timeouts, 409, 5xx) are retried this many times with the same idempotency
+# key. billing/stripe_api.py applies both; the worst case (3 x 8 s + 1.5 s of back-off = 25.5 s)
+# must stay below gunicorn's WEB_TIMEOUT (60 s), which a test checks.
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=8.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 DJSTRIPE_SUBSCRIBER_MODEL = "billing.Organization"
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
