@@ -43,6 +43,8 @@ def client_ip(request) -> str:
     return _valid(chosen) or remote
 
 
-def axes_client_ip(request, *args, **kwargs) -> str:
-    """django-axes' `AXES_CLIENT_IP_CALLABLE` (it passes the request)."""
-    return client_ip(request)
+def axes_client_ip(request, *args, **kwargs) -> str | None:
+    """django-axes' `AXES_CLIENT_IP_CALLABLE` (it passes the request); None when unknown (a
+    sign-in made in code, with no socket), which axes stores as no address."""
+    address = client_ip(request)
+    return None if address == "unknown" else address

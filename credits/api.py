@@ -16,6 +16,7 @@ from billing.models import Interval
 from billing.services import payment_method_checkout_session_create, subscription_checkout_session_create
 from billing.tenancy import OrganizationApi
 from config.pagination import PageNumberPagination
+from config.redirects import RedirectUrlField
 
 from .formatting import MAX_CREDITS, credits_str, quantize
 from .models import CreditSource, TransactionKind
@@ -465,8 +466,8 @@ class CheckoutSessionApi(OrganizationApi):
         plan = serializers.CharField(required=False)
         interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH)
         pack = serializers.CharField(required=False)
-        success_url = serializers.URLField()
-        cancel_url = serializers.URLField()
+        success_url = RedirectUrlField()
+        cancel_url = RedirectUrlField()
 
         def validate(self, attrs):
             needed = {"subscription": "plan", "credits": "pack"}.get(attrs["kind"])
