@@ -140,7 +140,7 @@ def test_checkout_offers_no_second_trial(billing_org, webhooks, stripe_emulator)
             "kind": "subscription",
             "plan": "starter",
             "success_url": "http://localhost/ok",
-            "cancel_url": "https://example.com/no",
+            "cancel_url": "http://localhost/no",
         },
         format="json",
     )
