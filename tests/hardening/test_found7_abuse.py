@@ -200,12 +200,13 @@ def test_checkout_portal_and_setup_refuse_other_hosts(billing_client, billing_or
     requests_before = len(stripe_emulator.request_log)
     evil = "https://evil.example/phish"
     ok = "http://localhost/ok"
+    checkout = f"/api/v1/organizations/{org}/checkout-sessions"
     cases = [
-        (f"/api/v1/organizations/{org}/checkout-sessions", {"kind": "payment_method", "success_url": evil, "cancel_url": ok}, "success_url"),
-        (f"/api/v1/organizations/{org}/checkout-sessions", {"kind": "credits", "pack": "p", "success_url": ok, "cancel_url": evil}, "cancel_url"),
-        (f"/api/v1/organizations/{org}/checkout-sessions", {"kind": "subscription", "plan": "starter", "success_url": evil, "cancel_url": evil}, "success_url"),
+        (checkout, {"kind": "payment_method", "success_url": evil, "cancel_url": ok}, "success_url"),
+        (checkout, {"kind": "credits", "pack": "p", "success_url": ok, "cancel_url": evil}, "cancel_url"),
+        (checkout, {"kind": "subscription", "plan": "starter", "success_url": evil}, "success_url"),
         (f"/api/v1/organizations/{org}/portal-sessions", {"return_url": evil}, "return_url"),
-    ]  # fmt: skip
+    ]
     for path, body, field in cases:
         response = billing_client.post(path, body, format="json")
         assert response.status_code == 400, (path, response.content)
