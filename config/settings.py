@@ -273,15 +273,16 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 CELERY_RESULT_EXPIRES = 3600
 # While Redis is away an enqueue gives up quickly and the task goes to the task outbox
 # (config/task_outbox.py) instead of holding the request: a few publish retries, and the result
-# backend's reconnection (20 tries a second apart by default) cut to three within half a second.
+# backend's reconnection (20 tries a second apart by default) cut to 3 tries within 1.5 s, which a
+# worker storing a result also rides out a Redis restart with.
 CELERY_TASK_PUBLISH_RETRY_POLICY = {
     "max_retries": 2,
     "interval_start": 0,
-    "interval_step": 0.1,
-    "interval_max": 0.2,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
 }
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
-    "retry_policy": {"max_retries": 2, "interval_start": 0, "interval_step": 0.1, "interval_max": 0.2}
+    "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
 }
 
 # --- Stripe (dj-stripe) ---

@@ -32,7 +32,7 @@ from kombu.exceptions import OperationalError
 logger = logging.getLogger(__name__)
 
 BROKER_ERRORS = (OperationalError, redis.RedisError, ConnectionError, TimeoutError)
-BROKER_RETRY_SECONDS = 5.0
+BROKER_RETRY_SECONDS = 30.0
 DISPATCH_BATCH = 500
 KEEP_DISPATCHED = timedelta(days=7)
 
