@@ -25,6 +25,7 @@ from .models import (
     PlatformKey,
     PlatformScope,
     Role,
+    TaskOutbox,
 )
 from .selectors import subscription_summary_get
 from .services import (
@@ -373,6 +374,22 @@ class BillingNoticeAdmin(admin.ModelAdmin):
     readonly_fields = ["organization", "kind", "key", "context", "recipients", "created_at", "sent_at"]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(TaskOutbox)
+class TaskOutboxAdmin(admin.ModelAdmin):
+    """Tasks enqueued while Redis was away (config/task_outbox.py): read only; beat sends them."""
+
+    list_display = ["task", "task_id", "created_at", "dispatched_at", "attempts"]
+    list_filter = [("dispatched_at", admin.EmptyFieldListFilter), "task"]
+    search_fields = ["task", "task_id"]
+    readonly_fields = [f.name for f in TaskOutbox._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 

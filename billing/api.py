@@ -10,6 +10,7 @@ from rest_framework.views import APIView
 
 from config.inputs import StrictIntegerField
 from config.pagination import PageNumberPagination
+from config.redirects import RedirectUrlField
 
 from .access import Action
 from .models import ApiKey, Interval, Organization, PlatformKey, PlatformScope, Role
@@ -434,7 +435,7 @@ class PortalSessionApi(OrganizationApi):
     actions = {"POST": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
-        return_url = serializers.URLField()
+        return_url = RedirectUrlField()
 
     class OutputSerializer(serializers.Serializer):
         url = serializers.URLField()

@@ -10,8 +10,11 @@ class BillingConfig(AppConfig):
         from . import (
             pages,
             receivers,  # noqa: F401  (registers the dj-stripe webhook handlers)
+            stripe_api,
             views,
         )
+
+        stripe_api.configure()  # the Stripe client's timeout and retry count
 
         pages.register_nav("dashboard", order=10, label="Overview", url_name="billing-organization")
         pages.register_nav("upgrade", order=20, label="Plans", url_name="billing-upgrade")

@@ -39,6 +39,31 @@ class StripeRequestError(ApplicationError):
     default_message = "The payment processor refused the request."
 
 
+# --------------------------------------------------------------------------- the client
+def http_client() -> stripe.HTTPClient:
+    """The HTTP client every Stripe call goes through: `STRIPE_TIMEOUT_SECONDS` per attempt
+    (connecting and each read), instead of stripe-python's 80 s."""
+    return stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
+
+
+def configure() -> None:
+    """Install the client and the retry count (`STRIPE_MAX_NETWORK_RETRIES`): the one place both
+    are set, at start-up (`BillingConfig.ready`). stripe-python retries connection errors,
+    timeouts, 409 and 5xx with the same idempotency key (ours, or one it generates for a POST),
+    so a retried charge is replayed by Stripe, never made twice."""
+    stripe.default_http_client = http_client()
+    stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
+
+
+def worst_case_seconds() -> float:
+    """The longest a Stripe call can hold a request: every attempt timing out, plus stripe-python's
+    back-off between attempts (0.5 s doubling, at most 5 s each). Kept below gunicorn's
+    `WEB_TIMEOUT`, so a hanging Stripe answers 503 `stripe_unavailable` instead of a killed worker."""
+    retries = settings.STRIPE_MAX_NETWORK_RETRIES
+    backoff = sum(min(0.5 * 2 ** (n - 1), 5.0) for n in range(1, retries + 1))
+    return (retries + 1) * settings.STRIPE_TIMEOUT_SECONDS + backoff
+
+
 def request_options(idempotency_key: str | None = None) -> dict[str, Any]:
     options: dict[str, Any] = {
         "api_key": settings.STRIPE_SECRET_KEY,

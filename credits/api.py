@@ -17,6 +17,7 @@ from billing.services import payment_method_checkout_session_create, subscriptio
 from billing.tenancy import OrganizationApi
 from config.inputs import InputInvalid, MetadataField, StrictIntegerField, parse_decimal
 from config.pagination import PageNumberPagination
+from config.redirects import RedirectUrlField
 
 from .formatting import CREDITS_INTEGER_DIGITS, CREDITS_PLACES, credits_str
 from .models import CreditSource, TransactionKind
@@ -460,8 +461,8 @@ class CheckoutSessionApi(OrganizationApi):
         plan = serializers.CharField(required=False)
         interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH)
         pack = serializers.CharField(required=False)
-        success_url = serializers.URLField()
-        cancel_url = serializers.URLField()
+        success_url = RedirectUrlField()
+        cancel_url = RedirectUrlField()
 
         def validate(self, attrs):
             needed = {"subscription": "plan", "credits": "pack"}.get(attrs["kind"])
