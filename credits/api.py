@@ -238,7 +238,8 @@ class CreditGrantApi(OrganizationApi):
                 "balance": result.balance,
             }
         ).data
-        return Response(data, status=status.HTTP_201_CREATED)
+        replayed = None if result.created else {"Idempotent-Replayed": "true"}
+        return Response(data, status=status.HTTP_201_CREATED, headers=replayed)
 
 
 class CreditTransactionListApi(OrganizationApi):

@@ -1,0 +1,54 @@
+"""Shared by the reliability tests: threads released together, clients, ledger reads."""
+
+from __future__ import annotations
+
+import threading
+from decimal import Decimal
+
+from django.db import connection
+from rest_framework.test import APIClient
+
+from credits.models import CreditAccount, CreditTransaction
+
+
+def run_together(count: int, work, *, timeout: float = 120) -> list[tuple[str, object]]:
+    """`work(i)` in `count` threads (one database connection each) released by one barrier;
+    answers ("ok", result) or ("error", exception) per thread."""
+    barrier = threading.Barrier(count)
+    results: list = [None] * count
+
+    def worker(i: int) -> None:
+        try:
+            barrier.wait(timeout=30)
+            results[i] = ("ok", work(i))
+        except Exception as exc:
+            results[i] = ("error", exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(count)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=timeout)
+    assert not any(t.is_alive() for t in threads), "a thread hung"
+    return results
+
+
+def balance(org) -> Decimal:
+    account = CreditAccount.objects.filter(organization=org).first()
+    return account.balance if account is not None else Decimal(0)
+
+
+def ledger_sum(org) -> Decimal:
+    return sum((t.amount for t in CreditTransaction.objects.filter(organization=org)), Decimal(0))
+
+
+def bearer(raw_key: str) -> APIClient:
+    client = APIClient()
+    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
+    return client
+
+
+def credits_url(org, tail: str = "") -> str:
+    return f"/api/v1/organizations/{org.pk}/credits{tail}"
