@@ -52,3 +52,25 @@ def bearer(raw_key: str) -> APIClient:
 
 def credits_url(org, tail: str = "") -> str:
     return f"/api/v1/organizations/{org.pk}/credits{tail}"
+
+
+def credits_checkout_paid(client, org, emulator, pack_code: str) -> str:
+    """A credits Checkout page for `pack_code`, paid with a good card; answers the session id.
+    The webhooks it produces are left to the test's transport."""
+    response = client.post(
+        f"/api/v1/organizations/{org.pk}/checkout-sessions",
+        {"kind": "credits", "pack": pack_code, "success_url": "http://app.test/ok", "cancel_url": "http://app.test/no"},
+        format="json",
+    )
+    assert response.status_code == 201, response.content
+    session_id = response.json()["id"]
+    assert emulator.checkout_submit(session_id, "success")["status"] == "complete"
+    return session_id
+
+
+def subscribe(org, *, plan: str = "starter", payment_method: str = "pm_card_visa", trial_days: int = 0):
+    from billing.services import subscription_create
+
+    return subscription_create(
+        organization=org, plan=plan, interval="month", payment_method=payment_method, trial_days=trial_days
+    )
