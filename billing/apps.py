@@ -11,6 +11,7 @@ class BillingConfig(AppConfig):
             pages,
             receivers,  # noqa: F401  (registers the dj-stripe webhook handlers)
             views,
+            webhooks,  # noqa: F401  (the API version pin on webhook processing)
         )
 
         pages.register_nav("dashboard", order=10, label="Overview", url_name="billing-organization")

@@ -224,6 +224,9 @@ DJSTRIPE_SUBSCRIBER_MODEL = "billing.Organization"
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# Webhook signatures older than the endpoint's tolerance (300 s, Stripe's) are refused by
+# stripe-python; newer than now + this many seconds (clock skew) by billing/webhooks.py.
+STRIPE_WEBHOOK_FUTURE_TOLERANCE = env.int("STRIPE_WEBHOOK_FUTURE_TOLERANCE", default=60)
 
 # --- E-mail (console backend in development) ---
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

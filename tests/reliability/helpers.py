@@ -59,7 +59,12 @@ def credits_checkout_paid(client, org, emulator, pack_code: str) -> str:
     The webhooks it produces are left to the test's transport."""
     response = client.post(
         f"/api/v1/organizations/{org.pk}/checkout-sessions",
-        {"kind": "credits", "pack": pack_code, "success_url": "http://app.test/ok", "cancel_url": "http://app.test/no"},
+        {
+            "kind": "credits",
+            "pack": pack_code,
+            "success_url": "http://app.test/ok",
+            "cancel_url": "http://app.test/no",
+        },
         format="json",
     )
     assert response.status_code == 201, response.content

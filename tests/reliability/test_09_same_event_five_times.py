@@ -16,7 +16,13 @@ pytestmark = pytest.mark.django_db
 
 
 def test_each_event_five_times_one_grant(
-    recorder, webhooks, client, billing_client, billing_org, stripe_emulator, django_capture_on_commit_callbacks
+    recorder,
+    webhooks,
+    client,
+    billing_client,
+    billing_org,
+    stripe_emulator,
+    django_capture_on_commit_callbacks,
 ):
     CreditPackFactory(code="p500", credits=Decimal(500), amount=4000)
     credits_checkout_paid(billing_client, billing_org, stripe_emulator, "p500")
@@ -27,7 +33,9 @@ def test_each_event_five_times_one_grant(
         for _ in range(5):
             with django_capture_on_commit_callbacks(execute=True):
                 assert post(client, delivery).status_code == 200
-    assert Event.objects.filter(type__in=["checkout.session.completed", "payment_intent.succeeded"]).count() == 2
+    assert (
+        Event.objects.filter(type__in=["checkout.session.completed", "payment_intent.succeeded"]).count() == 2
+    )
     assert CreditGrant.objects.filter(organization=billing_org, source="purchase").count() == 1
     assert balance(billing_org) == 500 == ledger_sum(billing_org)
     assert CreditPurchase.objects.get(organization=billing_org).status == PurchaseStatus.SUCCEEDED

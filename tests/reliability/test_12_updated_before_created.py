@@ -11,7 +11,6 @@ from djstripe.models import Customer
 from billing.models import Organization
 from tests.stripe_helpers import STRIPE_KEY, post
 
-
 pytestmark = pytest.mark.django_db
 
 
@@ -36,7 +35,8 @@ def test_updated_active_before_created_incomplete_leaves_active(
     stripe_emulator.deliver_webhooks()
     created = recorder.of_type("customer.subscription.created")
     updated = [
-        d for d in recorder.of_type("customer.subscription.updated")
+        d
+        for d in recorder.of_type("customer.subscription.updated")
         if json.loads(d[2])["data"]["object"]["status"] == "active"
     ]
     assert json.loads(created[0][2])["data"]["object"]["status"] == "incomplete" and updated

@@ -30,7 +30,7 @@ def nothing_changed(org):
 
 
 def test_tampered_body(client, delivery, billing_org):
-    url, headers, body = delivery
+    body = delivery[2]
     tampered = body.replace(b'"amount_paid": ', b'"amount_paid": 1', 1)
     assert tampered != body
     assert post(client, delivery, body=tampered).status_code == 400
