@@ -36,7 +36,8 @@ def credit_purchases_stripe_drift_list(*, organization_ids: list | None = None) 
             drifts.append(f"purchase {purchase.pk}: granted, but {purchase.payment_intent_id} is {status!r}")
     for purchase, intent_id in _paid_checkouts_without_intent(organization_ids):
         drifts.append(
-            f"purchase {purchase.pk}: Checkout {purchase.checkout_session_id} paid by {intent_id}, not granted"
+            f"purchase {purchase.pk}: Checkout {purchase.checkout_session_id} paid by {intent_id}, "
+            "not granted"
         )
     return drifts
 

@@ -35,7 +35,7 @@ def test_a_crash_halfway_rolls_back_and_the_redelivery_applies_once(
     real_fulfil = receivers.services.credit_purchase_fulfil
 
     def fulfil_then_crash(**kwargs):
-        result = real_fulfil(**kwargs)
+        real_fulfil(**kwargs)
         assert CreditTransaction.objects.filter(organization=billing_org).count() == 1  # written...
         raise RuntimeError("worker lost its database halfway")  # ...and then the handler dies
 
