@@ -208,6 +208,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_RESULT_EXPIRES = 3600
+# Auto-refill: turned off after this many failed payments in a row; at most this much charged
+# per account per rolling hour (minor units) -- a larger shortfall is capped and alerted.
+CREDITS_AUTO_REFILL_MAX_DECLINES = env.int("CREDITS_AUTO_REFILL_MAX_DECLINES", default=3)
+CREDITS_AUTO_REFILL_HOURLY_CAP = env.int("CREDITS_AUTO_REFILL_HOURLY_CAP", default=100_000)
+# Stripe refuses meter events older than 35 days: alert when unsent usage is this old.
+USAGE_METER_BACKLOG_ALERT_DAYS = env.int("USAGE_METER_BACKLOG_ALERT_DAYS", default=30)
+# A task copy that finds another copy running (config/leases.py) comes back this much later.
+TASK_LEASE_RETRY_SECONDS = env.int("TASK_LEASE_RETRY_SECONDS", default=30)
 
 # --- Stripe (dj-stripe) ---
 # With no real key the project talks to the bundled emulator (stripe_emulator/) at STRIPE_API_HOST.

@@ -79,3 +79,16 @@ def subscribe(org, *, plan: str = "starter", payment_method: str = "pm_card_visa
     return subscription_create(
         organization=org, plan=plan, interval="month", payment_method=payment_method, trial_days=trial_days
     )
+
+
+def sms(org, key: str, quantity: int) -> None:
+    from usage.services import usage_events_record
+
+    result = usage_events_record(
+        organization=org, events=[{"metric": "SMS_SENT", "quantity": quantity, "idempotency_key": key}]
+    )
+    assert result.accepted == 1
+
+
+def meter_events(emulator) -> list[dict]:
+    return [e for e in emulator.objects("meter_event") if e["event_name"] == "sms_sent"]
