@@ -48,7 +48,7 @@ from tests.credits.factories import CreditPackFactory
 
 pytestmark = pytest.mark.django_db
 ZERO = Decimal(0)
-STEPS = int(os.environ.get("LEDGER_MACHINE_STEPS", "2000"))
+STEPS = int(os.environ.get("LEDGER_MACHINE_STEPS", "300"))
 SEED = int(os.environ.get("LEDGER_MACHINE_SEED", "17"))
 STEPS_PER_EXAMPLE = 100
 amounts = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("60"), places=4)
