@@ -12,6 +12,7 @@ class BillingConfig(AppConfig):
             receivers,  # noqa: F401  (registers the dj-stripe webhook handlers)
             stripe_api,
             views,
+            webhooks,  # noqa: F401  (the API version pin on webhook processing)
         )
 
         stripe_api.configure()  # the Stripe client's timeout and retry count

@@ -109,6 +109,21 @@ def translate_errors(func: Callable[P, R]) -> Callable[P, R]:
             except ValueError:
                 seconds = None
             raise StripeRateLimited(retry_after=seconds) from exc
+        except stripe.IdempotencyError as exc:
+            # Our key with other parameters: the row the key derives from changed between two
+            # attempts. Stripe refused, nothing was charged; a person must look.
+            from config.alerts import ops_alert
+
+            ops_alert(
+                "stripe_idempotency_mismatch",
+                f"Stripe refused {func.__name__}: an idempotency key was reused with other parameters",
+                subject=func.__name__,
+                every=60,
+            )
+            raise StripeRequestError(
+                "The payment processor refused a repeated request with changed parameters.",
+                extra={"stripe_code": "idempotency_error"},
+            ) from exc
         except stripe.APIConnectionError as exc:
             logger.warning("stripe unavailable in %s: %s", func.__name__, type(exc).__name__)
             raise StripeUnavailable() from exc

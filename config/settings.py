@@ -293,6 +293,14 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
 }
+# Auto-refill: turned off after this many failed payments in a row; at most this much charged
+# per account per rolling hour (minor units) -- a larger shortfall is capped and alerted.
+CREDITS_AUTO_REFILL_MAX_DECLINES = env.int("CREDITS_AUTO_REFILL_MAX_DECLINES", default=3)
+CREDITS_AUTO_REFILL_HOURLY_CAP = env.int("CREDITS_AUTO_REFILL_HOURLY_CAP", default=100_000)
+# Stripe refuses meter events older than 35 days: alert when unsent usage is this old.
+USAGE_METER_BACKLOG_ALERT_DAYS = env.int("USAGE_METER_BACKLOG_ALERT_DAYS", default=30)
+# A task copy that finds another copy running (config/leases.py) comes back this much later.
+TASK_LEASE_RETRY_SECONDS = env.int("TASK_LEASE_RETRY_SECONDS", default=30)
 
 # --- Stripe (dj-stripe) ---
 # With no real key the project talks to the bundled emulator (stripe_emulator/) at STRIPE_API_HOST.
@@ -315,6 +323,9 @@ DJSTRIPE_SUBSCRIBER_MODEL = "billing.Organization"
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# Webhook signatures older than the endpoint's tolerance (300 s, Stripe's) are refused by
+# stripe-python; newer than now + this many seconds (clock skew) by billing/webhooks.py.
+STRIPE_WEBHOOK_FUTURE_TOLERANCE = env.int("STRIPE_WEBHOOK_FUTURE_TOLERANCE", default=60)
 
 # --- E-mail (console backend in development) ---
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")

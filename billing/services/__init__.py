@@ -61,7 +61,7 @@ from .payment_methods import (
     payment_method_set_default,
     setup_intent_create,
 )
-from .reconcile import billing_stripe_drift_list
+from .reconcile import billing_stripe_drift_list, billing_stripe_state_restore, checkout_session_payment_get
 from .stripe_invoices import (
     stripe_invoice_create_one_off,
     stripe_invoice_mark_uncollectible,
@@ -106,7 +106,9 @@ __all__ = [
     "billing_notice_send",
     "billing_notices_dispatch_due",
     "billing_stripe_drift_list",
+    "billing_stripe_state_restore",
     "checkout_session_create",
+    "checkout_session_payment_get",
     "customer_mirror_save",
     "membership_set",
     "notice_recipients",

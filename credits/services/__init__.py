@@ -53,7 +53,7 @@ from .purchases import (
     purchase_payment_intent_create,
     stripe_credits_checkout_session_create,
 )
-from .reconcile import credit_purchases_stripe_drift_list
+from .reconcile import credit_purchases_stripe_drift_list, stripe_state_restore
 from .subscription_credits import (
     subscription_credits_catch_up,
     subscription_credits_for_invoice,
@@ -99,6 +99,7 @@ __all__ = [
     "purchase_payment_intent_create",
     "request_fingerprint",
     "stripe_credits_checkout_session_create",
+    "stripe_state_restore",
     "subscription_credits_catch_up",
     "subscription_credits_for_invoice",
     "subscription_credits_grant",

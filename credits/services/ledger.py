@@ -27,16 +27,19 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from billing.models import Organization
+from config.alerts import ops_alert
 from config.exceptions import IdempotencyConflict, ValidationFailed
 from config.inputs import InputInvalid, parse_decimal, parse_metadata
 
@@ -67,6 +70,7 @@ from ..models import (
     CreditSource,
     CreditTransaction,
     PurchaseKind,
+    PurchaseStatus,
     TransactionKind,
 )
 from ..selectors import credit_amount_price
@@ -780,6 +784,53 @@ def _auto_refill_of(account: CreditAccount) -> AutoRefill | None:
         return None
 
 
+def _auto_refill_size(ledger: Ledger, refill: AutoRefill) -> tuple[Decimal, int, str] | None:
+    """(credits, price, currency) of the refill to start: as many refill units (the pack, or the
+    set amount) as bring the balance back to the threshold, in one charge -- within
+    `CREDITS_AUTO_REFILL_HOURLY_CAP` (what the account's auto-refills charged in the last hour
+    counts) and the largest single payment. Past the cap, the charge is cut to what fits (none
+    when nothing does) and the operators are alerted."""
+    if refill.pack_id:
+        unit, unit_price, currency = refill.pack.credits, refill.pack.amount, refill.pack.currency
+    else:
+        unit = refill.amount
+        unit_price, currency = credit_amount_price(credits=unit)
+    if not 0 < unit_price <= MAX_CHARGE_MINOR_UNITS:
+        raise ValidationFailed(f"a refill would charge {unit_price} minor units, over one payment's limit")
+    shortfall = refill.threshold - ledger.account.balance
+    wanted = max(1, math.ceil(shortfall / unit)) if unit > 0 else 1
+    charged = (
+        CreditPurchase.objects.filter(
+            account_id=ledger.account.pk,
+            kind=PurchaseKind.AUTO_REFILL,
+            created_at__gte=ledger.now - timedelta(hours=1),
+        )
+        .exclude(status=PurchaseStatus.FAILED)
+        .aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    room = min(settings.CREDITS_AUTO_REFILL_HOURLY_CAP - charged, MAX_CHARGE_MINOR_UNITS)
+    units = wanted if unit_price <= 0 else min(wanted, max(0, room // unit_price))
+    if units < wanted:
+        organization_id, short = str(ledger.account.organization_id), shortfall
+
+        def alert() -> None:
+            ops_alert(
+                "auto_refill_hourly_cap",
+                f"auto-refill of organization {organization_id} capped: {short} credits short, "
+                f"{units} of {wanted} refill(s) charged ({charged} already charged this hour)",
+                subject=organization_id,
+            )
+
+        ledger.after_commit.append(alert)
+    if units < 1:
+        return None
+    if refill.pack_id:
+        return unit * units, unit_price * units, currency
+    price, currency = credit_amount_price(credits=unit * units)
+    return unit * units, price, currency
+
+
 def _auto_refill_maybe_start(ledger: Ledger) -> None:
     """Under the account lock: start a refill when the balance is below the threshold, none is
     in flight (also enforced by a partial unique index) and today's cap is not reached."""
@@ -795,13 +846,7 @@ def _auto_refill_maybe_start(ledger: Ledger) -> None:
     if attempts.count() >= refill.max_refills_per_day:
         return
     try:
-        if refill.pack_id:
-            credits, price, currency = refill.pack.credits, refill.pack.amount, refill.pack.currency
-        else:
-            credits = refill.amount
-            price, currency = credit_amount_price(credits=credits)
-        if not 0 < price <= MAX_CHARGE_MINOR_UNITS:
-            raise ValidationFailed(f"a refill would charge {price} minor units, over one payment's limit")
+        sized = _auto_refill_size(ledger, refill)
     except ValidationFailed as exc:
         # A setting that cannot be charged (saved before the bounds, or a pack repriced since)
         # must not fail the consumption that crossed the threshold: turn the refill off, say
@@ -814,6 +859,9 @@ def _auto_refill_maybe_start(ledger: Ledger) -> None:
             "auto-refill of account %s turned off: it cannot be charged (%s)", account.pk, exc.message
         )
         return
+    if sized is None:
+        return
+    credits, price, currency = sized
     purchase = CreditPurchase.objects.create(
         organization_id=account.organization_id,
         account_id=account.pk,

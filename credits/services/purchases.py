@@ -119,6 +119,13 @@ class FulfilResult:
     granted: bool
 
 
+def _purchase_label(purchase: CreditPurchase) -> str:
+    """The pack's name, or the credits when it is not one pack (a refill sized to a shortfall)."""
+    if purchase.pack_id and purchase.credits == purchase.pack.credits:
+        return purchase.pack.name
+    return f"{credits_str(purchase.credits)} credits"
+
+
 def credit_purchase_fulfil(
     *,
     payment_intent_id: str,
@@ -155,7 +162,7 @@ def credit_purchase_fulfil(
             return FulfilResult(purchase=purchase, transaction=row, granted=False)
         ledger = Ledger(account, timezone.now())
         ledger.expire_due(live_grants(account))
-        label = purchase.pack.name if purchase.pack_id else f"{credits_str(purchase.credits)} credits"
+        label = _purchase_label(purchase)
         grant = ledger.new_grant(
             source=CreditSource.PURCHASE,
             amount=purchase.credits,
@@ -244,7 +251,7 @@ def purchase_payment_intent_create(*, purchase: CreditPurchase) -> dict:
                 "status": existing.status,
                 "client_secret": existing.client_secret,
             }
-    label = purchase.pack.name if purchase.pack_id else f"{credits_str(purchase.credits)} credits"
+    label = _purchase_label(purchase)
     result = payment_intent_off_session_create(
         organization=purchase.organization,
         amount=purchase.amount,

@@ -11,7 +11,7 @@ from billing.services import billing_stripe_drift_list
 from config import reconcile
 from config.exceptions import ApplicationError
 from credits.selectors import credit_purchases_stuck_list, ledger_drift_list
-from credits.services import credit_purchases_stripe_drift_list
+from credits.services import credit_purchases_stripe_drift_list, stripe_state_restore
 
 
 class Command(BaseCommand):
@@ -27,9 +27,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser):
         parser.add_argument("--organization", action="append", help="Only this organization id (repeatable).")
         parser.add_argument("--no-stripe", action="store_true", help="Check the ledger only, without Stripe.")
+        parser.add_argument(
+            "--repair",
+            action="store_true",
+            help="First do what lost webhooks would have done, from Stripe's state (statuses, paid "
+            "purchases, subscription credits), then check.",
+        )
 
     def handle(self, *args, **options):
         ids = options.get("organization")
+        if options.get("repair") and not options["no_stripe"]:
+            for line in stripe_state_restore(organization_ids=ids):
+                self.stdout.write(f"repaired: {line}")
         report = ledger_drift_list(organization_ids=ids)
         drifts = [str(d) for d in report.drifts]
         drifts += credit_purchases_stuck_list(organization_ids=ids)
