@@ -100,10 +100,12 @@ def _ledger_invariants(request):
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Throttle counters and other cached state never leak between tests."""
+    from billing import key_cache
     from usage.selectors import catalog_cache_clear
 
     cache.clear()
     catalog_cache_clear()
+    key_cache.clear()
     yield
 
 
