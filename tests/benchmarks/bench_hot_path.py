@@ -33,10 +33,10 @@ from pathlib import Path
 import pytest
 from django.utils import timezone
 
-from billing.models import Plan
+from billing.models import Organization, Plan
 from billing.selectors import subscription_summary_get
 from billing.services import api_key_create, subscription_create
-from credits.selectors import credit_summary_get
+from credits.selectors import credit_summary_get, ledger_drift_list
 from credits.services import credit_consume, credit_grant
 from tests.benchmarks.bench_credits import (
     CLIENTS,
@@ -124,7 +124,9 @@ def targets_file(path: Path, orgs, keys) -> Path:
     return path
 
 
-def test_hot_paths(catalogue, billing_owner, tmp_path):
+def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
+    """Raw SQL moves balances without grants (by design: it is the lower bound), so the ledger
+    check after the test is left to the end of this one, for every organization but those."""
     ensure_wrk()
     load_before = os.getloadavg()
     budget = (OPS + WARMUP) * CLIENTS * (ROUNDS + 1)
@@ -183,9 +185,8 @@ def test_hot_paths(catalogue, billing_owner, tmp_path):
     reads = {
         "GET /credits": lambda _c, i: credit_summary_get(organization=reader),
         "GET /usage": lambda _c, i: usage_summary_get(organization=reader, now=timezone.now()),
-        "GET /subscription": lambda _c, i: (
-            reader.refresh_from_db(),
-            subscription_summary_get(organization=reader),
+        "GET /subscription": lambda _c, i: subscription_summary_get(
+            organization=Organization.objects.select_related("plan").get(pk=reader.pk)
         ),
     }
     service_reads = {
@@ -259,3 +260,6 @@ def test_hot_paths(catalogue, billing_owner, tmp_path):
     for note in notes:
         print(note)
     assert not notes, notes
+    raw_ids = {str(org.pk) for org in [hot_raw, *many_raw]}
+    drifts = [d for d in ledger_drift_list().drifts if str(d.organization_id) not in raw_ids]
+    assert not drifts, drifts
