@@ -223,7 +223,8 @@ class SubscriptionOutputSerializer(serializers.Serializer):
 
 
 def _subscription_out(organization: Organization) -> dict:
-    organization.refresh_from_db()
+    # Fresh (one read with its plan), whatever the caller held.
+    organization = Organization.objects.select_related("plan").get(pk=organization.pk)
     summary = subscription_summary_get(organization=organization)
     return SubscriptionOutputSerializer(
         {

@@ -8,6 +8,7 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from . import (
+            key_cache,  # noqa: F401  (drops a cached key when its row is saved or deleted)
             pages,
             receivers,  # noqa: F401  (registers the dj-stripe webhook handlers)
             stripe_api,

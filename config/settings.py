@@ -54,6 +54,9 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # API calls with `Authorization: Bearer <key>` skip the browser-only middleware below
+    # (sessions, CSRF, messages, htmx, static files): config/middleware.py.
+    "config.middleware.ApiKeyLaneMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.parsers.BodyLimitMiddleware",
     "csp.middleware.CSPMiddleware",
@@ -93,7 +96,9 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactio
 # Persistent connections, one per serving thread: gunicorn (config/gunicorn.py) runs
 # WEB_CONCURRENCY x WEB_THREADS threads, which bounds the web server's connections to PostgreSQL.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A persistent connection is checked (SELECT 1) before its first use in each request, so a connection
+# PostgreSQL dropped (a restart) is replaced instead of failing a request: one round trip per request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 # Names each process kind in pg_stat_activity (`make run` sets billing-web, billing-worker, ...).
 DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env(
     "DB_APPLICATION_NAME", default="billing"
@@ -350,6 +355,15 @@ SILENCED_SYSTEM_CHECKS = env.list("SILENCED_SYSTEM_CHECKS", default=[])
 if STRIPE_USES_EMULATOR:
     SILENCED_SYSTEM_CHECKS.append("djstripe.W002")  # STRIPE_API_HOST is intended: it is the emulator
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo-billing-2026")
+
+# --- API keys ---
+# Seconds each process keeps an active API / platform key after reading it (`billing/key_cache.py`):
+# the bound on how long a revoked, deleted or changed key still works in the other processes (the
+# process that revokes forgets it at once). 0 reads the key on every request.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
+API_KEY_CACHE_SIZE = env.int("API_KEY_CACHE_SIZE", default=10000)  # keys per process
+# A key's `last_used_at` is written at most once per this many seconds, not on every call.
+API_KEY_TOUCH_SECONDS = env.float("API_KEY_TOUCH_SECONDS", default=60.0)
 
 # --- Credits ---
 # The order grants are drawn from by a consumption, by source; soonest expiry first within a source.

@@ -101,12 +101,14 @@ def _ledger_invariants(request):
 def _clear_cache():
     """Throttle counters and other cached state never leak between tests."""
     from config import task_outbox, throttling
+    from billing import key_cache
     from usage.selectors import catalog_cache_clear
 
     cache.clear()
     catalog_cache_clear()
     throttling.reset()
     task_outbox.reset()
+    key_cache.clear()
     yield
 
 

@@ -408,16 +408,18 @@ def credit_consume(
         quantity=quantity, reason=reason, metadata=metadata,
     )  # fmt: skip
     reason = reason[:500]
+    hot = {
+        "organization_id": organization.pk, "required": required, "order": source_order(), "reason": reason,
+        "event_name": event_name or "", "quantity": quantity, "metadata": metadata, "actor": actor,
+        "idempotency_key": idempotency_key or None, "fingerprint": fingerprint,
+    }  # fmt: skip
     try:
+        # The common case in one round trip (`credits.hot_path`): its own transaction when none is
+        # open, else a savepoint in the caller's; None leaves the decision to the general path.
+        done = hot_path.consume(now=timezone.now(), **hot)
+        if done is not None:
+            return ConsumeResult(transaction=done[0], consumed=required, balance=done[1])
         with transaction.atomic():
-            done = hot_path.consume(
-                organization_id=organization.pk, required=required, now=timezone.now(),
-                order=source_order(), reason=reason, event_name=event_name or "",
-                quantity=quantity, metadata=metadata, actor=actor, idempotency_key=idempotency_key or None,
-                fingerprint=fingerprint,
-            )  # fmt: skip
-            if done is not None:
-                return ConsumeResult(transaction=done[0], consumed=required, balance=done[1])
             account = account_lock(organization_id=organization.pk)
             ledger = Ledger(account, timezone.now())
             grants = ledger.expire_due(live_grants(account))
