@@ -312,7 +312,7 @@ def usage_window_totals(windows: list[UsageWindow], metrics: dict[int, Metric]) 
         for wid, metric_id, quantity, events, largest, credits in cursor.fetchall():
             out[wid][metric_id] = UsageTotals(
                 quantity=quantity or ZERO,
-                events=events or 0,
+                events=int(events or 0),
                 largest=largest or ZERO,
                 credits=credits or ZERO,
             )
@@ -451,10 +451,11 @@ def _late_windows(org_ids: list, start: datetime, first_key: int) -> tuple[list[
             return windows, billed
         by_period = {(w.organization_id, w.start, w.end): w.key for w in windows}
         cursor.execute(BILLED_SQL, params)
-        for org_id, w_start, w_end, metric_id, *sums in cursor.fetchall():
+        for row in cursor.fetchall():
+            org_id, w_start, w_end, metric_id, quantity, events, credits, overage, amount = row
             key = by_period.get((org_id, w_start, w_end))
             if key is not None:
-                billed[key][metric_id] = tuple(sums)
+                billed[key][metric_id] = (quantity, int(events), credits, int(overage), int(amount))
     return windows, billed
 
 
