@@ -28,6 +28,7 @@ that issues the statement), and an issued statement is immutable (database trigg
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -642,6 +643,63 @@ def _take_numbers(org_ids: list, period_close) -> dict:
         return dict(cursor.fetchall())
 
 
+# The lines and the watermark rows of a chunk, each in one INSERT from arrays (one parameter per
+# column instead of one per value, and no model instance per row).
+LINES_SQL = """
+INSERT INTO invoices_invoiceline (invoice_id, position, kind, stripe_id, description, quantity, amount,
+    currency, period_start, period_end, metric, credits, price_id, metadata)
+SELECT invoice_id, position, kind, '', description, quantity, amount, currency, period_start, period_end,
+       metric, credits, '', metadata::jsonb
+  FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::text[], %s::numeric[], %s::bigint[], %s::text[],
+              %s::timestamptz[], %s::timestamptz[], %s::text[], %s::numeric[], %s::text[])
+       AS t(invoice_id, position, kind, description, quantity, amount, currency, period_start, period_end,
+            metric, credits, metadata)
+"""
+
+USAGE_BILLED_SQL = """
+INSERT INTO invoices_statementusage (statement_id, organization_id, metric_id, period_start, period_end,
+    quantity, events, credits, overage, amount, currency, late)
+SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::int[], %s::timestamptz[], %s::timestamptz[], %s::numeric[],
+                     %s::bigint[], %s::numeric[], %s::bigint[], %s::bigint[], %s::text[], %s::bool[])
+"""
+
+
+def _lines_insert(lines: list[tuple]) -> None:
+    if not lines:
+        return
+    columns: list[list] = [[] for _ in range(12)]
+    for invoice_id, position, line in lines:
+        values = (
+            invoice_id,
+            position,
+            line.kind,
+            line.description,
+            line.quantity,
+            line.amount,
+            line.currency,
+            line.period_start,
+            line.period_end,
+            line.metric,
+            line.credits,
+            json.dumps(line.metadata),
+        )
+        for column, value in zip(columns, values, strict=True):
+            column.append(value)
+    with connection.cursor() as cursor:
+        cursor.execute(LINES_SQL, columns)
+
+
+def _usage_billed_insert(rows: list[StatementUsage]) -> None:
+    if not rows:
+        return
+    names = [
+        "statement_id", "organization_id", "metric_id", "period_start", "period_end", "quantity", "events",
+        "credits", "overage", "amount", "currency", "late",
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(USAGE_BILLED_SQL, [[getattr(row, name) for row in rows] for name in names])
+
+
 def statement_number(organization: Organization, sequence: int) -> str:
     return f"ST-{organization.pk.hex[:8].upper()}-{sequence:04d}"
 
@@ -708,30 +766,15 @@ def statements_issue(
             )
             statements.append(statement)
             for position, line in enumerate(draft.lines, start=1):
-                lines.append(
-                    InvoiceLine(
-                        invoice=statement,
-                        position=position,
-                        kind=line.kind,
-                        description=line.description,
-                        quantity=line.quantity,
-                        amount=line.amount,
-                        currency=line.currency,
-                        period_start=line.period_start,
-                        period_end=line.period_end,
-                        metric=line.metric,
-                        credits=line.credits,
-                        metadata=line.metadata,
-                    )
-                )
+                lines.append((statement.pk, position, line))
                 if period_close is not None and line.billed is not None:
                     line.billed.statement = statement
                     billed.append(line.billed)
         if not statements:
             return []
         Invoice.objects.bulk_create(statements, batch_size=1000)
-        InvoiceLine.objects.bulk_create(lines, batch_size=5000)
-        StatementUsage.objects.bulk_create(billed, batch_size=5000)
+        _lines_insert(lines)
+        _usage_billed_insert(billed)
         Invoice.objects.filter(pk__in=[s.pk for s in statements]).update(status=InvoiceStatus.ISSUED)
         for statement in statements:
             statement.status = InvoiceStatus.ISSUED

@@ -159,6 +159,25 @@ def _metered_plan():
     return plan
 
 
+def _analyze() -> None:
+    """Fresh planner statistics after the bulk seeding (autovacuum would gather them in time on a
+    live database; without them the planner guesses empty tables)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        for table in (
+            "billing_organization",
+            "credits_creditaccount",
+            "credits_creditgrant",
+            "credits_credittransaction",
+            "usage_usagerollup",
+            "usage_usagerollupday",
+            "invoices_invoice",
+            "invoices_statementsequence",
+        ):
+            cursor.execute(f"ANALYZE {table}")
+
+
 def _month_of_usage(every_hours: int) -> int:
     """Hourly rollups of SMS_SENT and API_REQUEST for every organization, every `every_hours`
     hours of January, and the daily rollups that add them up (what the recording writes)."""
@@ -166,6 +185,12 @@ def _month_of_usage(every_hours: int) -> int:
 
     from usage.models import Metric
 
+    if not Metric.objects.filter(code="SMS_SENT").exists():  # a flushing test before removed the seeds
+        import importlib
+
+        from django.apps import apps
+
+        importlib.import_module("usage.migrations.0002_seed_metrics").seed(apps, None)
     metrics = list(Metric.objects.filter(code__in=["SMS_SENT", "API_REQUEST"]).values_list("pk", flat=True))
     with connection.cursor() as cursor:
         cursor.execute(
@@ -206,7 +231,9 @@ def _bulk_month(count: int, rows_per_org: int) -> None:
     Organization.objects.filter(pk__in=[o.pk for o in organizations]).update(created_at=START)
     accounts = CreditAccount.objects.bulk_create(
         [
-            CreditAccount(organization=o, balance=Decimal(1000 - 3 * (rows_per_org - 1)))
+            CreditAccount(
+                organization=o, balance=Decimal(1000 - 3 * (rows_per_org - 1)), sequence=rows_per_org
+            )
             for o in organizations
         ],
         batch_size=2000,
@@ -276,6 +303,7 @@ def test_period_close_at_scale(tmp_path):
     plan = _metered_plan()
     Organization.objects.update(plan=plan, subscription_status="active")
     rollups = _month_of_usage(CLOSE_USAGE_EVERY)
+    _analyze()
     seeded = time.perf_counter() - began
     with celery_worker(concurrency=CLOSE_WORKERS, log_path=tmp_path / "worker.log"):
         began = time.perf_counter()
@@ -296,3 +324,32 @@ def test_period_close_at_scale(tmp_path):
         f" = {done / elapsed:.0f} statements/s ({CLOSE_WORKERS} worker processes,"
         f" chunks of {getattr(settings, 'INVOICES_CLOSE_CHUNK', 250)})"
     )
+
+
+def test_close_chunk_profile():
+    """Where a chunk's time goes: one chunk of `INVOICES_CLOSE_CHUNK` organizations closed in this
+    process under cProfile (the top functions by cumulative time)."""
+    import cProfile
+    import pstats
+
+    from django.conf import settings
+
+    from invoices.models import PeriodClose
+    from invoices.services import statements_close_chunk
+
+    size = getattr(settings, "INVOICES_CLOSE_CHUNK", 250)
+    _bulk_month(size, CLOSE_ROWS)
+    plan = _metered_plan()
+    Organization.objects.update(plan=plan, subscription_status="active")
+    _month_of_usage(CLOSE_USAGE_EVERY)
+    _analyze()
+    close = PeriodClose.objects.create(period_start=START, period_end=END)
+    ids = [str(pk) for pk in Organization.objects.order_by("pk").values_list("pk", flat=True)]
+    profiler = cProfile.Profile()
+    began = time.perf_counter()
+    profiler.enable()
+    issued = statements_close_chunk(close_id=close.pk, organization_ids=ids)
+    profiler.disable()
+    elapsed = time.perf_counter() - began
+    print(f"\none chunk: {issued} statements in {elapsed:.2f} s ({issued / elapsed:.0f}/s in one process)")
+    pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
