@@ -471,9 +471,8 @@ def _late_lines(
     """The adjustment lines of one earlier period: per metric, the rollups now minus what was
     billed, when they differ."""
     lines = []
-    for metric_id in sorted(
-        set(now) | set(billed), key=lambda pk: (metrics[pk].sort_order, metrics[pk].code)
-    ):
+    known = (set(now) | set(billed)) & set(metrics)  # a rollup of a metric since deleted bills nothing
+    for metric_id in sorted(known, key=lambda pk: (metrics[pk].sort_order, metrics[pk].code)):
         metric = metrics[metric_id]
         totals = now.get(metric_id, UsageTotals())
         value = totals.value(metric.aggregation)
@@ -552,7 +551,7 @@ def statement_drafts_build(
         totals = usage_window_totals(windows + late, metrics)
         for window in windows:
             pricing = pricings[window.organization_id]
-            found = totals.get(window.key, {})
+            found = {pk: t for pk, t in totals.get(window.key, {}).items() if pk in metrics}
             for metric_id in sorted(found, key=lambda pk: (metrics[pk].sort_order, metrics[pk].code)):
                 usage_lines[window.organization_id].append(
                     _usage_line(metrics[metric_id], found[metric_id], pricing, window, "usd")

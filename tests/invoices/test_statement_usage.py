@@ -229,3 +229,50 @@ def test_concurrent_closes_bill_late_usage_once(metered_plan, celery_eager):
         adjustments = InvoiceLine.objects.filter(invoice__organization=org, kind="usage_adjustment")
         assert [(a.quantity, a.period_start) for a in adjustments] == [(2, JAN[0])]
         assert billed(org, "SMS_SENT", JAN) == rollups(org, "SMS_SENT", *JAN)
+
+
+def test_a_failing_chunk_falls_back_to_one_transaction_per_organization(metered_plan, monkeypatch):
+    """Fault injection: the set-based read fails for any chunk of more than one organization; each
+    organization still gets its statement (one by one), numbered 1."""
+    from invoices.services import statements
+
+    organizations = [org_on(metered_plan) for _ in range(3)]
+    with time_machine.travel(JAN_10, tick=False):
+        for org in organizations:
+            record(org, "SMS_SENT", 4, JAN_10 - timedelta(hours=1), key="jan")
+    real = statements._credit_drafts
+
+    def only_one(org_ids, start, end):
+        if len(org_ids) > 1:
+            raise ValueError("injected")
+        return real(org_ids, start, end)
+
+    monkeypatch.setattr(statements, "_credit_drafts", only_one)
+    with time_machine.travel(FEB_CLOSE, tick=False):
+        close = PeriodClose.objects.create(period_start=JAN[0], period_end=JAN[1])
+        issued = statements_close_chunk(
+            close_id=close.pk, organization_ids=[str(o.pk) for o in organizations]
+        )
+    assert issued == 3
+    for org in organizations:
+        statement = Invoice.objects.get(period_close=close, organization=org)
+        assert statement.sequence == 1 and usage_lines(statement)["SMS_SENT"].quantity == 4
+
+
+def test_the_api_shows_usage_lines(billing_org, billing_client, credit_catalogue):
+    if not Metric.objects.filter(code="SMS_SENT").exists():
+        seed_catalogues()
+    start = datetime.now(UTC) - timedelta(days=2)
+    record(billing_org, "SMS_SENT", 7, start + timedelta(hours=3))
+    response = billing_client.post(
+        f"/api/v1/organizations/{billing_org.id}/invoices",
+        {"period_start": start.isoformat(), "include_usage": True, "include_credits": False,
+         "period_end": datetime.now(UTC).isoformat()},
+        format="json",
+    )  # fmt: skip
+    assert response.status_code == 201, response.json()
+    body = billing_client.get(
+        f"/api/v1/organizations/{billing_org.id}/invoices/{response.json()['id']}"
+    ).json()
+    usage = [line for line in body["lines"] if line["kind"] == "usage"]
+    assert [(line["metric"], line["quantity"]) for line in usage] == [("SMS_SENT", "7")]
