@@ -5,6 +5,8 @@ links: `manage`, admin and up)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -24,6 +26,11 @@ from .documents import invoice_document_filename, invoice_document_pdf
 from .models import InvoiceKind, InvoiceStatus
 from .selectors import HistoryKind, billing_history_page, billing_summary_get, invoice_get, invoice_list
 from .services import invoice_send_queue, payment_link_create, statement_generate
+
+# Bounds of the history's filters: dates a column holds, pages an offset holds.
+HISTORY_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+HISTORY_TO = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_HISTORY_PAGE = 100_000
 
 
 def pdf_path(invoice) -> str:
@@ -345,12 +352,16 @@ class BillingHistoryApi(OrganizationApi):
         )
         start = serializers.DateTimeField(required=False)
         end = serializers.DateTimeField(required=False)
-        page = StrictIntegerField(min_value=1, max_value=1_000_000, default=1)
+        page = StrictIntegerField(min_value=1, max_value=MAX_HISTORY_PAGE, default=1)
         page_size = StrictIntegerField(
             min_value=1, max_value=1_000_000, default=PageNumberPagination.page_size
         )
 
         def validate(self, attrs):
+            for name in ("start", "end"):
+                moment = attrs.get(name)
+                if moment is not None and not HISTORY_FROM <= moment < HISTORY_TO:
+                    raise serializers.ValidationError({name: ["Must be between 1970 and 2100."]})
             if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
                 raise serializers.ValidationError({"end": ["end must not be before start."]})
             attrs["page_size"] = min(attrs["page_size"], PageNumberPagination.max_page_size)

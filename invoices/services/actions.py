@@ -21,6 +21,8 @@ def invoice_action_log(
     *, invoice: Invoice, action: str, actor: str, detail: dict | None = None
 ) -> InvoiceAction:
     """Record what `actor` (`staff:<id>`, `user:<id>`, ...) did to the invoice."""
+    # TODO(lead): when the back office's staff audit log lands on main, call it here too (one line);
+    # until then the invoice's own `InvoiceAction` trail is the audit record (no second audit log).
     return InvoiceAction.objects.create(invoice=invoice, action=action, actor=actor, detail=detail or {})
 
 
