@@ -123,9 +123,10 @@ def consume(
         after = balance - required
         if after - held < -overdraft:  # active holds are not for spending (`CreditHold`)
             return None
-        if alert_at is not None and (after < alert_at) != (alerted is not None):
+        # The thresholds compare the available balance (balance - held), as the general path does.
+        if alert_at is not None and (after - held < alert_at) != (alerted is not None):
             return None
-        if refill_on and after < refill_below:
+        if refill_on and after - held < refill_below:
             return None
         txn_id = uuid.uuid4()
         cursor.execute(

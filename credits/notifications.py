@@ -44,8 +44,10 @@ def low_balance_notices_due() -> int:
     """Queue the notice of every account under its threshold that has none for its crossing:
     crossings no consumption armed (a threshold just raised, an expiry) and alerts whose task was
     lost. Answers how many notices were queued."""
-    below = CreditAccount.objects.filter(
-        low_balance_threshold__isnull=False, balance__lt=F("low_balance_threshold")
+    below = (
+        CreditAccount.objects.filter(low_balance_threshold__isnull=False)
+        .alias(spendable=F("balance") - F("held"))
+        .filter(spendable__lt=F("low_balance_threshold"))
     )
     below.filter(low_balance_alerted_at__isnull=True).update(low_balance_alerted_at=timezone.now())
     return sum(
