@@ -65,7 +65,6 @@ from .reconcile import billing_stripe_drift_list
 from .stripe_invoices import (
     stripe_invoice_create_one_off,
     stripe_invoice_mark_uncollectible,
-    stripe_invoice_preview,
     stripe_invoice_retrieve_whole,
     stripe_invoice_void,
     stripe_invoices_for_customer,
@@ -83,6 +82,8 @@ from .subscriptions import (
     subscription_change,
     subscription_change_preview,
     subscription_create,
+    subscription_metered_item_changes,
+    subscription_metered_items_sync,
     subscription_resume,
     subscription_upcoming_invoice_get,
 )
@@ -132,7 +133,6 @@ __all__ = [
     "stripe_catalog_sync",
     "stripe_invoice_create_one_off",
     "stripe_invoice_mark_uncollectible",
-    "stripe_invoice_preview",
     "stripe_invoice_retrieve_whole",
     "stripe_invoice_void",
     "stripe_invoices_for_customer",
@@ -146,6 +146,8 @@ __all__ = [
     "subscription_checkout_session_create",
     "subscription_create",
     "subscription_invoice_period_get",
+    "subscription_metered_item_changes",
+    "subscription_metered_items_sync",
     "subscription_paid_periods_recent",
     "subscription_resume",
     "subscription_sync",
