@@ -34,7 +34,9 @@ def low_balance_notice_queue(*, account_id: int) -> bool:
             kind=BillingNotice.Kind.LOW_BALANCE,
             key=f"low_balance:{account.pk}:{account.low_balance_alerted_at.isoformat()}",
             context={
-                "balance": credits_str(account.balance),
+                # What can be spent (the thresholds compare it): the balance minus active holds.
+                "balance": credits_str(account.balance - account.held),
+                "held": credits_str(account.held) if account.held else "",
                 "threshold": credits_str(account.low_balance_threshold),
             },
         )

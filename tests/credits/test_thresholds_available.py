@@ -51,6 +51,7 @@ def test_a_consumption_that_leaves_the_available_balance_below_alerts(watched, a
     with after_commit():
         credit_consume(organization=watched, amount=10)  # balance 90 (above 50), available 45 (below)
     assert len(mail.outbox) == 1
+    assert "is 45 credits (45 more are held for work in progress)" in mail.outbox[0].body
     summary = credit_summary_get(organization=watched)
     assert (summary.balance, summary.available, summary.low_balance) == (D(90), D(45), True)
 
@@ -124,3 +125,20 @@ def test_a_hold_itself_starts_the_refill(refilling, django_capture_on_commit_cal
         credit_hold_create(organization=refilling, amount=60, idempotency_key="h1", expires_in=HOUR)
     assert refills(refilling).count() == 1 and len(callbacks) == 1
     assert account(refilling).balance == 100  # nothing consumed: the credits are only held
+
+
+def test_the_dashboard_alert_and_the_api_flag_say_the_available_balance(watched, owner, client):
+    credit_hold_create(organization=watched, amount=60, idempotency_key="h1", expires_in=HOUR)
+    client.force_login(owner)
+    html = client.get(f"/billing/{watched.pk}/").content.decode()
+    assert (
+        "Your available credits (40, with 60 held for work in progress) are below your alert threshold (50)"
+        in html
+    )
+    body = client.get(f"/api/v1/organizations/{watched.pk}/credits").json()
+    assert (body["balance"], body["held"], body["available"], body["low_balance"]) == (
+        "100",
+        "60",
+        "40",
+        True,
+    )
