@@ -57,6 +57,20 @@ def test_invoice_listed_filtered_opened_sent_and_its_pdf_downloaded(page, live_s
         assert pdf.read(5) == b"%PDF-"
 
     page.set_viewport_size({"width": 375, "height": 800})
+    page.reload()
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    check(page, "invoice-detail-375px")
     page.goto(f"{live_server.url}/billing/{org.pk}/invoices/")
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     check(page, "invoices-375px")
+
+    # The switcher opens the same page of the person's other organization.
+    other = organization_create(name="Difference Engines", billing_email="ap@difference.test", owner=owner)
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.reload()
+    page.select_option("#switch-organization", str(other.pk))
+    page.click("form.switcher button[type=submit]")
+    expect(page).to_have_url(re.compile(rf"/billing/{other.pk}/invoices/$"))
+    expect(page.locator("#organization-name")).to_have_text("Difference Engines")
+    expect(page.locator("#invoices")).to_contain_text("No invoices yet.")
+    check(page, "invoices-switched-organization")

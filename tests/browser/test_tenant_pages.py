@@ -75,6 +75,16 @@ def test_sign_in_subscribe_through_checkout_change_plan_cancel_and_resume(page, 
     page.click("#confirm-change")
     expect(page.locator("#messages")).to_contain_text("Your plan is now Professional")
     expect(page.locator("#plan-name")).to_have_text("Professional")
+    # Without JavaScript the preview is a page of its own, with the same confirmation form.
+    page.goto(f"{base}/billing/{org.pk}/upgrade/preview?plan=business&interval=month")
+    expect(page.locator("#preview")).to_contain_text("Switch to Business")
+    check(page, "plans-change-preview-page")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{base}/billing/{org.pk}/upgrade/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    check(page, "plans-375px")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{base}/billing/{org.pk}/")
 
     # The portal returns to the page it was opened from; cancel at the period end, then resume here.
     page.click("#open-portal")
@@ -159,6 +169,9 @@ def test_buy_credits_and_see_the_balance_change(page, live_server, org):
     page.reload()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     check(page, "dashboard-375px")
+    page.goto(f"{live_server.url}/billing/{org.pk}/credits/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    check(page, "credits-375px")
 
 
 def test_a_member_sees_no_action_buttons(page, live_server, org):
