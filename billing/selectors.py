@@ -391,6 +391,11 @@ def plan_metered_prices(*, plan: Plan) -> list[PlanMeteredPrice]:
     return list(PlanMeteredPrice.objects.filter(plan=plan, active=True).exclude(stripe_price_id=""))
 
 
+def plan_metered_prices_all_ids() -> set[str]:
+    """Every Stripe metered price of the catalogue, active or not (items a plan change replaces)."""
+    return set(PlanMeteredPrice.objects.exclude(stripe_price_id="").values_list("stripe_price_id", flat=True))
+
+
 def plan_metered_price_ids(*, plan: Plan, interval: str) -> list[str]:
     """The Stripe metered prices a new subscription to the plan carries (those for the interval)."""
     return [p.stripe_price_id for p in plan_metered_prices(plan=plan) if p.interval == interval]

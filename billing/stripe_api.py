@@ -356,15 +356,26 @@ def subscription_change_price(
     price_id: str,
     idempotency_key: str,
     proration_date: int | None = None,
+    extra_items: list[dict] | None = None,
 ):
+    """The plan's item to `price_id`, prorated; `extra_items` (metered items to add or delete,
+    billed in arrears, so nothing to prorate) change in the same call."""
     extra = {"proration_date": proration_date} if proration_date is not None else {}
     return stripe.Subscription.modify(
         subscription_id,
-        items=[{"id": item_id, "price": price_id}],
+        items=[{"id": item_id, "price": price_id}, *(extra_items or [])],
         proration_behavior="create_prorations",
         payment_behavior="error_if_incomplete",
         **extra,
         **request_options(idempotency_key),
+    )
+
+
+@translate_errors
+def subscription_items_update(*, subscription_id: str, items: list[dict], idempotency_key: str):
+    """Add or delete items without prorating (the metered items: billed in arrears)."""
+    return stripe.Subscription.modify(
+        subscription_id, items=items, proration_behavior="none", **request_options(idempotency_key)
     )
 
 
@@ -379,17 +390,21 @@ def subscription_cancel(*, subscription_id: str):
 
 
 @translate_errors
-def subscription_invoice_preview(
+def invoice_preview(
     *,
     customer_id: str,
-    subscription_id: str,
+    subscription_id: str | None = None,
     items: list[dict] | None = None,
     proration_date: int | None = None,
 ) -> dict[str, Any] | None:
-    """The subscription's next invoice as Stripe previews it (`POST /v1/invoices/create_preview`),
-    after changing its `items` when given (prorated from `proration_date`, created as pending
-    items as `subscription_change_price` creates them). None when there is nothing to invoice."""
-    params: dict[str, Any] = {"customer": customer_id, "subscription": subscription_id}
+    """The customer's (or its subscription's) next invoice as Stripe previews it
+    (`POST /v1/invoices/create_preview`), after changing the subscription's `items` when given
+    (prorated from `proration_date`, as `subscription_change_price` makes them). None when
+    there is nothing to invoice. The one call for Stripe's preview: the upgrade page, the
+    dashboard, the API and the billing summary all come through here."""
+    params: dict[str, Any] = {"customer": customer_id}
+    if subscription_id:
+        params["subscription"] = subscription_id
     if items:
         details: dict[str, Any] = {"items": items, "proration_behavior": "create_prorations"}
         if proration_date is not None:
@@ -517,20 +532,6 @@ def invoice_void(*, invoice_id: str) -> dict[str, Any]:
 @translate_errors
 def invoice_mark_uncollectible(*, invoice_id: str) -> dict[str, Any]:
     return stripe.Invoice.mark_uncollectible(invoice_id, **request_options()).to_dict()
-
-
-@translate_errors
-def invoice_create_preview(*, customer_id: str, subscription_id: str | None = None) -> dict[str, Any] | None:
-    """What the customer's next invoice will be, or None when Stripe has nothing to invoice."""
-    params: dict[str, Any] = {"customer": customer_id}
-    if subscription_id:
-        params["subscription"] = subscription_id
-    try:
-        return stripe.Invoice.create_preview(**params, **request_options()).to_dict()
-    except stripe.InvalidRequestError as exc:
-        if getattr(exc, "code", None) == "invoice_upcoming_none":
-            return None
-        raise
 
 
 @translate_errors

@@ -1,7 +1,7 @@
 """The hot path of `credit_consume`, in SQL: one network round trip for the whole consumption.
 
 Lock the account row, then check it (the overdraft and the holds, the low-balance alert, the
-auto-refill threshold), draw from the grants, update them and the account and append the ledger
+auto-refill threshold, both on the available balance: balance - held), draw from the grants, update them and the account and append the ledger
 row in one statement (data-modifying CTEs, on a snapshot taken after the lock). The statements
 (with BEGIN and COMMIT when no transaction is open) go in one psycopg pipeline: one round trip
 where "lock, update, insert" by hand takes five (see `tests/benchmarks/bench_hot_path.py`); the
@@ -53,8 +53,9 @@ WITH acct AS (
     WHERE a.organization_id = %(organization)s
       AND a.balance - %(required)s - a.held >= -a.overdraft_limit
       AND (a.low_balance_threshold IS NULL
-           OR (a.balance - %(required)s < a.low_balance_threshold) = (a.low_balance_alerted_at IS NOT NULL))
-      AND NOT coalesce(r.enabled AND a.balance - %(required)s < r.threshold, false)
+           OR (a.balance - %(required)s - a.held < a.low_balance_threshold)
+               = (a.low_balance_alerted_at IS NOT NULL))
+      AND NOT coalesce(r.enabled AND a.balance - %(required)s - a.held < r.threshold, false)
 ),
 live AS (
     SELECT id, remaining, expires_at,

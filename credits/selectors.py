@@ -130,8 +130,8 @@ def credit_summary_get(*, organization: Organization) -> CreditSummary:
         expiring=expiring,
         auto_refill=refill,
         low_balance_threshold=threshold,
-        # As the low-balance alert and auto-refill decide it: on the ledger balance.
-        low_balance=threshold is not None and balance < threshold,
+        # As the low-balance alert and auto-refill decide it: on the available balance.
+        low_balance=threshold is not None and balance - held < threshold,
         overdraft_limit=account.overdraft_limit if account else ZERO,
     )
 

@@ -133,11 +133,20 @@ class InvoiceListApi(OrganizationApi):
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=InvoiceStatus.choices, required=False)
         kind = serializers.ChoiceField(choices=InvoiceKind.choices, required=False)
+        start = serializers.DateTimeField(required=False)
+        end = serializers.DateTimeField(required=False)
+
+        def validate(self, attrs):
+            if attrs.get("start") and attrs.get("end") and attrs["end"] <= attrs["start"]:
+                raise serializers.ValidationError({"end": ["Must be after start."]})
+            return attrs
 
     @extend_schema(
         parameters=[
             OpenApiParameter("status", enum=InvoiceStatus.values),
             OpenApiParameter("kind", enum=InvoiceKind.values),
+            OpenApiParameter("start", OpenApiTypes.DATETIME, description="Made at or after."),
+            OpenApiParameter("end", OpenApiTypes.DATETIME, description="Made before."),
         ],
         responses=InvoiceSerializer(many=True),
     )

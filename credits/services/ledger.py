@@ -272,6 +272,11 @@ class Ledger:
         """What a consumption may take: the balance, minus the active holds, plus the overdraft."""
         return self.account.balance - self.account.held + self.account.overdraft_limit
 
+    def spendable(self) -> Decimal:
+        """The available balance the thresholds compare (low-balance alert, auto-refill): balance
+        minus active holds, without the overdraft (credits held for work are already spoken for)."""
+        return self.account.balance - self.account.held
+
     def new_grant(
         self,
         *,
@@ -322,16 +327,17 @@ class Ledger:
             transaction.on_commit(callback)
 
     def _low_balance(self) -> None:
-        """One alert per crossing below the threshold; the alert re-arms when the balance recovers."""
+        """One alert per crossing of the available balance (balance - held) below the threshold;
+        the alert re-arms when it recovers."""
         account = self.account
         threshold = account.low_balance_threshold
         if threshold is None:
             return
-        if account.balance < threshold and account.low_balance_alerted_at is None:
+        if self.spendable() < threshold and account.low_balance_alerted_at is None:
             account.low_balance_alerted_at = self.now
             account_id = account.pk
             self.after_commit.append(lambda: low_balance_alert_task.delay(account_id))
-        elif account.balance >= threshold and account.low_balance_alerted_at is not None:
+        elif self.spendable() >= threshold and account.low_balance_alerted_at is not None:
             account.low_balance_alerted_at = None
 
 
@@ -799,7 +805,7 @@ def _auto_refill_size(ledger: Ledger, refill: AutoRefill) -> tuple[Decimal, int,
         unit_price, currency = credit_amount_price(credits=unit)
     if not 0 < unit_price <= MAX_CHARGE_MINOR_UNITS:
         raise ValidationFailed(f"a refill would charge {unit_price} minor units, over one payment's limit")
-    shortfall = refill.threshold - ledger.account.balance
+    shortfall = refill.threshold - ledger.spendable()
     wanted = max(1, math.ceil(shortfall / unit)) if unit > 0 else 1
     charged = (
         CreditPurchase.objects.filter(
@@ -834,11 +840,12 @@ def _auto_refill_size(ledger: Ledger, refill: AutoRefill) -> tuple[Decimal, int,
 
 
 def _auto_refill_maybe_start(ledger: Ledger) -> None:
-    """Under the account lock: start a refill when the balance is below the threshold, none is
-    in flight (also enforced by a partial unique index) and today's cap is not reached."""
+    """Under the account lock: start a refill when the available balance (balance - held) is
+    below the threshold, none is in flight (also enforced by a partial unique index) and today's
+    cap is not reached."""
     account = ledger.account
     refill = _auto_refill_of(account)
-    if refill is None or not refill.enabled or account.balance >= refill.threshold:
+    if refill is None or not refill.enabled or ledger.spendable() >= refill.threshold:
         return
     attempts = CreditPurchase.objects.filter(
         account_id=account.pk, kind=PurchaseKind.AUTO_REFILL, created_at__gte=ledger.now - timedelta(days=1)
