@@ -13,7 +13,18 @@ from djstripe.models import Charge, Customer, Invoice, PaymentMethod, Price, Sub
 
 from . import stripe_data
 from .access import Access
-from .models import ApiKey, Membership, Organization, Plan, PlanMeteredPrice, PlanPrice, PlatformKey, Role
+from .models import (
+    ApiKey,
+    AuditEntry,
+    BillingNotice,
+    Membership,
+    Organization,
+    Plan,
+    PlanMeteredPrice,
+    PlanPrice,
+    PlatformKey,
+    Role,
+)
 
 
 class LazyOrganization(SimpleLazyObject):
@@ -446,3 +457,15 @@ def organization_metered_usage(*, organization: Organization) -> list[MeteredUsa
 def plan_overage_metrics(*, plan: Plan) -> set[str]:
     """Metrics whose limit on this plan is billed past rather than refused."""
     return set(PlanMeteredPrice.objects.filter(plan=plan, active=True).values_list("metric", flat=True))
+
+
+def billing_notice_list(*, organization: Organization, limit: int = 20) -> QuerySet[BillingNotice]:
+    """The e-mails queued for the organization (its own and the staff alerts about it), newest first."""
+    return BillingNotice.objects.filter(organization=organization).order_by("-created_at", "-id")[:limit]
+
+
+def audit_entry_list(*, organization: Organization | None = None, limit: int = 20) -> QuerySet[AuditEntry]:
+    entries = AuditEntry.objects.all()
+    if organization is not None:
+        entries = entries.filter(organization_id=organization.pk)
+    return entries.order_by("-created_at", "-id")[:limit]

@@ -661,3 +661,18 @@ def meter_event_summary_total(*, meter_id: str, customer_id: str, start_time: in
         meter_id, customer=customer_id, start_time=start_time, end_time=end_time, **request_options()
     )
     return int(sum(int(item.get("aggregated_value") or 0) for item in page.auto_paging_iter()))
+
+
+# --------------------------------------------------------------------------- refunds (back office)
+@translate_errors
+def refund_create(*, payment_intent_id: str, amount: int | None, idempotency_key: str, metadata: dict):
+    """Refund a PaymentIntent's charge, all of what is left (`amount=None`) or part of it."""
+    params: dict[str, Any] = {"payment_intent": payment_intent_id, "metadata": metadata}
+    if amount is not None:
+        params["amount"] = amount
+    return stripe.Refund.create(**params, **request_options(idempotency_key))
+
+
+@translate_errors
+def charge_retrieve(*, charge_id: str):
+    return stripe.Charge.retrieve(charge_id, **request_options())

@@ -44,7 +44,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
-    "djstripe",
+    "billing.stripe_mirror_app.StripeMirrorConfig",  # dj-stripe, with its admin heading
     "django_htmx",
     "axes",
     "billing",
@@ -374,6 +374,13 @@ CREDITS_CONSUMPTION_ORDER = env.list(
 # --- Notices ---
 # Staff notices (failed payments, cancellations, disputes, unusual consumption, reconcile drift).
 BILLING_ADMIN_EMAILS = env.list("BILLING_ADMIN_EMAILS", default=[])
+# Unusual consumption (a staff alert): credits consumed in the last 24 hours at least
+# `min_credits` and more than `factor` times the organization's average day over `baseline_days`.
+BILLING_UNUSUAL_CONSUMPTION = {
+    "factor": env.float("BILLING_UNUSUAL_CONSUMPTION_FACTOR", default=5.0),
+    "baseline_days": env.int("BILLING_UNUSUAL_CONSUMPTION_BASELINE_DAYS", default=14),
+    "min_credits": env.int("BILLING_UNUSUAL_CONSUMPTION_MIN_CREDITS", default=500),
+}
 
 # --- Usage metering ---
 # Redis for the quota counters (a cache: rebuilt from the database when missing or unreachable).

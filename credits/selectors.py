@@ -30,6 +30,7 @@ from .models import (
     CreditTransaction,
     HoldStatus,
     PurchaseStatus,
+    ReconcileRun,
     TransactionKind,
 )
 
@@ -472,3 +473,28 @@ def _running_balance_drifts(txns: QuerySet[CreditTransaction]) -> list[Drift]:
                 )
             )
     return drifts
+
+
+def latest_reconcile_run() -> ReconcileRun | None:
+    """The last reconcile that finished (ok, drift or failed), for the staff dashboard; None
+    before the first. A run still going is left out: its figures are not known yet."""
+    return (
+        ReconcileRun.objects.exclude(status=ReconcileRun.Status.RUNNING)
+        .order_by("-started_at", "-id")
+        .first()
+    )
+
+
+def reconcile_run_list(*, limit: int = 30) -> QuerySet[ReconcileRun]:
+    return ReconcileRun.objects.order_by("-started_at", "-id")[:limit]
+
+
+def credit_hold_list(*, organization: Organization, active_only: bool = True) -> QuerySet[CreditHold]:
+    holds = CreditHold.objects.filter(organization=organization)
+    if active_only:
+        holds = holds.filter(status=HoldStatus.HELD)
+    return holds.order_by("-created_at", "pk")
+
+
+def credit_purchase_list(*, organization: Organization, limit: int = 20) -> QuerySet[CreditPurchase]:
+    return CreditPurchase.objects.filter(organization=organization).order_by("-created_at")[:limit]

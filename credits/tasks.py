@@ -77,3 +77,15 @@ def subscription_credits_allocate_task(invoice_id: str) -> bool:
 def subscription_credits_catch_up_task() -> int:
     """Beat: grant the included credits of paid periods whose `invoice.paid` webhook never came."""
     return services.subscription_credits_catch_up()
+
+
+@shared_task(name="credits.reconcile_daily_task")
+def reconcile_daily_task() -> int:
+    """Beat, daily: the whole reconcile, stored as a `ReconcileRun`; drift e-mails staff."""
+    return services.reconcile_run(trigger="beat", requested_by="beat").pk
+
+
+@shared_task(name="credits.unusual_consumption_alerts_task")
+def unusual_consumption_alerts_task() -> int:
+    """Beat, hourly: staff alerts for organizations consuming far above their own average."""
+    return services.unusual_consumption_alerts()

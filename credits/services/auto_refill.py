@@ -8,8 +8,8 @@ from django.conf import settings
 from django.db import transaction
 
 from billing.exceptions import PaymentFailed, StripeUnavailable
-from billing.models import Organization
-from billing.services import payment_method_resolve
+from billing.models import BillingNotice, Organization
+from billing.services import admin_url, payment_method_resolve, staff_alert_queue
 from config.exceptions import ApplicationError, ValidationFailed
 
 from ..formatting import MAX_CHARGE_MINOR_UNITS
@@ -146,6 +146,17 @@ def _refill_failure(
                     f"Turned off after {refill.consecutive_failures} failed payments in a row (last: {code})."
                 )
                 notice = "disabled"
+                staff_alert_queue(
+                    kind=BillingNotice.Kind.STAFF_PAYMENT_FAILED,
+                    key=f"auto_refill_disabled:{purchase.pk}",
+                    organization=purchase.organization,
+                    title=f"Auto-refill turned off after failed payments: {purchase.organization.name}",
+                    lines=[
+                        refill.disabled_reason,
+                        "The organization's owners were e-mailed to fix the card.",
+                    ],
+                    link=admin_url(f"billing/organizationpage/{purchase.organization_id}/overview/"),
+                )
             refill.save()
         if notice in ("disabled", "action_required"):
             pid = str(purchase.pk)
