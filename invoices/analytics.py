@@ -30,6 +30,7 @@ from typing import Any
 
 from django.db import connection
 from django.db.models import Q, Sum
+from django.utils import timezone
 from djstripe.models import BalanceTransaction, Charge, Dispute, Event, Payout, Refund, Subscription
 
 from billing import stripe_data
@@ -92,7 +93,9 @@ def subscription_histories() -> dict[str, SubscriptionHistory]:
         histories[sub.id] = SubscriptionHistory(
             id=sub.id, customer=stripe_data.object_id(data.get("customer")) or "", current=data
         )
-    events = Event.objects.filter(type__startswith="customer.subscription.").order_by("created", "djstripe_id")
+    events = Event.objects.filter(type__startswith="customer.subscription.").order_by(
+        "created", "djstripe_id"
+    )
     for event in events.only("created", "data", "djstripe_id"):
         obj = stripe_data.event_object(event)
         if obj.get("object") != "subscription" or not obj.get("id"):
@@ -131,7 +134,9 @@ def is_paying(sub: dict | None, moment: int) -> bool:
     return not (ended and ended <= moment)
 
 
-def mrr_by_customer(histories: Iterable[SubscriptionHistory], moment: int, currency: str) -> dict[str, Decimal]:
+def mrr_by_customer(
+    histories: Iterable[SubscriptionHistory], moment: int, currency: str
+) -> dict[str, Decimal]:
     """Each paying customer's MRR at `moment` (customers paying nothing are left out)."""
     out: dict[str, Decimal] = defaultdict(Decimal)
     for history in histories:
@@ -207,7 +212,10 @@ def payment_volumes(*, start: datetime, end: datetime, currency: str) -> dict[st
         elif data.get("status") == "failed":
             out["failed"] += 1
     for refund in _in_range(Refund.objects.only("stripe_data", "created"), start, end):
-        if _currency(refund) == currency and (refund.stripe_data or {}).get("status") in ("succeeded", "pending"):
+        if _currency(refund) == currency and (refund.stripe_data or {}).get("status") in (
+            "succeeded",
+            "pending",
+        ):
             out["refunds"] += _amount(refund)
     for dispute in _in_range(Dispute.objects.only("stripe_data", "created"), start, end):
         if _currency(dispute) == currency:
@@ -407,9 +415,12 @@ def credit_liability_at(*, at: datetime, currency: str = "usd") -> tuple[Decimal
             for grant_id, taken in row.allocations:
                 if grant_id in remaining:
                     remaining[grant_id] += Decimal(taken)
-        elif row.kind in (TransactionKind.EXPIRE, TransactionKind.REFUND) and row.amount < 0:
-            if str(row.grant_id) in remaining:
-                remaining[str(row.grant_id)] -= row.amount
+        elif (
+            row.kind in (TransactionKind.EXPIRE, TransactionKind.REFUND)
+            and row.amount < 0
+            and str(row.grant_id) in remaining
+        ):
+            remaining[str(row.grant_id)] -= row.amount
         if row.reverses_id is not None:
             reversed_ids.add(row.reverses_id)
     if reversed_ids:
@@ -516,7 +527,9 @@ def usage_report(*, start: datetime, end: datetime, leaders: int = 5) -> UsageRe
         if metric is None:
             continue
         quantity = Decimal(row["e"]) if metric.aggregation == Aggregation.COUNT else row["q"]
-        by_metric.append({"metric": metric.code, "quantity": quantity, "events": row["e"], "credits": row["c"]})
+        by_metric.append(
+            {"metric": metric.code, "quantity": quantity, "events": row["e"], "credits": row["c"]}
+        )
     by_metric.sort(key=lambda r: r["metric"])
     day_start = start.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
     platforms = (
@@ -532,8 +545,11 @@ def usage_report(*, start: datetime, end: datetime, leaders: int = 5) -> UsageRe
             f"FROM {UsageRollup._meta.db_table} WHERE hour >= %s AND hour < %s GROUP BY h ORDER BY h",
             [_hour_floor(start), end],
         )
-        hours = {h: (q, e) for h, q, e in cursor.fetchall()}
-    by_hour = [{"hour": h, "quantity": hours.get(h, (ZERO, 0))[0], "events": hours.get(h, (ZERO, 0))[1]} for h in range(24)]
+        hours = {h: (q, int(e)) for h, q, e in cursor.fetchall()}
+    by_hour = [
+        {"hour": h, "quantity": hours.get(h, (ZERO, 0))[0], "events": hours.get(h, (ZERO, 0))[1]}
+        for h in range(24)
+    ]
     peak = max(by_hour, key=lambda r: (r["events"], -r["hour"])) if hours else None
     names = dict(Organization.objects.values_list("pk", "name"))
     top = (
@@ -600,8 +616,14 @@ def balance_transaction_list(
     return qs
 
 
-def balance_transaction_row(txn: BalanceTransaction) -> dict:
+def balance_transaction_row(txn: BalanceTransaction, now: datetime | None = None) -> dict:
+    """One balance transaction. Its status is worked out from `available_on` (Stripe sends no
+    event when a transaction becomes available, so the mirrored status stays `pending`)."""
     data = txn.stripe_data or {}
+    available_on = data.get("available_on")
+    status = data.get("status") or ""
+    if status == "pending" and available_on and available_on <= ts(now or timezone.now()):
+        status = "available"
     return {
         "id": txn.id,
         "type": data.get("type") or "",
@@ -610,7 +632,7 @@ def balance_transaction_row(txn: BalanceTransaction) -> dict:
         "fee": int(data.get("fee") or 0),
         "net": int(data.get("net") or 0),
         "currency": (data.get("currency") or "").lower(),
-        "status": data.get("status") or "",
+        "status": status,
         "created": txn.created,
         "available_on": stripe_data.timestamp(data.get("available_on")),
         "source": stripe_data.object_id(data.get("source")),
@@ -646,7 +668,9 @@ def failed_payments_needing_attention() -> list[dict]:
 
 
 def open_disputes() -> list[Dispute]:
-    return [d for d in Dispute.objects.order_by("-created") if (d.stripe_data or {}).get("status") in OPEN_DISPUTE]
+    return [
+        d for d in Dispute.objects.order_by("-created") if (d.stripe_data or {}).get("status") in OPEN_DISPUTE
+    ]
 
 
 def failed_webhook_deliveries(*, since: datetime | None = None):

@@ -151,7 +151,9 @@ class CreditsApi(AnalyticsApi):
             attrs = super().validate(attrs)
             at = attrs.get("at") or attrs["end"]
             if not EARLIEST <= at <= timezone.now() + timedelta(days=366):
-                raise serializers.ValidationError({"at": ["at must be between 2010-01-01 and a year from now."]})
+                raise serializers.ValidationError(
+                    {"at": ["at must be between 2010-01-01 and a year from now."]}
+                )
             attrs["at"] = at
             return attrs
 

@@ -41,7 +41,9 @@ class Month:
     def to(self, moment: datetime) -> None:
         assert moment >= self.now
         self.traveller.move_to(moment)
-        stripe.test_helpers.TestClock.advance(self.clock.id, frozen_time=int(moment.timestamp()), **STRIPE_KEY)
+        stripe.test_helpers.TestClock.advance(
+            self.clock.id, frozen_time=int(moment.timestamp()), **STRIPE_KEY
+        )
         self.now = moment
         self.webhooks.deliver()
         self.webhooks.deliver(retry_now=True)
