@@ -680,3 +680,39 @@ def failed_webhook_deliveries(*, since: datetime | None = None):
     if since is not None:
         qs = qs.filter(created__gte=since)
     return qs.order_by("-created")
+
+
+# --------------------------------------------------------------------------- the staff dashboard
+@dataclass(frozen=True)
+class Dashboard:
+    now: datetime
+    month_start: datetime
+    currency: str
+    revenue: RevenueReport
+    mrr_series: list[tuple[datetime, int]]
+    subscriptions: list[SubscriptionCount]
+    failed_payments: list
+    open_disputes: list
+    credits: CreditsReport
+    usage: UsageReport
+    failed_webhooks: int
+
+
+def staff_dashboard_get(*, now: datetime | None = None, currency: str = "usd") -> Dashboard:
+    """Everything on the staff dashboard, for the calendar month (UTC) holding `now`."""
+    now = now or timezone.now()
+    month_start = now.astimezone(UTC).replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+    end = now + timedelta(microseconds=1)
+    return Dashboard(
+        now=now,
+        month_start=month_start,
+        currency=currency,
+        revenue=revenue_report(start=month_start, end=end, currency=currency),
+        mrr_series=mrr_series(end=end, currency=currency),
+        subscriptions=subscriptions_by_plan_and_status(),
+        failed_payments=failed_payments_needing_attention(),
+        open_disputes=open_disputes(),
+        credits=credits_report(start=month_start, end=end, currency=currency),
+        usage=usage_report(start=month_start, end=end),
+        failed_webhooks=failed_webhook_deliveries().count(),
+    )
