@@ -86,7 +86,12 @@ from .subscriptions import (
     subscription_resume,
     subscription_upcoming_invoice_get,
 )
-from .webhooks import webhook_endpoint_register
+from .webhooks import (
+    stripe_events_catch_up,
+    stripe_test_clock_advance,
+    stripe_test_clock_create,
+    webhook_endpoint_register,
+)
 
 __all__ = [
     "BillingChange",
@@ -130,6 +135,7 @@ __all__ = [
     "portal_session_create",
     "setup_intent_create",
     "stripe_catalog_sync",
+    "stripe_events_catch_up",
     "stripe_invoice_create_one_off",
     "stripe_invoice_mark_uncollectible",
     "stripe_invoice_preview",
@@ -140,6 +146,8 @@ __all__ = [
     "stripe_meter_event_send",
     "stripe_meter_usage_total",
     "stripe_one_time_price_ensure",
+    "stripe_test_clock_advance",
+    "stripe_test_clock_create",
     "subscription_cancel",
     "subscription_change",
     "subscription_change_preview",
