@@ -36,15 +36,16 @@ def webhook_endpoint_register(*, base_url: str):
     return endpoint
 
 
-def stripe_events_catch_up() -> int:
+def stripe_events_catch_up(*, types: tuple[str, ...] = ()) -> int:
     """Process, through dj-stripe and this site's handlers, every event Stripe holds that the
     mirror has not seen (oldest first), as if its webhook had arrived: for a back end that was not
     reachable when they were sent (the demo seed runs before the web server starts). Events already
-    stored are skipped; the handlers are idempotent, so a later real delivery changes nothing."""
+    stored are skipped; the handlers are idempotent, so a later real delivery changes nothing.
+    `types`: only events whose type starts with one of these (default: all)."""
     seen = set(Event.objects.values_list("id", flat=True))
     done = 0
     for data in stripe_api.events_list_all():
-        if data["id"] in seen:
+        if data["id"] in seen or (types and not data["type"].startswith(types)):
             continue
         Event.process(data, api_key=settings.STRIPE_SECRET_KEY)
         done += 1
