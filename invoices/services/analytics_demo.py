@@ -27,7 +27,7 @@ from billing.services import (
     subscription_create,
 )
 from config.exceptions import ApplicationError
-from credits.services import credit_consume, credit_pack_purchase
+from credits.services import credit_consume, credit_pack_purchase, subscription_credits_catch_up
 
 from .stripe_sync import stripe_invoices_backfill
 
@@ -119,6 +119,7 @@ def analytics_demo_seed(*, now: datetime | None = None) -> AnalyticsDemo:
     events = stripe_events_catch_up(types=CATCH_UP)
     log.info("demo history: %d events in %.1fs", events, time.monotonic() - began)
     stripe_invoices_backfill(organizations=Organization.objects.filter(name__endswith=SUFFIX))
+    subscription_credits_catch_up()  # the plans' credits now, not when the worker gets to them
     spending = [
         (wayne, 1200, "Bulk export"),
         (orgs["Northwind"], 800, "Campaign send"),
