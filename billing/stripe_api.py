@@ -155,11 +155,15 @@ def account_retrieve() -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- customers
 @translate_errors
-def customer_create(*, organization_id: str, email: str, name: str, idempotency_key: str):
+def customer_create(
+    *, organization_id: str, email: str, name: str, idempotency_key: str, test_clock: str | None = None
+):
+    extra = {"test_clock": test_clock} if test_clock else {}
     return stripe.Customer.create(
         email=email,
         name=name,
         metadata={"djstripe_subscriber": organization_id, "organization_id": organization_id},
+        **extra,
         **request_options(idempotency_key),
     )
 
@@ -676,3 +680,28 @@ def refund_create(*, payment_intent_id: str, amount: int | None, idempotency_key
 @translate_errors
 def charge_retrieve(*, charge_id: str):
     return stripe.Charge.retrieve(charge_id, **request_options())
+
+
+# --------------------------------------------------------------------------- test clocks (demo history)
+@translate_errors
+def test_clock_create(*, frozen_time: int, name: str, idempotency_key: str):
+    return stripe.test_helpers.TestClock.create(
+        frozen_time=frozen_time, name=name, **request_options(idempotency_key)
+    )
+
+
+@translate_errors
+def test_clock_advance(*, clock_id: str, frozen_time: int):
+    return stripe.test_helpers.TestClock.advance(clock_id, frozen_time=frozen_time, **request_options())
+
+
+@translate_errors
+def test_clock_retrieve(*, clock_id: str):
+    return stripe.test_helpers.TestClock.retrieve(clock_id, **request_options())
+
+
+@translate_errors
+def events_list_all() -> list[dict[str, Any]]:
+    """Every event Stripe still holds, oldest first."""
+    events = stripe.Event.list(limit=100, **request_options()).auto_paging_iter()
+    return [e.to_dict(for_json=True) for e in events][::-1]

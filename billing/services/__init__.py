@@ -101,7 +101,12 @@ from .subscriptions import (
     subscription_resume,
     subscription_upcoming_invoice_get,
 )
-from .webhooks import webhook_endpoint_register
+from .webhooks import (
+    stripe_events_catch_up,
+    stripe_test_clock_advance,
+    stripe_test_clock_create,
+    webhook_endpoint_register,
+)
 
 __all__ = [
     "BillingChange",
@@ -158,6 +163,7 @@ __all__ = [
     "setup_intent_create",
     "staff_alert_queue",
     "stripe_catalog_sync",
+    "stripe_events_catch_up",
     "stripe_invoice_create_one_off",
     "stripe_invoice_mark_uncollectible",
     "stripe_invoice_retrieve_whole",
@@ -167,6 +173,8 @@ __all__ = [
     "stripe_meter_event_send",
     "stripe_meter_usage_total",
     "stripe_one_time_price_ensure",
+    "stripe_test_clock_advance",
+    "stripe_test_clock_create",
     "subscription_cancel",
     "subscription_change",
     "subscription_change_preview",
