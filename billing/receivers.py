@@ -78,7 +78,6 @@ def on_subscription_changed(sender, event, **kwargs):
         transaction.on_commit(lambda: subscription_metered_items_sync_task.delay(organization_id))
 
 
-
 def _metered_items_off(subscription: dict) -> bool:
     """The subscription's metered items differ from its plan's (made by Checkout, or a plan changed
     on Stripe's pages): the task fixes them after commit (it re-reads the subscription)."""

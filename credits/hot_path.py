@@ -1,7 +1,8 @@
 """The hot path of `credit_consume`, in SQL: one network round trip for the whole consumption.
 
 Lock the account row, then check it (the overdraft and the holds, the low-balance alert, the
-auto-refill threshold, both on the available balance: balance - held), draw from the grants, update them and the account and append the ledger
+auto-refill threshold, both on the available balance: balance - held),
+draw from the grants, update them and the account and append the ledger
 row in one statement (data-modifying CTEs, on a snapshot taken after the lock). The statements
 (with BEGIN and COMMIT when no transaction is open) go in one psycopg pipeline: one round trip
 where "lock, update, insert" by hand takes five (see `tests/benchmarks/bench_hot_path.py`); the

@@ -100,8 +100,8 @@ def _ledger_invariants(request):
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Throttle counters and other cached state never leak between tests."""
-    from config import task_outbox, throttling
     from billing import key_cache
+    from config import task_outbox, throttling
     from usage.selectors import catalog_cache_clear
 
     cache.clear()
