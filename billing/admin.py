@@ -14,6 +14,7 @@ from djstripe.admin.admin import CustomerAdmin as DjstripeCustomerAdmin
 from djstripe.admin.admin import SubscriptionAdmin as DjstripeSubscriptionAdmin
 
 from config.exceptions import ApplicationError
+from config.inputs import strict_number_overrides
 
 from . import mirror_admin, stripe_data
 from .models import (
@@ -26,6 +27,7 @@ from .models import (
     PlatformKey,
     PlatformScope,
     Role,
+    TaskOutbox,
 )
 from .selectors import subscription_summary_get
 from .services import (
@@ -332,6 +334,7 @@ class PlatformKeyAdmin(admin.ModelAdmin):
 
 
 class PlanPriceInline(admin.TabularInline):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     model = PlanPrice
     extra = 0
     fields = ["interval", "amount", "currency", "active", "stripe_price_id"]
@@ -340,6 +343,7 @@ class PlanPriceInline(admin.TabularInline):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     list_display = ["name", "code", "included_credits", "trial_days", "active", "sort_order", "price_summary"]
     list_filter = ["active"]
     list_editable = ["active", "sort_order"]
@@ -409,6 +413,22 @@ class BillingNoticeAdmin(admin.ModelAdmin):
     ]
 
     def has_add_permission(self, request) -> bool:
+        return False
+
+
+@admin.register(TaskOutbox)
+class TaskOutboxAdmin(admin.ModelAdmin):
+    """Tasks enqueued while Redis was away (config/task_outbox.py): read only; beat sends them."""
+
+    list_display = ["task", "task_id", "created_at", "dispatched_at", "attempts"]
+    list_filter = [("dispatched_at", admin.EmptyFieldListFilter), "task"]
+    search_fields = ["task", "task_id"]
+    readonly_fields = [f.name for f in TaskOutbox._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
         return False
 
 

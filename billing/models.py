@@ -331,6 +331,33 @@ class PaymentMethodOwner(models.Model):
         return f"{self.payment_method_id} of {self.organization_id}"
 
 
+class TaskOutbox(models.Model):
+    """A Celery task that could not be sent because the broker (Redis) was away, kept until
+    `config.task_outbox.task_outbox_dispatch` (beat, every minute) sends it again."""
+
+    task = models.CharField(max_length=200)
+    task_id = models.CharField(max_length=64)
+    args = models.JSONField(default=list, blank=True)
+    kwargs = models.JSONField(default=dict, blank=True)
+    options = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    dispatched_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            models.Index(
+                fields=["id"], name="task_outbox_pending_idx", condition=Q(dispatched_at__isnull=True)
+            ),
+            models.Index(fields=["dispatched_at"], name="task_outbox_dispatched_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task} {self.task_id}"
+
+
 class AuditEntry(models.Model):
     """The staff audit log: one row per back-office action (who, when, what, why, before and
     after). Append-only, enforced by a database trigger (migration `audit_log`) like the credit

@@ -20,9 +20,20 @@ from djstripe.event_handlers import djstripe_receiver
 from djstripe.models import Charge, Customer, PaymentMethod, Subscription
 
 from .models import BillingNotice, Organization
-from .services import admin_url, billing_notice_queue, organization_billing_refresh, staff_alert_queue
+from .selectors import plan_price_for_stripe_price
+from .services import (
+    admin_url,
+    billing_notice_queue,
+    organization_billing_refresh,
+    staff_alert_queue,
+    subscription_metered_item_changes,
+)
 from .stripe_data import event_object, invoice_subscription_id, object_id
-from .tasks import payment_method_checkout_complete_task, subscription_refresh_task
+from .tasks import (
+    payment_method_checkout_complete_task,
+    subscription_metered_items_sync_task,
+    subscription_refresh_task,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -62,6 +73,21 @@ def on_subscription_changed(sender, event, **kwargs):
             lines=[f"Subscription {current.get('id')} ends at the end of its period (cancel at period end)."],
             link=admin_url(f"billing/organizationpage/{organization.pk}/overview/"),
         )
+    if event.type != "customer.subscription.deleted" and _metered_items_off(data):
+        organization_id = str(organization.pk)
+        transaction.on_commit(lambda: subscription_metered_items_sync_task.delay(organization_id))
+
+
+def _metered_items_off(subscription: dict) -> bool:
+    """The subscription's metered items differ from its plan's (made by Checkout, or a plan changed
+    on Stripe's pages): the task fixes them after commit (it re-reads the subscription)."""
+    if subscription.get("status") in ("canceled", "incomplete_expired"):
+        return False
+    price_id = object_id(((subscription.get("items") or {}).get("data") or [{}])[0].get("price"))
+    price = plan_price_for_stripe_price(price_id=price_id) if price_id else None
+    return price is not None and bool(
+        subscription_metered_item_changes(subscription=subscription, price=price)
+    )
 
 
 @djstripe_receiver("customer.subscription.trial_will_end")

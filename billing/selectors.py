@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db.models import QuerySet
+from django.utils.functional import SimpleLazyObject
 from djstripe.models import Charge, Customer, Invoice, PaymentMethod, Price, Subscription
 
 from . import stripe_data
@@ -26,6 +27,36 @@ from .models import (
 )
 
 
+class LazyOrganization(SimpleLazyObject):
+    """An organization known by its id: `.pk` and `.id` answer without a query; anything else
+    reads its row (once, fresh: never from a cache) when first needed. A key found in the key
+    cache (`billing.key_cache`) reaches its organization this way, so a consumption, which needs
+    only the id, costs no organization read."""
+
+    def __init__(self, org_id: uuid.UUID):
+        self.__dict__["_org_id"] = org_id
+        super().__init__(lambda: _organization_or_404(org_id))
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return self.__dict__["_org_id"]
+
+    id = pk
+
+
+def _organization_or_404(org_id: uuid.UUID) -> Organization:
+    from config.exceptions import NotFound
+
+    organization = Organization.objects.filter(pk=org_id).first()
+    if organization is None:  # deleted while a cached key of it still lived
+        raise NotFound("Organization not found.")
+    return organization
+
+
+def organization_lazy(org_id: uuid.UUID) -> Organization:
+    return LazyOrganization(org_id)  # type: ignore[return-value]
+
+
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
     return Organization.objects.filter(memberships__user=user).order_by("name", "id")
 
@@ -42,7 +73,12 @@ def organization_access(
     if api_key is not None:
         if api_key.organization_id != org_uuid or api_key.revoked_at is not None:
             return None
-        return Access(organization=api_key.organization, role=api_key.role, api_key_id=api_key.pk)
+        organization = (
+            api_key.organization
+            if ApiKey.organization.is_cached(api_key)
+            else organization_lazy(api_key.organization_id)
+        )
+        return Access(organization=organization, role=api_key.role, api_key_id=api_key.pk)
     if platform_key is not None:
         organization = Organization.objects.filter(pk=org_uuid).first() if platform_key.is_active else None
         if organization is None:
@@ -73,11 +109,7 @@ def organization_access(
 
 
 def api_key_get_active(*, hashed_key: str) -> ApiKey | None:
-    return (
-        ApiKey.objects.select_related("organization")
-        .filter(hashed_key=hashed_key, revoked_at__isnull=True)
-        .first()
-    )
+    return ApiKey.objects.filter(hashed_key=hashed_key, revoked_at__isnull=True).first()
 
 
 def platform_key_get_active(*, hashed_key: str) -> PlatformKey | None:
@@ -368,6 +400,11 @@ def organization_billing_period(*, organization: Organization, now: datetime) ->
 
 def plan_metered_prices(*, plan: Plan) -> list[PlanMeteredPrice]:
     return list(PlanMeteredPrice.objects.filter(plan=plan, active=True).exclude(stripe_price_id=""))
+
+
+def plan_metered_prices_all_ids() -> set[str]:
+    """Every Stripe metered price of the catalogue, active or not (items a plan change replaces)."""
+    return set(PlanMeteredPrice.objects.exclude(stripe_price_id="").values_list("stripe_price_id", flat=True))
 
 
 def plan_metered_price_ids(*, plan: Plan, interval: str) -> list[str]:

@@ -220,8 +220,6 @@ class CreditPack(models.Model):
 class AutoRefill(models.Model):
     """Buy credits automatically when the balance falls below `threshold`."""
 
-    MAX_CONSECUTIVE_FAILURES = 3
-
     account = models.OneToOneField(CreditAccount, on_delete=models.CASCADE, related_name="auto_refill")
     enabled = models.BooleanField(default=False)
     threshold = CreditsField(default=ZERO)

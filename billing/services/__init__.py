@@ -75,11 +75,10 @@ from .payment_methods import (
     payment_method_set_default,
     setup_intent_create,
 )
-from .reconcile import billing_stripe_drift_list
+from .reconcile import billing_stripe_drift_list, billing_stripe_state_restore, checkout_session_payment_get
 from .stripe_invoices import (
     stripe_invoice_create_one_off,
     stripe_invoice_mark_uncollectible,
-    stripe_invoice_preview,
     stripe_invoice_retrieve_whole,
     stripe_invoice_void,
     stripe_invoices_for_customer,
@@ -97,10 +96,17 @@ from .subscriptions import (
     subscription_change,
     subscription_change_preview,
     subscription_create,
+    subscription_metered_item_changes,
+    subscription_metered_items_sync,
     subscription_resume,
     subscription_upcoming_invoice_get,
 )
-from .webhooks import webhook_endpoint_register
+from .webhooks import (
+    stripe_events_catch_up,
+    stripe_test_clock_advance,
+    stripe_test_clock_create,
+    webhook_endpoint_register,
+)
 
 __all__ = [
     "BillingChange",
@@ -128,7 +134,9 @@ __all__ = [
     "billing_notice_send",
     "billing_notices_dispatch_due",
     "billing_stripe_drift_list",
+    "billing_stripe_state_restore",
     "checkout_session_create",
+    "checkout_session_payment_get",
     "customer_mirror_save",
     "membership_set",
     "notice_recipients",
@@ -155,9 +163,9 @@ __all__ = [
     "setup_intent_create",
     "staff_alert_queue",
     "stripe_catalog_sync",
+    "stripe_events_catch_up",
     "stripe_invoice_create_one_off",
     "stripe_invoice_mark_uncollectible",
-    "stripe_invoice_preview",
     "stripe_invoice_retrieve_whole",
     "stripe_invoice_void",
     "stripe_invoices_for_customer",
@@ -165,12 +173,16 @@ __all__ = [
     "stripe_meter_event_send",
     "stripe_meter_usage_total",
     "stripe_one_time_price_ensure",
+    "stripe_test_clock_advance",
+    "stripe_test_clock_create",
     "subscription_cancel",
     "subscription_change",
     "subscription_change_preview",
     "subscription_checkout_session_create",
     "subscription_create",
     "subscription_invoice_period_get",
+    "subscription_metered_item_changes",
+    "subscription_metered_items_sync",
     "subscription_paid_periods_recent",
     "subscription_resume",
     "subscription_sync",
