@@ -16,7 +16,7 @@ from django.http import HttpResponseRedirect
 from django.shortcuts import get_object_or_404, redirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
 
 from billing.models import AuditEntry, BackofficeJob, OrganizationPage
 from config.exceptions import ApplicationError, ValidationFailed
@@ -82,10 +82,24 @@ class AuditEntryAdmin(ReadOnlyAdmin):
         "organization_id",
         "target",
         "reason",
-        "before",
-        "after",
+        "changes",
     ]
     readonly_fields = fields
+
+    @admin.display(description="Before and after")
+    def changes(self, obj) -> str:
+        """One row per figure, before and after side by side (the stored JSON, unchanged)."""
+        names = list(dict.fromkeys([*obj.before, *obj.after]))
+        if not names:
+            return "—"
+        rows = format_html_join(
+            "",
+            "<tr><th scope='row'>{}</th><td>{}</td><td>{}</td></tr>",
+            ((name.replace("_", " "), obj.before.get(name, "—"), obj.after.get(name, "—")) for name in names),
+        )
+        return format_html(
+            "<table><thead><tr><th></th><th>Before</th><th>After</th></tr></thead>{}</table>", rows
+        )
 
     @admin.display(description="Organization", ordering="organization_name")
     def organization_link(self, obj) -> str:

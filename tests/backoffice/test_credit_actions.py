@@ -136,6 +136,7 @@ def test_the_audit_log_admin_lists_filters_and_refuses_edits(web, organization):
     assert web.get("/admin/billing/auditentry/add/").status_code == 403
     view = web.get(f"/admin/billing/auditentry/{entry.pk}/change/")
     assert view.status_code == 200 and 'name="reason"' not in view.content.decode()
+    assert "<th>Before</th><th>After</th>" in view.content.decode()
     assert web.post(f"/admin/billing/auditentry/{entry.pk}/change/", {"reason": "x"}).status_code == 403
     assert web.post(f"/admin/billing/auditentry/{entry.pk}/delete/", {"post": "yes"}).status_code == 403
     bulk = web.post(
