@@ -275,3 +275,6 @@ class PeriodCloseAdmin(admin.ModelAdmin):
         for close in queryset.filter(finished_at__isnull=True):
             count = period_close_dispatch(close=close)
             self.message_user(request, f"{close}: {count} organization(s) dispatched.", messages.SUCCESS)
+
+
+from .backoffice import admin as backoffice_admin  # noqa: E402,F401  (the back office pages)

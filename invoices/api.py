@@ -18,6 +18,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from billing.access import Action
 from billing.tenancy import OrganizationApi
+from config.inputs import StrictIntegerField
 from config.pagination import PageNumberPagination
 from credits.formatting import MAX_CHARGE_MINOR_UNITS
 
@@ -119,6 +120,8 @@ class InvoiceListApi(OrganizationApi):
     """`GET`: the organization's invoices and statements, newest first. `POST`: generate a
     statement for a period (the billing role and up): 201 with its lines."""
 
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     actions = {"POST": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
@@ -130,11 +133,20 @@ class InvoiceListApi(OrganizationApi):
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=InvoiceStatus.choices, required=False)
         kind = serializers.ChoiceField(choices=InvoiceKind.choices, required=False)
+        start = serializers.DateTimeField(required=False)
+        end = serializers.DateTimeField(required=False)
+
+        def validate(self, attrs):
+            if attrs.get("start") and attrs.get("end") and attrs["end"] <= attrs["start"]:
+                raise serializers.ValidationError({"end": ["Must be after start."]})
+            return attrs
 
     @extend_schema(
         parameters=[
             OpenApiParameter("status", enum=InvoiceStatus.values),
             OpenApiParameter("kind", enum=InvoiceKind.values),
+            OpenApiParameter("start", OpenApiTypes.DATETIME, description="Made at or after."),
+            OpenApiParameter("end", OpenApiTypes.DATETIME, description="Made before."),
         ],
         responses=InvoiceSerializer(many=True),
     )
@@ -221,11 +233,9 @@ class PaymentLinkApi(OrganizationApi):
 
     class InputSerializer(serializers.Serializer):
         description = serializers.CharField(max_length=500)
-        amount = serializers.IntegerField(
-            min_value=1, max_value=MAX_CHARGE_MINOR_UNITS, help_text="Minor units."
-        )
+        amount = StrictIntegerField(min_value=1, max_value=MAX_CHARGE_MINOR_UNITS, help_text="Minor units.")
         currency = serializers.RegexField(r"^[A-Za-z]{3}$", max_length=3)
-        days_until_due = serializers.IntegerField(min_value=0, max_value=365)
+        days_until_due = StrictIntegerField(min_value=0, max_value=365)
         idempotency_key = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
 
     class OutputSerializer(serializers.Serializer):
@@ -343,14 +353,18 @@ class BillingHistoryApi(OrganizationApi):
     (`?page=&page_size=`); `kind` (repeatable or comma-separated), `start` (inclusive), `end`
     (exclusive)."""
 
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     class FilterSerializer(serializers.Serializer):
         kind = serializers.ListField(
             child=serializers.ChoiceField(choices=[k.value for k in HistoryKind]), required=False
         )
         start = serializers.DateTimeField(required=False)
         end = serializers.DateTimeField(required=False)
-        page = serializers.IntegerField(min_value=1, max_value=MAX_HISTORY_PAGE, default=1)
-        page_size = serializers.IntegerField(min_value=1, default=PageNumberPagination.page_size)
+        page = StrictIntegerField(min_value=1, max_value=MAX_HISTORY_PAGE, default=1)
+        page_size = StrictIntegerField(
+            min_value=1, max_value=1_000_000, default=PageNumberPagination.page_size
+        )
 
         def validate(self, attrs):
             for name in ("start", "end"):

@@ -70,3 +70,6 @@ def statement_close_task(close_id: int, organization_id: str) -> str | None:
 def statements_close_chunk_task(close_id: int, organization_ids: list[str]) -> int:
     """A chunk of a period close: its organizations' statements, set-based, safe to run twice."""
     return services.statements_close_chunk(close_id=close_id, organization_ids=organization_ids)
+
+
+from .backoffice.tasks import backoffice_job_task  # noqa: E402,F401  (registers the back-office task)
