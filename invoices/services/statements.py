@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
+import psycopg
 from django.db import connection, transaction
 from django.utils import timezone
 
@@ -643,14 +644,15 @@ def _take_numbers(org_ids: list, period_close) -> dict:
 
 
 # The lines and the watermark rows of a chunk, each in one INSERT from arrays (one parameter per
-# column instead of one per value, and no model instance per row).
+# column instead of one per value, and no model instance per row), bound server-side in binary on
+# Django's connection (in its transaction): no quoting of every value into the query text.
 LINES_SQL = """
 INSERT INTO invoices_invoiceline (invoice_id, position, kind, stripe_id, description, quantity, amount,
     currency, period_start, period_end, metric, credits, price_id, metadata)
 SELECT invoice_id, position, kind, '', description, quantity, amount, currency, period_start, period_end,
        metric, credits, '', metadata::jsonb
-  FROM unnest(%s::uuid[], %s::int[], %s::text[], %s::text[], %s::numeric[], %s::bigint[], %s::text[],
-              %s::timestamptz[], %s::timestamptz[], %s::text[], %s::numeric[], %s::text[])
+  FROM unnest(%b::uuid[], %b::int[], %b::text[], %b::text[], %b::numeric[], %b::bigint[], %b::text[],
+              %b::timestamptz[], %b::timestamptz[], %b::text[], %b::numeric[], %b::text[])
        AS t(invoice_id, position, kind, description, quantity, amount, currency, period_start, period_end,
             metric, credits, metadata)
 """
@@ -658,9 +660,15 @@ SELECT invoice_id, position, kind, '', description, quantity, amount, currency, 
 USAGE_BILLED_SQL = """
 INSERT INTO invoices_statementusage (statement_id, organization_id, metric_id, period_start, period_end,
     quantity, events, credits, overage, amount, currency, late)
-SELECT * FROM unnest(%s::uuid[], %s::uuid[], %s::int[], %s::timestamptz[], %s::timestamptz[], %s::numeric[],
-                     %s::bigint[], %s::numeric[], %s::bigint[], %s::bigint[], %s::text[], %s::bool[])
+SELECT * FROM unnest(%b::uuid[], %b::uuid[], %b::int[], %b::timestamptz[], %b::timestamptz[], %b::numeric[],
+                     %b::bigint[], %b::numeric[], %b::bigint[], %b::bigint[], %b::text[], %b::bool[])
 """
+
+
+def _binary_cursor() -> psycopg.Cursor:
+    """A server-side-binding cursor on Django's connection (as `usage.services.recording`)."""
+    connection.ensure_connection()
+    return psycopg.Cursor(connection.connection)
 
 
 def _lines_insert(lines: list[tuple]) -> None:
@@ -684,7 +692,7 @@ def _lines_insert(lines: list[tuple]) -> None:
         )
         for column, value in zip(columns, values, strict=True):
             column.append(value)
-    with connection.cursor() as cursor:
+    with _binary_cursor() as cursor:
         cursor.execute(LINES_SQL, columns)
 
 
@@ -695,7 +703,7 @@ def _usage_billed_insert(rows: list[StatementUsage]) -> None:
         "statement_id", "organization_id", "metric_id", "period_start", "period_end", "quantity", "events",
         "credits", "overage", "amount", "currency", "late",
     ]  # fmt: skip
-    with connection.cursor() as cursor:
+    with _binary_cursor() as cursor:
         cursor.execute(USAGE_BILLED_SQL, [[getattr(row, name) for row in rows] for name in names])
 
 

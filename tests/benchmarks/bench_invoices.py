@@ -98,6 +98,7 @@ def _month_of_ledger(organization) -> None:
         )
     CreditTransaction.objects.bulk_create(rows)
     CreditAccount.objects.filter(pk=account.pk).update(balance=balance, sequence=ROWS_PER_ORG)
+    CreditGrant.objects.filter(pk=grant.pk).update(remaining=balance)  # the consumptions drew on it
 
 
 def test_pdf_rendering():

@@ -4,7 +4,7 @@ newest first; paginated; filtered by kind and date), on real Stripe flows in the
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal as D
 
 import pytest
@@ -191,3 +191,34 @@ def test_summary_shows_holds_and_the_usage_nearest_its_limit(member_client, orga
         80.0,
     )
     assert (second["metric"], second["percentage"]) == ("CALL_MADE", 5.0)
+
+
+def test_history_amounts_carry_their_currency_and_filter_by_kind_and_date(organization, member_client):
+    from decimal import Decimal
+
+    from credits.models import CreditAccount, CreditPurchase
+    from credits.services import credit_grant
+
+    january, march = datetime(2026, 1, 15, tzinfo=UTC), datetime(2026, 3, 15, tzinfo=UTC)
+    for amount, currency, at in ((1000, "usd", january), (900, "eur", march), (500, "gbp", march)):
+        granted = credit_grant(organization=organization, amount=1000, source="purchase", reference=currency)
+        account = CreditAccount.objects.get(organization=organization)
+        CreditPurchase.objects.create(
+            grant=granted.grant,
+            organization=organization,
+            account=account,
+            kind="pack",
+            status="succeeded",
+            credits=Decimal(1000),
+            amount=amount,
+            currency=currency,
+            created_at=at,
+        )
+    rows = history(member_client, organization, kind="credit_purchase").json()["results"]
+    pairs = [(row["amount"], row["currency"]) for row in rows]
+    assert sorted(pairs[:2]) == [(500, "gbp"), (900, "eur")] and pairs[2] == (1000, "usd")  # newest first
+    march_only = history(
+        member_client, organization, start="2026-03-01T00:00:00Z", end="2026-04-01T00:00:00Z"
+    )
+    assert {row["currency"] for row in march_only.json()["results"]} == {"eur", "gbp"}
+    assert history(member_client, organization, kind="statement").json()["count"] == 0
