@@ -39,6 +39,31 @@ class StripeRequestError(ApplicationError):
     default_message = "The payment processor refused the request."
 
 
+# --------------------------------------------------------------------------- the client
+def http_client() -> stripe.HTTPClient:
+    """The HTTP client every Stripe call goes through: `STRIPE_TIMEOUT_SECONDS` per attempt
+    (connecting and each read), instead of stripe-python's 80 s."""
+    return stripe.RequestsClient(timeout=settings.STRIPE_TIMEOUT_SECONDS)
+
+
+def configure() -> None:
+    """Install the client and the retry count (`STRIPE_MAX_NETWORK_RETRIES`): the one place both
+    are set, at start-up (`BillingConfig.ready`). stripe-python retries connection errors,
+    timeouts, 409 and 5xx with the same idempotency key (ours, or one it generates for a POST),
+    so a retried charge is replayed by Stripe, never made twice."""
+    stripe.default_http_client = http_client()
+    stripe.max_network_retries = settings.STRIPE_MAX_NETWORK_RETRIES
+
+
+def worst_case_seconds() -> float:
+    """The longest a Stripe call can hold a request: every attempt timing out, plus stripe-python's
+    back-off between attempts (0.5 s doubling, at most 5 s each). Kept below gunicorn's
+    `WEB_TIMEOUT`, so a hanging Stripe answers 503 `stripe_unavailable` instead of a killed worker."""
+    retries = settings.STRIPE_MAX_NETWORK_RETRIES
+    backoff = sum(min(0.5 * 2 ** (n - 1), 5.0) for n in range(1, retries + 1))
+    return (retries + 1) * settings.STRIPE_TIMEOUT_SECONDS + backoff
+
+
 def request_options(idempotency_key: str | None = None) -> dict[str, Any]:
     options: dict[str, Any] = {
         "api_key": settings.STRIPE_SECRET_KEY,
@@ -84,6 +109,21 @@ def translate_errors(func: Callable[P, R]) -> Callable[P, R]:
             except ValueError:
                 seconds = None
             raise StripeRateLimited(retry_after=seconds) from exc
+        except stripe.IdempotencyError as exc:
+            # Our key with other parameters: the row the key derives from changed between two
+            # attempts. Stripe refused, nothing was charged; a person must look.
+            from config.alerts import ops_alert
+
+            ops_alert(
+                "stripe_idempotency_mismatch",
+                f"Stripe refused {func.__name__}: an idempotency key was reused with other parameters",
+                subject=func.__name__,
+                every=60,
+            )
+            raise StripeRequestError(
+                "The payment processor refused a repeated request with changed parameters.",
+                extra={"stripe_code": "idempotency_error"},
+            ) from exc
         except stripe.APIConnectionError as exc:
             logger.warning("stripe unavailable in %s: %s", func.__name__, type(exc).__name__)
             raise StripeUnavailable() from exc
@@ -115,11 +155,15 @@ def account_retrieve() -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- customers
 @translate_errors
-def customer_create(*, organization_id: str, email: str, name: str, idempotency_key: str):
+def customer_create(
+    *, organization_id: str, email: str, name: str, idempotency_key: str, test_clock: str | None = None
+):
+    extra = {"test_clock": test_clock} if test_clock else {}
     return stripe.Customer.create(
         email=email,
         name=name,
         metadata={"djstripe_subscriber": organization_id, "organization_id": organization_id},
+        **extra,
         **request_options(idempotency_key),
     )
 
@@ -621,3 +665,43 @@ def meter_event_summary_total(*, meter_id: str, customer_id: str, start_time: in
         meter_id, customer=customer_id, start_time=start_time, end_time=end_time, **request_options()
     )
     return int(sum(int(item.get("aggregated_value") or 0) for item in page.auto_paging_iter()))
+
+
+# --------------------------------------------------------------------------- refunds (back office)
+@translate_errors
+def refund_create(*, payment_intent_id: str, amount: int | None, idempotency_key: str, metadata: dict):
+    """Refund a PaymentIntent's charge, all of what is left (`amount=None`) or part of it."""
+    params: dict[str, Any] = {"payment_intent": payment_intent_id, "metadata": metadata}
+    if amount is not None:
+        params["amount"] = amount
+    return stripe.Refund.create(**params, **request_options(idempotency_key))
+
+
+@translate_errors
+def charge_retrieve(*, charge_id: str):
+    return stripe.Charge.retrieve(charge_id, **request_options())
+
+
+# --------------------------------------------------------------------------- test clocks (demo history)
+@translate_errors
+def test_clock_create(*, frozen_time: int, name: str, idempotency_key: str):
+    return stripe.test_helpers.TestClock.create(
+        frozen_time=frozen_time, name=name, **request_options(idempotency_key)
+    )
+
+
+@translate_errors
+def test_clock_advance(*, clock_id: str, frozen_time: int):
+    return stripe.test_helpers.TestClock.advance(clock_id, frozen_time=frozen_time, **request_options())
+
+
+@translate_errors
+def test_clock_retrieve(*, clock_id: str):
+    return stripe.test_helpers.TestClock.retrieve(clock_id, **request_options())
+
+
+@translate_errors
+def events_list_all() -> list[dict[str, Any]]:
+    """Every event Stripe still holds, oldest first."""
+    events = stripe.Event.list(limit=100, **request_options()).auto_paging_iter()
+    return [e.to_dict(for_json=True) for e in events][::-1]

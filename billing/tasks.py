@@ -56,6 +56,14 @@ def billing_notices_dispatch_due_task() -> int:
     return services.billing_notices_dispatch_due()
 
 
+@shared_task(name="billing.task_outbox_dispatch_task")
+def task_outbox_dispatch_task() -> int:
+    """Beat: send again the tasks enqueued while the broker was away (config/task_outbox.py)."""
+    from config.task_outbox import task_outbox_dispatch
+
+    return task_outbox_dispatch()
+
+
 @shared_task
 def stripe_catalog_sync_task() -> dict:
     result = services.stripe_catalog_sync()

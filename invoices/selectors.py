@@ -197,8 +197,14 @@ def _charge_amount(charge, key: str) -> int:
 
 
 def _history_sources(organization: Organization) -> list[HistorySource]:
+    """A credit purchase is one entry: the card payment that paid it is not listed again as a
+    payment (a refund of it is listed, as a refund)."""
     invoices = Invoice.objects.filter(organization=organization)
+    purchases = CreditPurchase.objects.filter(organization=organization)
     charges = organization_charges(organization=organization)
+    payments = charges.filter(status="succeeded").exclude(
+        payment_intent_id__in=purchases.filter(payment_intent_id__isnull=False).values("payment_intent_id")
+    )
     return [
         HistorySource(
             HistoryKind.INVOICE,
@@ -224,7 +230,7 @@ def _history_sources(organization: Organization) -> list[HistorySource]:
         ),
         HistorySource(
             HistoryKind.PAYMENT,
-            charges.filter(status="succeeded"),
+            payments,
             "created",
             lambda c: HistoryEntry(
                 "payment",
@@ -252,9 +258,7 @@ def _history_sources(organization: Organization) -> list[HistorySource]:
         ),
         HistorySource(
             HistoryKind.CREDIT_PURCHASE,
-            CreditPurchase.objects.filter(
-                organization=organization, status__in=[PurchaseStatus.SUCCEEDED, PurchaseStatus.REFUNDED]
-            ),
+            purchases.filter(status__in=[PurchaseStatus.SUCCEEDED, PurchaseStatus.REFUNDED]),
             "created_at",
             lambda p: HistoryEntry(
                 "credit_purchase",

@@ -12,6 +12,20 @@ from .api_keys import (
     api_key_touch,
     platform_key_create,
 )
+from .backoffice import (
+    StripeRefund,
+    admin_url,
+    audit_reason_clean,
+    audit_record,
+    backoffice_job_create,
+    backoffice_job_finish,
+    backoffice_job_progress,
+    backoffice_job_start,
+    payment_refund_stripe,
+    payment_refundable_get,
+    staff_alert_queue,
+    webhook_delivery_replay,
+)
 from .billing_state import (
     BillingChange,
     organization_billing_refresh,
@@ -61,7 +75,7 @@ from .payment_methods import (
     payment_method_set_default,
     setup_intent_create,
 )
-from .reconcile import billing_stripe_drift_list
+from .reconcile import billing_stripe_drift_list, billing_stripe_state_restore, checkout_session_payment_get
 from .stripe_invoices import (
     stripe_invoice_create_one_off,
     stripe_invoice_mark_uncollectible,
@@ -87,7 +101,12 @@ from .subscriptions import (
     subscription_resume,
     subscription_upcoming_invoice_get,
 )
-from .webhooks import webhook_endpoint_register
+from .webhooks import (
+    stripe_events_catch_up,
+    stripe_test_clock_advance,
+    stripe_test_clock_create,
+    webhook_endpoint_register,
+)
 
 __all__ = [
     "BillingChange",
@@ -99,15 +118,25 @@ __all__ = [
     "InvoicePreview",
     "InvoicePreviewLine",
     "PaidSubscriptionPeriod",
+    "StripeRefund",
+    "admin_url",
     "api_key_create",
     "api_key_hash",
     "api_key_revoke",
     "api_key_touch",
+    "audit_reason_clean",
+    "audit_record",
+    "backoffice_job_create",
+    "backoffice_job_finish",
+    "backoffice_job_progress",
+    "backoffice_job_start",
     "billing_notice_queue",
     "billing_notice_send",
     "billing_notices_dispatch_due",
     "billing_stripe_drift_list",
+    "billing_stripe_state_restore",
     "checkout_session_create",
+    "checkout_session_payment_get",
     "customer_mirror_save",
     "membership_set",
     "notice_recipients",
@@ -125,12 +154,16 @@ __all__ = [
     "payment_method_detach",
     "payment_method_resolve",
     "payment_method_set_default",
+    "payment_refund_stripe",
+    "payment_refundable_get",
     "plan_price_for_subscription",
     "plan_product_id",
     "platform_key_create",
     "portal_session_create",
     "setup_intent_create",
+    "staff_alert_queue",
     "stripe_catalog_sync",
+    "stripe_events_catch_up",
     "stripe_invoice_create_one_off",
     "stripe_invoice_mark_uncollectible",
     "stripe_invoice_retrieve_whole",
@@ -140,6 +173,8 @@ __all__ = [
     "stripe_meter_event_send",
     "stripe_meter_usage_total",
     "stripe_one_time_price_ensure",
+    "stripe_test_clock_advance",
+    "stripe_test_clock_create",
     "subscription_cancel",
     "subscription_change",
     "subscription_change_preview",
@@ -153,5 +188,6 @@ __all__ = [
     "subscription_sync",
     "subscription_upcoming_invoice_get",
     "user_get_or_create",
+    "webhook_delivery_replay",
     "webhook_endpoint_register",
 ]

@@ -25,7 +25,14 @@ from config.exceptions import IdempotencyConflict
 from ..exceptions import CreditHoldClosed, CreditHoldNotFound, InsufficientCredits
 from ..locks import account_lock, accounts_lock
 from ..models import CreditAccount, CreditHold, HoldStatus, TransactionKind
-from .ledger import Ledger, _auto_refill_maybe_start, live_grants, positive_credits, request_fingerprint
+from .ledger import (
+    Ledger,
+    _auto_refill_maybe_start,
+    clean_metadata,
+    live_grants,
+    positive_credits,
+    request_fingerprint,
+)
 
 HOLD_CONSTRAINT = "credit_hold_unique_idempotency_key"
 
@@ -65,7 +72,7 @@ def credit_hold_create(
     `before_commit(hold, replayed)`, when given, runs under the account lock in the same
     transaction (the usage app records the quota hold there)."""
     amount = positive_credits(amount, "amount", allow_zero=True)
-    metadata = metadata or {}
+    metadata = clean_metadata(metadata)
     fingerprint = request_fingerprint(
         "hold",
         amount=amount,
