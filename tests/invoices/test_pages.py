@@ -122,3 +122,17 @@ def test_another_tenants_invoice_is_not_found(signed_in, billing_org):
     for suffix in ("", "pdf", "send"):
         method = signed_in.post if suffix == "send" else signed_in.get
         assert method(f"/billing/{billing_org.pk}/invoices/{theirs.pk}/{suffix}").status_code == 404
+
+
+def test_the_api_answers_the_same_date_filters(billing_client, billing_org):
+    make(billing_org, 1, days_ago=40)
+    make(billing_org, 2, days_ago=3)
+    url = f"/api/v1/organizations/{billing_org.pk}/invoices"
+    start = (timezone.now() - timedelta(days=50)).isoformat()
+    end = (timezone.now() - timedelta(days=30)).isoformat()
+    body = billing_client.get(url, {"start": start, "end": end}).json()
+    assert [i["number"] for i in body["results"]] == ["INV-0001"]
+    assert [i["number"] for i in billing_client.get(url, {"start": end}).json()["results"]] == ["INV-0002"]
+    wrong = billing_client.get(url, {"start": end, "end": start})
+    assert wrong.status_code == 400 and "end" in wrong.json()["fields"]
+    assert billing_client.get(url, {"start": "yesterday"}).status_code == 400
