@@ -251,15 +251,30 @@ def trial_outcomes(
     return len(ended), converted
 
 
+def metered_price_ids() -> set[str]:
+    """Stripe prices billed in arrears by usage: the plans' metered prices and any metered price
+    of the mirror."""
+    from djstripe.models import Price
+
+    from billing.models import PlanMeteredPrice
+
+    ids = set(PlanMeteredPrice.objects.exclude(stripe_price_id="").values_list("stripe_price_id", flat=True))
+    ids |= set(
+        Price.objects.filter(stripe_data__recurring__usage_type="metered").values_list("id", flat=True)
+    )
+    return ids
+
+
 def metered_revenue_last_closed(
     histories: dict[str, SubscriptionHistory], *, moment: datetime, currency: str
 ) -> Decimal:
-    """For each subscription paying at `moment`: the usage lines of its last Stripe invoice whose
-    usage period had closed by then (the metered revenue of its last closed period)."""
+    """For each subscription paying at `moment`: the metered lines (usage billed in arrears) of
+    its latest Stripe invoice whose usage period had closed by then: the metered revenue of its
+    last closed period."""
     paying = [h.id for h in histories.values() if is_paying(h.at(ts(moment)), ts(moment))]
     lines = (
         InvoiceLine.objects.filter(
-            kind=InvoiceLine.Kind.USAGE,
+            Q(kind=InvoiceLine.Kind.USAGE) | Q(price_id__in=metered_price_ids()),
             invoice__kind=InvoiceKind.STRIPE,
             invoice__stripe_subscription_id__in=paying,
             invoice__status__in=[InvoiceStatus.OPEN, InvoiceStatus.PAID],

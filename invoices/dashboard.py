@@ -63,6 +63,7 @@ def staff_dashboard(request):
         "subscriptions_canceled": admin_list("djstripe_subscription", status="canceled"),
         "subscriptions_past_due": admin_list("djstripe_subscription", status="past_due"),
         "organizations": admin_list("billing_organization"),
+        "stripe_invoices": admin_list("invoices_invoice", kind__exact="stripe"),
         "open_invoices": admin_list("invoices_invoice", kind__exact="stripe", status__exact="open"),
         "disputes": admin_list("djstripe_dispute"),
         "purchased_grants": admin_list("credits_creditgrant", source__exact="purchase"),
