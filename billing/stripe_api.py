@@ -550,6 +550,31 @@ def customer_exists(*, customer_id: str) -> bool:
     return not customer.get("deleted", False)
 
 
+# --------------------------------------------------------------------------- test clocks (demo history)
+@translate_errors
+def test_clock_create(*, frozen_time: int, name: str, idempotency_key: str):
+    return stripe.test_helpers.TestClock.create(
+        frozen_time=frozen_time, name=name, **request_options(idempotency_key)
+    )
+
+
+@translate_errors
+def test_clock_advance(*, clock_id: str, frozen_time: int):
+    return stripe.test_helpers.TestClock.advance(clock_id, frozen_time=frozen_time, **request_options())
+
+
+@translate_errors
+def test_clock_retrieve(*, clock_id: str):
+    return stripe.test_helpers.TestClock.retrieve(clock_id, **request_options())
+
+
+@translate_errors
+def events_list_all() -> list[dict[str, Any]]:
+    """Every event Stripe still holds, oldest first."""
+    events = stripe.Event.list(limit=100, **request_options()).auto_paging_iter()
+    return [e.to_dict(for_json=True) for e in events][::-1]
+
+
 @translate_errors
 def invoices_list(*, subscription_id: str, status: str | None = None, limit: int = 3) -> list:
     params: dict[str, Any] = {"subscription": subscription_id, "limit": limit}
@@ -624,28 +649,3 @@ def meter_event_summary_total(*, meter_id: str, customer_id: str, start_time: in
         meter_id, customer=customer_id, start_time=start_time, end_time=end_time, **request_options()
     )
     return int(sum(int(item.get("aggregated_value") or 0) for item in page.auto_paging_iter()))
-
-
-# --------------------------------------------------------------------------- test clocks (demo history)
-@translate_errors
-def test_clock_create(*, frozen_time: int, name: str, idempotency_key: str):
-    return stripe.test_helpers.TestClock.create(
-        frozen_time=frozen_time, name=name, **request_options(idempotency_key)
-    )
-
-
-@translate_errors
-def test_clock_advance(*, clock_id: str, frozen_time: int):
-    return stripe.test_helpers.TestClock.advance(clock_id, frozen_time=frozen_time, **request_options())
-
-
-@translate_errors
-def test_clock_retrieve(*, clock_id: str):
-    return stripe.test_helpers.TestClock.retrieve(clock_id, **request_options())
-
-
-@translate_errors
-def events_list_all() -> list[dict[str, Any]]:
-    """Every event Stripe still holds, oldest first."""
-    events = stripe.Event.list(limit=100, **request_options()).auto_paging_iter()
-    return [e.to_dict(for_json=True) for e in events][::-1]
