@@ -4,7 +4,6 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import views
-from invoices.dashboard import staff_dashboard
 
 api_v1 = [
     path("", include("billing.urls")),
@@ -22,7 +21,7 @@ urlpatterns = [
     path("billing/<uuid:org>/credits/", include("credits.page_urls")),
     path("billing/<uuid:org>/usage/", include("usage.page_urls")),
     path("billing/<uuid:org>/invoices/", include("invoices.page_urls")),
-    path("admin/dashboard/", staff_dashboard, name="staff-dashboard"),
+    path("admin/dashboard/", include("invoices.dashboard_urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
