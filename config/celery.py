@@ -4,7 +4,9 @@ from celery import Celery
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
 
-app = Celery("billing")
+# Every task enqueues through config.task_outbox.OutboxTask: one the broker cannot take is kept in
+# PostgreSQL (the task outbox) and sent again by beat once Redis is back.
+app = Celery("billing", task_cls="config.task_outbox:OutboxTask")
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.autodiscover_tasks()
 

@@ -354,6 +354,8 @@ def cmd_run(dev: bool = False) -> int:
             )
             # The usage app sits above billing: its part of the demo is its own command.
             manage(s.env, "usage_seed_demo", check=False)
+            # ... and the invoices' statement with usage lines needs that usage.
+            manage(s.env, "seed_demo_invoices", "--no-stripe", check=False)
             if not dev:
                 say("collecting static files (served by WhiteNoise)")
                 manage(s.env, "collectstatic", "--no-input", "-v", "0")

@@ -21,7 +21,8 @@ Every value comes from the environment or `.env` (defaults in brackets):
     FORWARDED_ALLOW_IPS proxies whose X-Forwarded-* are trusted   [127.0.0.1]
 
 WEB_TIMEOUT must stay longer than the longest request the application makes on purpose: a request
-that calls Stripe is bounded by the Stripe client's timeout and retries (about 20 s in all), so the
+that calls Stripe is bounded by the Stripe client's timeout and retries (STRIPE_TIMEOUT_SECONDS and
+STRIPE_MAX_NETWORK_RETRIES: 25.5 s at most by default, `billing.stripe_api.worst_case_seconds`), so the
 default leaves room for that plus the database work. gunicorn applies it to a worker that stops
 answering its arbiter (a sync worker stuck in a request, a gthread worker whose main loop hangs);
 a gthread worker's request threads are bounded by the application's own timeouts.

@@ -6,6 +6,7 @@ module: variables switch behaviour (DEBUG, secure cookies, Stripe host), never a
 
 import os
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import environ
@@ -43,8 +44,9 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
-    "djstripe",
+    "billing.stripe_mirror_app.StripeMirrorConfig",  # dj-stripe, with its admin heading
     "django_htmx",
+    "axes",
     "billing",
     "credits",
     "usage",
@@ -52,7 +54,12 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # API calls with `Authorization: Bearer <key>` skip the browser-only middleware below
+    # (sessions, CSRF, messages, htmx, static files): config/middleware.py.
+    "config.middleware.ApiKeyLaneMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.parsers.BodyLimitMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -61,6 +68,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a locked-out sign-in into the lockout page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -87,7 +96,9 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactio
 # Persistent connections, one per serving thread: gunicorn (config/gunicorn.py) runs
 # WEB_CONCURRENCY x WEB_THREADS threads, which bounds the web server's connections to PostgreSQL.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A persistent connection is checked (SELECT 1) before its first use in each request, so a connection
+# PostgreSQL dropped (a restart) is replaced instead of failing a request: one round trip per request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 # Names each process kind in pg_stat_activity (`make run` sets billing-web, billing-worker, ...).
 DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env(
     "DB_APPLICATION_NAME", default="billing"
@@ -104,9 +115,14 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 CACHES = {
     "default": {
-        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        # Django's Redis cache, a miss (not an error) while Redis is away: config/cache.py.
+        "BACKEND": "config.cache.ResilientRedisCache",
         "LOCATION": REDIS_URL,
         "KEY_PREFIX": env("CACHE_KEY_PREFIX", default="billing"),
+        "OPTIONS": {
+            "socket_timeout": env.float("CACHE_REDIS_TIMEOUT", default=0.5),
+            "socket_connect_timeout": env.float("CACHE_REDIS_TIMEOUT", default=0.5),
+        },
     }
 }
 
@@ -116,6 +132,24 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
+# --- Login lockout (django-axes) on both sign-in pages, /accounts/login/ and /admin/login/ ---
+# After LOGIN_FAILURE_LIMIT wrong passwords for one username from one address (config/client_ip.py),
+# that pair is refused for LOGIN_LOCKOUT_MINUTES with a 429 page saying so; a success resets it.
+# Attempts are rows in PostgreSQL (axes' database handler), so the lockout holds while Redis is down.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_ENABLED = env.bool("AXES_ENABLED", default=True)
+AXES_FAILURE_LIMIT = env.int("LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("LOGIN_LOCKOUT_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_CLIENT_IP_CALLABLE = "config.client_ip.axes_client_ip"
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_RESET_ON_SUCCESS = True
+AXES_HTTP_RESPONSE_CODE = 429
+AXES_VERBOSE = False
+
 LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "billing-home"
 LOGOUT_REDIRECT_URL = "login"
@@ -149,6 +183,45 @@ SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https") if env.bool("BEHIN
 SECURE_CONTENT_TYPE_NOSNIFF = True
 X_FRAME_OPTIONS = "DENY"
 SESSION_COOKIE_HTTPONLY = True
+SECURE_REFERRER_POLICY = "strict-origin-when-cross-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+# Content-Security-Policy (django-csp) on every page: scripts only from this site (htmx is a static
+# file, no page has an inline script or handler), no framing by anyone (frame-ancestors, as
+# X-Frame-Options), no plugins, no <base> elsewhere. Inline styles are allowed (style attributes in
+# the templates and the invoice document's <style>, which is also rendered for the PDF and e-mail);
+# scripts are not. The Swagger page (/api/docs/) loads its UI from a CDN and is left out.
+CONTENT_SECURITY_POLICY = {
+    "EXCLUDE_URL_PREFIXES": ["/api/docs/"],
+    "DIRECTIVES": {
+        "default-src": ["'self'"],
+        "script-src": ["'self'"],
+        "style-src": ["'self'", "'unsafe-inline'"],
+        "img-src": ["'self'", "data:"],
+        "font-src": ["'self'"],
+        "connect-src": ["'self'"],
+        "object-src": ["'none'"],
+        "base-uri": ["'self'"],
+        "frame-ancestors": ["'none'"],
+    },
+}
+# Hosts a success, cancel or return URL (Checkout, the customer portal, setup mode, credit packs)
+# may point at, besides SITE_URL's own host; anything else is a 400 (billing/redirects.py).
+REDIRECT_ALLOWED_HOSTS = env.list("REDIRECT_ALLOWED_HOSTS", default=[])
+
+# --- Client addresses and rate limits ---
+# Proxies in front of the application that append to X-Forwarded-For (0: the header is ignored and
+# the socket's address counts; config/client_ip.py). docker-compose.yml has no proxy of its own.
+TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
+THROTTLE_RATES = {
+    "anon": env("THROTTLE_ANON", default="120/min"),  # an anonymous caller, per address
+    "user": env("THROTTLE_USER", default="6000/min"),  # per API key, platform key or user
+    # per address, whoever calls from it (defaults to the per-caller rate)
+    "address": env("THROTTLE_ADDRESS", default=env("THROTTLE_USER", default="6000/min")),
+}
+THROTTLE_REDIS_URL = env("THROTTLE_REDIS_URL", default=REDIS_URL)
+THROTTLE_REDIS_TIMEOUT = env.float("THROTTLE_REDIS_TIMEOUT", default=0.25)  # seconds per round trip
+THROTTLE_REDIS_RETRY_SECONDS = env.float("THROTTLE_REDIS_RETRY_SECONDS", default=5.0)  # after a failure
+THROTTLE_KEY_PREFIX = env("THROTTLE_KEY_PREFIX", default="billing:throttle")
 
 # --- Django REST framework and the API contract ---
 REST_FRAMEWORK = {
@@ -162,17 +235,21 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "config.exceptions.api_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "config.schema.AutoSchema",
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
-    "DEFAULT_THROTTLE_CLASSES": [
-        "rest_framework.throttling.AnonRateThrottle",
-        "rest_framework.throttling.UserRateThrottle",
-    ],
-    "DEFAULT_THROTTLE_RATES": {
-        "anon": env("THROTTLE_ANON", default="120/min"),
-        "user": env("THROTTLE_USER", default="6000/min"),
-    },
+    # Per caller and per address, one Redis round trip, open when Redis is away: config/throttling.py.
+    "DEFAULT_THROTTLE_CLASSES": ["config.throttling.ApiRateThrottle"],
+    "DEFAULT_THROTTLE_RATES": THROTTLE_RATES,
+    "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": True,
+    # Strict JSON (config.parsers): 413 over the body limit, 400 for NUL, lone surrogates, deep nesting.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
+# The largest request body (bytes) the API reads; larger answers 413 `request_too_large`.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
 
@@ -208,6 +285,27 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
 }
 CELERY_RESULT_EXPIRES = 3600
+# While Redis is away an enqueue gives up quickly and the task goes to the task outbox
+# (config/task_outbox.py) instead of holding the request: a few publish retries, and the result
+# backend's reconnection (20 tries a second apart by default) cut to 3 tries within 1.5 s, which a
+# worker storing a result also rides out a Redis restart with.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
+CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
+    "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
+}
+# Auto-refill: turned off after this many failed payments in a row; at most this much charged
+# per account per rolling hour (minor units) -- a larger shortfall is capped and alerted.
+CREDITS_AUTO_REFILL_MAX_DECLINES = env.int("CREDITS_AUTO_REFILL_MAX_DECLINES", default=3)
+CREDITS_AUTO_REFILL_HOURLY_CAP = env.int("CREDITS_AUTO_REFILL_HOURLY_CAP", default=100_000)
+# Stripe refuses meter events older than 35 days: alert when unsent usage is this old.
+USAGE_METER_BACKLOG_ALERT_DAYS = env.int("USAGE_METER_BACKLOG_ALERT_DAYS", default=30)
+# A task copy that finds another copy running (config/leases.py) comes back this much later.
+TASK_LEASE_RETRY_SECONDS = env.int("TASK_LEASE_RETRY_SECONDS", default=30)
 
 # --- Stripe (dj-stripe) ---
 # With no real key the project talks to the bundled emulator (stripe_emulator/) at STRIPE_API_HOST.
@@ -220,10 +318,19 @@ if STRIPE_USES_EMULATOR:
     # dj-stripe points stripe-python here once, at import time.
     STRIPE_API_HOST = env("STRIPE_API_HOST", default="http://127.0.0.1:12111")
 STRIPE_API_VERSION = env("STRIPE_API_VERSION", default="2026-08-26.dahlia")
+# Each Stripe attempt gives up after this many seconds (connecting, and each read); failed attempts
+# (connection errors, timeouts, 409, 5xx) are retried this many times with the same idempotency
+# key. billing/stripe_api.py applies both; the worst case (3 x 8 s + 1.5 s of back-off = 25.5 s)
+# must stay below gunicorn's WEB_TIMEOUT (60 s), which a test checks.
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=8.0)
+STRIPE_MAX_NETWORK_RETRIES = env.int("STRIPE_MAX_NETWORK_RETRIES", default=2)
 DJSTRIPE_SUBSCRIBER_MODEL = "billing.Organization"
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# Webhook signatures older than the endpoint's tolerance (300 s, Stripe's) are refused by
+# stripe-python; newer than now + this many seconds (clock skew) by billing/webhooks.py.
+STRIPE_WEBHOOK_FUTURE_TOLERANCE = env.int("STRIPE_WEBHOOK_FUTURE_TOLERANCE", default=60)
 
 # --- E-mail (console backend in development) ---
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -249,6 +356,15 @@ if STRIPE_USES_EMULATOR:
     SILENCED_SYSTEM_CHECKS.append("djstripe.W002")  # STRIPE_API_HOST is intended: it is the emulator
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo-billing-2026")
 
+# --- API keys ---
+# Seconds each process keeps an active API / platform key after reading it (`billing/key_cache.py`):
+# the bound on how long a revoked, deleted or changed key still works in the other processes (the
+# process that revokes forgets it at once). 0 reads the key on every request.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
+API_KEY_CACHE_SIZE = env.int("API_KEY_CACHE_SIZE", default=10000)  # keys per process
+# A key's `last_used_at` is written at most once per this many seconds, not on every call.
+API_KEY_TOUCH_SECONDS = env.float("API_KEY_TOUCH_SECONDS", default=60.0)
+
 # --- Credits ---
 # The order grants are drawn from by a consumption, by source; soonest expiry first within a source.
 CREDITS_CONSUMPTION_ORDER = env.list(
@@ -258,6 +374,13 @@ CREDITS_CONSUMPTION_ORDER = env.list(
 # --- Notices ---
 # Staff notices (failed payments, cancellations, disputes, unusual consumption, reconcile drift).
 BILLING_ADMIN_EMAILS = env.list("BILLING_ADMIN_EMAILS", default=[])
+# Unusual consumption (a staff alert): credits consumed in the last 24 hours at least
+# `min_credits` and more than `factor` times the organization's average day over `baseline_days`.
+BILLING_UNUSUAL_CONSUMPTION = {
+    "factor": env.float("BILLING_UNUSUAL_CONSUMPTION_FACTOR", default=5.0),
+    "baseline_days": env.int("BILLING_UNUSUAL_CONSUMPTION_BASELINE_DAYS", default=14),
+    "min_credits": env.int("BILLING_UNUSUAL_CONSUMPTION_MIN_CREDITS", default=500),
+}
 
 # --- Usage metering ---
 # Redis for the quota counters (a cache: rebuilt from the database when missing or unreachable).

@@ -11,6 +11,8 @@ from django.shortcuts import render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
+from config import cache as resilient_cache
+from config import task_outbox, throttling
 from config.celery import app as celery_app
 
 
@@ -46,14 +48,39 @@ def _celery() -> dict:
     return {"workers": workers}
 
 
+def _degradation() -> dict:
+    """What this process did instead of failing while a dependency was away (counters since start)."""
+    try:
+        pending = task_outbox.task_outbox_pending()
+    except Exception:  # the database is what is down: reported by its own check
+        pending = None
+    return {
+        "throttle": {**throttling.STATS, "counting_locally": throttling.redis_down()},
+        "cache_errors": resilient_cache.STATS["errors"],
+        "tasks_kept": task_outbox.STATS["kept"],
+        "task_outbox_pending": pending,
+    }
+
+
 @never_cache
 @require_GET
 def healthz(request):
-    """200 when the database, Redis and at least one Celery worker answer; 503 otherwise."""
-    checks = {"database": _timed(_database), "redis": _timed(_redis), "celery": _timed(_celery)}
-    healthy = all(c["ok"] for c in checks.values())
+    """200 when the database, Redis and at least one Celery worker answer; 503 otherwise, with the
+    parts that are down in `down` (the API keeps serving what PostgreSQL can while Redis is away)."""
+    checks = {"database": _timed(_database), "redis": _timed(_redis)}
+    if checks["redis"]["ok"]:
+        checks["celery"] = _timed(_celery)
+    else:  # no broker: a ping would only wait for its connection retries
+        checks["celery"] = {"ok": False, "latency_ms": 0.0, "error": "the broker (Redis) is down"}
+    down = [name for name, check in checks.items() if not check["ok"]]
     return JsonResponse(
-        {"status": "ok" if healthy else "unhealthy", "checks": checks}, status=200 if healthy else 503
+        {
+            "status": "unhealthy" if down else "ok",
+            "down": down,
+            "checks": checks,
+            "degradation": _degradation(),
+        },
+        status=503 if down else 200,
     )
 
 

@@ -2,7 +2,6 @@
 
 import pytest
 from rest_framework.test import APIClient
-from rest_framework.throttling import UserRateThrottle
 
 from billing.models import ApiKey, Role
 from billing.services import api_key_create, api_key_revoke
@@ -60,8 +59,8 @@ def test_role_too_low_is_403(member_client, organization):
     )
 
 
-def test_throttled_is_429_with_retry_after(owner_client, monkeypatch):
-    monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "2/min", "anon": "2/min"})
+def test_throttled_is_429_with_retry_after(owner_client, settings):
+    settings.THROTTLE_RATES = {"user": "2/min", "anon": "2/min", "address": "100/min"}
     owner_client.get("/api/v1/organizations")
     owner_client.get("/api/v1/organizations")
     body = assert_error(owner_client.get("/api/v1/organizations"), 429, "rate_limited")

@@ -147,8 +147,8 @@ def test_checkout_creates_the_subscription(billing_client, billing_org, stripe_e
             "kind": "subscription",
             "plan": "business",
             "interval": "year",
-            "success_url": "http://app.test/ok",
-            "cancel_url": "http://app.test/cancel",
+            "success_url": "http://localhost/ok",
+            "cancel_url": "http://localhost/cancel",
         },
         format="json",
     )
@@ -157,7 +157,7 @@ def test_checkout_creates_the_subscription(billing_client, billing_org, stripe_e
     assert session["mode"] == "subscription" and session["client_reference_id"] == str(billing_org.id)
     assert response.json()["url"].startswith(stripe_emulator.base_url)
     outcome = stripe_emulator.checkout_submit(session["id"], "success")
-    assert outcome["status"] == "complete" and outcome["redirect"].startswith("http://app.test/ok")
+    assert outcome["status"] == "complete" and outcome["redirect"].startswith("http://localhost/ok")
     webhooks.deliver()
     body = billing_client.get(sub_url(billing_org)).json()
     assert (body["plan"], body["interval"], body["status"]) == ("business", "year", "trialing")
@@ -170,8 +170,8 @@ def test_checkout_for_an_organization_with_a_subscription_is_409(billing_client,
         {
             "kind": "subscription",
             "plan": "business",
-            "success_url": "http://a.test/ok",
-            "cancel_url": "http://a.test/no",
+            "success_url": "http://localhost/ok",
+            "cancel_url": "http://localhost/no",
         },
         format="json",
     )
@@ -182,7 +182,7 @@ def test_portal_cancellation_reaches_the_organization(billing_client, billing_or
     subscribe(billing_client, billing_org)
     portal = billing_client.post(
         f"/api/v1/organizations/{billing_org.id}/portal-sessions",
-        {"return_url": "http://app.test/billing"},
+        {"return_url": "http://localhost/billing"},
         format="json",
     )
     assert portal.status_code == 200

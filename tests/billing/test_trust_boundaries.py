@@ -139,8 +139,8 @@ def test_checkout_offers_no_second_trial(billing_org, webhooks, stripe_emulator)
         {
             "kind": "subscription",
             "plan": "starter",
-            "success_url": "https://example.com/ok",
-            "cancel_url": "https://example.com/no",
+            "success_url": "http://localhost/ok",
+            "cancel_url": "http://localhost/no",
         },
         format="json",
     )

@@ -168,8 +168,8 @@ def test_checkout_for_a_pack_grants_once(
         {
             "kind": "credits",
             "pack": "p1k",
-            "success_url": "http://app.test/ok",
-            "cancel_url": "http://app.test/no",
+            "success_url": "http://localhost/ok",
+            "cancel_url": "http://localhost/no",
         },
         format="json",
     )

@@ -1,0 +1,169 @@
+"""Issue 17, found 5: with Redis down the API keeps serving what PostgreSQL can serve.
+
+Redis is a real server (tests/redis_outage.py) killed with SIGKILL mid-test: its port is closed,
+no client is mocked. The throttles count in the process while it is away (and still refuse past
+the limit), the cache misses, the usage quota counters count from the database, `/healthz` answers
+503 naming what is down, and everything comes back when Redis does.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+import redis
+from django.conf import settings
+from rest_framework.test import APIClient
+
+from billing.models import Role
+from config import throttling
+from tests.billing.factories import MembershipFactory
+from tests.redis_outage import DisposableRedis, redis_for_this_process
+from tests.usage.conftest import organization_on, plan_with_limits, seed_catalogues
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def disposable_redis(tmp_path):
+    server = DisposableRedis(tmp_path / "redis")
+    server.start()
+    try:
+        with redis_for_this_process(server):
+            yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def round_trips(monkeypatch):
+    """Counts the requests this process writes to any Redis (a pipeline is one)."""
+    sent: list[bytes] = []
+    original = redis.connection.AbstractConnection.send_packed_command
+
+    def counting(self, command, check_health=True):
+        sent.append(b"".join(command) if isinstance(command, list | tuple) else bytes(command))
+        return original(self, command, check_health)
+
+    monkeypatch.setattr(redis.connection.AbstractConnection, "send_packed_command", counting)
+    return sent
+
+
+def test_the_throttles_cost_one_redis_round_trip_per_request(api_client, owner_client, round_trips):
+    for client, path in ((api_client, "/api/v1/plans"), (owner_client, "/api/v1/organizations")):
+        assert client.get(path).status_code == 200  # connects (and says hello) once
+        round_trips.clear()
+        assert client.get(path).status_code == 200
+        assert len(round_trips) == 1, round_trips
+        # ... and that round trip counts the caller and the address (INCR + EXPIRE of each).
+        assert round_trips[0].count(b"INCRBY") == 2 and round_trips[0].count(b"EXPIRE") == 2
+
+
+def test_the_api_serves_from_postgresql_while_redis_is_down(disposable_redis, caplog):
+    seed_catalogues()
+    org = organization_on(plan_with_limits(SMS_SENT=10), credits=100)
+    admin = APIClient()
+    admin.force_authenticate(MembershipFactory(organization=org, role=Role.ADMIN).user)
+    anonymous = APIClient()
+    assert anonymous.get("/api/v1/plans").status_code == 200
+    assert redis.Redis.from_url(disposable_redis.url).keys(f"{settings.THROTTLE_KEY_PREFIX}:*")
+
+    disposable_redis.stop()
+    errors_before = throttling.STATS["redis_errors"]
+    with caplog.at_level(logging.WARNING):
+        assert anonymous.get("/api/v1/plans").status_code == 200
+        assert anonymous.get("/api/v1/credit-packs").status_code == 200
+        consume = admin.post(
+            f"/api/v1/organizations/{org.pk}/credits/consume",
+            {"amount": "2.5", "reason": "redis down", "idempotency_key": "rd-1"},
+            format="json",
+        )
+        assert consume.status_code == 200, consume.json()
+        assert consume.json()["balance"] == "97.5"
+        track = admin.post(
+            f"/api/v1/organizations/{org.pk}/usage/track",
+            {"metric": "SMS_SENT", "quantity": 3, "idempotency_key": "rd-2"},
+            format="json",
+        )
+        assert track.status_code == 201, track.json()
+        assert track.json()["current"] == "3"  # the quota counted from the database
+        assert admin.get(f"/api/v1/organizations/{org.pk}/credits").status_code == 200
+        assert admin.get(f"/api/v1/organizations/{org.pk}/usage").status_code == 200
+
+    assert throttling.STATS["redis_errors"] > errors_before
+    assert throttling.STATS["local_decisions"] > 0
+    assert any("throttling: Redis unavailable" in r.getMessage() for r in caplog.records)
+
+    health = anonymous.get("/healthz")
+    assert health.status_code == 503
+    body = health.json()
+    assert body["down"] == ["redis", "celery"]
+    assert body["checks"]["database"]["ok"] is True
+    assert body["degradation"]["throttle"]["redis_errors"] >= 1
+
+    disposable_redis.start()
+    assert anonymous.get("/api/v1/plans").status_code == 200
+    assert not throttling.redis_down()
+    assert redis.Redis.from_url(disposable_redis.url).keys(f"{settings.THROTTLE_KEY_PREFIX}:*")
+    assert anonymous.get("/healthz").json()["checks"]["redis"]["ok"] is True
+
+
+def test_while_redis_is_down_the_limits_are_counted_in_the_process(disposable_redis, api_client, settings):
+    settings.THROTTLE_RATES = {"anon": "3/min", "user": "100/min", "address": "100/min"}
+    disposable_redis.stop()
+    answers = [api_client.get("/api/v1/plans") for _ in range(4)]
+    assert [r.status_code for r in answers] == [200, 200, 200, 429]
+    body = answers[-1].json()
+    assert body["error"] == "rate_limited" and 1 <= body["retry_after"] <= 60
+    assert answers[-1]["Retry-After"] == str(body["retry_after"])
+
+
+def test_the_cache_misses_instead_of_failing_while_redis_is_down(disposable_redis):
+    from django.core.cache import cache
+
+    from config import cache as resilient_cache
+
+    cache.set("k", "v", 60)
+    assert cache.get("k") == "v"
+    disposable_redis.stop()
+    before = resilient_cache.STATS["errors"]
+    assert cache.get("k") is None
+    assert cache.get("k", "fallback") == "fallback"
+    cache.set("k", "w", 60)  # dropped, not raised
+    assert resilient_cache.STATS["errors"] == before + 3
+
+
+def test_sessions_are_stored_in_postgresql():
+    assert settings.SESSION_ENGINE == "django.contrib.sessions.backends.db"
+
+
+def test_a_signed_in_page_renders_while_redis_is_down(disposable_redis, client):
+    seed_catalogues()
+    org = organization_on(plan_with_limits(SMS_SENT=10), credits=5)
+    owner = MembershipFactory(organization=org, role=Role.OWNER).user
+    client.force_login(owner)
+    disposable_redis.stop()
+    assert client.get(f"/billing/{org.pk}/").status_code == 200
+    assert client.get(f"/billing/{org.pk}/credits/").status_code == 200
+
+
+def test_each_caller_and_each_address_has_its_own_limit(organization, api_key, settings):
+    from billing.services import api_key_create
+
+    settings.THROTTLE_RATES = {"anon": "100/min", "user": "2/min", "address": "3/min"}
+    other = api_key_create(organization=organization, name="second key")
+
+    def client_for(raw: str, address: str) -> APIClient:
+        client = APIClient(REMOTE_ADDR=address)
+        client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
+        return client
+
+    path = f"/api/v1/organizations/{organization.pk}"
+    first = client_for(api_key.raw_key, "198.51.100.1")
+    assert [first.get(path).status_code for _ in range(3)] == [200, 200, 429]  # per key: 2
+    # Another key from another address is counted apart ...
+    second = client_for(other.raw_key, "198.51.100.2")
+    assert second.get(path).status_code == 200
+    # ... but from the first key's address, the address's limit (3) is reached.
+    second_same_address = client_for(other.raw_key, "198.51.100.1")
+    assert second_same_address.get(path).status_code == 429
