@@ -60,25 +60,25 @@ def test_only_staff_and_analytics_keys_read_the_analytics(path, refused, staff_c
     assert platform_client("analytics:read").get(path).status_code == 200
 
 
-@pytest.mark.parametrize(
-    "params, field",
-    [
-        ({"start": "yesterday"}, "start"),
-        ({"end": "2026-13-45T00:00:00Z"}, "end"),
-        ({"start": "2026-03-02T00:00:00Z", "end": "2026-03-01T00:00:00Z"}, "end"),
-        ({"start": "2024-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "start"),  # over 400 days
-        ({"start": "0001-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "start"),
-        ({"end": "9999-12-31T23:59:59Z"}, "end"),
-        ({"currency": "dollars"}, "currency"),
-        ({"currency": "u$d"}, "currency"),
-    ],
-)
+BAD = [
+    ({"start": "yesterday"}, "start"),
+    ({"end": "2026-13-45T00:00:00Z"}, "end"),
+    ({"start": "2026-03-02T00:00:00Z", "end": "2026-03-01T00:00:00Z"}, "end"),
+    ({"start": "2024-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "start"),  # over 400 days
+    ({"start": "0001-01-01T00:00:00Z", "end": "2026-01-01T00:00:00Z"}, "start"),
+    ({"end": "9999-12-31T23:59:59Z"}, "end"),
+    ({"currency": "dollars"}, "currency"),
+    ({"currency": "u$d"}, "currency"),
+]
+
+
 @pytest.mark.parametrize("path", PATHS)
-def test_bad_parameters_are_400_in_the_error_shape(path, params, field, staff_client):
-    response = staff_client.get(path, params)
-    assert response.status_code == 400, response.content
-    body = response.json()
-    assert body["error"] == "validation_error" and field in body["fields"]
+def test_bad_parameters_are_400_in_the_error_shape(path, staff_client):
+    for params, field in BAD:
+        response = staff_client.get(path, params)
+        assert response.status_code == 400, (params, response.content)
+        body = response.json()
+        assert body["error"] == "validation_error" and field in body["fields"], (params, body)
 
 
 def test_bad_liability_instant_and_transaction_type_are_400(staff_client):
