@@ -135,3 +135,13 @@ def test_the_dashboard_shows_the_figures_and_links_to_the_lists(client, billing_
 
     for href in set(re.findall(r'href="(/admin/[^"]+)"', html)):
         assert client.get(href.replace("&amp;", "&")).status_code == 200, href
+
+
+def test_the_reconcile_tile_shows_the_last_run(client, db):
+    from credits.models import ReconcileRun
+
+    ReconcileRun.objects.create(trigger="beat", status="drift", drift_count=2, summary="2 drifts")
+    client.force_login(UserFactory(is_staff=True, is_superuser=True))
+    html = client.get(reverse("staff-dashboard")).content.decode()
+    tile = html[html.index('id="tile-reconcile"') :][:600]
+    assert "Drift found" in tile and "2 drifts" in tile and "No reconcile run recorded" not in tile
