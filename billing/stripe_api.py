@@ -591,6 +591,31 @@ def customer_exists(*, customer_id: str) -> bool:
     return not customer.get("deleted", False)
 
 
+# --------------------------------------------------------------------------- test clocks (demo history)
+@translate_errors
+def test_clock_create(*, frozen_time: int, name: str, idempotency_key: str):
+    return stripe.test_helpers.TestClock.create(
+        frozen_time=frozen_time, name=name, **request_options(idempotency_key)
+    )
+
+
+@translate_errors
+def test_clock_advance(*, clock_id: str, frozen_time: int):
+    return stripe.test_helpers.TestClock.advance(clock_id, frozen_time=frozen_time, **request_options())
+
+
+@translate_errors
+def test_clock_retrieve(*, clock_id: str):
+    return stripe.test_helpers.TestClock.retrieve(clock_id, **request_options())
+
+
+@translate_errors
+def events_list_all() -> list[dict[str, Any]]:
+    """Every event Stripe still holds, oldest first."""
+    events = stripe.Event.list(limit=100, **request_options()).auto_paging_iter()
+    return [e.to_dict(for_json=True) for e in events][::-1]
+
+
 @translate_errors
 def invoices_list(*, subscription_id: str, status: str | None = None, limit: int = 3) -> list:
     params: dict[str, Any] = {"subscription": subscription_id, "limit": limit}
@@ -680,28 +705,3 @@ def refund_create(*, payment_intent_id: str, amount: int | None, idempotency_key
 @translate_errors
 def charge_retrieve(*, charge_id: str):
     return stripe.Charge.retrieve(charge_id, **request_options())
-
-
-# --------------------------------------------------------------------------- test clocks (demo history)
-@translate_errors
-def test_clock_create(*, frozen_time: int, name: str, idempotency_key: str):
-    return stripe.test_helpers.TestClock.create(
-        frozen_time=frozen_time, name=name, **request_options(idempotency_key)
-    )
-
-
-@translate_errors
-def test_clock_advance(*, clock_id: str, frozen_time: int):
-    return stripe.test_helpers.TestClock.advance(clock_id, frozen_time=frozen_time, **request_options())
-
-
-@translate_errors
-def test_clock_retrieve(*, clock_id: str):
-    return stripe.test_helpers.TestClock.retrieve(clock_id, **request_options())
-
-
-@translate_errors
-def events_list_all() -> list[dict[str, Any]]:
-    """Every event Stripe still holds, oldest first."""
-    events = stripe.Event.list(limit=100, **request_options()).auto_paging_iter()
-    return [e.to_dict(for_json=True) for e in events][::-1]

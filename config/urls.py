@@ -7,7 +7,6 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from billing.webhooks import StripeWebhookView
 from config import views
 from config.exceptions import json_error_view
-from invoices.dashboard import staff_dashboard
 
 api_v1 = [
     path("", include("billing.urls")),
@@ -25,7 +24,7 @@ urlpatterns = [
     path("billing/<uuid:org>/credits/", include("credits.page_urls")),
     path("billing/<uuid:org>/usage/", include("usage.page_urls")),
     path("billing/<uuid:org>/invoices/", include("invoices.page_urls")),
-    path("admin/dashboard/", staff_dashboard, name="staff-dashboard"),
+    path("admin/dashboard/", include("invoices.dashboard_urls")),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),

@@ -251,15 +251,30 @@ def trial_outcomes(
     return len(ended), converted
 
 
+def metered_price_ids() -> set[str]:
+    """Stripe prices billed in arrears by usage: the plans' metered prices and any metered price
+    of the mirror."""
+    from djstripe.models import Price
+
+    from billing.models import PlanMeteredPrice
+
+    ids = set(PlanMeteredPrice.objects.exclude(stripe_price_id="").values_list("stripe_price_id", flat=True))
+    ids |= set(
+        Price.objects.filter(stripe_data__recurring__usage_type="metered").values_list("id", flat=True)
+    )
+    return ids
+
+
 def metered_revenue_last_closed(
     histories: dict[str, SubscriptionHistory], *, moment: datetime, currency: str
 ) -> Decimal:
-    """For each subscription paying at `moment`: the usage lines of its last Stripe invoice whose
-    usage period had closed by then (the metered revenue of its last closed period)."""
+    """For each subscription paying at `moment`: the metered lines (usage billed in arrears) of
+    its latest Stripe invoice whose usage period had closed by then: the metered revenue of its
+    last closed period."""
     paying = [h.id for h in histories.values() if is_paying(h.at(ts(moment)), ts(moment))]
     lines = (
         InvoiceLine.objects.filter(
-            kind=InvoiceLine.Kind.USAGE,
+            Q(kind=InvoiceLine.Kind.USAGE) | Q(price_id__in=metered_price_ids()),
             invoice__kind=InvoiceKind.STRIPE,
             invoice__stripe_subscription_id__in=paying,
             invoice__status__in=[InvoiceStatus.OPEN, InvoiceStatus.PAID],
@@ -390,10 +405,6 @@ class CreditsReport:
     by_source: dict[str, Decimal]
 
 
-def _grant_sources() -> dict[str, str]:
-    return {str(pk): source for pk, source in CreditGrant.objects.values_list("pk", "source")}
-
-
 def credit_liability_at(*, at: datetime, currency: str = "usd") -> tuple[Decimal, Decimal]:
     """Purchased credits not yet spent at the instant `at`, and what they were paid (minor units,
     exact): the service the business still owes for money it holds. Each purchase grant's
@@ -453,33 +464,29 @@ def credits_report(
     """Credit movements in [start, end) from the ledger, and the purchased-credit liability at `at`
     (default: `end`)."""
     at = at or end
-    sources = _grant_sources()
     rows = CreditTransaction.objects.filter(created_at__gte=start, created_at__lt=end)
+    grant, adjust, refund = TransactionKind.GRANT, TransactionKind.ADJUST, TransactionKind.REFUND
+    sums = rows.aggregate(
+        purchased=Sum("amount", filter=Q(kind=grant, grant__source=CreditSource.PURCHASE)),
+        granted=Sum("amount", filter=Q(kind=grant) & ~Q(grant__source=CreditSource.PURCHASE)),
+        added=Sum("amount", filter=Q(kind=adjust, amount__gt=0)),
+        removed=Sum("amount", filter=Q(kind=adjust, amount__lt=0)),
+        consumed=Sum("amount", filter=Q(kind=TransactionKind.CONSUME)),
+        reversed=Sum("amount", filter=Q(kind=refund, reverses__isnull=False)),
+        taken_back=Sum("amount", filter=Q(kind=refund, reverses__isnull=True)),
+        expired=Sum("amount", filter=Q(kind=TransactionKind.EXPIRE)),
+    )
+    total = {k: v or ZERO for k, v in sums.items()}
     by_source: dict[str, Decimal] = defaultdict(Decimal)
-    purchased = granted = consumed = expired = taken_back = ZERO
-    for row in rows.only("kind", "amount", "grant_id", "reverses_id"):
-        if row.kind == TransactionKind.GRANT:
-            source = sources.get(str(row.grant_id), CreditSource.MANUAL)
-            by_source[source] += row.amount
-            if source == CreditSource.PURCHASE:
-                purchased += row.amount
-            else:
-                granted += row.amount
-        elif row.kind == TransactionKind.ADJUST:
-            if row.amount > 0:
-                granted += row.amount
-                by_source[CreditSource.MANUAL] += row.amount
-            else:
-                taken_back -= row.amount
-        elif row.kind == TransactionKind.CONSUME:
-            consumed -= row.amount
-        elif row.kind == TransactionKind.EXPIRE:
-            expired -= row.amount
-        elif row.kind == TransactionKind.REFUND:
-            if row.reverses_id is not None:
-                consumed -= row.amount  # a consumption given back
-            else:
-                taken_back -= row.amount  # purchased credits taken back on a refund or dispute
+    for row in rows.filter(kind=grant).values("grant__source").annotate(t=Sum("amount")).order_by():
+        by_source[row["grant__source"] or CreditSource.MANUAL] += row["t"]
+    if total["added"]:
+        by_source[CreditSource.MANUAL] += total["added"]
+    purchased = total["purchased"]
+    granted = total["granted"] + total["added"]
+    consumed = -total["consumed"] - total["reversed"]  # less the consumptions given back
+    expired = -total["expired"]
+    taken_back = -total["taken_back"] - total["removed"]
     liability, liability_money = credit_liability_at(at=at, currency=currency)
     return CreditsReport(
         start=start,

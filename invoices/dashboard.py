@@ -15,6 +15,15 @@ from django.urls import NoReverseMatch, reverse
 from .analytics import staff_dashboard_get
 
 
+def last_reconcile():
+    """The last finished reconcile run (`credits.selectors.latest_reconcile_run`, from the back
+    office), or None before the first or where that selector does not exist yet."""
+    from credits import selectors
+
+    latest = getattr(selectors, "latest_reconcile_run", None)
+    return latest() if latest is not None else None
+
+
 def admin_list(name: str, **filters) -> str | None:
     """The admin changelist `app_model` with filters, or None when that admin is not installed."""
     try:
@@ -63,12 +72,14 @@ def staff_dashboard(request):
         "subscriptions_canceled": admin_list("djstripe_subscription", status="canceled"),
         "subscriptions_past_due": admin_list("djstripe_subscription", status="past_due"),
         "organizations": admin_list("billing_organization"),
+        "stripe_invoices": admin_list("invoices_invoice", kind__exact="stripe"),
         "open_invoices": admin_list("invoices_invoice", kind__exact="stripe", status__exact="open"),
         "disputes": admin_list("djstripe_dispute"),
         "purchased_grants": admin_list("credits_creditgrant", source__exact="purchase"),
         "consumed": admin_list("credits_credittransaction", kind__exact="consume", **month),
         "webhooks": admin_list("djstripe_webhookeventtrigger"),
         "payouts": admin_list("djstripe_payout"),
+        "reconcile_runs": admin_list("credits_reconcilerun"),
     }
     return render(
         request,
@@ -82,6 +93,7 @@ def staff_dashboard(request):
             "failed": failed,
             "disputes": disputes,
             "links": links,
+            "reconcile": last_reconcile(),
             "has_permission": True,
             "site_header": "Billing administration",
             "site_title": "Billing administration",

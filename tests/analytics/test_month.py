@@ -26,6 +26,7 @@ from __future__ import annotations
 import pytest
 import stripe
 import time_machine
+from djstripe.models import Customer
 
 from billing.services import (
     payment_method_attach,
@@ -254,3 +255,26 @@ def test_a_month_of_figures(month, staff_client, stripe_emulator):
     }
     refund = next(t for t in txns["results"] if t["type"] == "refund")
     assert (refund["amount"], refund["status"]) == (-2250, "available")  # available since 14 Mar
+
+
+def test_usage_inclusive_mrr_adds_the_metered_revenue_of_the_last_closed_period(month, staff_client):
+    """Hotel is on Business (299.00/month) whose SMS above the plan are billed at 1 cent each in
+    arrears: 700 SMS reported to Stripe's meter in February are billed on the 1 March invoice."""
+    hotel = month.organization("Hotel")
+    subscribe(hotel, "business", trial_days=0)
+    month.webhooks.deliver()
+    customer = Customer.objects.get(subscriber=hotel).id
+    month.to(at("2026-02-15 12:00"))
+    stripe.billing.MeterEvent.create(
+        event_name="sms_sent",
+        payload={"stripe_customer_id": customer, "value": "700"},
+        identifier="hotel-feb",
+        timestamp=int(at("2026-02-15 12:00").timestamp()),
+        **STRIPE_KEY,
+    )
+    month.to(at("2026-03-02 12:00"))
+    report = get(staff_client, "revenue", MARCH)
+    assert (report["mrr"], report["metered_revenue"], report["usage_inclusive_mrr"]) == (29900, 700, 30600)
+    # Before the period closed there was no closed period with usage.
+    february = get(staff_client, "revenue", {"start": "2026-02-01T00:00:00Z", "end": "2026-03-01T00:00:00Z"})
+    assert (february["mrr"], february["metered_revenue"]) == (29900, 0)
