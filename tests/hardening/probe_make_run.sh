@@ -3,7 +3,7 @@
 # `BASE=http://127.0.0.1:8101 tests/hardening/probe_make_run.sh`: every line must say OK, the state unchanged.
 # Outside probe of issue 17 Found 1-4, 8, 9 against a running `make run` on $BASE.
 BASE=${BASE:-http://127.0.0.1:8101}
-cd /work/wt/hin
+cd "$(dirname "$0")/../.."
 PK=$(.venv/bin/python manage.py create_platform_key probe --scope credits:grant --scope credits:consume --scope usage:write --scope organizations:read 2>/dev/null | tail -1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["api_key"])')
 ORGJSON=$(.venv/bin/python manage.py create_organization "Probe $RANDOM" --owner-email probe$RANDOM@example.com --api-key 2>/dev/null | tail -1)
 ORG=$(echo "$ORGJSON" | python3 -c 'import json,sys; print(json.load(sys.stdin)["organization_id"])')
