@@ -86,7 +86,9 @@ def fuzz(
                 _run_operation(
                     operation, org_id, key_name, keys[key_name], mode, examples, report, seen, before_case
                 )
-        report.seconds = time.monotonic() - started
+            report.seconds = time.monotonic() - started
+            if seconds and report.seconds >= seconds:
+                return report  # a long run stops at its duration, even in the middle of a round
         if report.seconds >= seconds:
             return report
 

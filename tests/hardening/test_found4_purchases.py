@@ -13,7 +13,6 @@ from django.utils import timezone
 
 from billing.services import organization_create
 from credits.models import CreditPurchase, PurchaseKind, PurchaseStatus
-from credits.selectors import credit_purchases_stuck_list
 from tests.billing.factories import UserFactory
 from tests.credits.factories import CreditPackFactory
 
@@ -82,6 +81,8 @@ def test_stripe_refusing_the_charge_fails_the_purchase_and_frees_the_key(
 
 
 def test_reconcile_reports_purchases_stuck_in_flight(billing_org, pack):
+    from credits.selectors import credit_purchases_stuck_list
+
     account = billing_org.credit_account if hasattr(billing_org, "credit_account") else None
     from django.db import transaction
 
