@@ -101,8 +101,15 @@ def test_the_api_serves_from_postgresql_while_redis_is_down(disposable_redis, ca
     assert body["checks"]["database"]["ok"] is True
     assert body["degradation"]["throttle"]["redis_errors"] >= 1
 
+    assert body["degradation"]["throttle"]["counting_locally"] is True
+    outages = throttling.STATS["outages"]
+    assert sum("throttling: Redis unavailable" in r.getMessage() for r in caplog.records) == 1
+
     disposable_redis.start()
-    assert anonymous.get("/api/v1/plans").status_code == 200
+    with caplog.at_level(logging.WARNING):
+        assert anonymous.get("/api/v1/plans").status_code == 200
+    assert any("throttling: Redis is back" in r.getMessage() for r in caplog.records)
+    assert throttling.STATS["outages"] == outages
     assert not throttling.redis_down()
     assert redis.Redis.from_url(disposable_redis.url).keys(f"{settings.THROTTLE_KEY_PREFIX}:*")
     assert anonymous.get("/healthz").json()["checks"]["redis"]["ok"] is True
