@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test lint bench install clean-local fmt check manage shell
+.PHONY: run test lint bench install clean-local fmt check manage shell fuzz soak ledger-fuzz
 
 # Reinstall only when pyproject.toml changed since the last install.
 $(STAMP): pyproject.toml
@@ -24,9 +24,25 @@ run: $(STAMP)
 test: $(STAMP)
 	@$(PY) -m config.devstack test $(ARGS)
 
+## make fuzz: Schemathesis over /api/schema/ for FUZZ_SECONDS (default 300), FUZZ_EXAMPLES cases a round.
+fuzz: $(STAMP)
+	@FUZZ_SECONDS=$${FUZZ_SECONDS:-300} $(PY) -m config.devstack test \
+	  tests/hardening/test_found8_schema.py::test_schemathesis_over_the_published_schema -q -p no:randomly
+
 ## make bench: tests/benchmarks, figures printed (never asserted).
 bench: $(STAMP)
 	@$(PY) -m config.devstack bench $(ARGS)
+
+## make soak: SOAK_MINUTES (30) of mixed load on a fresh `make run` (PORT, STRIPE_EMULATOR_PORT
+## respected), Redis restarted and a worker process killed midway; reconcile, exactly-once
+## checks and RSS figures printed (tests/soak/run.py). Not in CI.
+soak: $(STAMP)
+	@$(PY) tests/soak/run.py
+
+## make ledger-fuzz: the ledger state machine (reliability item 8) at its full 10,000 steps
+## (`make test` runs 300); LEDGER_MACHINE_SEED picks the seed.
+ledger-fuzz: $(STAMP)
+	@LEDGER_MACHINE_STEPS=$${LEDGER_MACHINE_STEPS:-10000} $(PY) -m config.devstack test tests/reliability/test_08_ledger_state_machine.py -q -s
 
 ## make lint: ruff (lint + format check) and the import-linter layer contracts.
 lint: $(STAMP)

@@ -2,18 +2,21 @@
 
 from __future__ import annotations
 
+import contextlib
+
 from django import forms
 from django.contrib import admin, messages
 from django.db.models import Count
-from django.urls import reverse
+from django.urls import NoReverseMatch, reverse
 from django.utils.html import format_html
 from djstripe import models as djstripe_models
 from djstripe.admin.admin import CustomerAdmin as DjstripeCustomerAdmin
 from djstripe.admin.admin import SubscriptionAdmin as DjstripeSubscriptionAdmin
 
 from config.exceptions import ApplicationError
+from config.inputs import strict_number_overrides
 
-from . import stripe_data
+from . import mirror_admin, stripe_data
 from .models import (
     ApiKey,
     BillingNotice,
@@ -58,7 +61,15 @@ class ApiKeyInline(admin.TabularInline):
 
 @admin.register(Organization)
 class OrganizationAdmin(admin.ModelAdmin):
-    list_display = ["name", "billing_email", "plan", "subscription_status", "member_count", "created_at"]
+    list_display = [
+        "name",
+        "billing_email",
+        "plan",
+        "subscription_status",
+        "member_count",
+        "created_at",
+        "overview_link",
+    ]
     search_fields = ["name", "billing_email", "id", "memberships__user__email", "stripe_subscription_id"]
     list_filter = ["plan", "subscription_status", "created_at", "memberships__role"]
     list_select_related = ["plan"]
@@ -130,6 +141,24 @@ class OrganizationAdmin(admin.ModelAdmin):
                     )
                 )
         return format_html(" · ".join(["{}"] * len(parts)), *parts)
+
+    @admin.display(description="Back office")
+    def overview_link(self, obj) -> str:
+        """The organization page of the back office (`invoices.backoffice`), by URL name: billing
+        does not import the app above it."""
+        try:
+            url = reverse("admin:backoffice_organization_overview", args=[obj.pk])
+        except NoReverseMatch:
+            return "—"
+        return format_html('<a href="{}">Everything about it</a>', url)
+
+    def change_view(self, request, object_id, form_url="", extra_context=None):
+        extra_context = extra_context or {}
+        with contextlib.suppress(NoReverseMatch):
+            extra_context["overview_url"] = reverse(
+                "admin:backoffice_organization_overview", args=[object_id]
+            )
+        return super().change_view(request, object_id, form_url, extra_context)
 
     @admin.action(description="Re-derive plan and status from the Stripe mirror")
     def refresh_billing_state(self, request, queryset):
@@ -305,6 +334,7 @@ class PlatformKeyAdmin(admin.ModelAdmin):
 
 
 class PlanPriceInline(admin.TabularInline):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     model = PlanPrice
     extra = 0
     fields = ["interval", "amount", "currency", "active", "stripe_price_id"]
@@ -313,6 +343,7 @@ class PlanPriceInline(admin.TabularInline):
 
 @admin.register(Plan)
 class PlanAdmin(admin.ModelAdmin):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     list_display = ["name", "code", "included_credits", "trial_days", "active", "sort_order", "price_summary"]
     list_filter = ["active"]
     list_editable = ["active", "sort_order"]
@@ -365,10 +396,21 @@ class PlanAdmin(admin.ModelAdmin):
 
 @admin.register(BillingNotice)
 class BillingNoticeAdmin(admin.ModelAdmin):
-    list_display = ["kind", "organization", "created_at", "sent_at"]
-    list_filter = ["kind", ("sent_at", admin.EmptyFieldListFilter)]
+    """The notice outbox: every e-mail queued, to organizations and to staff (alerts)."""
+
+    list_display = ["kind", "audience", "organization", "created_at", "sent_at"]
+    list_filter = ["audience", "kind", ("sent_at", admin.EmptyFieldListFilter)]
     search_fields = ["organization__name", "key"]
-    readonly_fields = ["organization", "kind", "key", "context", "recipients", "created_at", "sent_at"]
+    readonly_fields = [
+        "organization",
+        "kind",
+        "audience",
+        "key",
+        "context",
+        "recipients",
+        "created_at",
+        "sent_at",
+    ]
 
     def has_add_permission(self, request) -> bool:
         return False
@@ -495,3 +537,7 @@ class CustomerAdmin(DjstripeCustomerAdmin):
     @admin.display(description="Subscription status")
     def organization_status(self, obj) -> str:
         return (obj.subscriber.subscription_status if obj.subscriber else "") or "—"
+
+
+# Last, once dj-stripe's admins and the two above are registered: the mirror read-only.
+mirror_admin.install()

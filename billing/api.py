@@ -8,6 +8,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.inputs import StrictIntegerField
 from config.pagination import PageNumberPagination
 from config.redirects import RedirectUrlField
 
@@ -67,6 +68,8 @@ def _organization_out(organization: Organization) -> dict:
 
 
 class OrganizationListCreateApi(APIView):
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     class InputSerializer(serializers.Serializer):
         name = serializers.CharField(max_length=200)
         billing_email = serializers.EmailField()
@@ -104,6 +107,8 @@ class OrganizationDetailApi(OrganizationApi):
 
 
 class MembershipListApi(OrganizationApi):
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     class OutputSerializer(serializers.Serializer):
         user_id = serializers.IntegerField(source="user.id")
         email = serializers.EmailField(source="user.email")
@@ -130,6 +135,8 @@ class ApiKeyOutputSerializer(serializers.Serializer):
 
 class ApiKeyListCreateApi(OrganizationApi):
     """Admins list and create the organization's API keys; the key is in the 201 answer only."""
+
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
 
     actions = {"GET": Action.MANAGE, "POST": Action.MANAGE}
 
@@ -160,7 +167,7 @@ class ApiKeyListCreateApi(OrganizationApi):
 class ApiKeyRevokeApi(OrganizationApi):
     actions = {"DELETE": Action.MANAGE}
 
-    @extend_schema(request=None, responses=ApiKeyOutputSerializer)
+    @extend_schema(request=None, responses={200: ApiKeyOutputSerializer})
     def delete(self, request, org, key_id):
         api_key = api_key_get(organization=self.organization, key_id=key_id)
         if api_key is None:
@@ -216,7 +223,8 @@ class SubscriptionOutputSerializer(serializers.Serializer):
 
 
 def _subscription_out(organization: Organization) -> dict:
-    organization.refresh_from_db()
+    # Fresh (one read with its plan), whatever the caller held.
+    organization = Organization.objects.select_related("plan").get(pk=organization.pk)
     summary = subscription_summary_get(organization=organization)
     return SubscriptionOutputSerializer(
         {
@@ -240,7 +248,7 @@ class SubscriptionApi(OrganizationApi):
         plan = serializers.CharField()
         interval = serializers.ChoiceField(choices=Interval.choices, default=Interval.MONTH)
         payment_method = serializers.CharField(required=False, allow_blank=False)
-        trial_days = serializers.IntegerField(required=False, min_value=0, max_value=730)
+        trial_days = StrictIntegerField(required=False, min_value=0, max_value=730)
 
     class ChangeInputSerializer(serializers.Serializer):
         plan = serializers.CharField(required=False)

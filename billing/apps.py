@@ -8,10 +8,12 @@ class BillingConfig(AppConfig):
 
     def ready(self) -> None:
         from . import (
+            key_cache,  # noqa: F401  (drops a cached key when its row is saved or deleted)
             pages,
             receivers,  # noqa: F401  (registers the dj-stripe webhook handlers)
             stripe_api,
             views,
+            webhooks,  # noqa: F401  (the API version pin on webhook processing)
         )
 
         stripe_api.configure()  # the Stripe client's timeout and retry count

@@ -7,6 +7,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AnonymousUser
 from rest_framework import authentication, exceptions
 
+from . import key_cache
 from .models import ApiKey, PlatformKey
 from .selectors import api_key_get_active, platform_key_get_active
 from .services import api_key_hash, api_key_touch
@@ -47,14 +48,20 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
             raise exceptions.AuthenticationFailed("Invalid Authorization header: expected 'Bearer <key>'.")
         raw = parts[1]
         hashed = api_key_hash(raw)
-        key = (
-            platform_key_get_active(hashed_key=hashed)
-            if raw.startswith(PlatformKey.PREFIX)
-            else api_key_get_active(hashed_key=hashed)
-        )
-        if key is None:
-            raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
-        api_key_touch(api_key=key)
+        # Active keys are kept per process for API_KEY_CACHE_SECONDS (`billing.key_cache`).
+        entry = key_cache.get(hashed)
+        if entry is None:
+            found = (
+                platform_key_get_active(hashed_key=hashed)
+                if raw.startswith(PlatformKey.PREFIX)
+                else api_key_get_active(hashed_key=hashed)
+            )
+            if found is None:
+                raise exceptions.AuthenticationFailed("Invalid or revoked API key.")
+            entry = key_cache.put(found)
+        key = entry.instance()
+        api_key_touch(api_key=key)  # at most one write per API_KEY_TOUCH_SECONDS
+        entry.last_used_at = key.last_used_at
         return KeyUser(key), key
 
     def authenticate_header(self, request) -> str:

@@ -283,12 +283,21 @@ class BillingNotice(models.Model):
         AUTO_REFILL_ACTION_REQUIRED = "auto_refill_action_required", "Auto-refill needs authentication"
         USAGE_WARNING = "usage_warning", "Usage at 80% of a limit"
         USAGE_LIMIT_REACHED = "usage_limit_reached", "Usage limit reached"
+        # Staff alerts (audience staff, to BILLING_ADMIN_EMAILS)
+        STAFF_PAYMENT_FAILED = "staff_payment_failed", "Staff: a payment failed"
+        STAFF_SUBSCRIPTION_CANCELED = "staff_subscription_canceled", "Staff: a subscription was canceled"
+        STAFF_DISPUTE = "staff_dispute", "Staff: a payment was disputed"
+        STAFF_UNUSUAL_CONSUMPTION = "staff_unusual_consumption", "Staff: unusual credit consumption"
+        STAFF_RECONCILE_DRIFT = "staff_reconcile_drift", "Staff: the reconcile found drift"
 
     class Audience(models.TextChoices):
         ORGANIZATION = "organization", "The organization's billing contacts"
         STAFF = "staff", "Staff (BILLING_ADMIN_EMAILS)"
 
-    organization = models.ForeignKey(Organization, on_delete=models.CASCADE, related_name="billing_notices")
+    # Null only for staff notices about no one organization (a reconcile drift).
+    organization = models.ForeignKey(
+        Organization, null=True, blank=True, on_delete=models.CASCADE, related_name="billing_notices"
+    )
     kind = models.CharField(max_length=40, choices=Kind.choices)
     audience = models.CharField(max_length=16, choices=Audience.choices, default=Audience.ORGANIZATION)
     key = models.CharField(max_length=255, unique=True)
@@ -306,7 +315,7 @@ class BillingNotice(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"{self.get_kind_display()} to {self.organization}"
+        return f"{self.get_kind_display()} to {self.organization or 'staff'}"
 
 
 class PaymentMethodOwner(models.Model):
@@ -347,3 +356,104 @@ class TaskOutbox(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task} {self.task_id}"
+
+
+class AuditEntry(models.Model):
+    """The staff audit log: one row per back-office action (who, when, what, why, before and
+    after). Append-only, enforced by a database trigger (migration `audit_log`) like the credit
+    ledger; written only by `billing.services.audit_record`, in the action's own transaction.
+
+    No foreign keys on purpose: deleting a user or an organization must not have to touch (and be
+    refused by) the log, so the actor and the organization are kept as ids and labels."""
+
+    class Action(models.TextChoices):
+        CREDITS_GRANT = "credits_grant", "Grant credits"
+        CREDITS_ADJUST = "credits_adjust", "Adjust credits"
+        SUBSCRIPTION_CANCEL = "subscription_cancel", "Cancel subscription"
+        SUBSCRIPTION_RESUME = "subscription_resume", "Resume subscription"
+        PAYMENT_REFUND = "payment_refund", "Refund a payment"
+        INVOICE_RESEND = "invoice_resend", "Resend an invoice"
+        INVOICE_VOID = "invoice_void", "Void an invoice"
+        INVOICE_MARK_UNCOLLECTIBLE = "invoice_mark_uncollectible", "Mark an invoice uncollectible"
+        INVOICE_DOWNLOAD = "invoice_download_pdf", "Download an invoice PDF"
+        WEBHOOK_REPLAY = "webhook_replay", "Replay a webhook delivery"
+        CATALOGUE_SYNC = "catalogue_sync", "Run the catalogue sync"
+        METER_SYNC = "meter_sync", "Run the meter sync"
+        RECONCILE = "reconcile", "Run the reconcile"
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    actor_id = models.BigIntegerField(null=True, blank=True, help_text="The staff user's id.")
+    actor = models.CharField(max_length=255, help_text="Who did it, as shown then (e-mail).")
+    action = models.CharField(max_length=40, choices=Action.choices, db_index=True)
+    organization_id = models.UUIDField(null=True, blank=True, db_index=True)
+    organization_name = models.CharField(max_length=200, blank=True)
+    target = models.CharField(max_length=255, blank=True, help_text="What it was done to (a Stripe id, ...).")
+    reason = models.TextField(blank=True)
+    before = models.JSONField(default=dict, blank=True)
+    after = models.JSONField(default=dict, blank=True)
+    # What the action did, when it can be done twice by a double submit (`refund:<Stripe refund id>`):
+    # the second time writes no second row.
+    key = models.CharField(max_length=255, null=True, blank=True, unique=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "audit entry"
+        verbose_name_plural = "audit log"
+        permissions = [("run_backoffice_actions", "Can run back-office actions (credits, refunds, ...)")]
+
+    def __str__(self) -> str:
+        return f"{self.get_action_display()} by {self.actor} at {self.created_at:%Y-%m-%d %H:%M}"
+
+
+class BackofficeJob(models.Model):
+    """A long staff action run by a Celery task (catalogue sync, meter sync, reconcile), with its
+    progress for the admin page that shows it."""
+
+    class Kind(models.TextChoices):
+        CATALOGUE_SYNC = "catalogue_sync", "Catalogue sync"
+        METER_SYNC = "meter_sync", "Meter sync"
+        RECONCILE = "reconcile", "Reconcile"
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+
+    kind = models.CharField(max_length=32, choices=Kind.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    done = models.PositiveIntegerField(default=0)
+    total = models.PositiveIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name = "back-office job"
+
+    def __str__(self) -> str:
+        return f"{self.get_kind_display()} #{self.pk} ({self.status})"
+
+    @property
+    def percent(self) -> int:
+        return (
+            100
+            if self.status == self.Status.SUCCEEDED
+            else int(100 * self.done / self.total)
+            if self.total
+            else 0
+        )
+
+
+class OrganizationPage(Organization):
+    """The back office's organization page (`invoices.backoffice.admin`): a proxy, so the page has
+    its own list and permissions in the admin without a table of its own."""
+
+    class Meta:
+        proxy = True
+        verbose_name = "organization page"
+        verbose_name_plural = "organization pages (everything about one organization)"

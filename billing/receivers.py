@@ -17,12 +17,23 @@ import logging
 
 from django.db import transaction
 from djstripe.event_handlers import djstripe_receiver
-from djstripe.models import Customer, PaymentMethod
+from djstripe.models import Charge, Customer, PaymentMethod, Subscription
 
 from .models import BillingNotice, Organization
-from .services import billing_notice_queue, organization_billing_refresh
+from .selectors import plan_price_for_stripe_price
+from .services import (
+    admin_url,
+    billing_notice_queue,
+    organization_billing_refresh,
+    staff_alert_queue,
+    subscription_metered_item_changes,
+)
 from .stripe_data import event_object, invoice_subscription_id, object_id
-from .tasks import payment_method_checkout_complete_task, subscription_refresh_task
+from .tasks import (
+    payment_method_checkout_complete_task,
+    subscription_metered_items_sync_task,
+    subscription_refresh_task,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +62,32 @@ def on_subscription_changed(sender, event, **kwargs):
         )
         return
     organization_billing_refresh(organization=organization)
+    subscription = Subscription.objects.filter(id=data.get("id")).first()
+    current = subscription.stripe_data if subscription is not None else data
+    if current.get("cancel_at_period_end") and current.get("status") != "canceled":
+        staff_alert_queue(
+            kind=BillingNotice.Kind.STAFF_SUBSCRIPTION_CANCELED,
+            key=f"subscription_cancel_scheduled:{current.get('id')}:{current.get('canceled_at')}",
+            organization=organization,
+            title=f"Cancellation scheduled: {organization.name}",
+            lines=[f"Subscription {current.get('id')} ends at the end of its period (cancel at period end)."],
+            link=admin_url(f"billing/organizationpage/{organization.pk}/overview/"),
+        )
+    if event.type != "customer.subscription.deleted" and _metered_items_off(data):
+        organization_id = str(organization.pk)
+        transaction.on_commit(lambda: subscription_metered_items_sync_task.delay(organization_id))
+
+
+def _metered_items_off(subscription: dict) -> bool:
+    """The subscription's metered items differ from its plan's (made by Checkout, or a plan changed
+    on Stripe's pages): the task fixes them after commit (it re-reads the subscription)."""
+    if subscription.get("status") in ("canceled", "incomplete_expired"):
+        return False
+    price_id = object_id(((subscription.get("items") or {}).get("data") or [{}])[0].get("price"))
+    price = plan_price_for_stripe_price(price_id=price_id) if price_id else None
+    return price is not None and bool(
+        subscription_metered_item_changes(subscription=subscription, price=price)
+    )
 
 
 @djstripe_receiver("customer.subscription.trial_will_end")
@@ -95,6 +132,39 @@ def on_invoice_payment_failed(sender, event, **kwargs):
             "hosted_invoice_url": invoice.get("hosted_invoice_url"),
             "next_payment_attempt": invoice.get("next_payment_attempt"),
         },
+    )
+    staff_alert_queue(
+        kind=BillingNotice.Kind.STAFF_PAYMENT_FAILED,
+        key=f"payment_failed:{invoice.get('id')}",
+        organization=organization,
+        title=f"Payment failed: {organization.name}",
+        lines=[
+            f"Invoice {invoice.get('id')}: {invoice.get('amount_due')} "
+            f"{str(invoice.get('currency')).upper()} (minor units) could not be collected.",
+            "Stripe retries on its schedule; this alert is sent once per invoice.",
+        ],
+        link=admin_url(f"billing/organizationpage/{organization.pk}/overview/"),
+    )
+
+
+@djstripe_receiver("charge.dispute.created")
+def on_dispute_created(sender, event, **kwargs):
+    dispute = event_object(event)
+    charge = Charge.objects.filter(id=object_id(dispute.get("charge"))).first()
+    customer_id = object_id(charge.stripe_data.get("customer")) if charge is not None else None
+    organization = _organization_for_customer(customer_id)
+    staff_alert_queue(
+        kind=BillingNotice.Kind.STAFF_DISPUTE,
+        key=f"dispute:{dispute.get('id')}",
+        organization=organization,
+        title=f"Payment disputed{': ' + organization.name if organization else ''}",
+        lines=[
+            f"Dispute {dispute.get('id')} on charge {object_id(dispute.get('charge'))}: "
+            f"{dispute.get('amount')} {str(dispute.get('currency')).upper()} (minor units), "
+            f"reason {dispute.get('reason')!r}.",
+            "Answer it on Stripe before its evidence due date.",
+        ],
+        link=admin_url(f"billing/organizationpage/{organization.pk}/overview/") if organization else "",
     )
 
 

@@ -8,11 +8,53 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from django.db.models import QuerySet
+from django.utils.functional import SimpleLazyObject
 from djstripe.models import Charge, Customer, Invoice, PaymentMethod, Price, Subscription
 
 from . import stripe_data
 from .access import Access
-from .models import ApiKey, Membership, Organization, Plan, PlanMeteredPrice, PlanPrice, PlatformKey, Role
+from .models import (
+    ApiKey,
+    AuditEntry,
+    BillingNotice,
+    Membership,
+    Organization,
+    Plan,
+    PlanMeteredPrice,
+    PlanPrice,
+    PlatformKey,
+    Role,
+)
+
+
+class LazyOrganization(SimpleLazyObject):
+    """An organization known by its id: `.pk` and `.id` answer without a query; anything else
+    reads its row (once, fresh: never from a cache) when first needed. A key found in the key
+    cache (`billing.key_cache`) reaches its organization this way, so a consumption, which needs
+    only the id, costs no organization read."""
+
+    def __init__(self, org_id: uuid.UUID):
+        self.__dict__["_org_id"] = org_id
+        super().__init__(lambda: _organization_or_404(org_id))
+
+    @property
+    def pk(self) -> uuid.UUID:
+        return self.__dict__["_org_id"]
+
+    id = pk
+
+
+def _organization_or_404(org_id: uuid.UUID) -> Organization:
+    from config.exceptions import NotFound
+
+    organization = Organization.objects.filter(pk=org_id).first()
+    if organization is None:  # deleted while a cached key of it still lived
+        raise NotFound("Organization not found.")
+    return organization
+
+
+def organization_lazy(org_id: uuid.UUID) -> Organization:
+    return LazyOrganization(org_id)  # type: ignore[return-value]
 
 
 def organization_list_for_user(*, user) -> QuerySet[Organization]:
@@ -31,7 +73,12 @@ def organization_access(
     if api_key is not None:
         if api_key.organization_id != org_uuid or api_key.revoked_at is not None:
             return None
-        return Access(organization=api_key.organization, role=api_key.role, api_key_id=api_key.pk)
+        organization = (
+            api_key.organization
+            if ApiKey.organization.is_cached(api_key)
+            else organization_lazy(api_key.organization_id)
+        )
+        return Access(organization=organization, role=api_key.role, api_key_id=api_key.pk)
     if platform_key is not None:
         organization = Organization.objects.filter(pk=org_uuid).first() if platform_key.is_active else None
         if organization is None:
@@ -62,11 +109,7 @@ def organization_access(
 
 
 def api_key_get_active(*, hashed_key: str) -> ApiKey | None:
-    return (
-        ApiKey.objects.select_related("organization")
-        .filter(hashed_key=hashed_key, revoked_at__isnull=True)
-        .first()
-    )
+    return ApiKey.objects.filter(hashed_key=hashed_key, revoked_at__isnull=True).first()
 
 
 def platform_key_get_active(*, hashed_key: str) -> PlatformKey | None:
@@ -359,6 +402,11 @@ def plan_metered_prices(*, plan: Plan) -> list[PlanMeteredPrice]:
     return list(PlanMeteredPrice.objects.filter(plan=plan, active=True).exclude(stripe_price_id=""))
 
 
+def plan_metered_prices_all_ids() -> set[str]:
+    """Every Stripe metered price of the catalogue, active or not (items a plan change replaces)."""
+    return set(PlanMeteredPrice.objects.exclude(stripe_price_id="").values_list("stripe_price_id", flat=True))
+
+
 def plan_metered_price_ids(*, plan: Plan, interval: str) -> list[str]:
     """The Stripe metered prices a new subscription to the plan carries (those for the interval)."""
     return [p.stripe_price_id for p in plan_metered_prices(plan=plan) if p.interval == interval]
@@ -409,3 +457,15 @@ def organization_metered_usage(*, organization: Organization) -> list[MeteredUsa
 def plan_overage_metrics(*, plan: Plan) -> set[str]:
     """Metrics whose limit on this plan is billed past rather than refused."""
     return set(PlanMeteredPrice.objects.filter(plan=plan, active=True).values_list("metric", flat=True))
+
+
+def billing_notice_list(*, organization: Organization, limit: int = 20) -> QuerySet[BillingNotice]:
+    """The e-mails queued for the organization (its own and the staff alerts about it), newest first."""
+    return BillingNotice.objects.filter(organization=organization).order_by("-created_at", "-id")[:limit]
+
+
+def audit_entry_list(*, organization: Organization | None = None, limit: int = 20) -> QuerySet[AuditEntry]:
+    entries = AuditEntry.objects.all()
+    if organization is not None:
+        entries = entries.filter(organization_id=organization.pk)
+    return entries.order_by("-created_at", "-id")[:limit]

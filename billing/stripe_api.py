@@ -109,6 +109,21 @@ def translate_errors(func: Callable[P, R]) -> Callable[P, R]:
             except ValueError:
                 seconds = None
             raise StripeRateLimited(retry_after=seconds) from exc
+        except stripe.IdempotencyError as exc:
+            # Our key with other parameters: the row the key derives from changed between two
+            # attempts. Stripe refused, nothing was charged; a person must look.
+            from config.alerts import ops_alert
+
+            ops_alert(
+                "stripe_idempotency_mismatch",
+                f"Stripe refused {func.__name__}: an idempotency key was reused with other parameters",
+                subject=func.__name__,
+                every=60,
+            )
+            raise StripeRequestError(
+                "The payment processor refused a repeated request with changed parameters.",
+                extra={"stripe_code": "idempotency_error"},
+            ) from exc
         except stripe.APIConnectionError as exc:
             logger.warning("stripe unavailable in %s: %s", func.__name__, type(exc).__name__)
             raise StripeUnavailable() from exc
@@ -140,11 +155,15 @@ def account_retrieve() -> dict[str, Any]:
 
 # --------------------------------------------------------------------------- customers
 @translate_errors
-def customer_create(*, organization_id: str, email: str, name: str, idempotency_key: str):
+def customer_create(
+    *, organization_id: str, email: str, name: str, idempotency_key: str, test_clock: str | None = None
+):
+    extra = {"test_clock": test_clock} if test_clock else {}
     return stripe.Customer.create(
         email=email,
         name=name,
         metadata={"djstripe_subscriber": organization_id, "organization_id": organization_id},
+        **extra,
         **request_options(idempotency_key),
     )
 
@@ -341,15 +360,26 @@ def subscription_change_price(
     price_id: str,
     idempotency_key: str,
     proration_date: int | None = None,
+    extra_items: list[dict] | None = None,
 ):
+    """The plan's item to `price_id`, prorated; `extra_items` (metered items to add or delete,
+    billed in arrears, so nothing to prorate) change in the same call."""
     extra = {"proration_date": proration_date} if proration_date is not None else {}
     return stripe.Subscription.modify(
         subscription_id,
-        items=[{"id": item_id, "price": price_id}],
+        items=[{"id": item_id, "price": price_id}, *(extra_items or [])],
         proration_behavior="create_prorations",
         payment_behavior="error_if_incomplete",
         **extra,
         **request_options(idempotency_key),
+    )
+
+
+@translate_errors
+def subscription_items_update(*, subscription_id: str, items: list[dict], idempotency_key: str):
+    """Add or delete items without prorating (the metered items: billed in arrears)."""
+    return stripe.Subscription.modify(
+        subscription_id, items=items, proration_behavior="none", **request_options(idempotency_key)
     )
 
 
@@ -364,17 +394,21 @@ def subscription_cancel(*, subscription_id: str):
 
 
 @translate_errors
-def subscription_invoice_preview(
+def invoice_preview(
     *,
     customer_id: str,
-    subscription_id: str,
+    subscription_id: str | None = None,
     items: list[dict] | None = None,
     proration_date: int | None = None,
 ) -> dict[str, Any] | None:
-    """The subscription's next invoice as Stripe previews it (`POST /v1/invoices/create_preview`),
-    after changing its `items` when given (prorated from `proration_date`, created as pending
-    items as `subscription_change_price` creates them). None when there is nothing to invoice."""
-    params: dict[str, Any] = {"customer": customer_id, "subscription": subscription_id}
+    """The customer's (or its subscription's) next invoice as Stripe previews it
+    (`POST /v1/invoices/create_preview`), after changing the subscription's `items` when given
+    (prorated from `proration_date`, as `subscription_change_price` makes them). None when
+    there is nothing to invoice. The one call for Stripe's preview: the upgrade page, the
+    dashboard, the API and the billing summary all come through here."""
+    params: dict[str, Any] = {"customer": customer_id}
+    if subscription_id:
+        params["subscription"] = subscription_id
     if items:
         details: dict[str, Any] = {"items": items, "proration_behavior": "create_prorations"}
         if proration_date is not None:
@@ -505,20 +539,6 @@ def invoice_mark_uncollectible(*, invoice_id: str) -> dict[str, Any]:
 
 
 @translate_errors
-def invoice_create_preview(*, customer_id: str, subscription_id: str | None = None) -> dict[str, Any] | None:
-    """What the customer's next invoice will be, or None when Stripe has nothing to invoice."""
-    params: dict[str, Any] = {"customer": customer_id}
-    if subscription_id:
-        params["subscription"] = subscription_id
-    try:
-        return stripe.Invoice.create_preview(**params, **request_options()).to_dict()
-    except stripe.InvalidRequestError as exc:
-        if getattr(exc, "code", None) == "invoice_upcoming_none":
-            return None
-        raise
-
-
-@translate_errors
 def payment_intent_create(
     *,
     customer_id: str,
@@ -645,3 +665,43 @@ def meter_event_summary_total(*, meter_id: str, customer_id: str, start_time: in
         meter_id, customer=customer_id, start_time=start_time, end_time=end_time, **request_options()
     )
     return int(sum(int(item.get("aggregated_value") or 0) for item in page.auto_paging_iter()))
+
+
+# --------------------------------------------------------------------------- refunds (back office)
+@translate_errors
+def refund_create(*, payment_intent_id: str, amount: int | None, idempotency_key: str, metadata: dict):
+    """Refund a PaymentIntent's charge, all of what is left (`amount=None`) or part of it."""
+    params: dict[str, Any] = {"payment_intent": payment_intent_id, "metadata": metadata}
+    if amount is not None:
+        params["amount"] = amount
+    return stripe.Refund.create(**params, **request_options(idempotency_key))
+
+
+@translate_errors
+def charge_retrieve(*, charge_id: str):
+    return stripe.Charge.retrieve(charge_id, **request_options())
+
+
+# --------------------------------------------------------------------------- test clocks (demo history)
+@translate_errors
+def test_clock_create(*, frozen_time: int, name: str, idempotency_key: str):
+    return stripe.test_helpers.TestClock.create(
+        frozen_time=frozen_time, name=name, **request_options(idempotency_key)
+    )
+
+
+@translate_errors
+def test_clock_advance(*, clock_id: str, frozen_time: int):
+    return stripe.test_helpers.TestClock.advance(clock_id, frozen_time=frozen_time, **request_options())
+
+
+@translate_errors
+def test_clock_retrieve(*, clock_id: str):
+    return stripe.test_helpers.TestClock.retrieve(clock_id, **request_options())
+
+
+@translate_errors
+def events_list_all() -> list[dict[str, Any]]:
+    """Every event Stripe still holds, oldest first."""
+    events = stripe.Event.list(limit=100, **request_options()).auto_paging_iter()
+    return [e.to_dict(for_json=True) for e in events][::-1]

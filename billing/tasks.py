@@ -18,6 +18,18 @@ def subscription_refresh_task(self, subscription_id: str) -> str:
 
 
 @shared_task(bind=True, autoretry_for=(StripeUnavailable,), retry_backoff=True, max_retries=8)
+def subscription_metered_items_sync_task(self, organization_id: str) -> int:
+    """Give the organization's subscription the metered items of its plan (after Checkout or a
+    plan change made on Stripe's pages). Answers how many items changed."""
+    from .models import Organization
+
+    organization = Organization.objects.filter(pk=organization_id).first()
+    if organization is None:
+        return 0
+    return len(services.subscription_metered_items_sync(organization=organization))
+
+
+@shared_task(bind=True, autoretry_for=(StripeUnavailable,), retry_backoff=True, max_retries=8)
 def payment_method_checkout_complete_task(self, organization_id: str, session_id: str) -> str | None:
     """Save the card of a completed Checkout session in setup mode (the webhook's path; the page
     the customer returns to does the same at once)."""

@@ -59,10 +59,10 @@ from .services import (
 INTERVALS = (Interval.MONTH, Interval.YEAR)
 
 
-def _return_key(request) -> str:
+def _return_key(request, field: str = "return_to") -> str:
     """The page a hosted Stripe page returns to: a known navigation key (never a URL from the
     request), the dashboard otherwise."""
-    key = request.POST.get("return_to") or request.GET.get("return_to") or ""
+    key = request.POST.get(field) or request.GET.get(field) or ""
     return key if key in {link.key for link in nav_links()} else "dashboard"
 
 
@@ -268,17 +268,19 @@ def upgrade_confirm(request, page: Page):
 @require_POST
 def checkout_start(request, page: Page):
     key = _return_key(request)
+    came_from = _return_key(request, field="came_from") if request.POST.get("came_from") else key
     try:
         session = subscription_checkout_session_create(
             organization=page.organization,
             plan=request.POST.get("plan", ""),
             interval=_interval(request.POST.get("interval")),
             success_url=page.url(_url_name(key), query={"checkout": "success"}),
-            cancel_url=page.url(_url_name(key), query={"checkout": "canceled"}),
+            # Canceled: back to the page the Checkout button was on (the plans), not the success page.
+            cancel_url=page.url(_url_name(came_from), query={"checkout": "canceled"}),
         )
     except ApplicationError as exc:
         messages.error(request, _error_text(exc))
-        return _back(page, key)
+        return _back(page, came_from)
     return redirect(session.url)
 
 

@@ -354,6 +354,8 @@ def cmd_run(dev: bool = False) -> int:
             )
             # The usage app sits above billing: its part of the demo is its own command.
             manage(s.env, "usage_seed_demo", check=False)
+            # ... and the invoices' statement with usage lines needs that usage.
+            manage(s.env, "seed_demo_invoices", "--no-stripe", check=False)
             if not dev:
                 say("collecting static files (served by WhiteNoise)")
                 manage(s.env, "collectstatic", "--no-input", "-v", "0")
@@ -390,6 +392,8 @@ def cmd_run(dev: bool = False) -> int:
                 {**s.env, "DB_APPLICATION_NAME": "billing-beat"},
             )
             wait_for_port(WEB_HOST, WEB_PORT, timeout=60)
+            if use_emulator:
+                deliver_held_webhooks(s.env["STRIPE_API_HOST"])
             say(
                 f"ready: http://{WEB_HOST}:{WEB_PORT}/  (billing pages at /billing/, API docs at /api/docs/,"
                 " health at /healthz)"
@@ -407,6 +411,21 @@ def cmd_run(dev: bool = False) -> int:
             return 0 if isinstance(exc, KeyboardInterrupt) else 1
         finally:
             stackfile.remove()
+
+
+def deliver_held_webhooks(emulator: str) -> None:
+    """The seed ran before the web server listened, so the emulator's first deliveries failed and
+    wait for their backoff: ask it to send them (and their retries) now, in the background."""
+    import urllib.request
+
+    def send() -> None:
+        request = urllib.request.Request(  # noqa: S310 - the local emulator's http URL
+            f"{emulator}/_emulator/webhooks/deliver", data=b"retry_now=true", method="POST"
+        )
+        with contextlib.suppress(OSError):
+            urllib.request.urlopen(request, timeout=300).close()  # noqa: S310 - the local emulator
+
+    threading.Thread(target=send, daemon=True, name="deliver-held-webhooks").start()
 
 
 def cmd_manage(args: list[str]) -> int:

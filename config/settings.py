@@ -44,7 +44,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "django_celery_beat",
-    "djstripe",
+    "billing.stripe_mirror_app.StripeMirrorConfig",  # dj-stripe, with its admin heading
     "django_htmx",
     "axes",
     "billing",
@@ -54,7 +54,11 @@ INSTALLED_APPS = [
 ]
 
 MIDDLEWARE = [
+    # API calls with `Authorization: Bearer <key>` skip the browser-only middleware below
+    # (sessions, CSRF, messages, htmx, static files): config/middleware.py.
+    "config.middleware.ApiKeyLaneMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "config.parsers.BodyLimitMiddleware",
     "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -92,7 +96,9 @@ DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactio
 # Persistent connections, one per serving thread: gunicorn (config/gunicorn.py) runs
 # WEB_CONCURRENCY x WEB_THREADS threads, which bounds the web server's connections to PostgreSQL.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A persistent connection is checked (SELECT 1) before its first use in each request, so a connection
+# PostgreSQL dropped (a restart) is replaced instead of failing a request: one round trip per request.
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 # Names each process kind in pg_stat_activity (`make run` sets billing-web, billing-worker, ...).
 DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env(
     "DB_APPLICATION_NAME", default="billing"
@@ -235,7 +241,15 @@ REST_FRAMEWORK = {
     "NUM_PROXIES": TRUSTED_PROXY_COUNT,
     "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
     "COERCE_DECIMAL_TO_STRING": True,
+    # Strict JSON (config.parsers): 413 over the body limit, 400 for NUL, lone surrogates, deep nesting.
+    "DEFAULT_PARSER_CLASSES": [
+        "config.parsers.StrictJSONParser",
+        "rest_framework.parsers.FormParser",
+        "rest_framework.parsers.MultiPartParser",
+    ],
 }
+# The largest request body (bytes) the API reads; larger answers 413 `request_too_large`.
+DATA_UPLOAD_MAX_MEMORY_SIZE = env.int("DATA_UPLOAD_MAX_MEMORY_SIZE", default=2_621_440)
 if DEBUG:
     REST_FRAMEWORK["DEFAULT_RENDERER_CLASSES"].append("rest_framework.renderers.BrowsableAPIRenderer")
 
@@ -284,6 +298,14 @@ CELERY_TASK_PUBLISH_RETRY_POLICY = {
 CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
     "retry_policy": {"max_retries": 3, "interval_start": 0, "interval_step": 0.5, "interval_max": 1.0}
 }
+# Auto-refill: turned off after this many failed payments in a row; at most this much charged
+# per account per rolling hour (minor units) -- a larger shortfall is capped and alerted.
+CREDITS_AUTO_REFILL_MAX_DECLINES = env.int("CREDITS_AUTO_REFILL_MAX_DECLINES", default=3)
+CREDITS_AUTO_REFILL_HOURLY_CAP = env.int("CREDITS_AUTO_REFILL_HOURLY_CAP", default=100_000)
+# Stripe refuses meter events older than 35 days: alert when unsent usage is this old.
+USAGE_METER_BACKLOG_ALERT_DAYS = env.int("USAGE_METER_BACKLOG_ALERT_DAYS", default=30)
+# A task copy that finds another copy running (config/leases.py) comes back this much later.
+TASK_LEASE_RETRY_SECONDS = env.int("TASK_LEASE_RETRY_SECONDS", default=30)
 
 # --- Stripe (dj-stripe) ---
 # With no real key the project talks to the bundled emulator (stripe_emulator/) at STRIPE_API_HOST.
@@ -306,6 +328,9 @@ DJSTRIPE_SUBSCRIBER_MODEL = "billing.Organization"
 DJSTRIPE_FOREIGN_KEY_TO_FIELD = "id"
 DJSTRIPE_USE_NATIVE_JSONFIELD = True
 DJSTRIPE_WEBHOOK_VALIDATION = "verify_signature"
+# Webhook signatures older than the endpoint's tolerance (300 s, Stripe's) are refused by
+# stripe-python; newer than now + this many seconds (clock skew) by billing/webhooks.py.
+STRIPE_WEBHOOK_FUTURE_TOLERANCE = env.int("STRIPE_WEBHOOK_FUTURE_TOLERANCE", default=60)
 
 # --- E-mail (console backend in development) ---
 EMAIL_CONFIG = env.email_url("EMAIL_URL", default="consolemail://")
@@ -331,6 +356,15 @@ if STRIPE_USES_EMULATOR:
     SILENCED_SYSTEM_CHECKS.append("djstripe.W002")  # STRIPE_API_HOST is intended: it is the emulator
 DEMO_PASSWORD = env("DEMO_PASSWORD", default="demo-billing-2026")
 
+# --- API keys ---
+# Seconds each process keeps an active API / platform key after reading it (`billing/key_cache.py`):
+# the bound on how long a revoked, deleted or changed key still works in the other processes (the
+# process that revokes forgets it at once). 0 reads the key on every request.
+API_KEY_CACHE_SECONDS = env.float("API_KEY_CACHE_SECONDS", default=10.0)
+API_KEY_CACHE_SIZE = env.int("API_KEY_CACHE_SIZE", default=10000)  # keys per process
+# A key's `last_used_at` is written at most once per this many seconds, not on every call.
+API_KEY_TOUCH_SECONDS = env.float("API_KEY_TOUCH_SECONDS", default=60.0)
+
 # --- Credits ---
 # The order grants are drawn from by a consumption, by source; soonest expiry first within a source.
 CREDITS_CONSUMPTION_ORDER = env.list(
@@ -340,6 +374,13 @@ CREDITS_CONSUMPTION_ORDER = env.list(
 # --- Notices ---
 # Staff notices (failed payments, cancellations, disputes, unusual consumption, reconcile drift).
 BILLING_ADMIN_EMAILS = env.list("BILLING_ADMIN_EMAILS", default=[])
+# Unusual consumption (a staff alert): credits consumed in the last 24 hours at least
+# `min_credits` and more than `factor` times the organization's average day over `baseline_days`.
+BILLING_UNUSUAL_CONSUMPTION = {
+    "factor": env.float("BILLING_UNUSUAL_CONSUMPTION_FACTOR", default=5.0),
+    "baseline_days": env.int("BILLING_UNUSUAL_CONSUMPTION_BASELINE_DAYS", default=14),
+    "min_credits": env.int("BILLING_UNUSUAL_CONSUMPTION_MIN_CREDITS", default=500),
+}
 
 # --- Usage metering ---
 # Redis for the quota counters (a cache: rebuilt from the database when missing or unreachable).

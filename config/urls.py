@@ -1,9 +1,13 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from billing.webhooks import StripeWebhookView
 from config import views
+from config.exceptions import json_error_view
+from invoices.dashboard import staff_dashboard
 
 api_v1 = [
     path("", include("billing.urls")),
@@ -21,11 +25,17 @@ urlpatterns = [
     path("billing/<uuid:org>/credits/", include("credits.page_urls")),
     path("billing/<uuid:org>/usage/", include("usage.page_urls")),
     path("billing/<uuid:org>/invoices/", include("invoices.page_urls")),
+    path("admin/dashboard/", staff_dashboard, name="staff-dashboard"),
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/v1/", include(api_v1)),
+    # dj-stripe's endpoint with the checks it leaves out (billing/webhooks.py), then dj-stripe's.
+    path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
+    # Last: any other /api/... path is the contract's JSON 404, DEBUG on or off (never Django's
+    # technical 404 page, which lists the URL patterns).
+    re_path(r"^api/", csrf_exempt(json_error_view(404, "not_found", "Not found."))),
 ]
 
 handler400 = "config.exceptions.handler400"

@@ -10,6 +10,7 @@ from django.contrib.admin.helpers import ACTION_CHECKBOX_NAME
 from django.template.response import TemplateResponse
 
 from config.exceptions import ApplicationError
+from config.inputs import StrictDecimalFormField, strict_number_overrides
 
 from .formatting import credits_str
 from .models import (
@@ -85,7 +86,7 @@ class CreditGrantAdmin(ReadOnlyAdmin):
 
 
 class GrantForm(forms.Form):
-    amount = forms.DecimalField(max_digits=20, decimal_places=4, min_value=0.0001)
+    amount = StrictDecimalFormField(max_digits=20, decimal_places=4, min_value=0.0001)
     source = forms.ChoiceField(
         choices=[(CreditSource.MANUAL, "Manual"), (CreditSource.PROMO, "Promo")], initial=CreditSource.MANUAL
     )
@@ -94,7 +95,7 @@ class GrantForm(forms.Form):
 
 
 class AdjustForm(forms.Form):
-    amount = forms.DecimalField(
+    amount = StrictDecimalFormField(
         max_digits=20, decimal_places=4, help_text="Positive adds credits, negative takes them away."
     )
     reason = forms.CharField(max_length=500, widget=forms.Textarea(attrs={"rows": 2}))
@@ -102,6 +103,7 @@ class AdjustForm(forms.Form):
 
 @admin.register(CreditAccount)
 class CreditAccountAdmin(admin.ModelAdmin):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     list_display = [
         "organization",
         "balance",
@@ -199,6 +201,7 @@ class CreditAccountAdmin(admin.ModelAdmin):
 
 @admin.register(CreditPrice)
 class CreditPriceAdmin(admin.ModelAdmin):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     list_display = ["event_name", "credits_per_unit", "category", "active", "updated_at"]
     list_filter = ["category", "active"]
     search_fields = ["event_name", "description"]
@@ -206,6 +209,7 @@ class CreditPriceAdmin(admin.ModelAdmin):
 
 @admin.register(CreditPack)
 class CreditPackAdmin(admin.ModelAdmin):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     list_display = ["code", "name", "credits", "amount", "currency", "active", "sort_order"]
     list_filter = ["active", "currency"]
 

@@ -15,10 +15,11 @@ from billing.access import Action
 from billing.models import Interval
 from billing.services import payment_method_checkout_session_create, subscription_checkout_session_create
 from billing.tenancy import OrganizationApi
+from config.inputs import InputInvalid, MetadataField, StrictIntegerField, parse_decimal
 from config.pagination import PageNumberPagination
 from config.redirects import RedirectUrlField
 
-from .formatting import MAX_CREDITS, credits_str, quantize
+from .formatting import CREDITS_INTEGER_DIGITS, CREDITS_PLACES, credits_str
 from .models import CreditSource, TransactionKind
 from .selectors import (
     auto_refill_get,
@@ -41,14 +42,9 @@ from .services import (
 
 @extend_schema_field(OpenApiTypes.STR)
 class CreditsAmountField(serializers.Field):
-    """Credits in: a number or a decimal string (up to 4 places). Out: `"1500"`, `"12.5"`."""
-
-    default_error_messages = {
-        "invalid": "A number of credits is required (up to 4 decimal places).",
-        "min_value": "Must be at least {min_value}.",
-        "positive": "Must be greater than zero.",
-        "max_value": "Too large.",
-    }
+    """Credits in: a number or a decimal string, as `config.inputs.parse_decimal` allows (ASCII
+    digits, sign, point; at most 16 digits before the point and 4 after, the ledger's columns).
+    Out: `"1500"`, `"12.5"`."""
 
     def __init__(self, *, min_value: Decimal | None = None, positive: bool = False, **kwargs):
         self.min_value = min_value
@@ -56,22 +52,17 @@ class CreditsAmountField(serializers.Field):
         super().__init__(**kwargs)
 
     def to_internal_value(self, data) -> Decimal:
-        if isinstance(data, bool) or not isinstance(data, int | float | str | Decimal):
-            self.fail("invalid")
         try:
-            exact = Decimal(str(data).strip())
-        except ArithmeticError:
-            self.fail("invalid")
-        if not exact.is_finite() or exact != quantize(exact):
-            self.fail("invalid")
-        value = quantize(exact)
-        if abs(value) > MAX_CREDITS:
-            self.fail("max_value")
-        if self.positive and value <= 0:
-            self.fail("positive")
-        if self.min_value is not None and value < self.min_value:
-            self.fail("min_value", min_value=credits_str(self.min_value))
-        return value
+            return parse_decimal(
+                data,
+                name=self.field_name or "amount",
+                integer_digits=CREDITS_INTEGER_DIGITS,
+                places=CREDITS_PLACES,
+                min_value=self.min_value,
+                positive=self.positive,
+            )
+        except InputInvalid as exc:
+            raise serializers.ValidationError(exc.message) from None
 
     def to_representation(self, value) -> str | None:
         return credits_str(value)
@@ -169,7 +160,7 @@ class CreditConsumeApi(OrganizationApi):
         quantity = CreditsAmountField(positive=True, required=False)
         reason = serializers.CharField(max_length=500, required=False, allow_blank=True, default="")
         idempotency_key = serializers.CharField(max_length=255)
-        metadata = serializers.DictField(required=False, default=dict)
+        metadata = MetadataField()
 
         def validate(self, attrs):
             if ("amount" in attrs) == ("event_name" in attrs):
@@ -211,7 +202,7 @@ class CreditGrantApi(OrganizationApi):
             choices=[CreditSource.MANUAL, CreditSource.PROMO], default=CreditSource.MANUAL, required=False
         )
         idempotency_key = serializers.CharField(max_length=255)
-        metadata = serializers.DictField(required=False, default=dict)
+        metadata = MetadataField()
 
     class OutputSerializer(serializers.Serializer):
         transaction_id = serializers.UUIDField()
@@ -221,7 +212,7 @@ class CreditGrantApi(OrganizationApi):
         expires_at = serializers.DateTimeField(allow_null=True)
         balance = CreditsAmountField()
 
-    @extend_schema(request=InputSerializer, responses={201: OutputSerializer})
+    @extend_schema(request=InputSerializer, responses={201: OutputSerializer, 200: OutputSerializer})
     def post(self, request, org):
         serializer = self.InputSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -239,10 +230,14 @@ class CreditGrantApi(OrganizationApi):
                 "balance": result.balance,
             }
         ).data
+        if not result.created:  # the same idempotency key and body again: the first grant
+            return Response(data, headers={"Idempotent-Replayed": "true"})
         return Response(data, status=status.HTTP_201_CREATED)
 
 
 class CreditTransactionListApi(OrganizationApi):
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     class FilterSerializer(serializers.Serializer):
         kind = serializers.ChoiceField(choices=TransactionKind.choices, required=False)
         start = serializers.DateTimeField(required=False)
@@ -275,7 +270,7 @@ class CreditDailyApi(OrganizationApi):
     included, every day listed): the figures behind the credits page's chart."""
 
     class FilterSerializer(serializers.Serializer):
-        days = serializers.IntegerField(min_value=1, max_value=366, default=30)
+        days = StrictIntegerField(min_value=1, max_value=366, default=30)
 
     class OutputSerializer(serializers.Serializer):
         date = serializers.DateField(source="day")
@@ -326,7 +321,7 @@ class CreditAutoRefillApi(OrganizationApi):
         pack = serializers.CharField(required=False, allow_null=True, default=None)
         amount = CreditsAmountField(positive=True, required=False, allow_null=True, default=None)
         payment_method = serializers.CharField(max_length=255, required=False, allow_blank=True, default="")
-        max_refills_per_day = serializers.IntegerField(min_value=1, max_value=24, default=3)
+        max_refills_per_day = StrictIntegerField(min_value=1, max_value=24, default=3)
 
     @extend_schema(responses=AutoRefillOutputSerializer)
     def get(self, request, org):

@@ -6,6 +6,8 @@ from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 QUANTUM = Decimal("0.0001")
 MAX_CREDITS = Decimal("9999999999999999.9999")  # max_digits=20, decimal_places=4
+CREDITS_INTEGER_DIGITS = 16  # the ledger's columns: DecimalField(max_digits=20, decimal_places=4)
+CREDITS_PLACES = 4
 
 
 def quantize(value) -> Decimal:

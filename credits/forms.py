@@ -9,6 +9,8 @@ from decimal import Decimal
 from django import forms
 from django.utils import timezone
 
+from config.inputs import StrictDecimalFormField, StrictIntegerFormField
+
 from .models import TransactionKind
 from .selectors import credit_pack_list
 
@@ -48,7 +50,7 @@ def _pack_choices():
 class AutoRefillForm(forms.Form):
     prefix = "refill"
     enabled = forms.BooleanField(label="Refill automatically", required=False)
-    threshold = forms.DecimalField(
+    threshold = StrictDecimalFormField(
         label="When the balance falls below",
         min_value=Decimal(0),
         max_digits=20,
@@ -56,14 +58,14 @@ class AutoRefillForm(forms.Form):
         help_text="Credits.",
     )
     pack = forms.ChoiceField(label="Buy this pack", choices=_pack_choices)
-    max_refills_per_day = forms.IntegerField(
+    max_refills_per_day = StrictIntegerFormField(
         label="At most this many refills a day", min_value=1, max_value=24, initial=3
     )
 
 
 class LowBalanceForm(forms.Form):
     prefix = "low"
-    threshold = forms.DecimalField(
+    threshold = StrictDecimalFormField(
         label="Warn me when the balance falls below",
         required=False,
         min_value=Decimal(0),

@@ -1,16 +1,18 @@
-"""The hot path of `credit_consume`, in SQL: as few round trips as the raw shape of the work.
+"""The hot path of `credit_consume`, in SQL: one network round trip for the whole consumption.
 
-Lock the account row (with the auto-refill settings joined), then draw from the grants, update
-them and the account and append the ledger row in one statement (data-modifying CTEs, on a
-snapshot taken after the lock). Two statements where "lock, update, insert" by hand takes three;
-the ORM spent more time compiling queries than the database spent running them (see
-`tests/benchmarks/bench_credits.py`).
+Lock the account row, then check it (the overdraft and the holds, the low-balance alert, the
+auto-refill threshold, both on the available balance: balance - held),
+draw from the grants, update them and the account and append the ledger
+row in one statement (data-modifying CTEs, on a snapshot taken after the lock). The statements
+(with BEGIN and COMMIT when no transaction is open) go in one psycopg pipeline: one round trip
+where "lock, update, insert" by hand takes five (see `tests/benchmarks/bench_hot_path.py`); the
+ORM spent more time compiling queries than the database spent running them.
 
-It covers the common case only and answers None for anything else, in which case the caller
-goes on with the general path (`credits.services.Ledger`) in the same transaction, holding the
-same lock: an account that does not exist yet, a refusal (or the replay behind it), grants due
-to expire, a low-balance alert to arm or re-arm, an auto-refill to start. The general path is
-the reference; the tests run both (every scenario checks the invariants afterwards).
+It covers the common case only and answers None for anything else (having written nothing), in
+which case the caller goes on with the general path (`credits.services.Ledger`), which locks and
+decides again: an account that does not exist yet, a refusal (or the replay behind it), grants
+due to expire, a low-balance alert to arm or re-arm, an auto-refill to start. The general path
+is the reference; the tests run both (every scenario checks the invariants afterwards).
 """
 
 from __future__ import annotations
@@ -33,28 +35,34 @@ LEDGER = CreditTransaction._meta.db_table
 REFILL = AutoRefill._meta.db_table
 PRICE = CreditPrice._meta.db_table
 
-LOCK_SQL = f"""
-SELECT a.id, a.balance, a.overdraft_limit, a.sequence, a.low_balance_threshold, a.low_balance_alerted_at,
-       r.enabled, r.threshold, a.held
-FROM {ACCOUNT} a LEFT JOIN {REFILL} r ON r.account_id = a.id
-WHERE a.organization_id = %s
-FOR UPDATE OF a
-"""  # noqa: S608 - table names are the models' own
+LOCK_SQL = f"SELECT 1 FROM {ACCOUNT} WHERE organization_id = %s FOR UPDATE"  # noqa: S608
 
 
 @lru_cache(maxsize=8)
 def write_sql(order: tuple[str, ...]) -> str:
-    """Draw from the live grants in consumption order (`credits.consumption_order`),
-    update them and the account, append the ledger row: one statement, so one fresh snapshot
-    taken after the account lock. Writes nothing, and answers no row, when a grant is due to
-    expire: the general path expires it first."""
+    """Check the locked account, draw from the live grants in consumption order
+    (`credits.consumption_order`), update them and the account, append the ledger row: one
+    statement, so one fresh snapshot taken after the account lock. Writes nothing, and answers
+    no row, when the general path must decide: no account, a refusal (active holds are not for
+    spending, `CreditHold`), a low-balance alert to arm or re-arm, an auto-refill to start, a
+    grant due to expire."""
     ordering = grant_order_sql(order)
     return f"""
-WITH live AS (
+WITH acct AS (
+    SELECT a.id, a.balance - %(required)s AS after, a.sequence + 1 AS sequence
+    FROM {ACCOUNT} a LEFT JOIN {REFILL} r ON r.account_id = a.id
+    WHERE a.organization_id = %(organization)s
+      AND a.balance - %(required)s - a.held >= -a.overdraft_limit
+      AND (a.low_balance_threshold IS NULL
+           OR (a.balance - %(required)s - a.held < a.low_balance_threshold)
+               = (a.low_balance_alerted_at IS NOT NULL))
+      AND NOT coalesce(r.enabled AND a.balance - %(required)s - a.held < r.threshold, false)
+),
+live AS (
     SELECT id, remaining, expires_at,
            row_number() OVER w AS ord,
            sum(remaining) OVER w - remaining AS before
-    FROM {GRANT} WHERE account_id = %(account)s AND remaining > 0
+    FROM {GRANT} WHERE account_id = (SELECT id FROM acct) AND remaining > 0
     WINDOW w AS (ORDER BY {ordering}
                  ROWS BETWEEN UNBOUNDED PRECEDING AND CURRENT ROW)
 ),
@@ -67,29 +75,21 @@ g AS (
     UPDATE {GRANT} AS cg SET remaining = cg.remaining - t.take FROM take t WHERE cg.id = t.id RETURNING 1
 ),
 a AS (
-    UPDATE {ACCOUNT} SET balance = %(after)s, sequence = %(sequence)s, updated_at = %(now)s
-    WHERE id = %(account)s AND NOT (SELECT due FROM blocked) RETURNING 1
+    UPDATE {ACCOUNT} AS ca SET balance = acct.after, sequence = acct.sequence, updated_at = %(now)s
+    FROM acct WHERE ca.id = acct.id AND NOT (SELECT due FROM blocked) RETURNING 1
 )
 INSERT INTO {LEDGER} (id, organization_id, account_id, sequence, kind, amount, balance_after, grant_id,
     allocations, reverses_id, reason, event_name, quantity, metadata, actor, idempotency_key,
     request_fingerprint, created_at)
-SELECT %(id)s, %(organization)s, %(account)s, %(sequence)s, 'consume', %(amount)s, %(after)s, NULL,
+SELECT %(id)s, %(organization)s, acct.id, acct.sequence, 'consume', %(amount)s, acct.after, NULL,
     (SELECT coalesce(json_agg(json_build_array(id::text, trim_scale(take)::text) ORDER BY ord), '[]'::json)
      FROM take)::jsonb,
     NULL, %(reason)s, %(event_name)s, %(quantity)s, %(metadata)s::jsonb, %(actor)s, %(key)s,
     %(fingerprint)s, %(now)s
+FROM acct
 WHERE NOT (SELECT due FROM blocked)
-RETURNING allocations
+RETURNING account_id, sequence, balance_after, allocations
 """  # noqa: S608 - table names are the models' own
-
-
-def _cursor() -> psycopg.Cursor:
-    """A server-side-binding cursor on Django's own connection (and so in its transaction).
-    Django's cursors bind parameters client-side and Django turns psycopg's automatic prepared
-    statements off; here both statements are prepared once per connection (`prepare=True`), so
-    PostgreSQL does not parse and plan the write statement on every consumption."""
-    connection.ensure_connection()
-    return psycopg.Cursor(connection.connection)
 
 
 def price_per_unit(event_name: str) -> Decimal | None:
@@ -113,45 +113,62 @@ def consume(
     idempotency_key: str | None,
     fingerprint: str,
 ) -> tuple[CreditTransaction, Decimal] | None:
-    """Consume under the account lock, or None when the general path must do it."""
-    with connection.wrap_database_errors, _cursor() as cursor:
-        cursor.execute(LOCK_SQL, [organization_id], prepare=True)
-        row = cursor.fetchone()
-        if row is None:
-            return None
-        account_id, balance, overdraft, sequence, alert_at, alerted, refill_on, refill_below, held = row
-        after = balance - required
-        if after - held < -overdraft:  # active holds are not for spending (`CreditHold`)
-            return None
-        if alert_at is not None and (after < alert_at) != (alerted is not None):
-            return None
-        if refill_on and after < refill_below:
-            return None
-        txn_id = uuid.uuid4()
-        cursor.execute(
-            write_sql(order),
-            {
-                "account": account_id, "now": now, "required": required, "after": after,
-                "sequence": sequence + 1, "id": txn_id, "organization": organization_id, "amount": -required,
-                "reason": reason, "event_name": event_name, "quantity": quantity,
-                "metadata": json.dumps(metadata), "actor": actor, "key": idempotency_key,
-                "fingerprint": fingerprint,
-            },
-            prepare=True,
-        )  # fmt: skip
-        written = cursor.fetchone()
+    """Consume under the account lock, or None when the general path must do it.
+
+    One network round trip: the statements go in one psycopg pipeline. Outside a transaction it
+    is its own (BEGIN, the lock, the write, COMMIT); inside one (`usage_track`) the lock and the
+    write. The write's snapshot is still taken after the lock: PostgreSQL runs the pipeline's
+    statements one after the other, each with its own snapshot (READ COMMITTED)."""
+    params = {
+        "organization": organization_id, "now": now, "required": required, "id": uuid.uuid4(),
+        "amount": -required, "reason": reason, "event_name": event_name, "quantity": quantity,
+        "metadata": json.dumps(metadata), "actor": actor, "key": idempotency_key, "fingerprint": fingerprint,
+    }  # fmt: skip
+    # Outside a transaction: BEGIN ... COMMIT. Within one (`usage_track`): a savepoint, so a
+    # refused write (a reused idempotency key) leaves the caller's transaction usable.
+    own_transaction = not connection.in_atomic_block and connection.get_autocommit()
+    start, end, undo = (
+        ("BEGIN", "COMMIT", ["ROLLBACK"])
+        if own_transaction
+        else ("SAVEPOINT credits_hot_path", "RELEASE SAVEPOINT credits_hot_path",
+              ["ROLLBACK TO SAVEPOINT credits_hot_path", "RELEASE SAVEPOINT credits_hot_path"])
+    )  # fmt: skip
+    with connection.wrap_database_errors:
+        # Server-side binding cursors on Django's own connection (Django's cursors bind client-side,
+        # and Django turns psycopg's automatic prepared statements off): both statements are
+        # prepared once per connection (`prepare=True`), so PostgreSQL does not parse and plan the
+        # write statement on every consumption.
+        connection.close_if_health_check_failed()  # as Django's own cursors do (CONN_HEALTH_CHECKS)
+        connection.ensure_connection()
+        conn = connection.connection
+        write = psycopg.Cursor(conn)
+        try:
+            with conn.pipeline():
+                psycopg.Cursor(conn).execute(start)
+                psycopg.Cursor(conn).execute(LOCK_SQL, [organization_id], prepare=True)
+                write.execute(write_sql(order), params, prepare=True)
+                psycopg.Cursor(conn).execute(end)
+        except BaseException:
+            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR or own_transaction:
+                for statement in undo:
+                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+                        psycopg.Cursor(conn).execute(statement)
+            raise
+        written = write.fetchone()
     if written is None:
         return None
+    account_id, sequence, after, allocations = written
+    txn_id = params["id"]
     txn = CreditTransaction(
         id=txn_id,
         organization_id=organization_id,
         account_id=account_id,
-        sequence=sequence + 1,
+        sequence=sequence,
         kind="consume",
         amount=-required,
         balance_after=after,
         # Django's connection leaves jsonb as text.
-        allocations=json.loads(written[0]) if isinstance(written[0], str) else written[0],
+        allocations=json.loads(allocations) if isinstance(allocations, str) else allocations,
         reason=reason,
         event_name=event_name,
         quantity=quantity,

@@ -220,8 +220,6 @@ class CreditPack(models.Model):
 class AutoRefill(models.Model):
     """Buy credits automatically when the balance falls below `threshold`."""
 
-    MAX_CONSECUTIVE_FAILURES = 3
-
     account = models.OneToOneField(CreditAccount, on_delete=models.CASCADE, related_name="auto_refill")
     enabled = models.BooleanField(default=False)
     threshold = CreditsField(default=ZERO)
@@ -376,3 +374,38 @@ class CreditHold(models.Model):
 
     def __str__(self) -> str:
         return f"Hold {self.amount} ({self.status})"
+
+
+class ReconcileRun(models.Model):
+    """One run of the reconcile (`manage.py reconcile`, the daily beat task, or staff from the
+    admin): what it checked and every drift it found. Kept, so the dashboard shows the last one
+    and staff see the history."""
+
+    class Trigger(models.TextChoices):
+        BEAT = "beat", "Daily schedule"
+        STAFF = "staff", "Staff, from the admin"
+        COMMAND = "command", "manage.py reconcile"
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        OK = "ok", "No drift"
+        DRIFT = "drift", "Drift found"
+        FAILED = "failed", "Failed"
+
+    trigger = models.CharField(max_length=16, choices=Trigger.choices)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RUNNING)
+    with_stripe = models.BooleanField(default=True)
+    summary = models.TextField(blank=True)
+    drift_count = models.PositiveIntegerField(default=0)
+    drifts = models.JSONField(default=list, blank=True)
+    error = models.TextField(blank=True)
+    requested_by = models.CharField(max_length=255, blank=True)
+    started_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at", "-id"]
+        verbose_name = "reconcile run"
+
+    def __str__(self) -> str:
+        return f"Reconcile #{self.pk} {self.started_at:%Y-%m-%d %H:%M}: {self.get_status_display()}"

@@ -34,7 +34,9 @@ def low_balance_notice_queue(*, account_id: int) -> bool:
             kind=BillingNotice.Kind.LOW_BALANCE,
             key=f"low_balance:{account.pk}:{account.low_balance_alerted_at.isoformat()}",
             context={
-                "balance": credits_str(account.balance),
+                # What can be spent (the thresholds compare it): the balance minus active holds.
+                "balance": credits_str(account.balance - account.held),
+                "held": credits_str(account.held) if account.held else "",
                 "threshold": credits_str(account.low_balance_threshold),
             },
         )
@@ -44,8 +46,10 @@ def low_balance_notices_due() -> int:
     """Queue the notice of every account under its threshold that has none for its crossing:
     crossings no consumption armed (a threshold just raised, an expiry) and alerts whose task was
     lost. Answers how many notices were queued."""
-    below = CreditAccount.objects.filter(
-        low_balance_threshold__isnull=False, balance__lt=F("low_balance_threshold")
+    below = (
+        CreditAccount.objects.filter(low_balance_threshold__isnull=False)
+        .alias(spendable=F("balance") - F("held"))
+        .filter(spendable__lt=F("low_balance_threshold"))
     )
     below.filter(low_balance_alerted_at__isnull=True).update(low_balance_alerted_at=timezone.now())
     return sum(

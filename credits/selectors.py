@@ -17,6 +17,7 @@ from config.exceptions import ValidationFailed
 
 from .formatting import credits_str
 from .models import (
+    IN_FLIGHT_STATUSES,
     ZERO,
     AutoRefill,
     CreditAccount,
@@ -29,6 +30,7 @@ from .models import (
     CreditTransaction,
     HoldStatus,
     PurchaseStatus,
+    ReconcileRun,
     TransactionKind,
 )
 
@@ -89,22 +91,48 @@ class CreditSummary:
     overdraft_limit: Decimal
 
 
+def _grant_totals(organization_id) -> tuple[dict[str, Decimal], list[Expiring]]:
+    """`credit_balance_by_source` and `credit_grants_expiring` (no bound) in one indexed read."""
+    now = timezone.now()
+    by_source = {key: ZERO for key in SOURCE_KEYS.values()}
+    expiring: dict[datetime, Decimal] = {}
+    rows = (
+        CreditGrant.objects.filter(organization_id=organization_id, remaining__gt=0)
+        .values_list("source", "expires_at")
+        .annotate(total=Sum("remaining"))
+        .order_by()
+    )
+    for source, expires_at, total in rows:
+        by_source[SOURCE_KEYS[source]] += total
+        if expires_at is not None and expires_at > now:
+            expiring[expires_at] = expiring.get(expires_at, ZERO) + total
+    return by_source, [Expiring(amount=expiring[at], expires_at=at) for at in sorted(expiring)]
+
+
 def credit_summary_get(*, organization: Organization) -> CreditSummary:
-    account = credit_account_get(organization=organization)
+    """The balance and what it is made of. Reads by the organization's id only (three indexed
+    reads: the account with its auto-refill, the grants' totals), fresh on every call: never a
+    cached balance."""
+    account = (
+        CreditAccount.objects.filter(organization_id=organization.pk)
+        .select_related("auto_refill__pack")
+        .first()
+    )
     balance = account.balance if account else ZERO
     threshold = account.low_balance_threshold if account else None
     refill = getattr(account, "auto_refill", None) if account else None
     held = account.held if account else ZERO
+    by_source, expiring = _grant_totals(organization.pk)
     return CreditSummary(
         balance=balance,
         held=held,
         available=balance - held,
-        by_source=credit_balance_by_source(organization=organization),
-        expiring=credit_grants_expiring(organization=organization),
+        by_source=by_source,
+        expiring=expiring,
         auto_refill=refill,
         low_balance_threshold=threshold,
-        # As the low-balance alert and auto-refill decide it: on the ledger balance.
-        low_balance=threshold is not None and balance < threshold,
+        # As the low-balance alert and auto-refill decide it: on the available balance.
+        low_balance=threshold is not None and balance - held < threshold,
         overdraft_limit=account.overdraft_limit if account else ZERO,
     )
 
@@ -221,6 +249,26 @@ def ledger_trigger_installed() -> bool:
         row = cursor.fetchone()
     # tgtype bits: 1 row-level, 2 before, 8 delete, 16 update.
     return row is not None and row[0] & 1 and row[0] & 2 and row[0] & 8 and row[0] & 16
+
+
+PURCHASE_STUCK_AFTER = timedelta(minutes=30)
+
+
+def credit_purchases_stuck_list(
+    *, organization_ids: list | None = None, older_than: timedelta = PURCHASE_STUCK_AFTER
+) -> list[str]:
+    """Purchases still `pending` or `processing` long after they were last touched: a charge that
+    never reached Stripe, or whose answer was lost. One line each, for `manage.py reconcile`."""
+    cutoff = timezone.now() - older_than
+    stuck = CreditPurchase.objects.filter(status__in=IN_FLIGHT_STATUSES, updated_at__lt=cutoff)
+    if organization_ids is not None:
+        stuck = stuck.filter(organization_id__in=organization_ids)
+    return [
+        f"[stuck_purchase] organization {p.organization_id}: purchase {p.pk} ({p.kind}) has been "
+        f"{p.status} since {p.updated_at:%Y-%m-%d %H:%M:%S}Z"
+        f"{'' if p.payment_intent_id else ' with no PaymentIntent'}"
+        for p in stuck.order_by("updated_at")[:1000]
+    ]
 
 
 def ledger_drift_list(*, organization_ids: list | None = None) -> LedgerReport:
@@ -425,3 +473,28 @@ def _running_balance_drifts(txns: QuerySet[CreditTransaction]) -> list[Drift]:
                 )
             )
     return drifts
+
+
+def latest_reconcile_run() -> ReconcileRun | None:
+    """The last reconcile that finished (ok, drift or failed), for the staff dashboard; None
+    before the first. A run still going is left out: its figures are not known yet."""
+    return (
+        ReconcileRun.objects.exclude(status=ReconcileRun.Status.RUNNING)
+        .order_by("-started_at", "-id")
+        .first()
+    )
+
+
+def reconcile_run_list(*, limit: int = 30) -> QuerySet[ReconcileRun]:
+    return ReconcileRun.objects.order_by("-started_at", "-id")[:limit]
+
+
+def credit_hold_list(*, organization: Organization, active_only: bool = True) -> QuerySet[CreditHold]:
+    holds = CreditHold.objects.filter(organization=organization)
+    if active_only:
+        holds = holds.filter(status=HoldStatus.HELD)
+    return holds.order_by("-created_at", "pk")
+
+
+def credit_purchase_list(*, organization: Organization, limit: int = 20) -> QuerySet[CreditPurchase]:
+    return CreditPurchase.objects.filter(organization=organization).order_by("-created_at")[:limit]

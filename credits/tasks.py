@@ -7,8 +7,10 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
+from django.conf import settings
 
 from billing.exceptions import StripeUnavailable
+from config.leases import task_lease
 
 from . import notifications, services
 
@@ -34,14 +36,24 @@ def low_balance_alert_task(account_id: int) -> bool:
 
 
 @shared_task(
+    bind=True,
     name="credits.auto_refill_task",
     autoretry_for=(StripeUnavailable,),
     retry_backoff=True,
     retry_backoff_max=600,
     max_retries=8,
 )
-def auto_refill_task(purchase_id: str) -> str | None:
-    purchase = services.auto_refill_run(purchase_id=purchase_id)
+def auto_refill_task(self, purchase_id: str) -> str | None:
+    """Charge an auto-refill. A copy redelivered while the first still runs (the visibility
+    timeout passed during a slow Stripe call) calls nothing: it comes back later, when the first
+    copy has settled the purchase (and then does nothing) or died (and then finishes it)."""
+    with task_lease(f"auto_refill:{purchase_id}") as mine:
+        if not mine:
+            logger.info("auto-refill %s: another copy is running; this one does nothing now", purchase_id)
+            if self.request.is_eager:
+                return None
+            raise self.retry(countdown=settings.TASK_LEASE_RETRY_SECONDS, max_retries=None)
+        purchase = services.auto_refill_run(purchase_id=purchase_id)
     return purchase.status if purchase is not None else None
 
 
@@ -65,3 +77,15 @@ def subscription_credits_allocate_task(invoice_id: str) -> bool:
 def subscription_credits_catch_up_task() -> int:
     """Beat: grant the included credits of paid periods whose `invoice.paid` webhook never came."""
     return services.subscription_credits_catch_up()
+
+
+@shared_task(name="credits.reconcile_daily_task")
+def reconcile_daily_task() -> int:
+    """Beat, daily: the whole reconcile, stored as a `ReconcileRun`; drift e-mails staff."""
+    return services.reconcile_run(trigger="beat", requested_by="beat").pk
+
+
+@shared_task(name="credits.unusual_consumption_alerts_task")
+def unusual_consumption_alerts_task() -> int:
+    """Beat, hourly: staff alerts for organizations consuming far above their own average."""
+    return services.unusual_consumption_alerts()

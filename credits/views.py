@@ -329,7 +329,9 @@ def credits_alerts(page: Page):
         yield Alert(
             "low-balance",
             "warning",
-            f"Your credit balance ({format_credits(summary.balance)}) is below your alert threshold "
+            f"Your available credits ({format_credits(summary.available)}"
+            + (f", with {format_credits(summary.held)} held for work in progress" if summary.held else "")
+            + f") are below your alert threshold "
             f"({format_credits(summary.low_balance_threshold)}).",
             "Buy credits" if page.can_pay else "See credits",
             url,

@@ -17,7 +17,7 @@ from billing.templatetags.money import money
 from config.exceptions import ApplicationError
 
 from .documents import invoice_document_filename, invoice_document_pdf
-from .models import Invoice, InvoiceAction, InvoiceLine, InvoiceSend, PeriodClose
+from .models import Invoice, InvoiceAction, InvoiceLine, InvoiceSend, PeriodClose, StatementUsage
 from .services import (
     invoice_download_log,
     invoice_mark_uncollectible,
@@ -62,6 +62,25 @@ class InvoiceActionInline(ReadOnlyInline):
     readonly_fields = fields
 
 
+class StatementUsageInline(ReadOnlyInline):
+    """What a billing statement billed of each metric and period (the late-usage watermark)."""
+
+    model = StatementUsage
+    verbose_name_plural = "usage billed (watermark)"
+    fields = [
+        "metric",
+        "period_start",
+        "period_end",
+        "quantity",
+        "events",
+        "credits",
+        "overage",
+        "amount",
+        "late",
+    ]
+    readonly_fields = fields
+
+
 class OrganizationFilter(admin.SimpleListFilter):
     """Only the organizations that have invoices (the full list would be every tenant)."""
 
@@ -91,12 +110,20 @@ class InvoiceAdmin(admin.ModelAdmin):
         "created_at",
         "pdf_link",
     ]
-    list_filter = ["kind", "status", OrganizationFilter, "period_start", "period_end", "created_at"]
+    list_filter = [
+        "kind",
+        "status",
+        OrganizationFilter,
+        "period_close",
+        "period_start",
+        "period_end",
+        "created_at",
+    ]
     search_fields = ["number", "=stripe_id", "organization__name", "=organization__id"]
     date_hierarchy = "period_start"
     list_select_related = ["organization"]
     ordering = ["-created_at"]
-    inlines = [InvoiceLineInline, InvoiceSendInline, InvoiceActionInline]
+    inlines = [InvoiceLineInline, StatementUsageInline, InvoiceSendInline, InvoiceActionInline]
     actions = ["resend", "download_pdf", "void", "mark_uncollectible"]
 
     def has_add_permission(self, request) -> bool:
@@ -248,3 +275,6 @@ class PeriodCloseAdmin(admin.ModelAdmin):
         for close in queryset.filter(finished_at__isnull=True):
             count = period_close_dispatch(close=close)
             self.message_user(request, f"{close}: {count} organization(s) dispatched.", messages.SUCCESS)
+
+
+from .backoffice import admin as backoffice_admin  # noqa: E402,F401  (the back office pages)

@@ -5,6 +5,8 @@ links: `manage`, admin and up)."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 from django.http import HttpResponse
 from django.urls import reverse
 from drf_spectacular.types import OpenApiTypes
@@ -16,6 +18,7 @@ from rest_framework.utils.urls import remove_query_param, replace_query_param
 
 from billing.access import Action
 from billing.tenancy import OrganizationApi
+from config.inputs import StrictIntegerField
 from config.pagination import PageNumberPagination
 from credits.formatting import MAX_CHARGE_MINOR_UNITS
 
@@ -23,6 +26,11 @@ from .documents import invoice_document_filename, invoice_document_pdf
 from .models import InvoiceKind, InvoiceStatus
 from .selectors import HistoryKind, billing_history_page, billing_summary_get, invoice_get, invoice_list
 from .services import invoice_send_queue, payment_link_create, statement_generate
+
+# Bounds of the history's filters: dates a column holds, pages an offset holds.
+HISTORY_FROM = datetime(1970, 1, 1, tzinfo=UTC)
+HISTORY_TO = datetime(2100, 1, 1, tzinfo=UTC)
+MAX_HISTORY_PAGE = 100_000
 
 
 def pdf_path(invoice) -> str:
@@ -112,6 +120,8 @@ class InvoiceListApi(OrganizationApi):
     """`GET`: the organization's invoices and statements, newest first. `POST`: generate a
     statement for a period (the billing role and up): 201 with its lines."""
 
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     actions = {"POST": Action.PAY}
 
     class InputSerializer(serializers.Serializer):
@@ -123,11 +133,20 @@ class InvoiceListApi(OrganizationApi):
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=InvoiceStatus.choices, required=False)
         kind = serializers.ChoiceField(choices=InvoiceKind.choices, required=False)
+        start = serializers.DateTimeField(required=False)
+        end = serializers.DateTimeField(required=False)
+
+        def validate(self, attrs):
+            if attrs.get("start") and attrs.get("end") and attrs["end"] <= attrs["start"]:
+                raise serializers.ValidationError({"end": ["Must be after start."]})
+            return attrs
 
     @extend_schema(
         parameters=[
             OpenApiParameter("status", enum=InvoiceStatus.values),
             OpenApiParameter("kind", enum=InvoiceKind.values),
+            OpenApiParameter("start", OpenApiTypes.DATETIME, description="Made at or after."),
+            OpenApiParameter("end", OpenApiTypes.DATETIME, description="Made before."),
         ],
         responses=InvoiceSerializer(many=True),
     )
@@ -214,11 +233,9 @@ class PaymentLinkApi(OrganizationApi):
 
     class InputSerializer(serializers.Serializer):
         description = serializers.CharField(max_length=500)
-        amount = serializers.IntegerField(
-            min_value=1, max_value=MAX_CHARGE_MINOR_UNITS, help_text="Minor units."
-        )
+        amount = StrictIntegerField(min_value=1, max_value=MAX_CHARGE_MINOR_UNITS, help_text="Minor units.")
         currency = serializers.RegexField(r"^[A-Za-z]{3}$", max_length=3)
-        days_until_due = serializers.IntegerField(min_value=0, max_value=365)
+        days_until_due = StrictIntegerField(min_value=0, max_value=365)
         idempotency_key = serializers.CharField(max_length=255, required=False, allow_null=True, default=None)
 
     class OutputSerializer(serializers.Serializer):
@@ -336,16 +353,24 @@ class BillingHistoryApi(OrganizationApi):
     (`?page=&page_size=`); `kind` (repeatable or comma-separated), `start` (inclusive), `end`
     (exclusive)."""
 
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     class FilterSerializer(serializers.Serializer):
         kind = serializers.ListField(
             child=serializers.ChoiceField(choices=[k.value for k in HistoryKind]), required=False
         )
         start = serializers.DateTimeField(required=False)
         end = serializers.DateTimeField(required=False)
-        page = serializers.IntegerField(min_value=1, default=1)
-        page_size = serializers.IntegerField(min_value=1, default=PageNumberPagination.page_size)
+        page = StrictIntegerField(min_value=1, max_value=MAX_HISTORY_PAGE, default=1)
+        page_size = StrictIntegerField(
+            min_value=1, max_value=1_000_000, default=PageNumberPagination.page_size
+        )
 
         def validate(self, attrs):
+            for name in ("start", "end"):
+                moment = attrs.get(name)
+                if moment is not None and not HISTORY_FROM <= moment < HISTORY_TO:
+                    raise serializers.ValidationError({name: ["Must be between 1970 and 2100."]})
             if attrs.get("start") and attrs.get("end") and attrs["start"] > attrs["end"]:
                 raise serializers.ValidationError({"end": ["end must not be before start."]})
             attrs["page_size"] = min(attrs["page_size"], PageNumberPagination.max_page_size)

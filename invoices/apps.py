@@ -9,5 +9,6 @@ class InvoicesConfig(AppConfig):
         from billing import pages
 
         from . import demo, receivers  # noqa: F401 - connects the webhook and seed_demo handlers
+        from .backoffice import demo as backoffice_demo  # noqa: F401 - the back office's demo data
 
         pages.register_nav("invoices", order=50, label="Invoices", url_name="invoice-list-page")

@@ -284,3 +284,38 @@ class PeriodClose(models.Model):
 
     def __str__(self) -> str:
         return f"Close of {self.period_start:%Y-%m-%d} to {self.period_end:%Y-%m-%d}"
+
+
+class StatementUsage(models.Model):
+    """The usage watermark: what a billing statement (one issued by a period close) billed of one
+    metric's usage in one period. A usage line writes one row for its own period; a late-usage
+    adjustment writes one row for the earlier period it bills, with only what it adds. The sum
+    of the rows of an (organization, metric, period) is what has been billed of it, so the next
+    billing statement bills exactly the difference between the rollups now and that sum: late
+    usage lands once, whatever replays or repeats the close."""
+
+    statement = models.ForeignKey(Invoice, on_delete=models.PROTECT, related_name="usage_billed")
+    organization = models.ForeignKey(Organization, on_delete=models.PROTECT, related_name="+")
+    metric = models.ForeignKey("usage.Metric", on_delete=models.PROTECT, related_name="+")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField()
+    quantity = models.DecimalField(max_digits=24, decimal_places=4, help_text="The metric's value it adds.")
+    events = models.BigIntegerField()
+    credits = models.DecimalField(max_digits=24, decimal_places=4)
+    overage = models.BigIntegerField(default=0, help_text="Whole units above the plan's limit it adds.")
+    amount = models.BigIntegerField(default=0, help_text="Minor units.")
+    currency = models.CharField(max_length=3, default="usd")
+    late = models.BooleanField(default=False)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["statement", "metric", "period_start"], name="statement_usage_unique_line"
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["organization", "period_end"], name="statement_usage_org_end_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.metric_id} {self.period_start:%Y-%m-%d}: {self.quantity}"

@@ -17,7 +17,6 @@ from django.core.cache import cache
 from django.db.models import Count, Prefetch, QuerySet, Sum
 from django.utils import timezone
 
-from billing import stripe_data
 from billing.exceptions import StripeUnavailable
 from billing.models import Organization
 from billing.selectors import (
@@ -26,7 +25,7 @@ from billing.selectors import (
     organization_customer_get,
     subscription_summary_get,
 )
-from billing.services import stripe_invoice_preview
+from billing.services import subscription_upcoming_invoice_get
 from credits.formatting import credits_str
 from credits.models import CreditPurchase, PurchaseStatus
 from credits.selectors import CreditSummary, credit_summary_get
@@ -37,13 +36,24 @@ from .models import Invoice, InvoiceKind, InvoiceLine, InvoiceSend
 
 
 def invoice_list(
-    *, organization: Organization, status: str | None = None, kind: str | None = None
+    *,
+    organization: Organization,
+    status: str | None = None,
+    kind: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
 ) -> QuerySet[Invoice]:
+    """The organization's invoices and statements, newest first; `start` (inclusive) and `end`
+    (exclusive) bound the date they were made."""
     queryset = Invoice.objects.filter(organization=organization).exclude(kind="statement", status="draft")
     if status:
         queryset = queryset.filter(status=status)
     if kind:
         queryset = queryset.filter(kind=kind)
+    if start is not None:
+        queryset = queryset.filter(created_at__gte=start)
+    if end is not None:
+        queryset = queryset.filter(created_at__lt=end)
     return queryset.order_by("-created_at", "-id")
 
 
@@ -93,7 +103,8 @@ PREVIEW_CACHE_SECONDS = 60
 
 
 def next_invoice_get(*, organization: Organization, subscription_id: str | None) -> NextInvoice | None:
-    """The organization's next invoice as Stripe previews it (cached for a minute), or None."""
+    """The organization's next invoice as Stripe previews it (cached for a minute), or None.
+    The same preview the dashboard and the upgrade page show (`subscription_upcoming_invoice_get`)."""
     customer = organization_customer_get(organization=organization)
     if customer is None or subscription_id is None:
         return None
@@ -101,13 +112,9 @@ def next_invoice_get(*, organization: Organization, subscription_id: str | None)
     cached = cache.get(key)
     if cached is not None:
         return cached or None
-    preview = stripe_invoice_preview(customer_id=customer.id, subscription_id=subscription_id)
+    preview = subscription_upcoming_invoice_get(organization=organization)
     result = (
-        NextInvoice(
-            date=stripe_data.invoice_preview_date(preview),
-            amount=int(preview.get("amount_due") or 0),
-            currency=preview.get("currency") or "usd",
-        )
+        NextInvoice(date=preview.date, amount=preview.amount_due, currency=preview.currency)
         if preview is not None
         else None
     )
@@ -190,8 +197,14 @@ def _charge_amount(charge, key: str) -> int:
 
 
 def _history_sources(organization: Organization) -> list[HistorySource]:
+    """A credit purchase is one entry: the card payment that paid it is not listed again as a
+    payment (a refund of it is listed, as a refund)."""
     invoices = Invoice.objects.filter(organization=organization)
+    purchases = CreditPurchase.objects.filter(organization=organization)
     charges = organization_charges(organization=organization)
+    payments = charges.filter(status="succeeded").exclude(
+        payment_intent_id__in=purchases.filter(payment_intent_id__isnull=False).values("payment_intent_id")
+    )
     return [
         HistorySource(
             HistoryKind.INVOICE,
@@ -217,7 +230,7 @@ def _history_sources(organization: Organization) -> list[HistorySource]:
         ),
         HistorySource(
             HistoryKind.PAYMENT,
-            charges.filter(status="succeeded"),
+            payments,
             "created",
             lambda c: HistoryEntry(
                 "payment",
@@ -245,9 +258,7 @@ def _history_sources(organization: Organization) -> list[HistorySource]:
         ),
         HistorySource(
             HistoryKind.CREDIT_PURCHASE,
-            CreditPurchase.objects.filter(
-                organization=organization, status__in=[PurchaseStatus.SUCCEEDED, PurchaseStatus.REFUNDED]
-            ),
+            purchases.filter(status__in=[PurchaseStatus.SUCCEEDED, PurchaseStatus.REFUNDED]),
             "created_at",
             lambda p: HistoryEntry(
                 "credit_purchase",

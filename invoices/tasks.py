@@ -42,7 +42,7 @@ def invoice_sends_dispatch_due_task() -> int:
 
 @shared_task(name="invoices.period_close_task")
 def period_close_task() -> dict:
-    """Beat (hourly): close last month for every organization, one task each."""
+    """Beat (hourly): close last month for every organization, one task per chunk of them."""
     close = services.period_close_run()
     done, total = services.period_close_progress(close=close)
     return {"close": close.pk, "done": done, "total": total, "finished": close.finished_at is not None}
@@ -58,3 +58,18 @@ def period_close_task() -> dict:
 def statement_close_task(close_id: int, organization_id: str) -> str | None:
     statement = services.statement_close_organization(close_id=close_id, organization_id=organization_id)
     return statement.number if statement is not None else None
+
+
+@shared_task(
+    name="invoices.statements_close_chunk_task",
+    ignore_result=True,
+    autoretry_for=(OperationalError,),
+    retry_backoff=True,
+    max_retries=5,
+)
+def statements_close_chunk_task(close_id: int, organization_ids: list[str]) -> int:
+    """A chunk of a period close: its organizations' statements, set-based, safe to run twice."""
+    return services.statements_close_chunk(close_id=close_id, organization_ids=organization_ids)
+
+
+from .backoffice.tasks import backoffice_job_task  # noqa: E402,F401  (registers the back-office task)

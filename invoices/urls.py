@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import api
+from . import analytics_api, api
 
 ORG = "organizations/<uuid:org>"
 
@@ -12,4 +12,13 @@ urlpatterns = [
     path(f"{ORG}/billing-history", api.BillingHistoryApi.as_view(), name="billing-history"),
     path(f"{ORG}/payment-links", api.PaymentLinkApi.as_view(), name="payment-links"),
     path(f"{ORG}/invoices/<uuid:invoice_id>/send", api.InvoiceSendApi.as_view(), name="invoice-send"),
+    path("analytics/revenue", analytics_api.RevenueApi.as_view(), name="analytics-revenue"),
+    path("analytics/credits", analytics_api.CreditsApi.as_view(), name="analytics-credits"),
+    path("analytics/usage", analytics_api.UsageApi.as_view(), name="analytics-usage"),
+    path("analytics/payouts", analytics_api.PayoutsApi.as_view(), name="analytics-payouts"),
+    path(
+        "analytics/balance-transactions",
+        analytics_api.BalanceTransactionsApi.as_view(),
+        name="analytics-balance-transactions",
+    ),
 ]

@@ -15,7 +15,7 @@
     POST   /_emulator/charges/{id}/dispute reason, amount, inquiry
     POST   /_emulator/disputes/{id}/close  outcome=won|lost
     POST   /_emulator/settings             retry_days (e.g. `3,5,7`), final_action
-    GET    /_emulator/requests             ?method=&path=: how many API requests were carried out
+    GET    /_emulator/requests             ?method=&path=&include_replays=: API requests carried out
 
 Bodies are JSON or form-encoded; answers are JSON (303 back to the page for its own forms).
 """
@@ -140,7 +140,12 @@ def _route(emu: Emulator, method: str, path: str, data: dict[str, Any]) -> Respo
         with emu.lock:
             return _json(200, {k: emu.store.extra.get(k) for k in ("retry_days", "final_action")})
     if path == "/_emulator/requests" and method == "GET":
-        return _json(200, {"count": emu.request_count(data.get("method") or None, data.get("path") or None)})
+        count = emu.request_count(
+            data.get("method") or None,
+            data.get("path") or None,
+            include_replays=str(data.get("include_replays", "")).lower() in ("1", "true"),
+        )
+        return _json(200, {"count": count})
     return _json(404, {"error": {"message": f"No admin path {method} {path}"}})
 
 

@@ -100,6 +100,7 @@ def _ledger_invariants(request):
 @pytest.fixture(autouse=True)
 def _clear_cache():
     """Throttle counters and other cached state never leak between tests."""
+    from billing import key_cache
     from config import task_outbox, throttling
     from usage.selectors import catalog_cache_clear
 
@@ -107,6 +108,7 @@ def _clear_cache():
     catalog_cache_clear()
     throttling.reset()
     task_outbox.reset()
+    key_cache.clear()
     yield
 
 

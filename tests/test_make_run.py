@@ -181,6 +181,11 @@ def test_serves_a_green_system_with_gunicorn(make_run):
     series = session.get(f"{usage}/SMS_SENT", params={"group_by": "day"}, timeout=10).json()
     assert len(series["series"]) >= 30 and float(series["total"]) > 0, series
     assert session.get(usage, timeout=10).status_code == 200
+    # The first run tracks usage too (the plan's credits are granted from the paid invoice before
+    # the web server that takes its webhook is up), and one reservation holds credits.
+    assert "5 tracked AI messages and 1 reservation" in make_run.output, make_run.output[-3000:]
+    credits = session.get(f"{base}/api/v1/organizations/{demo['id']}/credits", timeout=5).json()
+    assert float(credits["held"]) > 0 and float(credits["balance"]) > 0, credits
 
     # The emulator server delivers signed webhooks to the web server, which dj-stripe accepts
     # (gunicorn's access log: `"POST /stripe/webhook/<uuid>/ HTTP/1.1" 200`).

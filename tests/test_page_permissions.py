@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver
+from django.utils import timezone
 
 from billing.models import Role
+from invoices.models import Invoice
 from tests.billing.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -36,14 +38,24 @@ def test_every_organization_page_is_found():
     assert len(routes) >= 15, routes
     assert all("<uuid:org>" in route for route in routes)
     assert "/billing/<uuid:org>/credits/transactions.csv" in routes
+    assert "/billing/<uuid:org>/invoices/<uuid:invoice_id>/send" in routes
 
 
 def test_every_page_every_method_every_role(client, billing_org, stripe_emulator):
     people = {role: MembershipFactory(organization=billing_org, role=role).user for role in RANK}
     stranger, staff = UserFactory(), UserFactory(is_staff=True)
+    invoice = Invoice.objects.create(
+        organization=billing_org, kind="stripe", status="open", number="WALK-0001", total=100,
+        stripe_id="in_walk_0001",
+        created_at=timezone.now(),
+    )  # fmt: skip
     failures = []
     for route, view in page_routes():
-        path = route.replace("<uuid:org>", str(billing_org.id)).replace("<str:pm>", "pm_unknown")
+        path = (
+            route.replace("<uuid:org>", str(billing_org.id))
+            .replace("<str:pm>", "pm_unknown")
+            .replace("<uuid:invoice_id>", str(invoice.pk))
+        )
         for method in ("get", "post"):
             action = view.page_actions.get(method.upper()) or ("read" if method == "get" else None)
             for who, user in [*people.items(), ("stranger", stranger), ("staff", staff)]:

@@ -8,6 +8,7 @@ from django import forms
 from django.contrib import admin, messages
 
 from billing.models import Organization
+from config.inputs import strict_number_overrides
 
 from .models import Metric, UsageEventRow, UsageRollupRow, UsageSyncState
 from .services import usage_meter_sync_queue
@@ -31,6 +32,7 @@ class MetricForm(forms.ModelForm):
 
 @admin.register(Metric)
 class MetricAdmin(admin.ModelAdmin):
+    formfield_overrides = strict_number_overrides()  # config.inputs: the API's number rules
     form = MetricForm
     list_display = [
         "code",

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from billing.access import Action
 from billing.tenancy import OrganizationApi
 from config.exceptions import NotFound
+from config.inputs import MetadataField, StrictIntegerField
 from config.pagination import PageNumberPagination
 from credits.formatting import credits_str
 from credits.models import HoldStatus
@@ -95,6 +96,8 @@ class UsageEventsApi(OrganizationApi):
     rejected with its reason. Never refused by a quota: usage that happened is recorded."""
 
     actions = {"POST": Action.USAGE_WRITE}
+    # NUL characters and lone surrogates reject the one event (usage.validation), not the batch.
+    checks_own_strings = True
 
     class InputSerializer(serializers.Serializer):
         events = EventListField()
@@ -380,15 +383,18 @@ class ReservationListApi(OrganizationApi):
     """`GET`: the organization's reservations (paginated, `?status=`). `POST`: hold the credits
     and quota an estimate needs: 201; 402 `insufficient_credits` or `quota_exceeded`."""
 
+    pagination_class = PageNumberPagination  # documents the paginated answer (config.schema)
+
     actions = {"POST": Action.USAGE_WRITE}
 
     class InputSerializer(serializers.Serializer):
         metric = serializers.CharField(max_length=64)
         estimated_quantity = QuantityField()
         idempotency_key = serializers.CharField(max_length=255)
-        expires_in = serializers.IntegerField(
+        expires_in = StrictIntegerField(
             required=False, min_value=60, max_value=7 * 86400, help_text="Seconds; default 3600."
         )
+        metadata = MetadataField()
 
     class FilterSerializer(serializers.Serializer):
         status = serializers.ChoiceField(choices=HoldStatus.choices, required=False)
@@ -417,6 +423,7 @@ class ReservationListApi(OrganizationApi):
             idempotency_key=data["idempotency_key"],
             expires_in=timedelta(seconds=data["expires_in"]) if "expires_in" in data else None,
             actor=self.access.actor,
+            metadata=data["metadata"],
         )
         return Response(
             _reservation(result),

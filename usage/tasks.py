@@ -4,9 +4,11 @@ safe to run twice (see `billing.tasks`)."""
 from __future__ import annotations
 
 from celery import shared_task
+from django.conf import settings
 
 from billing.exceptions import StripeUnavailable
 from billing.models import Organization
+from config.leases import task_lease
 
 from . import partitions, services
 
@@ -18,15 +20,23 @@ def reservations_expire_task() -> int:
 
 
 @shared_task(
+    bind=True,
     name="usage.meter_sync_task",
     autoretry_for=(StripeUnavailable,),
     retry_backoff=True,
     retry_backoff_max=600,
     max_retries=8,
 )
-def meter_sync_task(organization_id: str) -> dict:
+def meter_sync_task(self, organization_id: str) -> dict:
+    """One copy per organization at a time (see `config.leases`): a redelivered copy, or a
+    second sync asked for while one runs, sends nothing and comes back later."""
     organization = Organization.objects.get(pk=organization_id)
-    result = services.usage_meter_sync(organization=organization)
+    with task_lease(f"meter_sync:{organization_id}") as mine:
+        if not mine:
+            if self.request.is_eager:
+                return {"queued": 0, "sent": 0, "duplicates": 0, "failed": 0, "busy": True}
+            raise self.retry(countdown=settings.TASK_LEASE_RETRY_SECONDS, max_retries=None)
+        result = services.usage_meter_sync(organization=organization)
     return {
         "queued": result.queued,
         "sent": result.sent,

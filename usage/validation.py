@@ -13,14 +13,17 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from json.encoder import encode_basestring_ascii
 
 from django.utils.dateparse import parse_datetime
 
+from config.inputs import InputInvalid, check_text, parse_decimal
+
 MAX_BATCH = 1000
 MAX_QUANTITY = Decimal("1000000000000")  # 10^12 units in one event
 QUANTITY_PLACES = 4
+QUANTITY_INTEGER_DIGITS = 13
 MAX_KEY = 255
 MAX_USER = 255
 MAX_RESOURCE_TYPE = 64
@@ -99,25 +102,20 @@ class EventInput:
 
 
 def parse_quantity(value, *, name: str = "quantity", allow_zero: bool = False) -> Decimal:
-    """A number or a decimal string, at most 4 places, greater than zero (or zero when
-    allowed), at most 10^12."""
-    if isinstance(value, bool) or not isinstance(value, int | float | str | Decimal):
-        raise EventInvalid("invalid_quantity", f"{name} must be a number.")
-    if isinstance(value, str) and len(value) > 40:
-        raise EventInvalid("invalid_quantity", f"{name} is too long.")
+    """A number or a decimal string through the one strict parser (`config.inputs`): ASCII
+    digits, sign and point, at most 4 places, greater than zero (or zero when allowed), at most
+    10^12."""
     try:
-        number = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        raise EventInvalid("invalid_quantity", f"{name} must be a number.") from None
-    if not number.is_finite():
-        raise EventInvalid("invalid_quantity", f"{name} must be a finite number.")
+        number = parse_decimal(
+            value, name=name, integer_digits=QUANTITY_INTEGER_DIGITS, places=QUANTITY_PLACES
+        )
+    except InputInvalid as exc:
+        raise EventInvalid("invalid_quantity", exc.message) from None
     if number < 0 or (number == 0 and not allow_zero):
         raise EventInvalid("invalid_quantity", f"{name} must be greater than zero.")
     if number > MAX_QUANTITY:
         raise EventInvalid("invalid_quantity", f"{name} must be at most {MAX_QUANTITY}.")
-    if number.as_tuple().exponent < -QUANTITY_PLACES and number != number.quantize(Decimal(1).scaleb(-4)):
-        raise EventInvalid("invalid_quantity", f"{name} has more than {QUANTITY_PLACES} decimal places.")
-    return number.quantize(Decimal(1).scaleb(-QUANTITY_PLACES))
+    return number
 
 
 def _text(data: dict, name: str, limit: int, *, required: bool = False) -> str:
@@ -132,9 +130,18 @@ def _text(data: dict, name: str, limit: int, *, required: bool = False) -> str:
         raise EventInvalid("invalid_field", f"{name} must be a string.")
     if len(value) > limit:
         raise EventInvalid("invalid_field", f"{name} must be at most {limit} characters.")
-    if "\x00" in value:
-        raise EventInvalid("invalid_field", f"{name} must not contain NUL characters.")
-    return value
+    try:
+        return check_text(value, name)
+    except InputInvalid as exc:
+        raise EventInvalid("invalid_field", exc.message) from None
+
+
+def _bad_text(value: str) -> bool:
+    try:
+        check_text(value)
+    except InputInvalid:
+        return True
+    return False
 
 
 def parse_dimensions(value) -> dict:
@@ -148,18 +155,19 @@ def parse_dimensions(value) -> dict:
         raise EventInvalid("invalid_dimensions", f"dimensions may have at most {MAX_DIMENSIONS} keys.")
     out = {}
     for key, item in value.items():
-        if not isinstance(key, str) or not key or len(key) > MAX_DIMENSION_KEY or "\x00" in key:
+        if not isinstance(key, str) or not key or len(key) > MAX_DIMENSION_KEY or _bad_text(key):
             raise EventInvalid(
                 "invalid_dimensions", f"dimension keys are 1 to {MAX_DIMENSION_KEY} characters."
             )
         if isinstance(item, str):
-            if len(item) > MAX_DIMENSION_VALUE or "\x00" in item:
+            if len(item) > MAX_DIMENSION_VALUE or _bad_text(item):
                 raise EventInvalid(
                     "invalid_dimensions", f"dimension values are at most {MAX_DIMENSION_VALUE} characters."
                 )
         elif isinstance(item, float):
             if item != item or item in (float("inf"), float("-inf")):
                 raise EventInvalid("invalid_dimensions", "dimension values must be finite numbers.")
+            item = float(item)  # as a plain float (a JSON number keeps its source text)
         elif isinstance(item, int) and not isinstance(item, bool):
             if abs(item) > 2**53:
                 raise EventInvalid("invalid_dimensions", "dimension numbers must be at most 2^53.")
@@ -201,6 +209,10 @@ def parse_event(data, now: datetime) -> EventInput:
     """One event from JSON-like data, or `EventInvalid` with a code and a reason."""
     if not isinstance(data, dict):
         raise EventInvalid("invalid_event", "Each event must be an object.")
+    if any(not isinstance(k, str) or _bad_text(k) for k in data):
+        raise EventInvalid(
+            "unknown_field", "Field names must not contain NUL characters or unpaired surrogates."
+        )
     unknown = sorted(k for k in data if k not in FIELDS) if len(data) <= 50 else ["(too many fields)"]
     if unknown:
         raise EventInvalid("unknown_field", f"Unknown field(s): {', '.join(map(str, unknown))[:200]}.")

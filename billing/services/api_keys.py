@@ -6,12 +6,16 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from datetime import timedelta
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import Q
 from django.utils import timezone
 
 from config.exceptions import ValidationFailed
 
+from .. import key_cache
 from ..models import ApiKey, Organization, PlatformKey, PlatformScope, Role
 
 
@@ -76,16 +80,28 @@ def platform_key_create(
 
 
 def api_key_revoke(*, api_key: ApiKey | PlatformKey) -> ApiKey | PlatformKey:
-    """Idempotent: revoking a revoked key keeps its first revocation time. Works for both kinds."""
+    """Idempotent: revoking a revoked key keeps its first revocation time. Works for both kinds.
+    This process forgets the key at once; other processes within `API_KEY_CACHE_SECONDS`."""
     type(api_key).objects.filter(pk=api_key.pk, revoked_at__isnull=True).update(revoked_at=timezone.now())
     api_key.refresh_from_db(fields=["revoked_at"])
+    key_cache.forget(api_key.hashed_key)
     return api_key
 
 
-def api_key_touch(*, api_key: ApiKey | PlatformKey, min_interval_seconds: int = 60) -> None:
-    """Record use without a write on every request: at most one update per interval."""
+def api_key_touch(*, api_key: ApiKey | PlatformKey, min_interval_seconds: float | None = None) -> bool:
+    """Record use without a write on every request: at most one write per key and interval
+    (`API_KEY_TOUCH_SECONDS`, default 60) in this process, and none when another process wrote
+    within the interval. Answers whether this call wrote."""
+    interval = settings.API_KEY_TOUCH_SECONDS if min_interval_seconds is None else min_interval_seconds
     now = timezone.now()
     last = api_key.last_used_at
-    if last is None or (now - last).total_seconds() >= min_interval_seconds:
-        type(api_key).objects.filter(pk=api_key.pk).update(last_used_at=now)
-        api_key.last_used_at = now
+    if last is not None and (now - last).total_seconds() < interval:
+        return False
+    recent = now - timedelta(seconds=interval)
+    written = (
+        type(api_key)
+        .objects.filter(Q(last_used_at__isnull=True) | Q(last_used_at__lte=recent), pk=api_key.pk)
+        .update(last_used_at=now)
+    )
+    api_key.last_used_at = now
+    return bool(written)

@@ -18,6 +18,7 @@ from ..selectors import (
     plan_price_for_stripe_price,
     subscription_current_get,
 )
+from .backoffice import admin_url, staff_alert_queue
 from .notices import billing_notice_queue
 
 
@@ -73,6 +74,17 @@ def organization_billing_refresh(*, organization: Organization) -> BillingChange
                 kind=BillingNotice.Kind.SUBSCRIPTION_CANCELED,
                 key=f"subscription_canceled:{state['stripe_subscription_id']}",
                 context={"subscription_id": state["stripe_subscription_id"]},
+            )
+            staff_alert_queue(
+                kind=BillingNotice.Kind.STAFF_SUBSCRIPTION_CANCELED,
+                key=f"subscription_canceled:{state['stripe_subscription_id']}",
+                organization=locked,
+                title=f"Subscription ended: {locked.name}",
+                lines=[
+                    f"Subscription {state['stripe_subscription_id']} is canceled; "
+                    "the organization is on Free."
+                ],
+                link=admin_url(f"billing/organizationpage/{locked.pk}/overview/"),
             )
     for name, value in state.items():
         setattr(organization, name, value)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from .. import stripe_api
 from ..exceptions import SubscriptionExists
 from ..models import Organization
-from ..selectors import organization_trial_days, subscription_live_get
+from ..selectors import organization_trial_days, plan_metered_price_ids, subscription_live_get
 from .organizations import organization_customer_ensure
 from .subscriptions import plan_price_for_subscription
 
@@ -64,7 +64,12 @@ def subscription_checkout_session_create(
     return checkout_session_create(
         organization=organization,
         mode="subscription",
-        line_items=[{"price": price.stripe_price_id, "quantity": 1}],
+        # The plan's price first (the item the plan is read from), then its metered prices
+        # (billed in arrears: Stripe takes no quantity for them), as `subscription_create` does.
+        line_items=[
+            {"price": price.stripe_price_id, "quantity": 1},
+            *({"price": p} for p in plan_metered_price_ids(plan=price.plan, interval=price.interval)),
+        ],
         success_url=success_url,
         cancel_url=cancel_url,
         metadata={"kind": "subscription", "plan_code": price.plan.code},

@@ -33,7 +33,7 @@ DISPATCH_GRACE = timedelta(minutes=2)
 
 def billing_notice_queue(
     *,
-    organization: Organization,
+    organization: Organization | None,
     kind: str,
     key: str,
     context: dict,
@@ -72,7 +72,11 @@ def notice_recipients(*, notice: BillingNotice) -> list[str]:
 def billing_notice_send(*, notice_id: int) -> bool:
     """Send a queued notice (HTML and text). Safe to run twice: a sent notice is not resent."""
     with transaction.atomic():
-        notice = BillingNotice.objects.select_for_update().select_related("organization").get(pk=notice_id)
+        notice = (
+            BillingNotice.objects.select_for_update(of=("self",))
+            .select_related("organization")
+            .get(pk=notice_id)
+        )
         if notice.sent_at is not None:
             return False
         recipients = notice_recipients(notice=notice)
@@ -81,10 +85,12 @@ def billing_notice_send(*, notice_id: int) -> bool:
             context = {
                 "organization": organization,
                 "site_url": settings.SITE_URL,
-                "billing_url": f"{settings.SITE_URL}/billing/{organization.pk}/",
+                "billing_url": f"{settings.SITE_URL}/billing/{organization.pk}/" if organization else "",
                 **notice.context,
             }
-            template = f"emails/notices/{notice.kind}"
+            # Staff alerts share one template: a title, lines and a link to the admin.
+            staff = notice.audience == BillingNotice.Audience.STAFF
+            template = "emails/notices/staff_alert" if staff else f"emails/notices/{notice.kind}"
             message = EmailMultiAlternatives(
                 subject=render_to_string(f"{template}_subject.txt", context).strip(),
                 body=render_to_string(f"{template}.txt", context),

@@ -38,7 +38,12 @@ def _validate_organization(name: str, billing_email: str) -> str:
 
 
 def organization_create(
-    *, name: str, billing_email: str, owner: AbstractBaseUser | None = None, with_stripe_customer: bool = True
+    *,
+    name: str,
+    billing_email: str,
+    owner: AbstractBaseUser | None = None,
+    with_stripe_customer: bool = True,
+    test_clock: str | None = None,
 ) -> Organization:
     """Create an organization, its owner membership and its Stripe customer.
 
@@ -54,6 +59,7 @@ def organization_create(
             email=billing_email,
             name=name,
             idempotency_key=f"organization:{organization_id}:customer",
+            test_clock=test_clock,
         )
     try:
         with transaction.atomic():

@@ -27,3 +27,36 @@ def billing_stripe_drift_list(*, organization_ids: list | None = None) -> list[s
                 f"{organization.subscription_status!r} here"
             )
     return drifts
+
+
+def billing_stripe_state_restore(*, organization_ids: list | None = None) -> list[str]:
+    """What lost subscription webhooks would have done: every organization whose recorded status
+    differs from Stripe's is re-read from Stripe (its mirror and plan re-derived). Answers one
+    line per organization repaired."""
+    from .billing_state import organization_for_subscription_refresh
+
+    repaired = []
+    organizations = Organization.objects.exclude(stripe_subscription_id="")
+    if organization_ids:
+        organizations = organizations.filter(pk__in=organization_ids)
+    for organization in organizations.order_by("pk"):
+        try:
+            data = stripe_api.subscription_retrieve(subscription_id=organization.stripe_subscription_id)
+        except stripe_api.StripeRequestError:
+            continue  # reported by the drift check; nothing to copy from
+        if data["status"] == organization.subscription_status:
+            continue
+        status = organization_for_subscription_refresh(subscription_id=data["id"])
+        repaired.append(
+            f"organization {organization.pk}: subscription {data['id']} "
+            f"{organization.subscription_status!r} -> {status!r} (from Stripe)"
+        )
+    return repaired
+
+
+def checkout_session_payment_get(*, session_id: str) -> tuple[str | None, str]:
+    """(PaymentIntent id, payment_status) of a Checkout session, as Stripe has it now."""
+    session = stripe_api.checkout_session_retrieve(session_id=session_id)
+    intent = session.get("payment_intent")
+    intent_id = intent.get("id") if isinstance(intent, dict) else intent
+    return intent_id, session.get("payment_status") or ""

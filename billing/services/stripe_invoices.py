@@ -54,8 +54,3 @@ def stripe_invoice_void(*, invoice_id: str) -> dict:
 
 def stripe_invoice_mark_uncollectible(*, invoice_id: str) -> dict:
     return stripe_api.invoice_mark_uncollectible(invoice_id=invoice_id)
-
-
-def stripe_invoice_preview(*, customer_id: str, subscription_id: str | None = None) -> dict | None:
-    """The customer's next invoice as Stripe previews it, or None when there is nothing to bill."""
-    return stripe_api.invoice_create_preview(customer_id=customer_id, subscription_id=subscription_id)

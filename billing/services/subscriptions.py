@@ -20,6 +20,7 @@ from ..selectors import (
     organization_trial_days,
     plan_get_by_code,
     plan_metered_price_ids,
+    plan_metered_prices_all_ids,
     plan_price_for_stripe_price,
     plan_price_get,
     subscription_live_get,
@@ -118,6 +119,54 @@ def _change_target(organization: Organization, plan: str | None, interval: str |
     return current, item, price_now, price
 
 
+def subscription_metered_item_changes(*, subscription: dict, price: PlanPrice) -> list[dict]:
+    """The item changes that leave the subscription carrying exactly the metered prices of
+    `price`'s plan and interval (`PlanMeteredPrice`): delete the others' metered items, add the
+    missing ones. Empty when nothing is to change. The plan's own item (the first) is left alone."""
+    wanted = plan_metered_price_ids(plan=price.plan, interval=price.interval)
+    known_metered = plan_metered_prices_all_ids()
+    kept: set[str] = set()
+    changes: list[dict] = []
+    for item in stripe_data.subscription_items(subscription)[1:]:
+        item_price = item.get("price") if isinstance(item.get("price"), dict) else {}
+        price_id = stripe_data.object_id(item.get("price"))
+        is_metered = (item_price.get("recurring") or {}).get("usage_type") == "metered"
+        if not is_metered and price_id not in known_metered:
+            continue  # not ours to manage
+        if price_id in wanted and price_id not in kept:
+            kept.add(price_id)
+        else:
+            changes.append({"id": item["id"], "deleted": True})
+    return changes + [{"price": price_id} for price_id in wanted if price_id not in kept]
+
+
+def subscription_metered_items_sync(*, organization: Organization) -> list[dict]:
+    """Give the live subscription the metered items of its plan (and take away others'): for
+    subscriptions made or changed outside `subscription_create`/`subscription_change` (Stripe
+    Checkout, the portal, the dashboard). Safe to run again: answers the changes it made, none
+    when the items were right already (so the webhook it causes ends the loop)."""
+    current = subscription_live_get(organization=organization)
+    if current is None:
+        return []
+    price_id = stripe_data.subscription_price_id(current.stripe_data)
+    price = plan_price_for_stripe_price(price_id=price_id) if price_id else None
+    if price is None:
+        return []
+    changes = subscription_metered_item_changes(subscription=current.stripe_data, price=price)
+    if not changes:
+        return []
+    signature = ",".join(sorted(c.get("id") or c.get("price") for c in changes))
+    data = stripe_api.subscription_items_update(
+        subscription_id=current.id,
+        items=changes,
+        idempotency_key=f"subscription:{current.id}:metered:{signature}",
+    )
+    with transaction.atomic():
+        Subscription.sync_from_stripe_data(data, api_key=settings.STRIPE_SECRET_KEY)
+    organization_billing_refresh(organization=organization)
+    return changes
+
+
 def subscription_change(
     *,
     organization: Organization,
@@ -131,6 +180,7 @@ def subscription_change(
     current, item, price_now, price = _change_target(organization, plan, interval)
     if price_now is not None and price_now.pk == price.pk:
         return current
+    metered = subscription_metered_item_changes(subscription=current.stripe_data, price=price)
     moment = None
     if proration_date is not None:
         start, end = stripe_data.subscription_period(current.stripe_data)
@@ -144,6 +194,7 @@ def subscription_change(
         item_id=item["id"],
         price_id=price.stripe_price_id,
         proration_date=moment,
+        extra_items=metered,
         idempotency_key=(
             f"subscription:{current.id}:change:{item['id']}:{price.stripe_price_id}:{moment or '-'}"
         ),
@@ -204,6 +255,7 @@ class InvoicePreview:
     proration_amount: int
     proration_date: datetime | None
     lines: list[InvoicePreviewLine]
+    date: datetime | None = None  # when it is charged: the next payment attempt, else the period end
 
 
 def _invoice_preview(data: dict, price: PlanPrice | None) -> InvoicePreview:
@@ -225,6 +277,7 @@ def _invoice_preview(data: dict, price: PlanPrice | None) -> InvoicePreview:
         total=int(data.get("total") or 0),
         currency=data.get("currency") or "usd",
         next_payment_attempt=stripe_data.timestamp(data.get("next_payment_attempt")),
+        date=stripe_data.invoice_preview_date(data),
         proration_amount=sum(line.amount for line in prorations),
         proration_date=min((line.period_start for line in prorations if line.period_start), default=None),
         lines=lines,
@@ -237,7 +290,7 @@ def subscription_upcoming_invoice_get(*, organization: Organization) -> InvoiceP
     current = subscription_live_get(organization=organization)
     if current is None or current.stripe_data.get("cancel_at_period_end"):
         return None
-    data = stripe_api.subscription_invoice_preview(
+    data = stripe_api.invoice_preview(
         customer_id=stripe_data.object_id(current.stripe_data.get("customer")) or current.customer_id,
         subscription_id=current.id,
     )
@@ -255,10 +308,13 @@ def subscription_change_preview(
     current, item, price_now, price = _change_target(organization, plan, interval)
     if price_now is not None and price_now.pk == price.pk:
         raise ValidationFailed(fields={"plan": ["This is the current plan and interval."]})
-    data = stripe_api.subscription_invoice_preview(
+    data = stripe_api.invoice_preview(
         customer_id=stripe_data.object_id(current.stripe_data.get("customer")) or current.customer_id,
         subscription_id=current.id,
-        items=[{"id": item["id"], "price": price.stripe_price_id}],
+        items=[
+            {"id": item["id"], "price": price.stripe_price_id},
+            *subscription_metered_item_changes(subscription=current.stripe_data, price=price),
+        ],
     )
     if data is None:
         raise NotFound("Stripe has nothing to invoice for this subscription.")

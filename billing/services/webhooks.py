@@ -6,7 +6,7 @@ import uuid
 
 from django.conf import settings
 from django.db import transaction
-from djstripe.models import WebhookEndpoint
+from djstripe.models import Event, WebhookEndpoint
 
 from .. import stripe_api
 
@@ -34,3 +34,38 @@ def webhook_endpoint_register(*, base_url: str):
             WebhookEndpoint.objects.filter(pk=endpoint.pk).update(secret=data["secret"])
             endpoint.secret = data["secret"]
     return endpoint
+
+
+def stripe_events_catch_up(*, types: tuple[str, ...] = ()) -> int:
+    """Process, through dj-stripe and this site's handlers, every event Stripe holds that the
+    mirror has not seen (oldest first), as if its webhook had arrived: for a back end that was not
+    reachable when they were sent (the demo seed runs before the web server starts). Events already
+    stored are skipped; the handlers are idempotent, so a later real delivery changes nothing.
+    `types`: only events whose type starts with one of these (default: all)."""
+    seen = set(Event.objects.values_list("id", flat=True))
+    done = 0
+    for data in stripe_api.events_list_all():
+        if data["id"] in seen or (types and not data["type"].startswith(types)):
+            continue
+        Event.process(data, api_key=settings.STRIPE_SECRET_KEY)
+        done += 1
+    return done
+
+
+def stripe_test_clock_create(*, frozen_time: int, name: str) -> str:
+    """A Stripe test clock (test mode only) frozen at `frozen_time`; answers its id."""
+    return stripe_api.test_clock_create(
+        frozen_time=frozen_time, name=name, idempotency_key=f"test-clock:{name}:{frozen_time}"
+    )["id"]
+
+
+def stripe_test_clock_advance(*, clock_id: str, frozen_time: int, wait_seconds: float = 60) -> None:
+    """Move a test clock forward and wait until Stripe has run what fell due on the way."""
+    import time
+
+    stripe_api.test_clock_advance(clock_id=clock_id, frozen_time=frozen_time)
+    deadline = time.monotonic() + wait_seconds
+    while stripe_api.test_clock_retrieve(clock_id=clock_id).get("status") == "advancing":
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"test clock {clock_id} still advancing")
+        time.sleep(0.2)

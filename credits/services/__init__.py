@@ -53,7 +53,12 @@ from .purchases import (
     purchase_payment_intent_create,
     stripe_credits_checkout_session_create,
 )
-from .reconcile import credit_purchases_stripe_drift_list
+from .reconcile import (
+    credit_purchases_stripe_drift_list,
+    reconcile_run,
+    stripe_state_restore,
+    unusual_consumption_alerts,
+)
 from .subscription_credits import (
     subscription_credits_catch_up,
     subscription_credits_for_invoice,
@@ -97,10 +102,13 @@ __all__ = [
     "credit_purchase_reverse",
     "credit_purchases_stripe_drift_list",
     "purchase_payment_intent_create",
+    "reconcile_run",
     "request_fingerprint",
     "stripe_credits_checkout_session_create",
+    "stripe_state_restore",
     "subscription_credits_catch_up",
     "subscription_credits_for_invoice",
     "subscription_credits_grant",
     "trial_credits_take_back",
+    "unusual_consumption_alerts",
 ]

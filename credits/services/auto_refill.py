@@ -4,12 +4,13 @@ account); `auto_refill_run`, in a task after commit, charges the card and grants
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.db import transaction
 
-from billing.exceptions import PaymentFailed
-from billing.models import Organization
-from billing.services import payment_method_resolve
-from config.exceptions import ValidationFailed
+from billing.exceptions import PaymentFailed, StripeUnavailable
+from billing.models import BillingNotice, Organization
+from billing.services import admin_url, payment_method_resolve, staff_alert_queue
+from config.exceptions import ApplicationError, ValidationFailed
 
 from ..formatting import MAX_CHARGE_MINOR_UNITS
 from ..locks import account_lock
@@ -107,6 +108,10 @@ def auto_refill_run(*, purchase_id) -> CreditPurchase:
             decline_code=str(exc.extra.get("decline_code") or "card_declined"),
             message=exc.message,
         )
+    except StripeUnavailable:
+        raise  # the task retries with the same key
+    except ApplicationError as exc:  # Stripe refused the request itself: retrying cannot help
+        return auto_refill_payment_failed(purchase_id=purchase.pk, decline_code=exc.code, message=exc.message)
     if intent["status"] == "succeeded":
         return credit_purchase_fulfil(payment_intent_id=intent["id"], purchase_id=purchase.pk).purchase
     if intent["status"] == "requires_action":
@@ -135,12 +140,23 @@ def _refill_failure(
         if refill is not None:
             refill.consecutive_failures += 1
             refill.last_failure_code = code[:64]
-            if refill.enabled and refill.consecutive_failures >= AutoRefill.MAX_CONSECUTIVE_FAILURES:
+            if refill.enabled and refill.consecutive_failures >= settings.CREDITS_AUTO_REFILL_MAX_DECLINES:
                 refill.enabled = False
                 refill.disabled_reason = (
                     f"Turned off after {refill.consecutive_failures} failed payments in a row (last: {code})."
                 )
                 notice = "disabled"
+                staff_alert_queue(
+                    kind=BillingNotice.Kind.STAFF_PAYMENT_FAILED,
+                    key=f"auto_refill_disabled:{purchase.pk}",
+                    organization=purchase.organization,
+                    title=f"Auto-refill turned off after failed payments: {purchase.organization.name}",
+                    lines=[
+                        refill.disabled_reason,
+                        "The organization's owners were e-mailed to fix the card.",
+                    ],
+                    link=admin_url(f"billing/organizationpage/{purchase.organization_id}/overview/"),
+                )
             refill.save()
         if notice in ("disabled", "action_required"):
             pid = str(purchase.pk)
@@ -149,7 +165,9 @@ def _refill_failure(
 
 
 def auto_refill_payment_failed(*, purchase_id, decline_code: str, message: str = "") -> CreditPurchase:
-    """A declined refill. Three failures in a row turn auto-refill off and e-mail the owners."""
+    """A declined refill (never retried: the same card would decline again).
+    `CREDITS_AUTO_REFILL_MAX_DECLINES` failures in a row (3) turn auto-refill off and e-mail the
+    owners."""
     return _refill_failure(
         purchase_id, status=PurchaseStatus.FAILED, code=decline_code, message=message, notice="failed"
     )

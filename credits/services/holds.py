@@ -25,7 +25,14 @@ from config.exceptions import IdempotencyConflict
 from ..exceptions import CreditHoldClosed, CreditHoldNotFound, InsufficientCredits
 from ..locks import account_lock, accounts_lock
 from ..models import CreditAccount, CreditHold, HoldStatus, TransactionKind
-from .ledger import Ledger, live_grants, positive_credits, request_fingerprint
+from .ledger import (
+    Ledger,
+    _auto_refill_maybe_start,
+    clean_metadata,
+    live_grants,
+    positive_credits,
+    request_fingerprint,
+)
 
 HOLD_CONSTRAINT = "credit_hold_unique_idempotency_key"
 
@@ -39,7 +46,11 @@ class HoldResult:
 
 
 def _save_held(account: CreditAccount) -> None:
-    CreditAccount.objects.filter(pk=account.pk).update(held=account.held)
+    """Save `held` and the low-balance crossing the ledger's flush decided on the new available
+    balance (a hold can arm the alert; a release or an expiry re-arms it)."""
+    CreditAccount.objects.filter(pk=account.pk).update(
+        held=account.held, low_balance_alerted_at=account.low_balance_alerted_at
+    )
 
 
 def credit_hold_create(
@@ -61,7 +72,7 @@ def credit_hold_create(
     `before_commit(hold, replayed)`, when given, runs under the account lock in the same
     transaction (the usage app records the quota hold there)."""
     amount = positive_credits(amount, "amount", allow_zero=True)
-    metadata = metadata or {}
+    metadata = clean_metadata(metadata)
     fingerprint = request_fingerprint(
         "hold",
         amount=amount,
@@ -100,6 +111,7 @@ def credit_hold_create(
                 created_at=ledger.now,
             )
             account.held += amount
+            _auto_refill_maybe_start(ledger)  # held credits are spoken for: refill before they run out
             ledger.flush()
             _save_held(account)
             if before_commit is not None:
@@ -182,6 +194,7 @@ def credit_hold_settle(
             _close(account, hold, HoldStatus.SETTLED, ledger.now)
             hold.consumed = amount
             hold.actual_quantity = quantity
+            _auto_refill_maybe_start(ledger)
             ledger.flush()
             hold.transaction = row
             hold.save(update_fields=["status", "closed_at", "consumed", "actual_quantity", "transaction"])
@@ -192,6 +205,7 @@ def credit_hold_settle(
         # Past its time and not yet expired by the beat task: expire it now (committed), then refuse.
         _close(account, hold, HoldStatus.EXPIRED, ledger.now)
         hold.save(update_fields=["status", "closed_at"])
+        ledger.flush()
         _save_held(account)
         if before_commit is not None:
             before_commit(hold, False)
@@ -207,8 +221,10 @@ def credit_hold_release(*, organization: Organization, hold_id, before_commit=No
             raise CreditHoldClosed(hold.status)
         if hold.status != HoldStatus.HELD:
             return HoldResult(hold, account.balance, account.balance - account.held, replayed=True)
-        _close(account, hold, HoldStatus.RELEASED, timezone.now())
+        ledger = Ledger(account, timezone.now())
+        _close(account, hold, HoldStatus.RELEASED, ledger.now)
         hold.save(update_fields=["status", "closed_at"])
+        ledger.flush()
         _save_held(account)
         if before_commit is not None:
             before_commit(hold, False)
@@ -225,11 +241,13 @@ def credit_holds_expire(*, now: datetime | None = None, on_expired=None, limit: 
     for account_id in sorted(set(due.values_list("account_id", flat=True)[:limit])):
         with transaction.atomic():
             (account,) = accounts_lock(account_ids=[account_id])
+            ledger = Ledger(account, now)
             for hold in due.filter(account_id=account_id).select_for_update().order_by("pk"):
                 _close(account, hold, HoldStatus.EXPIRED, now)
                 hold.save(update_fields=["status", "closed_at"])
                 if on_expired is not None:
                     on_expired(hold)
                 count += 1
+            ledger.flush()
             _save_held(account)
     return count

@@ -26,17 +26,22 @@ from __future__ import annotations
 
 import hashlib
 import json
+import logging
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Sum
 from django.utils import timezone
 
 from billing.models import Organization
+from config.alerts import ops_alert
 from config.exceptions import IdempotencyConflict, ValidationFailed
+from config.inputs import InputInvalid, parse_decimal, parse_metadata
 
 from .. import hot_path
 from ..consumption_order import grant_ordering, source_order
@@ -46,7 +51,14 @@ from ..exceptions import (
     TransactionNotReversible,
     UnknownCreditPrice,
 )
-from ..formatting import MAX_CREDITS, credits_str, quantize
+from ..formatting import (
+    CREDITS_INTEGER_DIGITS,
+    CREDITS_PLACES,
+    MAX_CHARGE_MINOR_UNITS,
+    MAX_CREDITS,
+    credits_str,
+    quantize,
+)
 from ..locks import account_lock, accounts_lock
 from ..models import (
     IN_FLIGHT_STATUSES,
@@ -58,10 +70,13 @@ from ..models import (
     CreditSource,
     CreditTransaction,
     PurchaseKind,
+    PurchaseStatus,
     TransactionKind,
 )
 from ..selectors import credit_amount_price
 from ..tasks import auto_refill_task, low_balance_alert_task
+
+logger = logging.getLogger(__name__)
 
 IDEMPOTENCY_CONSTRAINT = "credit_transaction_unique_idempotency_key"
 
@@ -122,14 +137,38 @@ def request_fingerprint(operation: str, **fields: Any) -> str:
 
 
 def positive_credits(value, field: str, *, allow_zero: bool = False) -> Decimal:
+    """A number of credits through the one strict parser (`config.inputs`), bounded by the
+    ledger's columns (16 digits before the point, 4 after)."""
     try:
-        amount = quantize(value)
-    except ValueError:
-        raise ValidationFailed(fields={field: ["A valid number is required."]}) from None
-    if amount < 0 or (amount == 0 and not allow_zero) or amount > MAX_CREDITS:
-        message = "Must be greater than zero." if amount <= 0 else "Too large."
-        raise ValidationFailed(fields={field: [message]})
+        amount = parse_decimal(
+            value, name=field, integer_digits=CREDITS_INTEGER_DIGITS, places=CREDITS_PLACES
+        )
+    except InputInvalid as exc:
+        raise ValidationFailed(fields={field: [exc.message]}) from None
+    if amount < 0 or (amount == 0 and not allow_zero):
+        raise ValidationFailed(fields={field: ["Must be greater than zero."]})
     return amount
+
+
+def signed_credits(value, field: str) -> Decimal:
+    """Like `positive_credits`, any sign (adjustments, a balance to set)."""
+    try:
+        return parse_decimal(value, name=field, integer_digits=CREDITS_INTEGER_DIGITS, places=CREDITS_PLACES)
+    except InputInvalid as exc:
+        raise ValidationFailed(fields={field: [exc.message]}) from None
+
+
+def clean_metadata(metadata) -> dict:
+    """`metadata` by Stripe's rules (`config.inputs.parse_metadata`), for every caller."""
+    try:
+        return parse_metadata(metadata)
+    except InputInvalid as exc:
+        raise ValidationFailed(fields={"metadata": [exc.message]}) from None
+
+
+BALANCE_OVERFLOW = (
+    f"The balance would exceed the largest an account can hold ({MAX_CREDITS.normalize():f} credits)."
+)
 
 
 def live_grants(account: CreditAccount) -> list[CreditGrant]:
@@ -176,6 +215,8 @@ class Ledger:
 
     def append(self, *, kind: str, amount: Decimal, **fields) -> CreditTransaction:
         account = self.account
+        if abs(account.balance + amount) > MAX_CREDITS:  # the column would refuse it: a 400, not a 500
+            raise ValidationFailed(fields={"amount": [BALANCE_OVERFLOW]})
         account.balance += amount
         account.sequence += 1
         row = CreditTransaction(
@@ -231,6 +272,11 @@ class Ledger:
         """What a consumption may take: the balance, minus the active holds, plus the overdraft."""
         return self.account.balance - self.account.held + self.account.overdraft_limit
 
+    def spendable(self) -> Decimal:
+        """The available balance the thresholds compare (low-balance alert, auto-refill): balance
+        minus active holds, without the overdraft (credits held for work are already spoken for)."""
+        return self.account.balance - self.account.held
+
     def new_grant(
         self,
         *,
@@ -281,16 +327,17 @@ class Ledger:
             transaction.on_commit(callback)
 
     def _low_balance(self) -> None:
-        """One alert per crossing below the threshold; the alert re-arms when the balance recovers."""
+        """One alert per crossing of the available balance (balance - held) below the threshold;
+        the alert re-arms when it recovers."""
         account = self.account
         threshold = account.low_balance_threshold
         if threshold is None:
             return
-        if account.balance < threshold and account.low_balance_alerted_at is None:
+        if self.spendable() < threshold and account.low_balance_alerted_at is None:
             account.low_balance_alerted_at = self.now
             account_id = account.pk
             self.after_commit.append(lambda: low_balance_alert_task.delay(account_id))
-        elif account.balance >= threshold and account.low_balance_alerted_at is not None:
+        elif self.spendable() >= threshold and account.low_balance_alerted_at is not None:
             account.low_balance_alerted_at = None
 
 
@@ -349,25 +396,36 @@ def credit_consume(
         if per_unit is None:
             raise UnknownCreditPrice(event_name)
         required = quantize(per_unit * quantity)
+        if required <= 0:
+            # Refused rather than written as a zero row (README, "Input rules").
+            raise ValidationFailed(
+                fields={
+                    "quantity": [f"{credits_str(quantity)} of {event_name} costs 0 credits: nothing to do."]
+                }
+            )
+        if required > MAX_CREDITS:
+            raise ValidationFailed(fields={"quantity": ["This costs more credits than an account can hold."]})
     else:
         required = positive_credits(amount, "amount")
         quantity = None
-    metadata = metadata or {}
+    metadata = clean_metadata(metadata)
     fingerprint = request_fingerprint(
         "consume", amount=required if not event_name else None, event_name=event_name or "",
         quantity=quantity, reason=reason, metadata=metadata,
     )  # fmt: skip
     reason = reason[:500]
+    hot = {
+        "organization_id": organization.pk, "required": required, "order": source_order(), "reason": reason,
+        "event_name": event_name or "", "quantity": quantity, "metadata": metadata, "actor": actor,
+        "idempotency_key": idempotency_key or None, "fingerprint": fingerprint,
+    }  # fmt: skip
     try:
+        # The common case in one round trip (`credits.hot_path`): its own transaction when none is
+        # open, else a savepoint in the caller's; None leaves the decision to the general path.
+        done = hot_path.consume(now=timezone.now(), **hot)
+        if done is not None:
+            return ConsumeResult(transaction=done[0], consumed=required, balance=done[1])
         with transaction.atomic():
-            done = hot_path.consume(
-                organization_id=organization.pk, required=required, now=timezone.now(),
-                order=source_order(), reason=reason, event_name=event_name or "",
-                quantity=quantity, metadata=metadata, actor=actor, idempotency_key=idempotency_key or None,
-                fingerprint=fingerprint,
-            )  # fmt: skip
-            if done is not None:
-                return ConsumeResult(transaction=done[0], consumed=required, balance=done[1])
             account = account_lock(organization_id=organization.pk)
             ledger = Ledger(account, timezone.now())
             grants = ledger.expire_due(live_grants(account))
@@ -432,7 +490,7 @@ def credit_grant(
     amount = positive_credits(amount, "amount")
     if source not in CreditSource.values:
         raise ValidationFailed(fields={"source": [f"Unknown source {source!r}."]})
-    metadata = metadata or {}
+    metadata = clean_metadata(metadata)
     fingerprint = request_fingerprint(
         "grant", amount=amount, source=source, reason=reason, expires_at=expires_at,
         reference=reference, metadata=metadata,
@@ -530,10 +588,7 @@ def credit_adjust(
 ) -> AdjustResult:
     """Add (positive) or take away (negative) credits with a required reason: an `adjust` row."""
     reason = _require_reason(reason)
-    try:
-        delta = quantize(amount)
-    except ValueError:
-        raise ValidationFailed(fields={"amount": ["A valid number is required."]}) from None
+    delta = signed_credits(amount, "amount")
     if delta == 0:
         raise ValidationFailed(fields={"amount": ["Must not be zero."]})
     fingerprint = request_fingerprint("adjust", amount=delta, reason=reason)
@@ -546,10 +601,7 @@ def credit_balance_set(
     """Set the balance to a figure with a required reason, through one `adjust` row (none when
     the balance is already that figure)."""
     reason = _require_reason(reason)
-    try:
-        target = quantize(balance)
-    except ValueError:
-        raise ValidationFailed(fields={"balance": ["A valid number is required."]}) from None
+    target = signed_credits(balance, "balance")
     fingerprint = request_fingerprint("balance_set", balance=target, reason=reason)
     return _run_adjust(
         organization,
@@ -740,12 +792,60 @@ def _auto_refill_of(account: CreditAccount) -> AutoRefill | None:
         return None
 
 
+def _auto_refill_size(ledger: Ledger, refill: AutoRefill) -> tuple[Decimal, int, str] | None:
+    """(credits, price, currency) of the refill to start: as many refill units (the pack, or the
+    set amount) as bring the balance back to the threshold, in one charge -- within
+    `CREDITS_AUTO_REFILL_HOURLY_CAP` (what the account's auto-refills charged in the last hour
+    counts) and the largest single payment. Past the cap, the charge is cut to what fits (none
+    when nothing does) and the operators are alerted."""
+    if refill.pack_id:
+        unit, unit_price, currency = refill.pack.credits, refill.pack.amount, refill.pack.currency
+    else:
+        unit = refill.amount
+        unit_price, currency = credit_amount_price(credits=unit)
+    if not 0 < unit_price <= MAX_CHARGE_MINOR_UNITS:
+        raise ValidationFailed(f"a refill would charge {unit_price} minor units, over one payment's limit")
+    shortfall = refill.threshold - ledger.spendable()
+    wanted = max(1, math.ceil(shortfall / unit)) if unit > 0 else 1
+    charged = (
+        CreditPurchase.objects.filter(
+            account_id=ledger.account.pk,
+            kind=PurchaseKind.AUTO_REFILL,
+            created_at__gte=ledger.now - timedelta(hours=1),
+        )
+        .exclude(status=PurchaseStatus.FAILED)
+        .aggregate(total=Sum("amount"))["total"]
+        or 0
+    )
+    room = min(settings.CREDITS_AUTO_REFILL_HOURLY_CAP - charged, MAX_CHARGE_MINOR_UNITS)
+    units = wanted if unit_price <= 0 else min(wanted, max(0, room // unit_price))
+    if units < wanted:
+        organization_id, short = str(ledger.account.organization_id), shortfall
+
+        def alert() -> None:
+            ops_alert(
+                "auto_refill_hourly_cap",
+                f"auto-refill of organization {organization_id} capped: {short} credits short, "
+                f"{units} of {wanted} refill(s) charged ({charged} already charged this hour)",
+                subject=organization_id,
+            )
+
+        ledger.after_commit.append(alert)
+    if units < 1:
+        return None
+    if refill.pack_id:
+        return unit * units, unit_price * units, currency
+    price, currency = credit_amount_price(credits=unit * units)
+    return unit * units, price, currency
+
+
 def _auto_refill_maybe_start(ledger: Ledger) -> None:
-    """Under the account lock: start a refill when the balance is below the threshold, none is
-    in flight (also enforced by a partial unique index) and today's cap is not reached."""
+    """Under the account lock: start a refill when the available balance (balance - held) is
+    below the threshold, none is in flight (also enforced by a partial unique index) and today's
+    cap is not reached."""
     account = ledger.account
     refill = _auto_refill_of(account)
-    if refill is None or not refill.enabled or account.balance >= refill.threshold:
+    if refill is None or not refill.enabled or ledger.spendable() >= refill.threshold:
         return
     attempts = CreditPurchase.objects.filter(
         account_id=account.pk, kind=PurchaseKind.AUTO_REFILL, created_at__gte=ledger.now - timedelta(days=1)
@@ -754,11 +854,23 @@ def _auto_refill_maybe_start(ledger: Ledger) -> None:
         return
     if attempts.count() >= refill.max_refills_per_day:
         return
-    if refill.pack_id:
-        credits, price, currency = refill.pack.credits, refill.pack.amount, refill.pack.currency
-    else:
-        credits = refill.amount
-        price, currency = credit_amount_price(credits=credits)
+    try:
+        sized = _auto_refill_size(ledger, refill)
+    except ValidationFailed as exc:
+        # A setting that cannot be charged (saved before the bounds, or a pack repriced since)
+        # must not fail the consumption that crossed the threshold: turn the refill off, say
+        # why on the page and the API, and alert.
+        refill.enabled = False
+        refill.disabled_reason = f"Turned off: this refill cannot be charged ({exc.message})."[:255]
+        refill.last_failure_code = "invalid_amount"
+        refill.save(update_fields=["enabled", "disabled_reason", "last_failure_code", "updated_at"])
+        logger.error(
+            "auto-refill of account %s turned off: it cannot be charged (%s)", account.pk, exc.message
+        )
+        return
+    if sized is None:
+        return
+    credits, price, currency = sized
     purchase = CreditPurchase.objects.create(
         organization_id=account.organization_id,
         account_id=account.pk,

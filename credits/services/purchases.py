@@ -20,7 +20,7 @@ from billing.services import (
     payment_method_resolve,
     stripe_one_time_price_ensure,
 )
-from config.exceptions import IdempotencyConflict, ValidationFailed
+from config.exceptions import ApplicationError, IdempotencyConflict, ValidationFailed
 
 from ..exceptions import CreditPurchaseNotFound
 from ..formatting import credits_str, quantize
@@ -45,6 +45,7 @@ logger = logging.getLogger(__name__)
 
 
 STRIPE_IDEMPOTENCY_WINDOW = timedelta(hours=23)
+STRIPE_REFUSED = "stripe_error"  # billing.stripe_api.StripeRequestError: Stripe refused the request
 
 
 def credit_purchase_create(
@@ -118,6 +119,13 @@ class FulfilResult:
     granted: bool
 
 
+def _purchase_label(purchase: CreditPurchase) -> str:
+    """The pack's name, or the credits when it is not one pack (a refill sized to a shortfall)."""
+    if purchase.pack_id and purchase.credits == purchase.pack.credits:
+        return purchase.pack.name
+    return f"{credits_str(purchase.credits)} credits"
+
+
 def credit_purchase_fulfil(
     *,
     payment_intent_id: str,
@@ -154,7 +162,7 @@ def credit_purchase_fulfil(
             return FulfilResult(purchase=purchase, transaction=row, granted=False)
         ledger = Ledger(account, timezone.now())
         ledger.expire_due(live_grants(account))
-        label = purchase.pack.name if purchase.pack_id else f"{credits_str(purchase.credits)} credits"
+        label = _purchase_label(purchase)
         grant = ledger.new_grant(
             source=CreditSource.PURCHASE,
             amount=purchase.credits,
@@ -243,7 +251,7 @@ def purchase_payment_intent_create(*, purchase: CreditPurchase) -> dict:
                 "status": existing.status,
                 "client_secret": existing.client_secret,
             }
-    label = purchase.pack.name if purchase.pack_id else f"{credits_str(purchase.credits)} credits"
+    label = _purchase_label(purchase)
     result = payment_intent_off_session_create(
         organization=purchase.organization,
         amount=purchase.amount,
@@ -257,9 +265,15 @@ def purchase_payment_intent_create(*, purchase: CreditPurchase) -> dict:
 
 
 def credit_purchase_failed(
-    *, purchase_id, code: str, message: str = "", payment_intent_id=None
+    *,
+    purchase_id,
+    code: str,
+    message: str = "",
+    payment_intent_id=None,
+    release_idempotency_key: bool = False,
 ) -> CreditPurchase:
-    """A one-off purchase whose payment failed. Settled purchases are left as they are."""
+    """A one-off purchase whose payment failed. Settled purchases are left as they are.
+    `release_idempotency_key`: nothing reached the card, so the key may be used again."""
     with transaction.atomic():
         purchase = CreditPurchase.objects.select_for_update().get(pk=purchase_id)
         if purchase.status in (PurchaseStatus.SUCCEEDED, PurchaseStatus.REFUNDED):
@@ -269,6 +283,8 @@ def credit_purchase_failed(
         purchase.failure_message = message[:500]
         if payment_intent_id and not purchase.payment_intent_id:
             purchase.payment_intent_id = payment_intent_id
+        if release_idempotency_key and not purchase.payment_intent_id:
+            purchase.idempotency_key = None
         purchase.save()
     return purchase
 
@@ -318,6 +334,18 @@ def credit_purchase_charge(*, purchase: CreditPurchase) -> ChargeOutcome:
             code=str(exc.extra.get("decline_code") or "card_declined"),
             message=exc.message,
             payment_intent_id=exc.extra.get("payment_intent"),
+        )
+        raise
+    except ApplicationError as exc:
+        if exc.code != STRIPE_REFUSED:  # unavailable (503): the same-key retry stays safe
+            raise
+        # Stripe refused the request itself (nothing was charged): the purchase failed, and its
+        # idempotency key is freed so a corrected retry with it works instead of answering 409.
+        credit_purchase_failed(
+            purchase_id=purchase.pk,
+            code=str(exc.extra.get("stripe_code") or "stripe_refused"),
+            message=exc.message,
+            release_idempotency_key=True,
         )
         raise
     if intent["status"] == "succeeded":

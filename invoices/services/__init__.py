@@ -6,7 +6,7 @@
 - `statements`: generated statements of a period (credits, usage), numbered without gaps.
 - `actions`: staff actions (resend, download, void, mark uncollectible), each audited.
 - `demo`: the demo organization's invoices for `make run`.
-- `period_close`: last month's statement for every organization, one task each.
+- `period_close`: last month's statement for every organization, one task per chunk of them.
 """
 
 from .actions import (
@@ -25,6 +25,7 @@ from .period_close import (
     period_close_run,
     previous_month,
     statement_close_organization,
+    statements_close_chunk,
 )
 from .sending import (
     invoice_send_deliver,
@@ -32,7 +33,14 @@ from .sending import (
     invoice_send_queue,
     invoice_sends_dispatch_due,
 )
-from .statements import StatementDraft, statement_draft_build, statement_generate, statement_number
+from .statements import (
+    StatementDraft,
+    statement_draft_build,
+    statement_drafts_build,
+    statement_generate,
+    statement_number,
+    statements_issue,
+)
 from .stripe_sync import (
     BackfillResult,
     SyncResult,
@@ -67,8 +75,11 @@ __all__ = [
     "previous_month",
     "statement_close_organization",
     "statement_draft_build",
+    "statement_drafts_build",
     "statement_generate",
     "statement_number",
+    "statements_close_chunk",
+    "statements_issue",
     "stripe_invoice_forget_draft",
     "stripe_invoice_save",
     "stripe_invoice_sync",

@@ -2,26 +2,54 @@
 uncollectible (Stripe invoices), each recorded by `invoice_action_log`.
 
 `invoice_action_log` is the one place an invoice action is audited. It writes the invoices' own
-trail (`InvoiceAction`); when the staff audit log of the back office exists, this function is
-where it gets called (one line), so every action here lands in both."""
+trail (`InvoiceAction`) and, for a staff actor (`staff:<id>`), a row of the staff audit log
+(`billing.AuditEntry`), so every action here lands in both, from the admin's bulk actions too."""
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.db import transaction
 
-from billing.services import stripe_invoice_mark_uncollectible, stripe_invoice_void
+from billing.models import AuditEntry
+from billing.services import audit_record, stripe_invoice_mark_uncollectible, stripe_invoice_void
 
 from ..exceptions import InvoiceActionRefused
 from ..models import Invoice, InvoiceAction, InvoiceKind, InvoiceSend
 from .sending import invoice_send_queue
 from .stripe_sync import stripe_invoice_save
 
+AUDITED = {
+    "resend": AuditEntry.Action.INVOICE_RESEND,
+    "void": AuditEntry.Action.INVOICE_VOID,
+    "mark_uncollectible": AuditEntry.Action.INVOICE_MARK_UNCOLLECTIBLE,
+    "download_pdf": AuditEntry.Action.INVOICE_DOWNLOAD,
+}
+
 
 def invoice_action_log(
-    *, invoice: Invoice, action: str, actor: str, detail: dict | None = None
+    *,
+    invoice: Invoice,
+    action: str,
+    actor: str,
+    detail: dict | None = None,
+    reason: str = "",
+    before: dict | None = None,
 ) -> InvoiceAction:
-    """Record what `actor` (`staff:<id>`, `user:<id>`, ...) did to the invoice."""
-    return InvoiceAction.objects.create(invoice=invoice, action=action, actor=actor, detail=detail or {})
+    """Record what `actor` (`staff:<id>`, `user:<id>`, ...) did to the invoice; a staff actor's
+    action also goes to the staff audit log."""
+    row = InvoiceAction.objects.create(invoice=invoice, action=action, actor=actor, detail=detail or {})
+    if actor.startswith("staff:") and action in AUDITED:
+        user = get_user_model().objects.filter(pk=actor.removeprefix("staff:") or None).first()
+        audit_record(
+            actor=user,
+            action=AUDITED[action],
+            reason=reason,
+            organization=invoice.organization,
+            target=f"invoice {invoice.number or invoice.stripe_id or invoice.pk}",
+            before=before or {"status": invoice.status},
+            after={"status": invoice.status, **(detail or {})},
+        )
+    return row
 
 
 def _stripe_invoice(invoice: Invoice, action: str, allowed: set[str]) -> str:
@@ -38,7 +66,13 @@ def invoice_void(*, invoice: Invoice, actor: str) -> Invoice:
     voided = stripe_invoice_void(invoice_id=stripe_id)
     with transaction.atomic():
         result = stripe_invoice_save(data=voided)
-        invoice_action_log(invoice=result.invoice, action="void", actor=actor, detail={"was": invoice.status})
+        invoice_action_log(
+            invoice=result.invoice,
+            action="void",
+            actor=actor,
+            detail={"was": invoice.status},
+            before={"status": invoice.status},
+        )
     return result.invoice
 
 
@@ -47,11 +81,18 @@ def invoice_mark_uncollectible(*, invoice: Invoice, actor: str) -> Invoice:
     marked = stripe_invoice_mark_uncollectible(invoice_id=stripe_id)
     with transaction.atomic():
         result = stripe_invoice_save(data=marked)
-        invoice_action_log(invoice=result.invoice, action="mark_uncollectible", actor=actor)
+        invoice_action_log(
+            invoice=result.invoice,
+            action="mark_uncollectible",
+            actor=actor,
+            before={"status": invoice.status},
+        )
     return result.invoice
 
 
-def invoice_resend(*, invoice: Invoice, actor: str, email: str | None = None) -> InvoiceSend:
+def invoice_resend(
+    *, invoice: Invoice, actor: str, email: str | None = None, reason: str = ""
+) -> InvoiceSend:
     """Send the invoice again (explicitly a resend) and record it."""
     with transaction.atomic():
         send = invoice_send_queue(
@@ -62,6 +103,7 @@ def invoice_resend(*, invoice: Invoice, actor: str, email: str | None = None) ->
             action="resend",
             actor=actor,
             detail={"send": str(send.pk), "to": send.recipients},
+            reason=reason,
         )
     return send
 

@@ -1,16 +1,20 @@
 """Demo invoices for `make run`: the demo organization's Stripe invoices stored whole, an open
 payment-link invoice to pay on the emulator's hosted page, some credit activity, and a statement
-of this month to download. Idempotent: a second run adds nothing."""
+of this month to download; once the usage app's demo usage is there (`make run` runs
+`seed_demo_invoices` again after `usage_seed_demo`), a statement of the last 30 days with its usage
+lines priced by the plan. Idempotent: a second run adds nothing."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.utils import timezone
 
 from billing.models import Organization
 from config.exceptions import ApplicationError
 from credits.services import credit_consume, credit_grant
+from usage.models import UsageRollup
 
 from ..models import Invoice, InvoiceKind
 from .payment_links import payment_link_create
@@ -69,5 +73,16 @@ def demo_invoices_seed(*, organization: Organization, with_stripe: bool = True) 
         statement = statement_generate(
             organization=organization, period_start=month_start, period_end=now, actor="system:demo"
         )
+    statements = Invoice.objects.filter(organization=organization, kind=InvoiceKind.STATEMENT)
+    with_usage = statements.filter(lines__kind="usage").order_by("sequence").first()
+    if with_usage is None and UsageRollup.objects.filter(organization_id=organization.pk).exists():
+        now = timezone.now()
+        with_usage = statement_generate(
+            organization=organization,
+            period_start=(now - timedelta(days=30)).replace(hour=0, minute=0, second=0, microsecond=0),
+            period_end=now,
+            actor="system:demo",
+        )
+    statement = with_usage or statement
     stripe_count = Invoice.objects.filter(organization=organization, kind=InvoiceKind.STRIPE).count()
     return DemoInvoices(stripe_invoices=stripe_count, statement=statement)

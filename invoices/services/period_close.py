@@ -1,29 +1,42 @@
 """Period close: every organization's statement for last month, issued by independent tasks.
 
 The hourly beat task (`invoices.period_close_task`) makes the `PeriodClose` of the month that
-ended and enqueues one `invoices.statement_close_task` per organization still without its
-statement; each task issues that organization's statement and is safe to run twice (the database
-allows one statement per organization and close). Progress is the number of statements issued;
-organizations whose task was lost or failed are dispatched again by the next beat run, until
-every one has its statement. The period is the calendar month in UTC.
+ended and enqueues one `invoices.statements_close_chunk_task` per chunk of organizations still
+without their statement (`INVOICES_CLOSE_CHUNK`, 250 by default). Each task issues its chunk's
+statements set-based in one transaction (one ledger query, one usage query, bulk inserts; see
+`statements.statements_issue`) and is safe to run twice: organizations that already have their
+statement for the close are skipped after their sequence rows are locked, and the database allows
+one statement per organization and close. A chunk that fails for another reason than the
+database being busy falls back to one transaction per organization, so one bad organization
+never holds back the others. Progress is the number of statements issued; organizations whose
+task was lost or failed are dispatched again by the next beat run, until every one has its
+statement. The period is the calendar month in UTC.
 """
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime, timedelta
 
-from django.db import IntegrityError
+from django.conf import settings
+from django.db import IntegrityError, OperationalError
 from django.db.models import F
 from django.utils import timezone
 
 from billing.models import Organization
 
 from ..models import Invoice, PeriodClose
-from ..tasks import statement_close_task
-from .statements import statement_generate
+from ..tasks import statements_close_chunk_task
+from .statements import statement_generate, statements_issue
+
+logger = logging.getLogger(__name__)
 
 REDISPATCH_AFTER = timedelta(minutes=50)
 ACTOR = "system:period_close"
+
+
+def close_chunk_size() -> int:
+    return max(1, int(getattr(settings, "INVOICES_CLOSE_CHUNK", 250)))
 
 
 def previous_month(now: datetime) -> tuple[datetime, datetime]:
@@ -49,15 +62,19 @@ def period_close_progress(*, close: PeriodClose) -> tuple[int, int]:
 
 
 def period_close_dispatch(*, close: PeriodClose) -> int:
-    """Enqueue a task for every organization still missing its statement. Answers how many."""
-    missing = list(period_close_missing(close=close).values_list("pk", flat=True))
+    """Enqueue a task for every chunk of organizations still missing their statement. Answers
+    how many organizations."""
+    missing = [
+        str(pk) for pk in period_close_missing(close=close).order_by("pk").values_list("pk", flat=True)
+    ]
     PeriodClose.objects.filter(pk=close.pk).update(
         dispatched_at=timezone.now(),
         dispatches=F("dispatches") + 1,
         organizations=period_close_organizations(close=close).count(),
     )
-    for organization_id in missing:
-        statement_close_task.delay(close.pk, str(organization_id))
+    size = close_chunk_size()
+    for at in range(0, len(missing), size):
+        statements_close_chunk_task.delay(close.pk, missing[at : at + size])
     return len(missing)
 
 
@@ -89,7 +106,7 @@ def statement_close_organization(*, close_id: int, organization_id) -> Invoice |
         return existing
     organization = Organization.objects.get(pk=organization_id)
     try:
-        return statement_generate(
+        statement = statement_generate(
             organization=organization,
             period_start=close.period_start,
             period_end=close.period_end,
@@ -98,3 +115,44 @@ def statement_close_organization(*, close_id: int, organization_id) -> Invoice |
         )
     except IntegrityError:  # the same task ran at the same time and won: its statement stands
         return Invoice.objects.filter(period_close=close, organization_id=organization_id).first()
+    # None: a concurrent run issued it first (seen once the sequence row was locked)
+    return statement or Invoice.objects.filter(period_close=close, organization_id=organization_id).first()
+
+
+def statements_close_chunk(*, close_id: int, organization_ids: list) -> int:
+    """The chunk task body: the statements of these organizations for the close, issued in one
+    transaction (those that have theirs are skipped). A database that is busy (deadlock, lost
+    connection) raises for the task to retry the chunk; any other failure falls back to one
+    transaction per organization, so the others still get their statement and the failing one is
+    logged and dispatched again by the next beat run. Answers the statements issued."""
+    close = PeriodClose.objects.get(pk=close_id)
+    organizations = list(Organization.objects.filter(pk__in=organization_ids).order_by("pk"))
+    try:
+        return len(
+            statements_issue(
+                organizations=organizations,
+                period_start=close.period_start,
+                period_end=close.period_end,
+                actor=ACTOR,
+                period_close=close,
+            )
+        )
+    except OperationalError:
+        raise
+    except Exception:
+        if len(organizations) == 1:
+            raise
+        logger.exception(
+            "period close %s: chunk of %d failed, closing one by one", close_id, len(organizations)
+        )
+    issued = 0
+    for organization in organizations:
+        try:
+            issued += (
+                statement_close_organization(close_id=close_id, organization_id=organization.pk) is not None
+            )
+        except OperationalError:
+            raise
+        except Exception:
+            logger.exception("period close %s: organization %s failed", close_id, organization.pk)
+    return issued

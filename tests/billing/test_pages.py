@@ -91,6 +91,20 @@ def test_checkout_return_goes_only_to_known_pages(owner_browser, billing_org, st
     assert session["cancel_url"] == f"http://testserver/billing/{billing_org.id}/?checkout=canceled"
 
 
+def test_checkout_canceled_returns_to_the_plans_it_was_started_from(
+    owner_browser, billing_org, stripe_emulator
+):
+    owner_browser.post(
+        f"/billing/{billing_org.id}/checkout",
+        {"plan": "starter", "interval": "month", "return_to": "dashboard", "came_from": "upgrade"},
+    )
+    session = stripe_emulator.objects("checkout_session")[-1]
+    assert session["success_url"] == f"http://testserver/billing/{billing_org.id}/?checkout=success"
+    assert session["cancel_url"] == f"http://testserver/billing/{billing_org.id}/upgrade/?checkout=canceled"
+    back = owner_browser.get(f"/billing/{billing_org.id}/upgrade/?checkout=canceled")
+    assert "Checkout was canceled; nothing was charged." in html_of(back)
+
+
 def test_unknown_plan_shows_an_error_on_the_page(owner_browser, billing_org):
     response = owner_browser.post(f"/billing/{billing_org.id}/checkout", {"plan": "gold"}, follow=True)
     assert "Unknown plan" in html_of(response)

@@ -46,6 +46,12 @@ def test_sign_in_subscribe_through_checkout_change_plan_cancel_and_resume(page, 
     expect(page.locator("[data-plan-card=starter] .price")).to_contain_text("$290.00")
     page.click("[data-interval-toggle=month]")
     check(page, "plans-free")
+    # Checkout left without paying returns to the plans it was started from.
+    page.click("button[data-plan=starter][data-interval=month]")
+    expect(page).to_have_url(re.compile(r"/c/pay/cs_"))
+    page.click("a:text('Back to')")
+    expect(page).to_have_url(re.compile(rf"/billing/{org.pk}/upgrade/\?checkout=canceled$"))
+    expect(page.locator("#messages")).to_contain_text("Checkout was canceled")
     page.click("button[data-plan=starter][data-interval=month]")
     expect(page).to_have_url(re.compile(r"/c/pay/cs_"))
     check(page, "emulator-checkout")
@@ -69,6 +75,16 @@ def test_sign_in_subscribe_through_checkout_change_plan_cancel_and_resume(page, 
     page.click("#confirm-change")
     expect(page.locator("#messages")).to_contain_text("Your plan is now Professional")
     expect(page.locator("#plan-name")).to_have_text("Professional")
+    # Without JavaScript the preview is a page of its own, with the same confirmation form.
+    page.goto(f"{base}/billing/{org.pk}/upgrade/preview?plan=business&interval=month")
+    expect(page.locator("#preview")).to_contain_text("Switch to Business")
+    check(page, "plans-change-preview-page")
+    page.set_viewport_size({"width": 375, "height": 800})
+    page.goto(f"{base}/billing/{org.pk}/upgrade/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    check(page, "plans-375px")
+    page.set_viewport_size({"width": 1280, "height": 800})
+    page.goto(f"{base}/billing/{org.pk}/")
 
     # The portal returns to the page it was opened from; cancel at the period end, then resume here.
     page.click("#open-portal")
@@ -153,12 +169,23 @@ def test_buy_credits_and_see_the_balance_change(page, live_server, org):
     page.reload()
     assert page.evaluate("document.documentElement.scrollWidth") <= 375
     check(page, "dashboard-375px")
+    page.goto(f"{live_server.url}/billing/{org.pk}/credits/")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 375
+    check(page, "credits-375px")
 
 
 def test_a_member_sees_no_action_buttons(page, live_server, org):
+    from django.utils import timezone
     from playwright.sync_api import expect
 
+    from invoices.models import Invoice
+
     payment_method_attach(organization=org, payment_method_id="pm_card_visa")
+    invoice = Invoice.objects.create(
+        organization=org, kind="stripe", status="open", number="MEMBER-0001", stripe_id="in_member_view",
+        total=2900, subtotal=2900, amount_due=2900, amount_remaining=2900, currency="usd",
+        hosted_url="https://invoice.stripe.test/i/member", created_at=timezone.now(),
+    )  # fmt: skip
     member, _ = user_get_or_create(email="bob@example.com", password=PASSWORD)
     Membership.objects.create(user=member, organization=org, role=Role.MEMBER)
     sign_in(page, live_server.url, "bob@example.com", PASSWORD)
@@ -167,18 +194,33 @@ def test_a_member_sees_no_action_buttons(page, live_server, org):
         ("upgrade/", "member-plans"),
         ("payment-methods/", "member-payment-methods"),
         ("credits/", "member-credits"),
+        ("usage/", "member-usage"),
+        ("invoices/", "member-invoices"),
+        (f"invoices/{invoice.pk}/", "member-invoice"),
     ]:
         page.goto(f"{live_server.url}/billing/{org.pk}/{path}")
         expect(page.locator("main form[method=post]")).to_have_count(0)
-        expect(page.locator("main button[data-plan], main [data-buy], main #add-card")).to_have_count(0)
+        expect(
+            page.locator(
+                "main button[data-plan], main [data-buy], main #add-card,"
+                " main #send-invoice, main #pay-online"
+            )
+        ).to_have_count(0)
         check(page, name)
+    expect(page.locator("main")).to_contain_text(
+        "Someone with the billing role or higher can e-mail this invoice."
+    )
+    page.goto(f"{live_server.url}/billing/{org.pk}/credits/")
     expect(page.locator("main")).to_contain_text("Someone with the billing role or higher can buy credits.")
+    csrf = {"X-CSRFToken": next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")}
     response = page.request.post(
         f"{live_server.url}/billing/{org.pk}/credits/buy",
         form={"pack": "credits-1k", "idempotency_key": "forced"},
-        headers={"X-CSRFToken": next(c["value"] for c in page.context.cookies() if c["name"] == "csrftoken")},
+        headers=csrf,
     )
     assert response.status == 403
+    forced = page.request.post(f"{live_server.url}/billing/{org.pk}/invoices/{invoice.pk}/send", headers=csrf)
+    assert forced.status == 403 and not invoice.sends.exists()
 
 
 def test_hit_a_quota_and_follow_the_upgrade_link_from_the_402(page, live_server, org, settings):

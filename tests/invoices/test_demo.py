@@ -42,3 +42,21 @@ def test_without_stripe_the_demo_still_has_a_statement(credit_catalogue):
     organization = Organization.objects.get(name="Demo Organization")
     assert Invoice.objects.filter(organization=organization, kind="statement").count() == 1
     assert not Invoice.objects.filter(organization=organization, kind="stripe").exists()
+
+
+def test_after_the_usage_demo_a_statement_has_usage_lines(catalogue, credit_catalogue):
+    from tests.invoices.test_statement_usage import seed_catalogues
+    from usage.models import Metric
+
+    if not Metric.objects.exists():  # a flushing test before removed the seeded metrics
+        seed_catalogues()
+    call_command("seed_demo", "--no-stripe", stdout=StringIO())
+    call_command("usage_seed_demo", stdout=StringIO())
+    out = StringIO()
+    call_command("seed_demo_invoices", "--no-stripe", stdout=out)
+    organization = Organization.objects.get(name="Demo Organization")
+    statement = Invoice.objects.get(organization=organization, kind="statement", sequence=2)
+    assert statement.lines.filter(kind="usage", metric="SMS_SENT").exists()
+    assert f"statement {statement.number}" in out.getvalue()
+    call_command("seed_demo_invoices", "--no-stripe", stdout=StringIO())
+    assert Invoice.objects.filter(organization=organization, kind="statement").count() == 2

@@ -37,3 +37,24 @@ def test_the_demo_organization_gets_a_month_of_usage_once():
     call_command("usage_seed_demo", stdout=StringIO())
     assert UsageEvent.objects.filter(organization_id=org.pk).count() == events
     assert UsageRollup.objects.filter(organization_id=org.pk).count() == rollups
+
+
+def test_first_run_tracks_usage_before_the_paid_invoice_webhook_has_arrived(billing_org, stripe_emulator):
+    """`make run` seeds usage before its web server can take the paid invoice's webhook: the
+    plan's credits are granted from the paid invoice (once), so the tracked usage is not skipped."""
+    from billing.services import subscription_create
+    from credits.selectors import credit_summary_get
+
+    subscription_create(
+        organization=billing_org, plan="professional", interval="month", payment_method="pm_card_visa",
+        trial_days=0,
+    )  # fmt: skip
+    assert credit_summary_get(organization=billing_org).balance == 0  # no webhook delivered
+    out = StringIO()
+    call_command("usage_seed_demo", organization=str(billing_org.pk), days=1, stdout=out)
+    assert "5 tracked AI messages and 1 reservation" in out.getvalue(), out.getvalue()
+    summary = credit_summary_get(organization=billing_org)
+    included = Plan.objects.get(code="professional").included_credits
+    assert summary.held > 0 and summary.balance < included
+    call_command("usage_seed_demo", organization=str(billing_org.pk), days=1, stdout=StringIO())
+    assert credit_summary_get(organization=billing_org).balance == summary.balance  # granted once

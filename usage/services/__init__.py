@@ -13,6 +13,7 @@ from .drift import usage_rollup_drift_list
 from .meter_sync import (
     SyncResult,
     organizations_metered,
+    usage_meter_backlog_check,
     usage_meter_drift_list,
     usage_meter_events_queue,
     usage_meter_sync,
@@ -36,6 +37,7 @@ __all__ = [
     "TrackResult",
     "organizations_metered",
     "usage_events_record",
+    "usage_meter_backlog_check",
     "usage_meter_drift_list",
     "usage_meter_events_queue",
     "usage_meter_sync",

@@ -33,6 +33,8 @@ from billing.exceptions import StripeRateLimited, StripeUnavailable
 from billing.models import Organization
 from billing.selectors import MeteredUsage, organization_metered_usage, organizations_with_live_subscription
 from billing.services import stripe_meter_event_send, stripe_meter_usage_total
+from config.alerts import ops_alert
+from config.backoff import backoff_delay
 from config.exceptions import ApplicationError
 
 from ..models import MeterEventStatus, SyncStatus, UsageMeterEvent, UsageMeterReport, UsageSyncState
@@ -131,8 +133,9 @@ def usage_meter_events_queue(*, organization: Organization, now: datetime | None
 
 
 def _send(event: UsageMeterEvent, sleep) -> str:
-    """Send one queued event; answers its new status. Backs off on 429."""
-    delay = 1.0
+    """Send one queued event; answers its new status. Backs off on 429 (bounded, jittered, at
+    least Stripe's Retry-After); after `MAX_RATE_LIMIT_RETRIES` it gives up (StripeRateLimited:
+    the task retries later, the row stays queued)."""
     for attempt in range(MAX_RATE_LIMIT_RETRIES + 1):
         try:
             recorded = stripe_meter_event_send(
@@ -146,11 +149,37 @@ def _send(event: UsageMeterEvent, sleep) -> str:
         except StripeRateLimited as exc:
             if attempt == MAX_RATE_LIMIT_RETRIES:
                 raise
-            wait = min(exc.retry_after if exc.retry_after is not None else delay, MAX_BACKOFF)
+            wait = backoff_delay(attempt, retry_after=exc.retry_after, cap=MAX_BACKOFF)
             logger.info("meter sync: rate limited by Stripe, waiting %.1f s", wait)
             sleep(wait)
-            delay = min(delay * 2, MAX_BACKOFF)
     raise AssertionError("unreachable")  # pragma: no cover
+
+
+STRIPE_METER_WINDOW = timedelta(days=35)
+
+
+def usage_meter_backlog_check(*, organization: Organization, now: datetime | None = None) -> str | None:
+    """Stripe refuses meter events stamped more than 35 days ago: usage still unsent after
+    `USAGE_METER_BACKLOG_ALERT_DAYS` (30) is about to be lost to billing. Alerts the operators
+    (once an hour per organization) and answers the alert's text, or None."""
+    now = now or timezone.now()
+    oldest = (
+        UsageMeterEvent.objects.filter(
+            organization_id=organization.pk, status__in=[MeterEventStatus.PENDING, MeterEventStatus.FAILED]
+        )
+        .order_by("timestamp")
+        .values_list("timestamp", flat=True)
+        .first()
+    )
+    if oldest is None or now - oldest < timedelta(days=settings.USAGE_METER_BACKLOG_ALERT_DAYS):
+        return None
+    left = STRIPE_METER_WINDOW - (now - oldest)
+    message = (
+        f"organization {organization.pk}: usage unsent to Stripe since {oldest:%Y-%m-%d %H:%M} UTC; "
+        f"Stripe refuses it in {max(left.total_seconds(), 0) / 86400:.1f} days"
+    )
+    ops_alert("meter_backlog_near_stripe_window", message, subject=str(organization.pk))
+    return message
 
 
 def usage_meter_sync(
@@ -160,6 +189,7 @@ def usage_meter_sync(
     paced, backing off on 429). Progress is kept in `UsageSyncState` for the admin. Raises
     `StripeUnavailable` (the task retries later; queued rows stay queued)."""
     result = SyncResult()
+    usage_meter_backlog_check(organization=organization, now=now)
     state, _ = UsageSyncState.objects.get_or_create(organization=organization)
     UsageSyncState.objects.filter(pk=state.pk).update(
         status=SyncStatus.RUNNING,
@@ -289,6 +319,9 @@ def usage_meter_drift_list(*, organization_ids: list | None = None, now: datetim
             ).count()
             if stale:
                 drifts.append(f"{where}: {stale} meter event(s) queued for over an hour")
+            backlog = usage_meter_backlog_check(organization=organization, now=now)
+            if backlog:
+                drifts.append(backlog)
             used = usage_current(
                 organization_id=organization.pk,
                 metric=info,

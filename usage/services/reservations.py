@@ -76,6 +76,7 @@ def usage_reservation_create(
     idempotency_key: str,
     expires_in: timedelta | None = None,
     actor: str = "",
+    metadata: dict | None = None,
 ) -> ReservationResult:
     """Hold the credits and the quota `estimated_quantity` needs. Refused with
     `QuotaExceeded` or `InsufficientCredits` (nothing held)."""
@@ -105,6 +106,7 @@ def usage_reservation_create(
                     expires_in=expires_in,
                     event_name=info.code,
                     quantity=quantity,
+                    metadata=metadata,
                     actor=actor,
                 )
             except InsufficientCredits:

@@ -12,7 +12,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
 from billing.models import Organization
+from billing.services import subscription_paid_periods_recent
 from config.exceptions import ApplicationError
+from credits.services import subscription_credits_for_invoice
 from usage.selectors import event_counts
 from usage.services import usage_events_record, usage_reservation_create, usage_track
 
@@ -103,6 +105,14 @@ class Command(BaseCommand):
         """A few tracked AI messages (credits consumed) and one reservation in flight, when the
         organization has credits (its plan's credits arrive with the first paid invoice)."""
         day = now.strftime("%Y-%m-%d")
+        # On the first `make run` the plan's credits have not arrived yet: they come with the paid
+        # invoice's webhook, and the web server that takes it starts after the seeding. Grant them
+        # from the paid invoices now (keyed on the invoice: the webhook later grants nothing twice).
+        try:
+            for period in subscription_paid_periods_recent(organization=organization):
+                subscription_credits_for_invoice(invoice_id=period.invoice_id)
+        except ApplicationError as exc:
+            return f"tracked usage skipped (the plan's credits could not be read: {exc.message})"
         try:
             for n in range(5):
                 usage_track(

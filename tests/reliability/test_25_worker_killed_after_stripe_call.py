@@ -1,4 +1,6 @@
-"""The auto-refill task on a real Celery worker, against the emulator server: the worker is
+"""Item 25: kill -9 of a worker after the Stripe call and before commit.
+
+The auto-refill task on a real Celery worker, against the emulator server: the worker is
 killed after Stripe carried out the charge and before it answered; the task is delivered again
 to a new worker; Stripe was asked for one PaymentIntent and the credits land once."""
 

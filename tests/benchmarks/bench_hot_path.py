@@ -1,0 +1,265 @@
+"""The API's hot paths in one table, one run (`make bench ARGS=tests/benchmarks/bench_hot_path.py`;
+figures printed, never asserted).
+
+- `POST /credits/consume` for one hot organization and across 1,000: raw SQL (psycopg: lock the
+  account, update it, insert the ledger row), the service `credit_consume`, and HTTP;
+- HTTP `POST /usage/track` (quota + credits + event) and `POST /usage/events` with 100 events;
+- the read paths `GET /credits`, `GET /usage` and `GET /subscription` of a subscribed
+  organization, in the service (the selectors the views call) and over HTTP.
+
+Raw SQL and the service run in this process, CLIENTS threads each (the median of ROUNDS paired
+rounds). HTTP runs against gunicorn as the product serves (`config/gunicorn.py`, DEBUG off, only the
+throttles raised out of the way), driven by `wrk` (C, event loop) with tests/benchmarks/wrk/api.lua,
+CLIENTS connections. The last columns show what the client cost: its CPU time over the run's wall
+time (in cores; wrk runs 2 threads) and its share of all CPU time used on the machine meanwhile, so
+a client-bound HTTP figure shows as such.
+
+Variables: as bench_credits.py (BENCH_CLIENTS 8, BENCH_OPS_PER_CLIENT 250, BENCH_ROUNDS 3,
+BENCH_HTTP_SECONDS 10), BENCH_READ_SECONDS (6) for each HTTP read.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import random
+import statistics
+import subprocess
+import time
+import uuid
+from pathlib import Path
+
+import pytest
+from django.utils import timezone
+
+from billing.models import Organization, Plan
+from billing.selectors import subscription_summary_get
+from billing.services import api_key_create, subscription_create
+from credits.selectors import credit_summary_get, ledger_drift_list
+from credits.services import credit_consume, credit_grant
+from tests.benchmarks.bench_credits import (
+    CLIENTS,
+    HTTP_SECONDS,
+    MANY,
+    OPS,
+    ROUNDS,
+    WARMUP,
+    Figures,
+    ensure_wrk,
+    gunicorn_server,
+    machine_cpu_seconds,
+    measure,
+    median_round,
+    organizations,
+    raw_client,
+    raw_consume,
+)
+from usage.selectors import usage_summary_get
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+READ_SECONDS = int(os.environ.get("BENCH_READ_SECONDS", "6"))
+LUA = Path(__file__).parent / "wrk" / "api.lua"
+METRIC = "API_REQUEST"
+
+
+def wrk(name: str, url: str, targets: Path, seconds: int, kind: str, suffix: str, **env: str) -> Figures:
+    """wrk with CLIENTS connections on 2 threads; its CPU time comes from wait4's rusage."""
+    environment = {
+        **os.environ,
+        "BENCH_TARGETS": str(targets),
+        "BENCH_NONCE": uuid.uuid4().hex[:12],
+        "BENCH_KIND": kind,
+        "BENCH_SUFFIX": suffix,
+        "BENCH_METRIC": METRIC,
+        **env,
+    }
+    machine0 = machine_cpu_seconds()
+    proc = subprocess.Popen(
+        ["wrk", "-t", "2", "-c", str(CLIENTS), "-d", f"{seconds}s", "--timeout", "30s", "-s", str(LUA), url],
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    output = proc.stdout.read()
+    _pid, status, usage = os.wait4(proc.pid, 0)
+    machine = machine_cpu_seconds() - machine0
+    line = next((x for x in output.splitlines() if x.startswith("WRK_RESULT ")), None)
+    if os.waitstatus_to_exitcode(status) != 0 or line is None:
+        pytest.fail(f"wrk failed:\n{output}", pytrace=False)
+    r = json.loads(line.split(" ", 1)[1])
+    figures = Figures(
+        name,
+        r["requests"],
+        r["duration_us"] / 1e6,
+        {"p50": r["p50_us"] / 1000, "p99": r["p99_us"] / 1000},
+        client_cpu=usage.ru_utime + usage.ru_stime,
+        machine_cpu=machine,
+    )
+    errors = {
+        k: r[k] for k in ("connect_errors", "read_errors", "write_errors", "non_2xx", "timeouts") if r[k]
+    }
+    if errors:
+        figures.notes.append(f"{name}: errors {errors}")
+    return figures
+
+
+def row(figures: Figures, unit: str = "") -> str:
+    lat = figures.latencies_ms
+    if figures.client_cpu is None:
+        cores, share = "in-process", "in-process"
+    else:
+        cores = f"{figures.client_cpu / figures.seconds:.2f}"
+        share = f"{100 * figures.client_cpu / figures.machine_cpu:.0f}%" if figures.machine_cpu else "?"
+    return (
+        f"| {figures.name:<40} | {figures.ops:>7} | {figures.rate:>9.0f}{unit} | {lat['p50']:>7.2f} "
+        f"| {lat['p99']:>7.2f} | {cores:>10} | {share:>10} |"
+    )
+
+
+def targets_file(path: Path, orgs, keys) -> Path:
+    path.write_text("".join(f"{org.pk} {keys[org.pk]}\n" for org in orgs))
+    return path
+
+
+def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
+    """Raw SQL moves balances without grants (by design: it is the lower bound), so the ledger
+    check after the test is left to the end of this one, for every organization but those."""
+    ensure_wrk()
+    load_before = os.getloadavg()
+    budget = (OPS + WARMUP) * CLIENTS * (ROUNDS + 1)
+    plan, _ = Plan.objects.update_or_create(
+        code="bench-hot", defaults={"name": "bench", "limits": {METRIC: 10**12, "SMS_SENT": 10**12}}
+    )
+    hot_raw, hot_service, hot_http = (organizations(1, name, 10**8)[0] for name in ("raw", "svc", "http"))
+    many_raw = organizations(MANY, "raw-many", budget)
+    many_service = organizations(MANY, "svc-many", budget)
+    many_http = organizations(MANY, "http-many", 10**7)
+    usage_orgs = organizations(50, "usage", 10**8)
+    type(usage_orgs[0]).objects.filter(pk__in=[o.pk for o in usage_orgs]).update(
+        plan=plan, subscription_status="active"
+    )
+    # A subscribed organization (the emulator, a card, the plan's credits) with some history.
+    from billing.services import organization_create
+
+    reader = organization_create(name="Reader", billing_email="reader@bench.test", owner=billing_owner)
+    subscription_create(organization=reader, plan="starter", interval="month", payment_method="pm_card_visa")
+    credit_grant(organization=reader, amount=10**6, source="purchase", reference="bench-reader")
+    for i in range(200):
+        credit_consume(organization=reader, amount=1, reason="history", idempotency_key=f"h-{i}")
+
+    keys = {
+        org.pk: api_key_create(organization=org, name="bench").raw_key
+        for org in [hot_http, *many_http, *usage_orgs, reader]
+    }
+    hot_targets = targets_file(tmp_path / "hot.txt", [hot_http], keys)
+    many_targets = targets_file(tmp_path / "many.txt", many_http, keys)
+    usage_targets = targets_file(tmp_path / "usage.txt", usage_orgs, keys)
+    reader_targets = targets_file(tmp_path / "reader.txt", [reader], keys)
+
+    def service(orgs):
+        return lambda _client, i: credit_consume(
+            organization=random.choice(orgs), amount=1, reason="bench", idempotency_key=uuid.uuid4().hex
+        )
+
+    def paired(label, raw_op, service_op):
+        raws, services = [], []
+        for _ in range(ROUNDS):
+            raws.append(
+                measure(f"consume raw SQL, {label}", raw_client, raw_op, client_is_this_process=False)
+            )
+            services.append(
+                measure(f"consume service, {label}", lambda: None, service_op, client_is_this_process=False)
+            )
+        ratios = sorted(svc.rate / raw.rate for raw, svc in zip(raws, services, strict=True))
+        return median_round(raws), median_round(services), ratios
+
+    started = time.time()
+    hot = paired("1 hot org", lambda c, i: raw_consume(c, hot_raw.pk), service([hot_service]))
+    many = paired(
+        f"{MANY} orgs", lambda c, i: raw_consume(c, random.choice(many_raw).pk), service(many_service)
+    )
+
+    reads = {
+        "GET /credits": lambda _c, i: credit_summary_get(organization=reader),
+        "GET /usage": lambda _c, i: usage_summary_get(organization=reader, now=timezone.now()),
+        "GET /subscription": lambda _c, i: subscription_summary_get(
+            organization=Organization.objects.select_related("plan").get(pk=reader.pk)
+        ),
+    }
+    service_reads = {
+        name: measure(f"{name} service", lambda: None, op, client_is_this_process=False)
+        for name, op in reads.items()
+    }
+
+    with gunicorn_server() as server:
+        wrk("warm-up", server.url, many_targets, 2, "consume", "/credits/consume")
+        hot_api = wrk(
+            "consume HTTP, 1 hot org", server.url, hot_targets, HTTP_SECONDS, "consume", "/credits/consume"
+        )
+        many_api = wrk(
+            f"consume HTTP, {MANY} orgs",
+            server.url,
+            many_targets,
+            HTTP_SECONDS,
+            "consume",
+            "/credits/consume",
+        )
+        track_api = wrk(
+            "track HTTP (SMS_SENT, 1 credit), 50 orgs", server.url, usage_targets, HTTP_SECONDS, "track",
+            "/usage/track", BENCH_METRIC="SMS_SENT",
+        )  # fmt: skip
+        events_api = wrk(
+            "events HTTP, 100 per call, 50 orgs", server.url, usage_targets, HTTP_SECONDS, "events",
+            "/usage/events", BENCH_EVENTS="100",
+        )  # fmt: skip
+        http_reads = {
+            name: wrk(f"{name} HTTP", server.url, reader_targets, READ_SECONDS, "get", suffix)
+            for name, suffix in (
+                ("GET /credits", "/credits"),
+                ("GET /usage", "/usage"),
+                ("GET /subscription", "/subscription"),
+            )
+        }
+        description = server.description
+    load_after = os.getloadavg()
+
+    print()
+    when = dt.datetime.fromtimestamp(started, dt.UTC)
+    print(
+        f"Hot paths, {when:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average (1 min) "
+        f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. {CLIENTS} concurrent clients everywhere; "
+        f"raw SQL and service: {OPS} calls per client, median of {ROUNDS} rounds; HTTP: wrk for "
+        f"{HTTP_SECONDS} s (reads {READ_SECONDS} s) against {description}."
+    )
+    print()
+    print(
+        f"| {'path':<40} | {'calls':>7} | {'calls/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} "
+        f"| {'client CPU':>10} | {'CPU share':>10} |"
+    )
+    print(f"|{'-' * 42}|{'-' * 9}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 12}|{'-' * 12}|")
+    lines = [hot[0], hot[1], hot_api, many[0], many[1], many_api, track_api]
+    for figures in lines:
+        print(row(figures))
+    print(row(events_api))
+    for name in reads:
+        print(row(service_reads[name]))
+        print(row(http_reads[name]))
+    print()
+    print(f"events HTTP: {100 * events_api.rate:.0f} events/s")
+    for label, (raw, svc, ratios), api in (("1 hot org", hot, hot_api), (f"{MANY} orgs", many, many_api)):
+        print(
+            f"consume, {label}: service/raw {statistics.median(ratios):.2f}x "
+            f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}), HTTP/raw {api.rate / raw.rate:.2f}x, "
+            f"HTTP/service {api.rate / svc.rate:.2f}x"
+        )
+    print("client CPU: the client's CPU seconds / the run's wall seconds (cores); CPU share: of all CPU used")
+    notes = [n for f in [hot_api, many_api, track_api, events_api, *http_reads.values()] for n in f.notes]
+    for note in notes:
+        print(note)
+    assert not notes, notes
+    raw_ids = {str(org.pk) for org in [hot_raw, *many_raw]}
+    drifts = [d for d in ledger_drift_list().drifts if str(d.organization_id) not in raw_ids]
+    assert not drifts, drifts
