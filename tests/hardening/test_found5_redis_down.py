@@ -49,8 +49,14 @@ def round_trips(monkeypatch):
     return sent
 
 
-def test_the_throttles_cost_one_redis_round_trip_per_request(api_client, owner_client, round_trips):
-    for client, path in ((api_client, "/api/v1/plans"), (owner_client, "/api/v1/organizations")):
+def test_the_throttles_cost_one_redis_round_trip_per_request(
+    api_client, owner_client, key_client, organization, round_trips
+):
+    for client, path in (
+        (api_client, "/api/v1/plans"),
+        (owner_client, "/api/v1/organizations"),
+        (key_client, f"/api/v1/organizations/{organization.pk}/credits"),
+    ):
         assert client.get(path).status_code == 200  # connects (and says hello) once
         round_trips.clear()
         assert client.get(path).status_code == 200
