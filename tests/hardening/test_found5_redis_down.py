@@ -49,8 +49,14 @@ def round_trips(monkeypatch):
     return sent
 
 
-def test_the_throttles_cost_one_redis_round_trip_per_request(api_client, owner_client, round_trips):
-    for client, path in ((api_client, "/api/v1/plans"), (owner_client, "/api/v1/organizations")):
+def test_the_throttles_cost_one_redis_round_trip_per_request(
+    api_client, owner_client, key_client, organization, round_trips
+):
+    for client, path in (
+        (api_client, "/api/v1/plans"),
+        (owner_client, "/api/v1/organizations"),
+        (key_client, f"/api/v1/organizations/{organization.pk}/credits"),
+    ):
         assert client.get(path).status_code == 200  # connects (and says hello) once
         round_trips.clear()
         assert client.get(path).status_code == 200
@@ -101,8 +107,15 @@ def test_the_api_serves_from_postgresql_while_redis_is_down(disposable_redis, ca
     assert body["checks"]["database"]["ok"] is True
     assert body["degradation"]["throttle"]["redis_errors"] >= 1
 
+    assert body["degradation"]["throttle"]["counting_locally"] is True
+    outages = throttling.STATS["outages"]
+    assert sum("throttling: Redis unavailable" in r.getMessage() for r in caplog.records) == 1
+
     disposable_redis.start()
-    assert anonymous.get("/api/v1/plans").status_code == 200
+    with caplog.at_level(logging.WARNING):
+        assert anonymous.get("/api/v1/plans").status_code == 200
+    assert any("throttling: Redis is back" in r.getMessage() for r in caplog.records)
+    assert throttling.STATS["outages"] == outages
     assert not throttling.redis_down()
     assert redis.Redis.from_url(disposable_redis.url).keys(f"{settings.THROTTLE_KEY_PREFIX}:*")
     assert anonymous.get("/healthz").json()["checks"]["redis"]["ok"] is True
