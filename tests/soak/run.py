@@ -74,7 +74,7 @@ class Stack:
         self.redis: subprocess.Popen | None = None  # the Redis this script restarted, if any
         self.env: dict[str, str] = {}
 
-    def wait_ready(self, timeout: float = 300) -> None:
+    def wait_ready(self, timeout: float = 1200) -> None:
         deadline = time.monotonic() + timeout
         stack_file = BASE / ".local" / "stack.json"
         while time.monotonic() < deadline:
