@@ -31,6 +31,7 @@ import json
 import os
 import random
 import signal
+import socket
 import statistics
 import subprocess
 import sys
@@ -55,6 +56,12 @@ SITE = f"http://127.0.0.1:{PORT}"
 
 def log(message: str) -> None:
     print(f"[soak {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def port_open(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 # --------------------------------------------------------------------------- the stack
@@ -139,18 +146,14 @@ class Stack:
         if redis is None:
             raise RuntimeError("no embedded Redis under make run")
         cmdline = redis.cmdline()
+        port = int(cmdline[cmdline.index("--port") + 1])
         started = time.monotonic()
         redis.send_signal(signal.SIGTERM)  # saves its snapshot, as a restart in production would
-        redis.wait(30)
+        while port_open(port):  # (its parent, make run, reaps it only at the end: poll the port)
+            time.sleep(0.1)
         time.sleep(down_seconds)
         self.redis = subprocess.Popen(cmdline, stdin=subprocess.DEVNULL, start_new_session=True)
-        port = cmdline[cmdline.index("--port") + 1]
-        while True:
-            with contextlib.suppress(OSError):
-                import socket
-
-                socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
-                break
+        while not port_open(port):
             time.sleep(0.1)
         return time.monotonic() - started
 
