@@ -145,8 +145,29 @@ class Stack:
         (redis,) = self.group("redis")[:1] or [None]
         if redis is None:
             raise RuntimeError("no embedded Redis under make run")
-        cmdline = redis.cmdline()
-        port = int(cmdline[cmdline.index("--port") + 1])
+        # redis-server rewrites its process title, so its arguments are those of
+        # config.devstack.EmbeddedRedis (persisting, as for `make run`), on the same port.
+        port = int(self.env["REDIS_URL"].rsplit(":", 1)[1].split("/", 1)[0])
+        workdir = BASE / ".local" / "redis"
+        cmdline = [
+            redis.exe(),
+            "--bind",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--dir",
+            str(workdir),
+            "--daemonize",
+            "no",
+            "--appendonly",
+            "no",
+            "--logfile",
+            str(workdir / "redis.log"),
+            "--save",
+            "60 1",
+            "--dbfilename",
+            "dump.rdb",
+        ]
         started = time.monotonic()
         redis.send_signal(signal.SIGTERM)  # saves its snapshot, as a restart in production would
         while port_open(port):  # (its parent, make run, reaps it only at the end: poll the port)
