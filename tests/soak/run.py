@@ -193,6 +193,12 @@ class Stack:
             return int(redis_lib.Redis.from_url(self.env["REDIS_URL"]).llen("celery"))
         return -1
 
+    def webhooks_pending(self) -> int:
+        with contextlib.suppress(Exception):
+            deliveries = requests.get(f"{self.env['STRIPE_API_HOST']}/_emulator/webhooks", timeout=30).json()
+            return sum(1 for d in deliveries if d.get("status") in ("pending", "sending"))
+        return -1
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
@@ -316,7 +322,7 @@ def client(n: int, setup: dict, book: Book, stop_at: float) -> None:
                     for i, event in enumerate(events):
                         if i not in rejected:
                             book.usage[target["id"]][event["idempotency_key"]] = event["quantity"]
-        elif roll < 0.70:
+        elif roll < 0.65:  # each purchase makes five webhooks: kept rarer than the rest
             if sent_buys and rng.random() < 0.25:
                 url, body, headers = rng.choice(sent_buys)
                 call(session, book, "purchase-replay", "POST", url, body, headers)
@@ -328,7 +334,7 @@ def client(n: int, setup: dict, book: Book, stop_at: float) -> None:
                 with book.lock:
                     book.bought[org["id"]].add(key)
                 sent_buys.append((f"{base}/credits/purchase", body, auth))
-        elif roll < 0.80:
+        elif roll < 0.77:
             key = f"soak-g-{uuid.uuid4().hex}"
             amount = str(rng.randint(5, 60))
             body = {"amount": amount, "reason": "soak goodwill", "idempotency_key": key}
@@ -422,14 +428,18 @@ def main() -> int:
         deadline = time.monotonic() + 180
         while time.monotonic() < deadline and stack.queue_length() not in (0,):
             time.sleep(2)
-        time.sleep(20)  # tasks in flight, webhooks still being delivered
+        deadline = time.monotonic() + 600  # the emulator delivers webhooks one at a time
+        while time.monotonic() < deadline and stack.webhooks_pending() > 0:
+            time.sleep(5)
+        report["webhooks_pending_at_end"] = stack.webhooks_pending()
+        time.sleep(20)  # the tasks the last webhooks enqueued
         memory.append((time.monotonic() - started, stack.rss_mb("web"), stack.rss_mb("worker")))
 
         ids = [o["id"] for o in setup["orgs"]] + [c["id"] for c in setup["clocks"]]
         # Webhooks and tasks settle after the load stops (the emulator delivers renewals'
         # events with its retry schedule; the worker works through its reserved tasks): check
-        # again every 20 s until everything agrees, for up to 6 minutes.
-        settle_deadline = time.monotonic() + 360
+        # again every 20 s until everything agrees, for up to 2 minutes.
+        settle_deadline = time.monotonic() + 120
         while True:
             failures = []
             verify = json.loads(
@@ -457,8 +467,19 @@ def main() -> int:
                 for name, (db_value, told) in checks.items():
                     if db_value != told:
                         failures.append(f"{org_id[:8]} {name}: database {db_value}, clients told {told}")
-            if not failures or time.monotonic() > settle_deadline:
+            if not failures:
                 break
+            if time.monotonic() > settle_deadline:
+                if "failures_before_repair" in report:
+                    break
+                # What lost or late webhooks left undone: reported, then repaired from Stripe as
+                # the hourly catch-up / `reconcile --repair` would, and checked once more.
+                report["failures_before_repair"] = failures
+                repair = stack.manage("reconcile", "--repair")
+                report["repaired"] = [line for line in repair.stdout.splitlines() if line.startswith("repaired")]
+                log(f"reconcile --repair: {len(report['repaired'])} repair(s); checking again")
+                time.sleep(20)
+                continue
             log(f"not settled yet ({len(failures)} difference(s)); checking again in 20 s")
             time.sleep(20)
         report["settled_after_s"] = round(time.monotonic() - started - MINUTES * 60, 1)
