@@ -476,7 +476,7 @@ def main() -> int:
                 # the hourly catch-up / `reconcile --repair` would, and checked once more.
                 report["failures_before_repair"] = failures
                 repair = stack.manage("reconcile", "--repair")
-                report["repaired"] = [line for line in repair.stdout.splitlines() if line.startswith("repaired")]
+                report["repaired"] = [ln for ln in repair.stdout.splitlines() if ln.startswith("repaired")]
                 log(f"reconcile --repair: {len(report['repaired'])} repair(s); checking again")
                 time.sleep(20)
                 continue
