@@ -195,7 +195,8 @@ class Stack:
 
     def webhooks_pending(self) -> int:
         with contextlib.suppress(Exception):
-            deliveries = requests.get(f"{self.env['STRIPE_API_HOST']}/_emulator/webhooks", timeout=30).json()
+            answer = requests.get(f"{self.env['STRIPE_API_HOST']}/_emulator/webhooks", timeout=60).json()
+            deliveries = answer.get("deliveries", []) if isinstance(answer, dict) else answer
             return sum(1 for d in deliveries if d.get("status") in ("pending", "sending"))
         return -1
 
