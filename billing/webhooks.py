@@ -20,6 +20,7 @@ import logging
 import time
 
 from django.conf import settings
+from django.db import connection
 from django.http import JsonResponse
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
@@ -80,11 +81,15 @@ class StripeWebhookView(ProcessWebhookView):
 
 def _pin_api_version(sender, instance, **kwargs):
     """Inside dj-stripe's transaction, after the signature was verified, before any handler:
-    the exception is recorded on the trigger row and rolls the processing back."""
+    the exception is recorded on the trigger row and rolls the processing back. Then the
+    event's lock, held until that transaction ends."""
     body = instance.json_body
+    event_id = str(body.get("id") or "")
     version = body.get("api_version")
     if version != settings.STRIPE_API_VERSION:
-        raise WebhookApiVersionMismatch(str(body.get("id") or ""), str(version))
+        raise WebhookApiVersionMismatch(event_id, str(version))
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"stripe-event:{event_id}"])
 
 
 signals.webhook_pre_process.connect(_pin_api_version, dispatch_uid="billing.webhooks.pin_api_version")

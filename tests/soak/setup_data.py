@@ -36,7 +36,7 @@ for i in range(3):
         auto_refill_set(
             organization=org,
             enabled=True,
-            threshold=1500,
+            threshold=4000,
             pack=pack,
             payment_method=card,
             max_refills_per_day=24,
