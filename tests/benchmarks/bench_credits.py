@@ -201,6 +201,7 @@ def raw_client():
 class Server:
     url: str
     description: str
+    pid: int = 0  # gunicorn's master process (its workers are its children)
 
 
 @contextlib.contextmanager
@@ -249,7 +250,7 @@ def gunicorn_server(extra_args: list[str] | None = None, **env_overrides: str) -
     )
     try:
         wait_until(lambda: _answers(port), timeout=60, what="gunicorn")
-        yield Server(f"http://127.0.0.1:{port}", description)
+        yield Server(f"http://127.0.0.1:{port}", description, proc.pid)
     finally:
         stop_process(proc)
 

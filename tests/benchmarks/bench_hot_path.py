@@ -30,6 +30,7 @@ import time
 import uuid
 from pathlib import Path
 
+import psutil
 import pytest
 from django.utils import timezone
 
@@ -64,8 +65,20 @@ LUA = Path(__file__).parent / "wrk" / "api.lua"
 METRIC = "API_REQUEST"
 
 
-def wrk(name: str, url: str, targets: Path, seconds: int, kind: str, suffix: str, **env: str) -> Figures:
-    """wrk with CLIENTS connections on 2 threads; its CPU time comes from wait4's rusage."""
+def server_cpu(pid: int) -> float:
+    """CPU seconds used so far by gunicorn's master and workers."""
+    try:
+        procs = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        return sum(p.cpu_times().user + p.cpu_times().system for p in procs)
+    except psutil.Error:
+        return 0.0
+
+
+def wrk(name: str, server, targets: Path, seconds: int, kind: str, suffix: str, **env: str) -> Figures:
+    """wrk with CLIENTS connections on 2 threads; its CPU time comes from wait4's rusage, the
+    server's from /proc (gunicorn's processes): CPU per call does not depend on the machine's load
+    the way calls per second do."""
+    url = server.url
     environment = {
         **os.environ,
         "BENCH_TARGETS": str(targets),
@@ -75,7 +88,7 @@ def wrk(name: str, url: str, targets: Path, seconds: int, kind: str, suffix: str
         "BENCH_METRIC": METRIC,
         **env,
     }
-    machine0 = machine_cpu_seconds()
+    machine0, server0 = machine_cpu_seconds(), server_cpu(server.pid)
     proc = subprocess.Popen(
         ["wrk", "-t", "2", "-c", str(CLIENTS), "-d", f"{seconds}s", "--timeout", "30s", "-s", str(LUA), url],
         env=environment,
@@ -86,6 +99,7 @@ def wrk(name: str, url: str, targets: Path, seconds: int, kind: str, suffix: str
     output = proc.stdout.read()
     _pid, status, usage = os.wait4(proc.pid, 0)
     machine = machine_cpu_seconds() - machine0
+    server_seconds = server_cpu(server.pid) - server0
     line = next((x for x in output.splitlines() if x.startswith("WRK_RESULT ")), None)
     if os.waitstatus_to_exitcode(status) != 0 or line is None:
         pytest.fail(f"wrk failed:\n{output}", pytrace=False)
@@ -98,6 +112,7 @@ def wrk(name: str, url: str, targets: Path, seconds: int, kind: str, suffix: str
         client_cpu=usage.ru_utime + usage.ru_stime,
         machine_cpu=machine,
     )
+    figures.server_cpu = server_seconds
     errors = {
         k: r[k] for k in ("connect_errors", "read_errors", "write_errors", "non_2xx", "timeouts") if r[k]
     }
@@ -113,9 +128,11 @@ def row(figures: Figures, unit: str = "") -> str:
     else:
         cores = f"{figures.client_cpu / figures.seconds:.2f}"
         share = f"{100 * figures.client_cpu / figures.machine_cpu:.0f}%" if figures.machine_cpu else "?"
+    server = getattr(figures, "server_cpu", None)
+    per_call = f"{1000 * server / figures.ops:.1f}" if server and figures.ops else "-"
     return (
         f"| {figures.name:<40} | {figures.ops:>7} | {figures.rate:>9.0f}{unit} | {lat['p50']:>7.2f} "
-        f"| {lat['p99']:>7.2f} | {cores:>10} | {share:>10} |"
+        f"| {lat['p99']:>7.2f} | {per_call:>10} | {cores:>10} | {share:>10} |"
     )
 
 
@@ -195,28 +212,28 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
     }
 
     with gunicorn_server() as server:
-        wrk("warm-up", server.url, many_targets, 2, "consume", "/credits/consume")
+        wrk("warm-up", server, many_targets, 2, "consume", "/credits/consume")
         hot_api = wrk(
-            "consume HTTP, 1 hot org", server.url, hot_targets, HTTP_SECONDS, "consume", "/credits/consume"
+            "consume HTTP, 1 hot org", server, hot_targets, HTTP_SECONDS, "consume", "/credits/consume"
         )
         many_api = wrk(
             f"consume HTTP, {MANY} orgs",
-            server.url,
+            server,
             many_targets,
             HTTP_SECONDS,
             "consume",
             "/credits/consume",
         )
         track_api = wrk(
-            "track HTTP (SMS_SENT, 1 credit), 50 orgs", server.url, usage_targets, HTTP_SECONDS, "track",
+            "track HTTP (SMS_SENT, 1 credit), 50 orgs", server, usage_targets, HTTP_SECONDS, "track",
             "/usage/track", BENCH_METRIC="SMS_SENT",
         )  # fmt: skip
         events_api = wrk(
-            "events HTTP, 100 per call, 50 orgs", server.url, usage_targets, HTTP_SECONDS, "events",
+            "events HTTP, 100 per call, 50 orgs", server, usage_targets, HTTP_SECONDS, "events",
             "/usage/events", BENCH_EVENTS="100",
         )  # fmt: skip
         http_reads = {
-            name: wrk(f"{name} HTTP", server.url, reader_targets, READ_SECONDS, "get", suffix)
+            name: wrk(f"{name} HTTP", server, reader_targets, READ_SECONDS, "get", suffix)
             for name, suffix in (
                 ("GET /credits", "/credits"),
                 ("GET /usage", "/usage"),
@@ -224,6 +241,18 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
             )
         }
         description = server.description
+    # What two of the settings cost, on the same load: each alone, on a server of its own.
+    variants = []
+    for label, setting in (
+        ("no key cache", {"API_KEY_CACHE_SECONDS": "0"}),
+        ("no health check", {"CONN_HEALTH_CHECKS": "false"}),
+    ):
+        with gunicorn_server(**setting) as variant:
+            wrk("warm-up", variant, many_targets, 2, "consume", "/credits/consume")
+            variants.append(
+                wrk(f"consume HTTP, {MANY} orgs, {label}", variant, many_targets, HTTP_SECONDS, "consume",
+                    "/credits/consume")
+            )  # fmt: skip
     load_after = os.getloadavg()
 
     print()
@@ -237,10 +266,10 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
     print()
     print(
         f"| {'path':<40} | {'calls':>7} | {'calls/s':>9} | {'p50 ms':>7} | {'p99 ms':>7} "
-        f"| {'client CPU':>10} | {'CPU share':>10} |"
+        f"| {'server CPU':>10} | {'client CPU':>10} | {'CPU share':>10} |"
     )
-    print(f"|{'-' * 42}|{'-' * 9}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 12}|{'-' * 12}|")
-    lines = [hot[0], hot[1], hot_api, many[0], many[1], many_api, track_api]
+    print(f"|{'-' * 42}|{'-' * 9}|{'-' * 11}|{'-' * 9}|{'-' * 9}|{'-' * 12}|{'-' * 12}|{'-' * 12}|")
+    lines = [hot[0], hot[1], hot_api, many[0], many[1], many_api, *variants, track_api]
     for figures in lines:
         print(row(figures))
     print(row(events_api))
@@ -255,8 +284,16 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
             f"(rounds {', '.join(f'{r:.2f}' for r in ratios)}), HTTP/raw {api.rate / raw.rate:.2f}x, "
             f"HTTP/service {api.rate / svc.rate:.2f}x"
         )
-    print("client CPU: the client's CPU seconds / the run's wall seconds (cores); CPU share: of all CPU used")
-    notes = [n for f in [hot_api, many_api, track_api, events_api, *http_reads.values()] for n in f.notes]
+    print(
+        "server CPU: gunicorn's CPU ms per call (PostgreSQL's and Redis's not included); client CPU: "
+        "wrk's CPU seconds / the run's wall seconds (cores); CPU share: wrk's share of all the CPU time "
+        "the machine used during the run"
+    )
+    notes = [
+        n
+        for f in [hot_api, many_api, *variants, track_api, events_api, *http_reads.values()]
+        for n in f.notes
+    ]
     for note in notes:
         print(note)
     assert not notes, notes
