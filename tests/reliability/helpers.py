@@ -62,8 +62,8 @@ def credits_checkout_paid(client, org, emulator, pack_code: str) -> str:
         {
             "kind": "credits",
             "pack": pack_code,
-            "success_url": "http://app.test/ok",
-            "cancel_url": "http://app.test/no",
+            "success_url": "http://localhost/ok",
+            "cancel_url": "http://localhost/no",
         },
         format="json",
     )

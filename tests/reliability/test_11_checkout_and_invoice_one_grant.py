@@ -32,8 +32,8 @@ def test_one_payment_two_events_one_grant(
             "kind": "subscription",
             "plan": "starter",
             "interval": "month",
-            "success_url": "http://app.test/ok",
-            "cancel_url": "http://app.test/no",
+            "success_url": "http://localhost/ok",
+            "cancel_url": "http://localhost/no",
         },
         format="json",
     )
