@@ -25,6 +25,9 @@ def test_a_copy_redelivered_while_the_first_runs_does_nothing(tmp_path, settings
             "CELERY_VISIBILITY_TIMEOUT": "2",
             "CELERY_UNACKED_RESTORE_INTERVAL": "1",
             "TASK_LEASE_RETRY_SECONDS": "60",
+            # longer than the hang: otherwise stripe-python's own timeout retry (same idempotency
+            # key) is a second request, and the count below could not tell it from the copy's
+            "STRIPE_TIMEOUT_SECONDS": "20",
         }
         owner, _ = user_get_or_create(email="boss@slow.test")
         org = organization_create(name="Slow Co", billing_email="ap@slow.test", owner=owner)
