@@ -170,6 +170,14 @@ class CreditTransaction(models.Model):
         indexes = [
             models.Index(fields=["account", "created_at"], name="credit_txn_account_created_idx"),
             models.Index(fields=["organization", "kind", "created_at"], name="credit_txn_org_kind_idx"),
+            # The unusual-consumption check: every organization's consumptions in a time window,
+            # read from the index alone.
+            models.Index(
+                fields=["created_at"],
+                include=["organization", "amount"],
+                condition=Q(kind="consume"),
+                name="credit_txn_consume_window_idx",
+            ),
         ]
 
     def __str__(self) -> str:

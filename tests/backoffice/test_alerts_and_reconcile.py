@@ -11,7 +11,9 @@ import pytest
 import time_machine
 from django.core import mail
 from django.core.management import call_command
+from django.db import connection
 from django.test import override_settings
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
@@ -131,6 +133,54 @@ def test_unusual_consumption_against_the_organizations_own_average(
     assert "400 credits consumed" in alert.context["lines"][0]
     assert "50.00 credits" in alert.context["lines"][1]
     assert [m for m in staff_mails() if "Unusual consumption" in m.subject]
+
+
+def _consumers(organizations: int, *, at):
+    """`organizations` busy but steady consumers (400 credits a day for three days, 150 in the
+    last hour: above the floor, below twice their average) and one organization far over its
+    own average, all before `at`."""
+    orgs = [
+        Organization.objects.create(name=f"Org {at:%Y%m%d} {i}", billing_email=f"o{i}@steady.test")
+        for i in range(organizations)
+    ]
+    spiking = Organization.objects.create(name=f"Spike {at:%Y%m%d}", billing_email="s@spike.test")
+    with time_machine.travel(at - timedelta(days=3, hours=1), tick=False) as clock:
+        for org in [*orgs, spiking]:
+            credit_grant(organization=org, amount=100000, reason="seed")
+        for day in range(3):
+            for org in orgs:
+                credit_consume(
+                    organization=org, amount=400, reason="daily", idempotency_key=f"{org.pk}-{day}"
+                )
+            credit_consume(organization=spiking, amount=20, reason="daily", idempotency_key=f"s-{day}")
+            clock.shift(timedelta(days=1))
+        clock.shift(timedelta(hours=-1))
+        for org in orgs:
+            credit_consume(organization=org, amount=150, reason="busy", idempotency_key=f"{org.pk}-busy")
+        credit_consume(organization=spiking, amount=600, reason="spike", idempotency_key="spike")
+
+
+@override_settings(
+    BILLING_ADMIN_EMAILS=STAFF,
+    BILLING_UNUSUAL_CONSUMPTION={"factor": 2, "baseline_days": 14, "min_credits": 100},
+)
+def test_unusual_consumption_check_queries_do_not_grow_with_organizations(
+    celery_eager, django_assert_max_num_queries
+):
+    first = timezone.now() + timedelta(days=1)
+    _consumers(2, at=first)
+    with CaptureQueriesContext(connection) as few:
+        assert unusual_consumption_alerts(now=first) == 1
+    assert len(few) > 0
+    later = first + timedelta(days=30)  # a window of its own (15 days), a fresh alert key
+    _consumers(20, at=later)
+    with django_assert_max_num_queries(len(few)):
+        assert unusual_consumption_alerts(now=later) == 1
+    assert sorted(
+        BillingNotice.objects.filter(kind="staff_unusual_consumption").values_list(
+            "organization__name", flat=True
+        )
+    ) == [f"Spike {first:%Y%m%d}", f"Spike {later:%Y%m%d}"]
 
 
 @override_settings(BILLING_ADMIN_EMAILS=STAFF)
