@@ -10,6 +10,11 @@ API keys and platform keys never reach the admin). Actions also need the
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from dataclasses import dataclass
+from functools import cached_property
+
+from django import forms
 from django.contrib import admin, messages
 from django.core.exceptions import PermissionDenied
 from django.http import HttpResponseRedirect
@@ -21,6 +26,7 @@ from django.utils.html import format_html, format_html_join
 from billing.models import AuditEntry, BackofficeJob, OrganizationPage
 from config.exceptions import ApplicationError, ValidationFailed
 from credits.models import ReconcileRun
+from credits.selectors import credit_summary_get
 
 from ..models import Invoice
 from . import forms as bo_forms
@@ -269,22 +275,21 @@ class OrganizationPageAdmin(admin.ModelAdmin):
 
     def get_urls(self):
         view = self.admin_site.admin_view
-        actions = [
-            ("grant", self.grant_view),
-            ("adjust", self.adjust_view),
-            ("cancel", self.cancel_view),
-            ("resume", self.resume_view),
-            ("refund", self.refund_view),
-        ]
         return [
             path("<uuid:org>/overview/", view(self.overview_view), name="backoffice_organization_overview"),
             *[
-                path(f"<uuid:org>/{name}/", view(func), name=f"backoffice_organization_{name}")
-                for name, func in actions
+                path(
+                    f"<uuid:org>/{name}/",
+                    view(self.action_view),
+                    {"action": name},
+                    name=f"backoffice_organization_{name}",
+                )
+                for name in ("grant", "adjust", "cancel", "resume", "refund")
             ],
             path(
                 "<uuid:org>/invoices/<uuid:invoice_id>/resend/",
-                view(self.resend_view),
+                view(self.action_view),
+                {"action": "resend"},
                 name="backoffice_organization_resend",
             ),
             *super().get_urls(),
@@ -312,18 +317,29 @@ class OrganizationPageAdmin(admin.ModelAdmin):
         )
 
     # ------------------------------------------------------------------ actions
-    def _action(
-        self, request, organization, *, form, title, explanation, confirm_label, run, facts=(), danger=False
-    ):
+    def action_view(self, request, org, action: str, invoice_id=None):
+        """Every staff action on an organization (the `ACTIONS` table): its confirmation page, then
+        its service (which validates, acts and writes the audit row) and a success message."""
+        spec = ACTIONS[action]
+        organization = self._organization(request, org)
+        call = ActionCall(
+            actor=request.user,
+            organization=organization,
+            invoice=get_object_or_404(Invoice, pk=invoice_id, organization=organization)
+            if invoice_id
+            else None,
+        )
         _require_action_permission(request)
+        form = spec.form(request.POST or None, **spec.form_kwargs(call))
         if request.method == "POST" and form.is_valid():
             try:
-                message = run(form.cleaned_data)
+                message = spec.run(call, form)
             except ApplicationError as exc:
                 _apply_error(form, exc)
             else:
                 self.message_user(request, message, messages.SUCCESS)
                 return redirect("admin:backoffice_organization_overview", organization.pk)
+        title = spec.title(call) if callable(spec.title) else spec.title
         return TemplateResponse(
             request,
             "admin/backoffice/action_form.html",
@@ -331,203 +347,199 @@ class OrganizationPageAdmin(admin.ModelAdmin):
                 **self.admin_site.each_context(request),
                 "opts": self.model._meta,
                 "title": f"{title}: {organization.name}",
-                "explanation": explanation,
-                "facts": facts,
+                "explanation": spec.explanation,
+                "facts": spec.facts(call),
                 "form": form,
-                "confirm_label": confirm_label,
-                "danger": danger,
+                "confirm_label": spec.confirm_label,
+                "danger": spec.danger,
                 "cancel_url": reverse("admin:backoffice_organization_overview", args=[organization.pk]),
             },
         )
 
-    def _balance_facts(self, overview) -> list[tuple[str, object]]:
+
+# ---------------------------------------------------------------------- the organization actions
+@dataclass
+class ActionCall:
+    """What an action's parts see: the staff user acting, the organization, the invoice (resend)."""
+
+    actor: object
+    organization: OrganizationPage
+    invoice: Invoice | None = None
+
+    @cached_property
+    def overview(self):
+        return organization_overview_get(organization=self.organization)
+
+    @cached_property
+    def refundable_payments(self) -> list[dict]:
         return [
-            ("Balance", overview.credits.balance),
-            ("Held", overview.credits.held),
-            ("Available", overview.credits.available),
-        ]
-
-    def grant_view(self, request, org):
-        organization = self._organization(request, org)
-        form = bo_forms.CreditsGrantForm(request.POST or None)
-
-        def run(data):
-            entry = backoffice_credits_grant(
-                actor=request.user,
-                organization=organization,
-                amount=data["amount"],
-                reason=data["reason"],
-                expires_at=data["expires_at"],
-                idempotency_key=data["idempotency_key"],
-            )
-            return (
-                f"Granted {data['amount']} credits."
-                if entry
-                else "Already granted (the form was sent twice)."
-            )
-
-        from credits.selectors import credit_summary_get
-
-        summary = credit_summary_get(organization=organization)
-        return self._action(
-            request,
-            organization,
-            form=form,
-            title="Grant credits",
-            explanation="A manual grant: the organization gets the credits without paying.",
-            confirm_label="Grant the credits",
-            run=run,
-            facts=[("Balance now", summary.balance), ("Available now", summary.available)],
-        )
-
-    def adjust_view(self, request, org):
-        organization = self._organization(request, org)
-        form = bo_forms.CreditsAdjustForm(request.POST or None)
-
-        def run(data):
-            entry = backoffice_credits_adjust(
-                actor=request.user,
-                organization=organization,
-                amount=data["amount"],
-                reason=data["reason"],
-                idempotency_key=data["idempotency_key"],
-            )
-            return (
-                f"Balance adjusted by {data['amount']}."
-                if entry
-                else "Already adjusted (the form was sent twice)."
-            )
-
-        from credits.selectors import credit_summary_get
-
-        summary = credit_summary_get(organization=organization)
-        return self._action(
-            request,
-            organization,
-            form=form,
-            title="Adjust credits",
-            explanation="Corrects the balance with an adjustment row in the ledger (nothing is edited).",
-            confirm_label="Adjust the balance",
-            run=run,
-            facts=[("Balance now", summary.balance), ("Overdraft limit", summary.overdraft_limit)],
-        )
-
-    def cancel_view(self, request, org):
-        organization = self._organization(request, org)
-        form = bo_forms.SubscriptionCancelForm(request.POST or None)
-
-        def run(data):
-            backoffice_subscription_cancel(
-                actor=request.user,
-                organization=organization,
-                immediately=data["when"] == "now",
-                reason=data["reason"],
-            )
-            return (
-                "Subscription canceled now."
-                if data["when"] == "now"
-                else "Cancellation scheduled at period end."
-            )
-
-        return self._action(
-            request,
-            organization,
-            form=form,
-            title="Cancel the subscription",
-            explanation="Cancels on Stripe. At period end, the organization keeps its plan until then.",
-            confirm_label="Cancel the subscription",
-            run=run,
-            facts=[
-                ("Plan", organization.plan or "Free"),
-                ("Status", organization.subscription_status or "—"),
-            ],
-            danger=True,
-        )
-
-    def resume_view(self, request, org):
-        organization = self._organization(request, org)
-        form = bo_forms.SubscriptionResumeForm(request.POST or None)
-
-        def run(data):
-            backoffice_subscription_resume(
-                actor=request.user, organization=organization, reason=data["reason"]
-            )
-            return "Subscription resumed: it renews again."
-
-        return self._action(
-            request,
-            organization,
-            form=form,
-            title="Resume the subscription",
-            explanation="Undoes a cancellation scheduled at period end; the subscription renews as before.",
-            confirm_label="Resume the subscription",
-            run=run,
-            facts=[
-                ("Plan", organization.plan or "Free"),
-                ("Status", organization.subscription_status or "—"),
-            ],
-        )
-
-    def refund_view(self, request, org):
-        organization = self._organization(request, org)
-        overview = organization_overview_get(organization=organization)
-        payments = [
             p
-            for p in overview.payments
+            for p in self.overview.payments
             if p["payment_intent"] and p["status"] == "succeeded" and p["amount"] > p["amount_refunded"]
         ]
-        form = bo_forms.PaymentRefundForm(request.POST or None, payments=payments)
 
-        def run(data):
-            outcome = backoffice_payment_refund(
-                actor=request.user,
-                organization=organization,
-                payment_intent_id=data["payment_intent"],
-                amount=form.amount_minor(),
-                reason=data["reason"],
-                idempotency_key=data["idempotency_key"],
-            )
-            return (
-                f"Refunded {outcome.amount / 100:.2f} ({outcome.refund_id}); "
-                f"{outcome.credits_taken_back} credits taken back."
-            )
 
-        return self._action(
-            request,
-            organization,
-            form=form,
-            title="Refund a payment",
-            explanation=(
-                "Refunds through Stripe. If the payment bought credits, the unspent part of them in "
-                "proportion to the refund is taken back from the balance."
-            ),
-            confirm_label="Refund",
-            run=run,
-            facts=self._balance_facts(overview),
-            danger=True,
-        )
+@dataclass(frozen=True)
+class OrganizationAction:
+    """One staff action: the form of its confirmation page, the page's words and facts, and `run`,
+    which calls the back-office service (the audit row is its job) and answers the success message."""
 
-    def resend_view(self, request, org, invoice_id):
-        organization = self._organization(request, org)
-        invoice = get_object_or_404(Invoice, pk=invoice_id, organization=organization)
-        form = bo_forms.InvoiceResendForm(request.POST or None)
+    form: type[forms.Form]
+    title: str | Callable[[ActionCall], str]
+    explanation: str
+    confirm_label: str
+    facts: Callable[[ActionCall], list[tuple[str, object]]]
+    run: Callable[[ActionCall, forms.Form], str]
+    danger: bool = False
+    form_kwargs: Callable[[ActionCall], dict] = lambda call: {}
 
-        def run(data):
-            send = backoffice_invoice_resend(
-                actor=request.user, invoice=invoice, reason=data["reason"], email=data["email"] or None
-            )
-            return f"Invoice {invoice.number or invoice.pk} queued to {', '.join(send.recipients)}."
 
-        return self._action(
-            request,
-            organization,
-            form=form,
-            title=f"Resend invoice {invoice.number or invoice.stripe_id or invoice.pk}",
-            explanation="Sends the invoice again by e-mail, marked as a copy.",
-            confirm_label="Send it again",
-            run=run,
-            facts=[
-                ("Status", invoice.status),
-                ("Total", f"{invoice.total / 100:.2f} {invoice.currency.upper()}"),
-            ],
-        )
+def _credit_facts(*figures: tuple[str, str]) -> Callable[[ActionCall], list[tuple[str, object]]]:
+    def facts(call: ActionCall) -> list[tuple[str, object]]:
+        summary = credit_summary_get(organization=call.organization)
+        return [(label, getattr(summary, name)) for label, name in figures]
+
+    return facts
+
+
+def _subscription_facts(call: ActionCall) -> list[tuple[str, object]]:
+    return [
+        ("Plan", call.organization.plan or "Free"),
+        ("Status", call.organization.subscription_status or "—"),
+    ]
+
+
+def _grant(call: ActionCall, form) -> str:
+    data = form.cleaned_data
+    entry = backoffice_credits_grant(
+        actor=call.actor,
+        organization=call.organization,
+        amount=data["amount"],
+        reason=data["reason"],
+        expires_at=data["expires_at"],
+        idempotency_key=data["idempotency_key"],
+    )
+    return f"Granted {data['amount']} credits." if entry else "Already granted (the form was sent twice)."
+
+
+def _adjust(call: ActionCall, form) -> str:
+    data = form.cleaned_data
+    entry = backoffice_credits_adjust(
+        actor=call.actor,
+        organization=call.organization,
+        amount=data["amount"],
+        reason=data["reason"],
+        idempotency_key=data["idempotency_key"],
+    )
+    return (
+        f"Balance adjusted by {data['amount']}." if entry else "Already adjusted (the form was sent twice)."
+    )
+
+
+def _cancel(call: ActionCall, form) -> str:
+    now = form.cleaned_data["when"] == "now"
+    backoffice_subscription_cancel(
+        actor=call.actor, organization=call.organization, immediately=now, reason=form.cleaned_data["reason"]
+    )
+    return "Subscription canceled now." if now else "Cancellation scheduled at period end."
+
+
+def _resume(call: ActionCall, form) -> str:
+    backoffice_subscription_resume(
+        actor=call.actor, organization=call.organization, reason=form.cleaned_data["reason"]
+    )
+    return "Subscription resumed: it renews again."
+
+
+def _refund(call: ActionCall, form) -> str:
+    data = form.cleaned_data
+    outcome = backoffice_payment_refund(
+        actor=call.actor,
+        organization=call.organization,
+        payment_intent_id=data["payment_intent"],
+        amount=form.amount_minor(),
+        reason=data["reason"],
+        idempotency_key=data["idempotency_key"],
+    )
+    return (
+        f"Refunded {outcome.amount / 100:.2f} ({outcome.refund_id}); "
+        f"{outcome.credits_taken_back} credits taken back."
+    )
+
+
+def _resend(call: ActionCall, form) -> str:
+    invoice = call.invoice
+    send = backoffice_invoice_resend(
+        actor=call.actor,
+        invoice=invoice,
+        reason=form.cleaned_data["reason"],
+        email=form.cleaned_data["email"] or None,
+    )
+    return f"Invoice {invoice.number or invoice.pk} queued to {', '.join(send.recipients)}."
+
+
+ACTIONS: dict[str, OrganizationAction] = {
+    "grant": OrganizationAction(
+        form=bo_forms.CreditsGrantForm,
+        title="Grant credits",
+        explanation="A manual grant: the organization gets the credits without paying.",
+        confirm_label="Grant the credits",
+        facts=_credit_facts(("Balance now", "balance"), ("Available now", "available")),
+        run=_grant,
+    ),
+    "adjust": OrganizationAction(
+        form=bo_forms.CreditsAdjustForm,
+        title="Adjust credits",
+        explanation="Corrects the balance with an adjustment row in the ledger (nothing is edited).",
+        confirm_label="Adjust the balance",
+        facts=_credit_facts(("Balance now", "balance"), ("Overdraft limit", "overdraft_limit")),
+        run=_adjust,
+    ),
+    "cancel": OrganizationAction(
+        form=bo_forms.SubscriptionCancelForm,
+        title="Cancel the subscription",
+        explanation="Cancels on Stripe. At period end, the organization keeps its plan until then.",
+        confirm_label="Cancel the subscription",
+        facts=_subscription_facts,
+        run=_cancel,
+        danger=True,
+    ),
+    "resume": OrganizationAction(
+        form=bo_forms.SubscriptionResumeForm,
+        title="Resume the subscription",
+        explanation="Undoes a cancellation scheduled at period end; the subscription renews as before.",
+        confirm_label="Resume the subscription",
+        facts=_subscription_facts,
+        run=_resume,
+    ),
+    "refund": OrganizationAction(
+        form=bo_forms.PaymentRefundForm,
+        form_kwargs=lambda call: {"payments": call.refundable_payments},
+        title="Refund a payment",
+        explanation=(
+            "Refunds through Stripe. If the payment bought credits, the unspent part of them in "
+            "proportion to the refund is taken back from the balance."
+        ),
+        confirm_label="Refund",
+        facts=lambda call: [
+            ("Balance", call.overview.credits.balance),
+            ("Held", call.overview.credits.held),
+            ("Available", call.overview.credits.available),
+        ],
+        run=_refund,
+        danger=True,
+    ),
+    "resend": OrganizationAction(
+        form=bo_forms.InvoiceResendForm,
+        title=lambda call: (
+            f"Resend invoice {call.invoice.number or call.invoice.stripe_id or call.invoice.pk}"
+        ),
+        explanation="Sends the invoice again by e-mail, marked as a copy.",
+        confirm_label="Send it again",
+        facts=lambda call: [
+            ("Status", call.invoice.status),
+            ("Total", f"{call.invoice.total / 100:.2f} {call.invoice.currency.upper()}"),
+        ],
+        run=_resend,
+    ),
+}

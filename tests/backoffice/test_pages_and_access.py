@@ -16,7 +16,7 @@ from djstripe.models import Customer
 from billing.models import AuditEntry, BackofficeJob, BillingNotice, Role
 from billing.services import api_key_create, billing_notice_queue, platform_key_create
 from credits.models import ReconcileRun
-from credits.selectors import latest_reconcile_run
+from credits.selectors import credit_summary_get, latest_reconcile_run
 from credits.services import credit_consume, credit_grant
 from tests.billing.factories import MembershipFactory
 
@@ -110,8 +110,6 @@ def test_tenants_and_keys_never_reach_the_back_office(tenant_clients, organizati
 
 
 def credit_summary_balance(org):
-    from credits.selectors import credit_summary_get
-
     return credit_summary_get(organization=org).balance
 
 
