@@ -1,4 +1,4 @@
-"""The invoice document: one template (`invoices/document.html`) for the HTML page, the e-mail's
+"""The invoice document: one template (`invoices/document.html`) for the e-mail's HTML body, its
 PDF and `GET /invoices/{id}/pdf`, for Stripe invoices and statements alike.
 
 The PDF is made by xhtml2pdf (ReportLab underneath): pure pip, no system libraries. The document
@@ -21,7 +21,7 @@ from .models import Invoice
 logger = logging.getLogger(__name__)
 
 
-def _context(invoice: Invoice, *, for_pdf: bool, pdf_url: str = "", back_url: str = "") -> dict:
+def _context(invoice: Invoice, *, for_pdf: bool) -> dict:
     lines = list(invoice.lines.all())
     address = invoice.customer_address or {}
     address_lines = [
@@ -47,17 +47,13 @@ def _context(invoice: Invoice, *, for_pdf: bool, pdf_url: str = "", back_url: st
         "issuer_lines": [line for line in settings.INVOICE_ISSUER_ADDRESS.split("|") if line.strip()],
         "title": "Statement" if invoice.is_statement else "Invoice",
         "for_pdf": for_pdf,
-        "page": bool(pdf_url),
-        "pdf_url": pdf_url,
-        "back_url": back_url,
     }
 
 
-def invoice_document_html(invoice: Invoice, *, pdf_url: str = "", back_url: str = "") -> str:
-    """The document as HTML: an e-mail body, or (given `pdf_url`) a page with its links."""
-    return render_to_string(
-        "invoices/document.html", _context(invoice, for_pdf=False, pdf_url=pdf_url, back_url=back_url)
-    )
+def invoice_document_html(invoice: Invoice) -> str:
+    """The document as HTML: the e-mail's body. (The tenant's invoice page is its own template,
+    `invoices/invoice_detail.html`, in the site's shell, with the PDF link.)"""
+    return render_to_string("invoices/document.html", _context(invoice, for_pdf=False))
 
 
 def _no_fetch(uri: str, rel: str) -> str:
