@@ -70,11 +70,15 @@ _PAYS = re.compile(
     r"/credits/(consume|purchase|auto-refill)$|/usage/(track|reservations|reservations/\{[^}]+\}/settle)$"
     r"|/subscription$|/payment-methods$"
 )
-# Operations that call Stripe in the request (502 when Stripe refuses, 503 when it is down).
+# Operations that call Stripe in the request (502 `stripe_error` when Stripe refuses, 503 when it
+# is down), as "METHOD path". Reads of the local mirror (GET /subscription, /payment-methods,
+# /credits/auto-refill, the invoices) and queued work (POST /invoices/{id}/send, /usage/sync) do not.
 _STRIPE = re.compile(
-    r"/(subscription(/\w+)?|payment-methods.*|checkout-sessions|portal-sessions|billing-summary"
-    r"|payment-links|credits/(purchase|auto-refill)|invoices/\{[^}]+\}/(send|pdf)|invoices"
-    r"|usage/sync)$|^/api/v1/organizations$"
+    r"^(POST /api/v1/organizations"
+    r"|(POST|PATCH) .*/subscription|POST .*/subscription/(cancel|resume)|GET .*/subscription/upcoming-invoice"
+    r"|(POST|DELETE) .*/payment-methods(/.*)?"
+    r"|POST .*/(checkout-sessions|portal-sessions|payment-links|credits/purchase)"
+    r"|PUT .*/credits/auto-refill|GET .*/billing-summary)$"
 )
 
 
@@ -98,7 +102,7 @@ class ErrorResponsesMixin:
             codes += ["409", "413", "415"]
         if writes and _PAYS.search(path):
             codes.append("402")
-        if _STRIPE.search(path):
+        if _STRIPE.match(f"{method} {path}"):
             codes.append("502")
         return codes
 

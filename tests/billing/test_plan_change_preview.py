@@ -139,3 +139,19 @@ def test_checkout_setup_session_and_the_webhook_record_the_card(
     assert PaymentMethodOwner.objects.filter(
         payment_method_id=listed[0]["id"], organization=billing_org
     ).exists()
+
+
+@pytest.mark.parametrize(
+    ("status", "answer", "code"), [(400, 502, "stripe_error"), (500, 503, "stripe_unavailable")]
+)
+def test_upcoming_invoice_answers_stripe_errors_as_the_schema_documents(
+    billing_client, subscribed, stripe_emulator, client, status, answer, code
+):
+    stripe_emulator.faults.add(method="POST", path="/v1/invoices/create_preview", status=status, times=None)
+    response = billing_client.get(url(subscribed, "/subscription/upcoming-invoice"))
+    assert response.status_code == answer and response.json()["error"] == code
+    schema = client.get("/api/schema/?format=json").json()
+    documented = schema["paths"]["/api/v1/organizations/{org}/subscription/upcoming-invoice"]["get"][
+        "responses"
+    ]
+    assert str(answer) in documented and code in documented[str(answer)]["description"]

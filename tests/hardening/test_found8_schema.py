@@ -79,6 +79,50 @@ def test_every_operation_documents_its_errors_in_the_error_shape(schema):
     assert "402" in consume
 
 
+# Operations that call Stripe in the request: 502 `stripe_error` when Stripe refuses, 503
+# `stripe_unavailable` when it is down (503 is documented everywhere).
+CALLS_STRIPE = [
+    ("/api/v1/organizations", "post"),
+    ("/api/v1/organizations/{org}/subscription", "post"),
+    ("/api/v1/organizations/{org}/subscription", "patch"),
+    ("/api/v1/organizations/{org}/subscription/cancel", "post"),
+    ("/api/v1/organizations/{org}/subscription/resume", "post"),
+    ("/api/v1/organizations/{org}/subscription/upcoming-invoice", "get"),
+    ("/api/v1/organizations/{org}/payment-methods", "post"),
+    ("/api/v1/organizations/{org}/payment-methods/{pm}", "delete"),
+    ("/api/v1/organizations/{org}/payment-methods/{pm}/default", "post"),
+    ("/api/v1/organizations/{org}/payment-methods/setup-intent", "post"),
+    ("/api/v1/organizations/{org}/checkout-sessions", "post"),
+    ("/api/v1/organizations/{org}/portal-sessions", "post"),
+    ("/api/v1/organizations/{org}/credits/purchase", "post"),
+    ("/api/v1/organizations/{org}/credits/auto-refill", "put"),
+    ("/api/v1/organizations/{org}/payment-links", "post"),
+    ("/api/v1/organizations/{org}/billing-summary", "get"),
+]
+# Reads of the local mirror and queued work: no Stripe call in the request, so no 502.
+NO_STRIPE = [
+    ("/api/v1/organizations", "get"),
+    ("/api/v1/organizations/{org}/subscription", "get"),
+    ("/api/v1/organizations/{org}/payment-methods", "get"),
+    ("/api/v1/organizations/{org}/credits/auto-refill", "get"),
+    ("/api/v1/organizations/{org}/credits/consume", "post"),
+    ("/api/v1/organizations/{org}/invoices", "get"),
+    ("/api/v1/organizations/{org}/invoices", "post"),
+    ("/api/v1/organizations/{org}/invoices/{invoice_id}/pdf", "get"),
+    ("/api/v1/organizations/{org}/invoices/{invoice_id}/send", "post"),
+    ("/api/v1/organizations/{org}/usage/sync", "post"),
+]
+
+
+def test_operations_calling_stripe_document_502_and_503(schema):
+    for path, method in CALLS_STRIPE:
+        responses = schema["paths"][path][method]["responses"]
+        assert "stripe_error" in responses["502"]["description"], (method, path)
+        assert "stripe_unavailable" in responses["503"]["description"], (method, path)
+    for path, method in NO_STRIPE:
+        assert "502" not in schema["paths"][path][method]["responses"], (method, path)
+
+
 def test_delete_statuses_match_the_schema(schema, organization, admin_client):
     documented = schema["paths"]["/api/v1/organizations/{org}/api-keys/{key_id}"]["delete"]["responses"]
     created = api_key_create(organization=organization, name="to revoke")
