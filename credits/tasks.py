@@ -81,8 +81,10 @@ def subscription_credits_catch_up_task() -> int:
 
 @shared_task(name="credits.reconcile_daily_task")
 def reconcile_daily_task() -> int:
-    """Beat, daily: the whole reconcile, stored as a `ReconcileRun`; drift e-mails staff."""
-    return services.reconcile_run(trigger="beat", requested_by="beat").pk
+    """Beat, daily: first what lost webhooks would have done, from Stripe's state (`reconcile
+    --repair`: subscription statuses, paid purchases, period credits), then the whole reconcile,
+    stored as a `ReconcileRun`; drift e-mails staff."""
+    return services.reconcile_run(trigger="beat", requested_by="beat", repair=True).pk
 
 
 @shared_task(name="credits.unusual_consumption_alerts_task")
