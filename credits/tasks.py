@@ -57,6 +57,13 @@ def auto_refill_task(self, purchase_id: str) -> str | None:
     return purchase.status if purchase is not None else None
 
 
+@shared_task(name="credits.auto_refill_sweep_task")
+def auto_refill_sweep_task() -> int:
+    """Beat, every 2 minutes: auto-refills whose task was lost (committed, never enqueued) are
+    enqueued again (`auto_refills_stale_dispatch`)."""
+    return len(services.auto_refills_stale_dispatch())
+
+
 @shared_task(name="credits.auto_refill_notice_task")
 def auto_refill_notice_task(purchase_id: str, notice: str) -> bool:
     return notifications.auto_refill_notice_queue(purchase_id=purchase_id, notice=notice)
