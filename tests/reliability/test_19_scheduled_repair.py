@@ -59,3 +59,43 @@ def test_the_daily_beat_run_repairs_what_lost_webhooks_carried(
     assert again.status == ReconcileRun.Status.OK and "repaired" not in again.summary
     assert CreditGrant.objects.filter(organization=billing_org, source="purchase").count() == 1
     assert balance(billing_org) == before + 500
+
+
+def test_the_daily_beat_run_gives_back_metered_items_whose_task_was_lost(
+    webhooks, billing_org, stripe_emulator, django_capture_on_commit_callbacks
+):
+    """The items task enqueued by a subscription webhook was lost (committed, never enqueued):
+    the subscription lacks its plan's metered item, so usage above the limit would not be billed."""
+    from billing.models import PlanMeteredPrice
+
+    with django_capture_on_commit_callbacks(execute=True):
+        subscribe(Organization.objects.get(pk=billing_org.pk), plan="business")
+    webhooks.deliver()
+    org = Organization.objects.get(pk=billing_org.pk)
+    metered = set(
+        PlanMeteredPrice.objects.filter(plan__code="business").values_list("stripe_price_id", flat=True)
+    )
+
+    def metered_on_stripe() -> set[str]:
+        sub = stripe.Subscription.retrieve(org.stripe_subscription_id, **STRIPE_KEY)
+        return {i["price"]["id"] for i in sub["items"]["data"]} & metered
+
+    assert metered and metered_on_stripe() == metered
+    sub = stripe.Subscription.retrieve(org.stripe_subscription_id, **STRIPE_KEY)
+    lost = Recorder()
+    stripe_emulator.set_webhook_transport(lost)
+    stripe.Subscription.modify(
+        org.stripe_subscription_id,
+        items=[{"id": i["id"], "deleted": True} for i in sub["items"]["data"] if i["price"]["id"] in metered],
+        **STRIPE_KEY,
+    )
+    stripe_emulator.deliver_webhooks()
+    assert metered_on_stripe() == set()
+
+    with django_capture_on_commit_callbacks(execute=True):
+        run = ReconcileRun.objects.get(pk=reconcile_daily_task.apply().get())
+    assert metered_on_stripe() == metered
+    assert "metered items" in run.summary
+    with django_capture_on_commit_callbacks(execute=True):
+        again = ReconcileRun.objects.get(pk=reconcile_daily_task.apply().get())
+    assert "repaired" not in again.summary and metered_on_stripe() == metered
