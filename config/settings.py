@@ -302,6 +302,9 @@ CELERY_RESULT_BACKEND_TRANSPORT_OPTIONS = {
 # per account per rolling hour (minor units) -- a larger shortfall is capped and alerted.
 CREDITS_AUTO_REFILL_MAX_DECLINES = env.int("CREDITS_AUTO_REFILL_MAX_DECLINES", default=3)
 CREDITS_AUTO_REFILL_HOURLY_CAP = env.int("CREDITS_AUTO_REFILL_HOURLY_CAP", default=100_000)
+# An auto-refill purchase untouched this long has lost its task: the sweep (beat, every 2 minutes)
+# enqueues it again.
+CREDITS_AUTO_REFILL_STALE_SECONDS = env.int("CREDITS_AUTO_REFILL_STALE_SECONDS", default=300)
 # Stripe refuses meter events older than 35 days: alert when unsent usage is this old.
 USAGE_METER_BACKLOG_ALERT_DAYS = env.int("USAGE_METER_BACKLOG_ALERT_DAYS", default=30)
 # A task copy that finds another copy running (config/leases.py) comes back this much later.

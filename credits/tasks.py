@@ -57,6 +57,13 @@ def auto_refill_task(self, purchase_id: str) -> str | None:
     return purchase.status if purchase is not None else None
 
 
+@shared_task(name="credits.auto_refill_sweep_task")
+def auto_refill_sweep_task() -> int:
+    """Beat, every 2 minutes: auto-refills whose task was lost (committed, never enqueued) are
+    enqueued again (`auto_refills_stale_dispatch`)."""
+    return len(services.auto_refills_stale_dispatch())
+
+
 @shared_task(name="credits.auto_refill_notice_task")
 def auto_refill_notice_task(purchase_id: str, notice: str) -> bool:
     return notifications.auto_refill_notice_queue(purchase_id=purchase_id, notice=notice)
@@ -81,8 +88,10 @@ def subscription_credits_catch_up_task() -> int:
 
 @shared_task(name="credits.reconcile_daily_task")
 def reconcile_daily_task() -> int:
-    """Beat, daily: the whole reconcile, stored as a `ReconcileRun`; drift e-mails staff."""
-    return services.reconcile_run(trigger="beat", requested_by="beat").pk
+    """Beat, daily: first what lost webhooks would have done, from Stripe's state (`reconcile
+    --repair`: subscription statuses, paid purchases, period credits), then the whole reconcile,
+    stored as a `ReconcileRun`; drift e-mails staff."""
+    return services.reconcile_run(trigger="beat", requested_by="beat", repair=True).pk
 
 
 @shared_task(name="credits.unusual_consumption_alerts_task")

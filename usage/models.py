@@ -259,6 +259,7 @@ class MeterEventStatus(models.TextChoices):
     SENT = "sent", "Sent"
     DUPLICATE = "duplicate", "Already at Stripe"
     FAILED = "failed", "Refused by Stripe"
+    EXPIRED = "expired", "Outside Stripe's 35-day window"
 
 
 class UsageMeterReport(models.Model):

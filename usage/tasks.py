@@ -42,6 +42,7 @@ def meter_sync_task(self, organization_id: str) -> dict:
         "sent": result.sent,
         "duplicates": result.duplicates,
         "failed": result.failed,
+        "expired": result.expired,
     }
 
 

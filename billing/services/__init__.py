@@ -52,7 +52,7 @@ from .hosted import (
     portal_session_create,
     subscription_checkout_session_create,
 )
-from .meters import stripe_meter_event_send, stripe_meter_usage_total
+from .meters import stripe_customer_now, stripe_meter_event_send, stripe_meter_usage_total
 from .notices import (
     billing_notice_queue,
     billing_notice_send,
@@ -163,6 +163,7 @@ __all__ = [
     "setup_intent_create",
     "staff_alert_queue",
     "stripe_catalog_sync",
+    "stripe_customer_now",
     "stripe_events_catch_up",
     "stripe_invoice_create_one_off",
     "stripe_invoice_mark_uncollectible",

@@ -31,9 +31,11 @@ def billing_stripe_drift_list(*, organization_ids: list | None = None) -> list[s
 
 def billing_stripe_state_restore(*, organization_ids: list | None = None) -> list[str]:
     """What lost subscription webhooks would have done: every organization whose recorded status
-    differs from Stripe's is re-read from Stripe (its mirror and plan re-derived). Answers one
-    line per organization repaired."""
+    differs from Stripe's is re-read from Stripe (its mirror and plan re-derived), and a live
+    subscription whose metered items are not its plan's (the items task lost between a webhook's
+    commit and its enqueue) gets them. Answers one line per repair."""
     from .billing_state import organization_for_subscription_refresh
+    from .subscriptions import metered_items_repair
 
     repaired = []
     organizations = Organization.objects.exclude(stripe_subscription_id="")
@@ -44,13 +46,18 @@ def billing_stripe_state_restore(*, organization_ids: list | None = None) -> lis
             data = stripe_api.subscription_retrieve(subscription_id=organization.stripe_subscription_id)
         except stripe_api.StripeRequestError:
             continue  # reported by the drift check; nothing to copy from
-        if data["status"] == organization.subscription_status:
-            continue
-        status = organization_for_subscription_refresh(subscription_id=data["id"])
-        repaired.append(
-            f"organization {organization.pk}: subscription {data['id']} "
-            f"{organization.subscription_status!r} -> {status!r} (from Stripe)"
-        )
+        if data["status"] != organization.subscription_status:
+            status = organization_for_subscription_refresh(subscription_id=data["id"])
+            repaired.append(
+                f"organization {organization.pk}: subscription {data['id']} "
+                f"{organization.subscription_status!r} -> {status!r} (from Stripe)"
+            )
+        changes = metered_items_repair(organization=organization, subscription=data)
+        if changes:
+            repaired.append(
+                f"organization {organization.pk}: subscription {data['id']} given its plan's metered "
+                f"items ({len(changes)} change(s))"
+            )
     return repaired
 
 

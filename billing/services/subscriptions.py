@@ -167,6 +167,22 @@ def subscription_metered_items_sync(*, organization: Organization) -> list[dict]
     return changes
 
 
+def metered_items_repair(*, organization: Organization, subscription: dict) -> list[dict]:
+    """For the repair (`reconcile --repair`, the daily reconcile): when Stripe's current copy of
+    the subscription (`subscription`, just read) lacks its plan's metered items, bring the mirror
+    up to it and sync the items. Nothing (and no Stripe call) when they are right."""
+    current = subscription.to_dict() if hasattr(subscription, "to_dict") else subscription
+    if current.get("status") in ("canceled", "incomplete_expired"):
+        return []
+    price_id = stripe_data.subscription_price_id(current)
+    price = plan_price_for_stripe_price(price_id=price_id) if price_id else None
+    if price is None or not subscription_metered_item_changes(subscription=current, price=price):
+        return []
+    with transaction.atomic():
+        Subscription.sync_from_stripe_data(subscription, api_key=settings.STRIPE_SECRET_KEY)
+    return subscription_metered_items_sync(organization=organization)
+
+
 def subscription_change(
     *,
     organization: Organization,

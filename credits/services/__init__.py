@@ -14,6 +14,7 @@ from .auto_refill import (
     auto_refill_requires_action,
     auto_refill_run,
     auto_refill_set,
+    auto_refills_stale_dispatch,
 )
 from .holds import (
     HoldResult,
@@ -80,6 +81,7 @@ __all__ = [
     "auto_refill_requires_action",
     "auto_refill_run",
     "auto_refill_set",
+    "auto_refills_stale_dispatch",
     "credit_account_lock",
     "credit_account_settings_update",
     "credit_adjust",

@@ -4,8 +4,13 @@ account); `auto_refill_run`, in a task after commit, charges the card and grants
 
 from __future__ import annotations
 
+import logging
+from datetime import datetime, timedelta
+
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
+from django.utils import timezone
 
 from billing.exceptions import PaymentFailed, StripeUnavailable
 from billing.models import BillingNotice, Organization
@@ -14,11 +19,20 @@ from config.exceptions import ApplicationError, ValidationFailed
 
 from ..formatting import MAX_CHARGE_MINOR_UNITS
 from ..locks import account_lock
-from ..models import IN_FLIGHT_STATUSES, AutoRefill, CreditPack, CreditPurchase, PurchaseStatus
+from ..models import (
+    IN_FLIGHT_STATUSES,
+    AutoRefill,
+    CreditPack,
+    CreditPurchase,
+    PurchaseKind,
+    PurchaseStatus,
+)
 from ..selectors import credit_amount_price, credit_pack_get
-from ..tasks import auto_refill_notice_task
+from ..tasks import auto_refill_notice_task, auto_refill_task
 from .ledger import positive_credits
 from .purchases import credit_purchase_fulfil, purchase_find, purchase_payment_intent_create
+
+logger = logging.getLogger(__name__)
 
 
 def auto_refill_set(
@@ -185,3 +199,30 @@ def auto_refill_requires_action(*, purchase_id, payment_intent_id: str) -> Credi
         payment_intent_id=payment_intent_id,
         notice="action_required",
     )
+
+
+# Stripe keeps an idempotency key 24 hours: a refill that may have reached Stripe (`processing`)
+# is re-dispatched only while its key still answers the first PaymentIntent.
+STRIPE_KEY_LIFETIME_MARGIN = timedelta(hours=23)
+
+
+def auto_refills_stale_dispatch(*, now: datetime | None = None) -> list[str]:
+    """Beat (`credits.auto_refill_sweep_task`): enqueue again the auto-refills whose task was lost
+    -- the purchase row committed, the process gone before `on_commit` reached the broker, or a
+    worker lost with a retry it had scheduled. `pending` ones untouched for
+    `CREDITS_AUTO_REFILL_STALE_SECONDS` (Stripe was never called for them), and `processing` ones
+    as long as Stripe still keeps their idempotency key. Safe to overlap with a live copy: the task
+    holds a lease per purchase, re-reads the status under a row lock, and charges with the
+    purchase's own key; so one PaymentIntent, one grant. Answers the purchase ids enqueued."""
+    now = now or timezone.now()
+    stale = now - timedelta(seconds=settings.CREDITS_AUTO_REFILL_STALE_SECONDS)
+    rows = CreditPurchase.objects.filter(kind=PurchaseKind.AUTO_REFILL, updated_at__lt=stale).filter(
+        Q(status=PurchaseStatus.PENDING)
+        | Q(status=PurchaseStatus.PROCESSING, updated_at__gte=now - STRIPE_KEY_LIFETIME_MARGIN)
+    )
+    ids = [str(pk) for pk in rows.order_by("updated_at").values_list("pk", flat=True)[:500]]
+    for purchase_id in ids:
+        auto_refill_task.delay(purchase_id)
+    if ids:
+        logger.warning("auto-refill sweep: %d refill(s) whose task was lost enqueued again", len(ids))
+    return ids

@@ -122,10 +122,14 @@ def reconcile_run(
     with_stripe: bool = True,
     progress: Callable[[int, int], None] | None = None,
     run: ReconcileRun | None = None,
+    repair: bool = False,
 ) -> ReconcileRun:
     """Run every reconcile check (the ledger's invariants, then Stripe drift and the checks other
     apps register in `config.reconcile`) and store the result. Drift e-mails staff once per run.
-    `progress(done, total)` is told after each check (the admin's job page shows it)."""
+    `progress(done, total)` is told after each check (the admin's job page shows it).
+    `repair` (with Stripe; the daily beat run, `manage.py reconcile --repair`): first do what lost
+    webhooks would have done (`stripe_state_restore`); the repairs are listed in the summary, and a
+    Stripe outage during the repair is a drift line, the checks still run."""
     run = run or ReconcileRun.objects.create(
         trigger=trigger, requested_by=requested_by[:255], with_stripe=with_stripe
     )
@@ -139,9 +143,16 @@ def reconcile_run(
         if progress is not None:
             progress(done, total)
 
+    repaired: list[str] = []
+    repair_drifts: list[str] = []
+    if repair and with_stripe:
+        try:
+            repaired = stripe_state_restore(organization_ids=organization_ids)
+        except ApplicationError as exc:
+            repair_drifts.append(f"the repair from Stripe's state could not run: {exc.message}")
     try:
         report = ledger_drift_list(organization_ids=organization_ids)
-        drifts = [str(d) for d in report.drifts]
+        drifts = repair_drifts + [str(d) for d in report.drifts]
         drifts += credit_purchases_stuck_list(organization_ids=organization_ids)
         summary = f"credits: {report.accounts} accounts, {report.transactions} ledger rows"
         step()
@@ -171,6 +182,8 @@ def reconcile_run(
         raise
     with transaction.atomic():
         run.status = ReconcileRun.Status.DRIFT if drifts else ReconcileRun.Status.OK
+        if repaired:
+            summary += f"; repaired first ({len(repaired)}): " + "; ".join(repaired[:20])
         run.summary = summary
         run.drifts = drifts
         run.drift_count = len(drifts)

@@ -15,7 +15,8 @@ check() { # name, expected status prefix, curl args...
   local name=$1 want=$2; shift 2
   local out; out=$(curl -s -o ${TMPDIR:-/tmp}/probe_probe_body -w '%{http_code} %{content_type}' "$@")
   local code=${out%% *} ctype=${out#* }
-  local shape; shape=$(python3 -c 'import json,sys; d=json.load(open("${TMPDIR:-/tmp}/probe_probe_body")); print("shape-ok" if isinstance(d.get("error"),str) and isinstance(d.get("message"),str) else "BAD-SHAPE")' 2>/dev/null || echo "NOT-JSON")
+  # (the body's path goes in as an argument: inside single quotes the shell expands nothing)
+  local shape; shape=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print("shape-ok" if isinstance(d.get("error"),str) and isinstance(d.get("message"),str) else "BAD-SHAPE")' "${TMPDIR:-/tmp}/probe_probe_body" 2>/dev/null || echo "NOT-JSON")
   if [[ $code == $want* && $shape == shape-ok ]]; then pass=$((pass+1)); r=OK; else fail=$((fail+1)); r=FAIL; fi
   printf '%-4s %-58s %s %s %s\n' "$r" "$name" "$code" "$shape" "$(head -c 140 ${TMPDIR:-/tmp}/probe_probe_body)"
 }

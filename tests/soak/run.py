@@ -484,6 +484,9 @@ def main() -> int:
             log(f"not settled yet ({len(failures)} difference(s)); checking again in 20 s")
             time.sleep(20)
         report["settled_after_s"] = round(time.monotonic() - started - MINUTES * 60, 1)
+        meters = stack.manage_shell(BASE / "tests" / "soak" / "meter_sync.py")
+        report["meter_sync"] = json.loads(meters.split("SOAK-METERS ", 1)[1].splitlines()[0])
+        log(f"meter sync: {report['meter_sync']}")
         reconcile = stack.manage("reconcile")
         report["reconcile_exit"] = reconcile.returncode
         report["reconcile"] = reconcile.stdout.strip().splitlines()[-12:]

@@ -12,7 +12,15 @@ Two steps, so nothing is ever sent twice:
    and sent again is marked `duplicate`, not counted twice.
 
 Event timestamps are now, kept inside the period (minute-aligned, as Stripe's summaries are), so
-the usage lands on the invoice of the period it belongs to.
+the usage lands on the invoice of the period it belongs to -- and inside what Stripe accepts: a
+meter event stamped more than 35 days before Stripe's "now" for the customer, or more than
+5 minutes after it, is refused. Stripe's now is the real time, or the frozen time of the
+customer's test clock (test mode), which can be months ahead of the real time or behind it. The
+stamp is chosen once, when the row is queued, and kept on the row: a resend carries the same
+identifier, timestamp and idempotency key. Usage whose period lies wholly outside Stripe's window
+(a backlog older than 35 days, or a period a test clock has left long ago) cannot be billed any
+more: its row is marked `expired` and an alert raised, instead of being sent, refused, and
+reported as drift at every reconcile.
 """
 
 from __future__ import annotations
@@ -21,7 +29,7 @@ import hashlib
 import logging
 import time
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_HALF_UP, Decimal
 
 from django.conf import settings
@@ -32,7 +40,7 @@ from django.utils import timezone
 from billing.exceptions import StripeRateLimited, StripeUnavailable
 from billing.models import Organization
 from billing.selectors import MeteredUsage, organization_metered_usage, organizations_with_live_subscription
-from billing.services import stripe_meter_event_send, stripe_meter_usage_total
+from billing.services import stripe_customer_now, stripe_meter_event_send, stripe_meter_usage_total
 from config.alerts import ops_alert
 from config.backoff import backoff_delay
 from config.exceptions import ApplicationError
@@ -52,6 +60,7 @@ class SyncResult:
     sent: int = 0
     duplicates: int = 0
     failed: int = 0
+    expired: int = 0
 
 
 def _floor_minute(moment: datetime) -> datetime:
@@ -69,6 +78,41 @@ def meter_identifier(organization_id, metric: str, period_start: datetime, total
     return "usg_" + hashlib.sha256(raw.encode()).hexdigest()[:40]
 
 
+# Stripe refuses meter events stamped more than 35 days before its now or 5 minutes after; the
+# stamps chosen here keep an hour's margin on the old side (a queued row waits for its send) and
+# never run ahead of Stripe's now.
+STRIPE_MAX_AGE = timedelta(days=35)
+STAMP_AGE_MARGIN = timedelta(hours=1)
+
+
+def _epoch(seconds: int) -> datetime:
+    return datetime.fromtimestamp(seconds, tz=UTC)
+
+
+def meter_stamp(
+    *, now: datetime, stripe_now: datetime, period_start: datetime, period_end: datetime
+) -> datetime | None:
+    """The timestamp of a meter event for a period: `now`, kept inside the period's meter window
+    and inside what Stripe accepts for the customer (`stripe_now`: its test clock's time, or the
+    real time); None when the two do not meet (the period is outside Stripe's window)."""
+    low = max(period_start, stripe_now - STRIPE_MAX_AGE + STAMP_AGE_MARGIN)
+    high = min(_floor_minute(period_end) - timedelta(seconds=1), stripe_now)
+    if low > high:
+        return None
+    return min(max(now, low), high)
+
+
+def _expired_alert(event: UsageMeterEvent, stripe_now: datetime) -> None:
+    ops_alert(
+        "meter_event_outside_stripe_window",
+        f"organization {event.organization_id}: {event.value} unit(s) of {event.meter_event_name} for the "
+        f"period from {event.period_start:%Y-%m-%d %H:%M} UTC cannot be billed: Stripe's time for customer "
+        f"{event.customer_id} is {stripe_now:%Y-%m-%d %H:%M} UTC, and it refuses meter events older than "
+        "35 days (marked expired, not sent)",
+        subject=str(event.organization_id),
+    )
+
+
 def _whole(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
@@ -81,7 +125,7 @@ def usage_meter_events_queue(*, organization: Organization, now: datetime | None
         return 0
     ctx = quota_context(organization=organization, now=now)
     catalog = metric_catalog(include_inactive=True)
-    stamp = min(max(now, ctx.period_start), _floor_minute(ctx.period_end) - timedelta(seconds=1))
+    stripe_now = {}  # per customer: Stripe's time for it (a test clock's, or the real time)
     queued = 0
     for item in metered:
         info = catalog.get(item.metric)
@@ -95,6 +139,8 @@ def usage_meter_events_queue(*, organization: Organization, now: datetime | None
             with_holds=False,
         )
         above = max(0, _whole(used) - item.included)
+        if above and item.customer_id not in stripe_now:  # read before any row is locked
+            stripe_now[item.customer_id] = _epoch(stripe_customer_now(customer_id=item.customer_id))
         with transaction.atomic():
             UsageMeterReport.objects.bulk_create(
                 [
@@ -114,7 +160,13 @@ def usage_meter_events_queue(*, organization: Organization, now: datetime | None
             )
             if above <= report.reported:
                 continue
-            UsageMeterEvent.objects.create(
+            stamp = meter_stamp(
+                now=now,
+                stripe_now=stripe_now[item.customer_id],
+                period_start=ctx.period_start,
+                period_end=ctx.period_end,
+            )
+            event = UsageMeterEvent.objects.create(
                 organization_id=organization.pk,
                 identifier=meter_identifier(organization.pk, info.code, ctx.period_start, above),
                 metric_id=info.id,
@@ -122,9 +174,15 @@ def usage_meter_events_queue(*, organization: Organization, now: datetime | None
                 customer_id=item.customer_id,
                 period_start=ctx.period_start,
                 value=above - report.reported,
-                timestamp=stamp,
+                timestamp=stamp or ctx.period_start,
+                status=MeterEventStatus.PENDING if stamp else MeterEventStatus.EXPIRED,
+                error="" if stamp else "the period is outside Stripe's 35-day window for meter events",
                 created_at=now,
             )
+            if stamp is None:
+                transaction.on_commit(
+                    lambda event=event, at=stripe_now[item.customer_id]: _expired_alert(event, at)
+                )
             UsageMeterReport.objects.filter(
                 organization_id=organization.pk, metric_id=info.id, period_start=ctx.period_start
             ).update(reported=above, updated_at=now)
@@ -209,16 +267,32 @@ def usage_meter_sync(
         interval = (
             1.0 / settings.USAGE_METER_EVENTS_PER_SECOND if settings.USAGE_METER_EVENTS_PER_SECOND else 0
         )
+        stripe_now: dict[str, datetime] = {}
         for done, event in enumerate(pending, start=1):
             started = time.monotonic()
+            if event.customer_id not in stripe_now:
+                stripe_now[event.customer_id] = _epoch(stripe_customer_now(customer_id=event.customer_id))
             try:
+                if event.timestamp < stripe_now[event.customer_id] - STRIPE_MAX_AGE:
+                    # Queued in time, unsent since (an outage longer than Stripe's window).
+                    raise ApplicationError(
+                        "Older than Stripe's 35-day window for meter events: not sent",
+                        extra={"param": "timestamp"},
+                    )
                 status = _send(event, sleep)
                 error = ""
             except StripeUnavailable:
                 UsageMeterEvent.objects.filter(pk=event.pk).update(attempts=event.attempts + 1)
                 raise
             except ApplicationError as exc:
-                status, error = MeterEventStatus.FAILED, exc.message[:500]
+                if exc.extra.get("param") == "timestamp":  # Stripe's window, not a bad request
+                    status = MeterEventStatus.EXPIRED
+                    transaction.on_commit(
+                        lambda event=event, at=stripe_now[event.customer_id]: _expired_alert(event, at)
+                    )
+                else:
+                    status = MeterEventStatus.FAILED
+                error = exc.message[:500]
                 logger.warning("meter sync: Stripe refused %s: %s", event.identifier, exc.message)
             UsageMeterEvent.objects.filter(pk=event.pk).update(
                 status=status, error=error, attempts=event.attempts + 1, sent_at=timezone.now()
@@ -227,6 +301,8 @@ def usage_meter_sync(
                 result.sent += 1
             elif status == MeterEventStatus.DUPLICATE:
                 result.duplicates += 1
+            elif status == MeterEventStatus.EXPIRED:
+                result.expired += 1
             else:
                 result.failed += 1
             UsageSyncState.objects.filter(pk=state.pk).update(progress_done=done)
