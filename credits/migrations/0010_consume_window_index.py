@@ -10,7 +10,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ("billing", "0012_merge_outbox_audit"),
-        ("credits", "0008_reconcile_runs"),
+        ("credits", "0009_beat_auto_refill_sweep"),
     ]
 
     operations = [
