@@ -146,13 +146,15 @@ def stripe_emulator_server(tmp_path: Path) -> Iterator[str]:
 
     def up() -> bool:
         try:
-            return requests.get(f"{url}/_emulator/faults", timeout=1).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{url}/_emulator/faults", timeout=5).status_code == 200
+        except requests.RequestException:  # not listening yet, or too slow to answer (a loaded machine)
+            if proc.poll() is not None:
+                raise RuntimeError(f"the Stripe emulator server exited with {proc.returncode}") from None
             return False
 
     saved = stripe.api_base, stripe.default_http_client
     try:
-        wait_until(up, timeout=20, what="the Stripe emulator server")
+        wait_until(up, timeout=90, what="the Stripe emulator server")
         stripe.api_base, stripe.default_http_client = url, stripe.RequestsClient()
         yield url
     finally:
