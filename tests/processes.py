@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,28 +128,46 @@ def stripe_emulator_server(tmp_path: Path) -> Iterator[str]:
     import requests
     import stripe
 
-    port = free_port()
+    # `--port 0`: the server binds a free port itself and names it on its first line (a port
+    # picked here could be taken by another process before the server binds it).
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "stripe_emulator",
             "--port",
-            str(port),
+            "0",
             "--state",
             str(tmp_path / "stripe.json"),
         ],
         cwd=BASE_DIR,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    # Read everything it prints (its pipe never fills), keeping the lines for an error message.
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+
+    def listening() -> bool:
+        if any("listening on http://" in line for line in lines):
+            return True
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Stripe emulator server exited with {proc.returncode}: {''.join(lines)}")
+        return False
+
+    try:
+        wait_until(listening, timeout=90, what="the Stripe emulator server to listen")
+    except BaseException:
+        stop_process(proc)
+        raise
+    url = re.search(r"listening on (http://\S+)", "".join(lines)).group(1).rstrip("/")
 
     def up() -> bool:
         try:
             return requests.get(f"{url}/_emulator/faults", timeout=5).status_code == 200
-        except requests.RequestException:  # not listening yet, or too slow to answer (a loaded machine)
+        except requests.RequestException:  # too slow to answer (a loaded machine)
             if proc.poll() is not None:
                 raise RuntimeError(f"the Stripe emulator server exited with {proc.returncode}") from None
             return False

@@ -123,7 +123,7 @@ def test_a_hang_past_the_client_timeout_after_the_work_was_done(emu):
     started = time.monotonic()
     with pytest.raises(stripe.APIConnectionError):
         stripe.Customer.create(api_key=KEY, email="slow@example.com", idempotency_key="cust-1")
-    assert time.monotonic() - started < 5  # the in-process client does not really wait
+    assert time.monotonic() - started < 60  # the in-process client does not wait the 120 s
     assert len(emu.objects("customer")) == 1  # Stripe did the work; the client never heard
     again = stripe.Customer.create(api_key=KEY, email="slow@example.com", idempotency_key="cust-1")
     assert [c["id"] for c in emu.objects("customer")] == [again.id]
