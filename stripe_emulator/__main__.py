@@ -74,6 +74,8 @@ def serve(argv: list[str]) -> int:
         tick_interval=args.tick_interval,
         verbose=args.verbose,
     )
+    if not args.public_url and args.port == 0:  # `--port 0`: a free port, told on the first line
+        emulator.base_url = f"http://{args.host}:{server.port}"
     stopped = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stopped.set())

@@ -163,6 +163,10 @@ class Emulator:
         if path.startswith("/v1/") or path == "/v1":
             fault = self.faults.take_request(method, path)
             if fault is not None and fault.kind == "status":
+                if fault.processed:
+                    # Carried out (and its result stored under the Idempotency-Key), answer lost.
+                    self._handle_api(method, path, parts.query, lowered, body, fault=fault)
+                    return self._fault_response(method, path, lowered, fault, log=False)
                 return self._fault_response(method, path, lowered, fault)
             response = self._handle_api(method, path, parts.query, lowered, body, fault=fault)
             if fault is not None and fault.kind == "hang":
@@ -175,11 +179,17 @@ class Emulator:
             self.deliver_webhooks()
         return response
 
-    def _fault_response(self, method: str, path: str, headers: dict[str, str], fault: Any) -> Response:
+    def _fault_response(
+        self, method: str, path: str, headers: dict[str, str], fault: Any, *, log: bool = True
+    ) -> Response:
+        """`log=False`: the request was carried out (and logged as such) before the fault answered."""
         with self.lock:
             request_id = "req_" + self.store.random_string(14)
             extra, payload = status_body(fault, request_id)
-            self._log(method, path, headers.get("idempotency-key"), fault.status, request_id, fault=fault.id)
+            if log:
+                self._log(
+                    method, path, headers.get("idempotency-key"), fault.status, request_id, fault=fault.id
+                )
         response_headers = {
             "Content-Type": "application/json",
             "Request-Id": request_id,
@@ -386,8 +396,8 @@ class Emulator:
         fault: str | None = None,
         hung: str | None = None,
     ) -> None:
-        """`fault`: the injected fault that answered instead of the API; `hung`: the hang fault that
-        delayed an answer the API did give."""
+        """`fault`: the injected fault that answered instead of the API; `hung`: the fault that
+        delayed (a hang) or replaced (a status with `processed`) an answer the API did give."""
         self.request_log.append(
             {
                 "method": method,

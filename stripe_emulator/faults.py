@@ -4,7 +4,10 @@ Request faults match the next N API requests by method and path (`*` wildcards a
 example `/v1/payment_intents/*/confirm`) and
 
 - answer a status instead of the API: `status=500` (an `api_error`), `status=429` with
-  `retry_after=seconds` (a `rate_limit` error and a `Retry-After` header), any other status;
+  `retry_after=seconds` (a `rate_limit` error and a `Retry-After` header), any other status.
+  By default the request is not carried out; with `processed=True` it is carried out first and
+  its answer lost (Stripe did the work, then failed): the result is stored under the request's
+  Idempotency-Key, so a retry with the key gets that stored answer, as from real Stripe;
 - `hang=seconds`: the answer comes that late. With `processed=True` (the default) the request is
   carried out first, which is the case a client must survive: Stripe did the work, the client
   timed out and retries. The server really waits; the in-process client (`InProcessHTTPClient`,
@@ -55,7 +58,7 @@ class Fault:
     retry_after: float | None = None
     message: str | None = None
     hang: float | None = None
-    processed: bool = True
+    processed: bool = True  # status faults: False unless asked for (see `Faults.add`)
     decline: str | None = None
     event_type: str | None = None
     duplicate: bool = False
@@ -95,13 +98,15 @@ class Faults:
         status: int | None = None,
         retry_after: float | None = None,
         hang: float | None = None,
-        processed: bool = True,
+        processed: bool | None = None,
         decline: str | None = None,
         times: int | None = 1,
         message: str | None = None,
     ) -> dict[str, Any]:
         """The next `times` matching requests answer `status` (429 when only `retry_after` is
-        given), hang for `hang` seconds, or decline their card payments with `decline`."""
+        given), hang for `hang` seconds, or decline their card payments with `decline`.
+        `processed`: whether the request is carried out before the fault answers (default: yes
+        for a hang, no for a status)."""
         if retry_after is not None and status is None:
             status = 429
         effects = [status is not None, hang is not None, decline is not None]
@@ -112,6 +117,8 @@ class Faults:
         if times is not None and int(times) < 1:
             raise ValueError("times must be at least 1 (or None: until cleared)")
         kind = "status" if status is not None else "hang" if hang is not None else "decline"
+        if processed is None:
+            processed = kind != "status"
         fault = Fault(
             id=f"fault_{next(self._ids)}",
             kind=kind,
@@ -164,7 +171,7 @@ class Faults:
             value = data.get(key)
             return None if value in (None, "") else float(value)
 
-        def flag(key: str, default: bool = False) -> bool:
+        def flag(key: str, default: bool | None = False) -> bool | None:
             value = data.get(key)
             if value in (None, ""):
                 return default
@@ -187,7 +194,7 @@ class Faults:
             status=None if status is None else int(status),
             retry_after=number("retry_after"),
             hang=number("hang"),
-            processed=flag("processed", True),
+            processed=flag("processed", None),
             decline=data.get("decline") or None,
             times=times,
             message=data.get("message") or None,

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -126,33 +128,53 @@ def stripe_emulator_server(tmp_path: Path) -> Iterator[str]:
     import requests
     import stripe
 
-    port = free_port()
+    # `--port 0`: the server binds a free port itself and names it on its first line (a port
+    # picked here could be taken by another process before the server binds it).
     proc = subprocess.Popen(
         [
             sys.executable,
             "-m",
             "stripe_emulator",
             "--port",
-            str(port),
+            "0",
             "--state",
             str(tmp_path / "stripe.json"),
         ],
         cwd=BASE_DIR,
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
+        text=True,
         start_new_session=True,
     )
-    url = f"http://127.0.0.1:{port}"
+    lines: list[str] = []
+    # Read everything it prints (its pipe never fills), keeping the lines for an error message.
+    threading.Thread(target=lambda: lines.extend(iter(proc.stdout.readline, "")), daemon=True).start()
+
+    def listening() -> bool:
+        if any("listening on http://" in line for line in lines):
+            return True
+        if proc.poll() is not None:
+            raise RuntimeError(f"the Stripe emulator server exited with {proc.returncode}: {''.join(lines)}")
+        return False
+
+    try:
+        wait_until(listening, timeout=90, what="the Stripe emulator server to listen")
+    except BaseException:
+        stop_process(proc)
+        raise
+    url = re.search(r"listening on (http://\S+)", "".join(lines)).group(1).rstrip("/")
 
     def up() -> bool:
         try:
-            return requests.get(f"{url}/_emulator/faults", timeout=1).status_code == 200
-        except requests.ConnectionError:
+            return requests.get(f"{url}/_emulator/faults", timeout=5).status_code == 200
+        except requests.RequestException:  # too slow to answer (a loaded machine)
+            if proc.poll() is not None:
+                raise RuntimeError(f"the Stripe emulator server exited with {proc.returncode}") from None
             return False
 
     saved = stripe.api_base, stripe.default_http_client
     try:
-        wait_until(up, timeout=20, what="the Stripe emulator server")
+        wait_until(up, timeout=90, what="the Stripe emulator server")
         stripe.api_base, stripe.default_http_client = url, stripe.RequestsClient()
         yield url
     finally:

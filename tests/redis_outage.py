@@ -57,7 +57,7 @@ class DisposableRedis:
             except redis.RedisError:
                 return False
 
-        wait_until(up, timeout=20, what="the disposable Redis")
+        wait_until(up, timeout=60, what="the disposable Redis")
 
     def stop(self) -> None:
         """kill -9: the port closes at once, as when Redis crashes."""

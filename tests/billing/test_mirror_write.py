@@ -15,7 +15,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def test_a_deadlocked_mirror_write_is_run_again_and_lands():
     first, second = OrganizationFactory(name="first"), OrganizationFactory(name="second")
-    both_hold_one = threading.Barrier(2, timeout=10)
+    both_hold_one = threading.Barrier(2, timeout=60)
     attempts = []
 
     def webhook():  # the other writer: second row, then first row; never the deadlock's victim
@@ -42,7 +42,7 @@ def test_a_deadlocked_mirror_write_is_run_again_and_lands():
     other = threading.Thread(target=webhook)
     other.start()
     assert mirror_write(write) == "written"
-    other.join(timeout=30)
+    other.join(timeout=120)
     assert len(attempts) == 2  # aborted once by PostgreSQL, then run again after the webhook committed
     assert set(Organization.objects.values_list("name", flat=True)) == {"first by page", "second by page"}
 

@@ -78,9 +78,14 @@ def browser():
 
 @pytest.fixture
 def page(browser):
+    from playwright.sync_api import expect
+
     context = browser.new_context()
     page = context.new_page()
-    page.set_default_timeout(20_000)
+    # Generous bounds for a loaded 2-core CI machine: waiting costs nothing when the page is there.
+    page.set_default_timeout(60_000)
+    page.set_default_navigation_timeout(60_000)
+    expect.set_options(timeout=30_000)  # `expect(...)` has its own bound (5 s by default)
     yield page
     context.close()
 
@@ -132,12 +137,14 @@ def stripe_server(emulator_server_url, _stripe, live_server, celery_eager):
     seeded again (a transactional test before this one emptied the tables) and synced."""
     import importlib
 
+    import requests
     import stripe
     from django.apps import apps
 
     from billing.catalogue import catalogue_seed
     from billing.models import Plan, PlanPrice
     from billing.services import stripe_catalog_sync, webhook_endpoint_register
+    from tests.processes import wait_until
     from usage.selectors import catalog_cache_clear
 
     saved = stripe.api_base, stripe.default_http_client
@@ -154,8 +161,20 @@ def stripe_server(emulator_server_url, _stripe, live_server, celery_eager):
         # The database is emptied after the test: this endpoint's secret goes with it.
         stripe.WebhookEndpoint.delete(endpoint.id, api_key="sk_test_" + "x" * 24)
         # A delivery already under way finishes before the database is emptied (a webhook handler
-        # holding row locks while the flush truncates the tables deadlocks it).
-        time.sleep(1)
+        # holding row locks while the flush truncates the tables deadlocks it): wait until the
+        # emulator has none in flight (a fixed sleep is too short on a loaded machine).
+        wait_until(
+            lambda: (
+                not any(
+                    d["status"] == "sending"
+                    for d in requests.get(f"{emulator_server_url}/_emulator/webhooks", timeout=30).json()[
+                        "deliveries"
+                    ]
+                )
+            ),
+            timeout=120,
+            what="the webhook deliveries under way to finish",
+        )
         stripe.api_base, stripe.default_http_client = saved
 
 
@@ -174,9 +193,11 @@ def check(page, name: str) -> None:
     assert_accessible(page)
 
 
-def reload_until(page, predicate, *, tries: int = 40, wait_ms: int = 500) -> None:
-    """Webhooks from the emulator server arrive a moment later: reload until the page shows it."""
-    for _ in range(tries):
+def reload_until(page, predicate, *, seconds: float = 120, wait_ms: int = 500) -> None:
+    """Webhooks from the emulator server arrive a moment later: reload until the page shows it
+    (for up to `seconds`: a loaded machine can take long)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
         if predicate():
             return
         page.wait_for_timeout(wait_ms)

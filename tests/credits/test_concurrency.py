@@ -34,7 +34,7 @@ def run_together(count: int, work) -> list[tuple[str, object]]:
 
     def worker(i: int) -> None:
         try:
-            barrier.wait(timeout=30)
+            barrier.wait(timeout=120)
             results[i] = ("ok", work(i))
         except Exception as exc:
             results[i] = ("error", exc)
@@ -45,7 +45,7 @@ def run_together(count: int, work) -> list[tuple[str, object]]:
     for t in threads:
         t.start()
     for t in threads:
-        t.join(timeout=120)
+        t.join(timeout=300)
     assert not any(t.is_alive() for t in threads), "a thread hung"
     return results
 

@@ -54,8 +54,10 @@ def test_start_up_installs_the_client_and_the_retries(settings):
 
 @pytest.fixture
 def slow_stripe(tmp_path, settings):
-    """A real emulator server, the application's client with a 1 s timeout and one retry."""
-    settings.STRIPE_TIMEOUT_SECONDS = 1.0
+    """A real emulator server, the application's client with a 5 s timeout and one retry. Every
+    Stripe call of the test goes through that client: 5 s (not less) so that a call without a fault
+    answers in time on a loaded machine; the hangs (60 s) are far past it."""
+    settings.STRIPE_TIMEOUT_SECONDS = 5.0
     settings.STRIPE_MAX_NETWORK_RETRIES = 1
     with stripe_emulator_server(tmp_path) as url:
         saved = stripe.default_http_client, stripe.max_network_retries
@@ -87,7 +89,7 @@ def test_a_hanging_stripe_is_503_and_the_same_key_retry_makes_one_payment_intent
     path = f"/api/v1/organizations/{org.pk}/credits/purchase"
 
     # Every attempt (the first and the client's one retry) hangs past the timeout.
-    _fault(slow_stripe, method="POST", path="/v1/payment_intents", hang=5, times=2)
+    _fault(slow_stripe, method="POST", path="/v1/payment_intents", hang=60, times=2)
     response = client.post(path, payload, format="json")
     assert response.status_code == 503, response.content
     assert response.json()["error"] == "stripe_unavailable"
@@ -108,7 +110,7 @@ def test_a_hang_on_the_first_attempt_is_replayed_by_the_retry(slow_stripe):
     CreditPackFactory(code="p1k", name="1,000 credits", credits=D(1000), amount=1000)
     client = APIClient()
     client.force_authenticate(owner)
-    _fault(slow_stripe, method="POST", path="/v1/payment_intents", hang=5, times=1)
+    _fault(slow_stripe, method="POST", path="/v1/payment_intents", hang=60, times=1)
     response = client.post(
         f"/api/v1/organizations/{org.pk}/credits/purchase",
         {"pack": "p1k", "payment_method": "pm_card_visa", "idempotency_key": "blip-1"},

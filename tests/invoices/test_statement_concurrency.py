@@ -31,7 +31,7 @@ def test_twenty_concurrent_statements_take_twenty_numbers_without_gaps(credit_ca
 
     def generate():
         try:
-            barrier.wait(timeout=30)
+            barrier.wait(timeout=120)
             statement = statement_generate(organization=organization, period_start=start, period_end=end)
             with lock:
                 numbers.append(statement.sequence)
@@ -45,7 +45,7 @@ def test_twenty_concurrent_statements_take_twenty_numbers_without_gaps(credit_ca
     for thread in threads:
         thread.start()
     for thread in threads:
-        thread.join(timeout=60)
+        thread.join(timeout=300)
     assert not errors, errors
     assert sorted(numbers) == list(range(1, THREADS + 1))
     stored = Invoice.objects.filter(organization=organization, kind="statement")

@@ -204,7 +204,7 @@ def test_concurrent_closes_bill_late_usage_once(metered_plan, celery_eager):
 
         def run(work):
             try:
-                barrier.wait(timeout=30)
+                barrier.wait(timeout=120)
                 work()
             except BaseException as exc:
                 errors.append(exc)

@@ -11,7 +11,7 @@ from rest_framework.test import APIClient
 from credits.models import CreditAccount, CreditTransaction
 
 
-def run_together(count: int, work, *, timeout: float = 120) -> list[tuple[str, object]]:
+def run_together(count: int, work, *, timeout: float = 300) -> list[tuple[str, object]]:
     """`work(i)` in `count` threads (one database connection each) released by one barrier;
     answers ("ok", result) or ("error", exception) per thread."""
     barrier = threading.Barrier(count)
@@ -19,7 +19,7 @@ def run_together(count: int, work, *, timeout: float = 120) -> list[tuple[str, o
 
     def worker(i: int) -> None:
         try:
-            barrier.wait(timeout=30)
+            barrier.wait(timeout=120)
             results[i] = ("ok", work(i))
         except Exception as exc:
             results[i] = ("error", exc)

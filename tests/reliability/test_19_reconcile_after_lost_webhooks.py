@@ -51,7 +51,10 @@ def test_reconcile_restores_what_lost_webhooks_carried(
     CreditPackFactory(code="p500", credits=Decimal(500), amount=4000)
     credits_checkout_paid(billing_client, billing_org, stripe_emulator, "p500")
     stripe.Subscription.cancel(Organization.objects.get(pk=other.pk).stripe_subscription_id, **STRIPE_KEY)
-    stripe_emulator.advance(days=31)  # billing_org's subscription renews; its invoice is paid
+    # billing_org's subscription renews and its invoice is paid (finalized an hour after the renewal):
+    # 32 days, because a month can have 31 (advancing 31 days from 15 December lands on the renewal
+    # itself, before the invoice is finalized)
+    stripe_emulator.advance(days=32)
     stripe_emulator.deliver_webhooks()
     assert {"checkout.session.completed", "customer.subscription.deleted", "invoice.paid"} <= {
         json.loads(body)["type"] for _, _, body in lost.sent

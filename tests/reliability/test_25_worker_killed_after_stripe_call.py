@@ -25,6 +25,10 @@ def test_refill_worker_killed_after_the_stripe_call_charges_once(tmp_path, setti
             "STRIPE_API_HOST": stripe_url,
             "CELERY_VISIBILITY_TIMEOUT": "3",
             "CELERY_UNACKED_RESTORE_INTERVAL": "1",
+            # longer than the hang: the first worker is still waiting on Stripe when it is killed,
+            # however slowly the test gets to the kill (with the default 8 s its client would give
+            # up, retry and could settle the purchase as failed first)
+            "STRIPE_TIMEOUT_SECONDS": "120",
         }
         owner, _ = user_get_or_create(email="boss@refill.test")
         org = organization_create(name="Refill Co", billing_email="ap@refill.test", owner=owner)

@@ -27,7 +27,7 @@ def test_a_copy_redelivered_while_the_first_runs_does_nothing(tmp_path, settings
             "TASK_LEASE_RETRY_SECONDS": "60",
             # longer than the hang: otherwise stripe-python's own timeout retry (same idempotency
             # key) is a second request, and the count below could not tell it from the copy's
-            "STRIPE_TIMEOUT_SECONDS": "20",
+            "STRIPE_TIMEOUT_SECONDS": "60",
         }
         owner, _ = user_get_or_create(email="boss@slow.test")
         org = organization_create(name="Slow Co", billing_email="ap@slow.test", owner=owner)
@@ -44,9 +44,11 @@ def test_a_copy_redelivered_while_the_first_runs_does_nothing(tmp_path, settings
             )
             return answer.json()["count"]
 
-        requests.post(  # Stripe takes 8 s to answer the charge: 4 visibility timeouts
+        # Stripe takes 20 s to answer the charge: 10 visibility timeouts, so that on a loaded machine
+        # too the copy is redelivered and tries the lease while the first copy still waits.
+        requests.post(
             f"{stripe_url}/_emulator/faults",
-            json={"method": "POST", "path": "/v1/payment_intents", "hang": 8, "processed": True, "times": 1},
+            json={"method": "POST", "path": "/v1/payment_intents", "hang": 20, "processed": True, "times": 1},
             timeout=5,
         ).raise_for_status()
         log = tmp_path / "worker.log"
@@ -65,7 +67,7 @@ def test_a_copy_redelivered_while_the_first_runs_does_nothing(tmp_path, settings
                     CreditPurchase.objects.get(kind=PurchaseKind.AUTO_REFILL).status
                     == PurchaseStatus.SUCCEEDED
                 ),
-                timeout=60,
+                timeout=120,
                 what="the first copy to settle the refill",
             )
             assert intent_requests() == 1  # the copy never reached Stripe

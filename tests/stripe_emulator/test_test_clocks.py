@@ -290,8 +290,9 @@ def test_advance_a_customer_without_a_test_clock(emu, customer, monthly_price):
     other_sub = stripe.Subscription.create(
         api_key=KEY, customer=other.id, items=[{"price": monthly_price.id}]
     )
-    result = emu.advance(days=31, customer=customer.id)
-    assert "invoice.paid" in result["events"] and result["to"] - result["from"] == 31 * DAY
+    # 32 days: past the renewal (a month has up to 31 days) and the hour before its invoice is paid
+    result = emu.advance(days=32, customer=customer.id)
+    assert "invoice.paid" in result["events"] and result["to"] - result["from"] == 32 * DAY
     renewed = stripe.Subscription.retrieve(sub.id, api_key=KEY)
     assert renewed["items"].data[0].current_period_start == end
     assert stripe.Invoice.retrieve(renewed.latest_invoice, api_key=KEY).billing_reason == "subscription_cycle"
