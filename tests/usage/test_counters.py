@@ -55,7 +55,7 @@ class RedisServer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        wait_until(self._answers, timeout=10, what="redis")
+        wait_until(self._answers, timeout=60, what="redis")
 
     def _answers(self) -> bool:
         try:

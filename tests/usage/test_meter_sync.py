@@ -82,7 +82,9 @@ def test_usage_above_the_limit_is_sent_once_and_a_renewal_invoice_bills_it(
     state = UsageSyncState.objects.get(organization=business)
     assert state.status == SyncStatus.IDLE and state.events_sent >= 2 and state.last_success_at is not None
 
-    stripe_emulator.advance(days=31)  # the renewal bills the period's metered usage in arrears
+    stripe_emulator.advance(
+        days=32
+    )  # (32: past a 31-day month too) the renewal bills the period's metered usage in arrears
     webhooks.deliver()
     item = PlanMeteredPrice.objects.get(plan__code="business", metric="SMS_SENT")
     invoices = [i for i in stripe_emulator.objects("invoice") if i["billing_reason"] == "subscription_cycle"]

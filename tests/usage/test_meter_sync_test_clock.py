@@ -69,13 +69,13 @@ def test_a_clock_frozen_behind_real_time_gets_events_stamped_at_its_time(
 def test_a_period_the_clock_has_left_behind_is_expired_and_alerted_once_not_drift(
     catalogue, billing_owner, webhooks, stripe_emulator, django_capture_on_commit_callbacks, caplog
 ):
-    """Three renewals by test clock (93 days): the usage recorded now belongs to a period more
+    """Three renewals by test clock (96 days): the usage recorded now belongs to a period more
     than 35 days before the customer's time, which Stripe refuses whatever the stamp."""
     org, clock = business_on_clock(
         billing_owner, webhooks, django_capture_on_commit_callbacks, start=int(time.time())
     )
     for _ in range(3):
-        advance(clock, days=31)
+        advance(clock, days=32)
         webhooks.deliver()
     org = Organization.objects.get(pk=org.pk)
     assert org.subscription_status == "active"
@@ -109,7 +109,7 @@ def test_a_queued_event_left_unsent_past_the_window_is_expired_not_sent(
         usage_meter_sync(organization=org)
     stripe_emulator.faults.clear()
     for _ in range(2):
-        advance(clock, days=31)
+        advance(clock, days=32)
         webhooks.deliver()
     posts = stripe_emulator.request_count("POST", METER_EVENTS)
     with caplog.at_level(logging.ERROR, logger="alerts"), django_capture_on_commit_callbacks(execute=True):

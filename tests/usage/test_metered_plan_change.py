@@ -80,7 +80,7 @@ def test_upgrade_adds_the_metered_item_and_the_renewal_bills_usage_then_a_downgr
     sms(org, "a", 100_040)  # 40 past Business's 100,000
     assert usage_meter_sync(organization=org).sent == 1
 
-    stripe_emulator.advance(days=31)
+    stripe_emulator.advance(days=32)  # past a 31-day month's renewal and its invoice's hour
     webhooks.deliver()
     (renewal,) = cycle_invoices(stripe_emulator)
     (line,) = metered_lines(renewal)
@@ -93,7 +93,7 @@ def test_upgrade_adds_the_metered_item_and_the_renewal_bills_usage_then_a_downgr
     assert org.plan.code == "professional" and metered_price_id() not in item_prices(org)
     sms(org, "b", 50)
     assert usage_meter_sync(organization=org).queued == 0  # not metered any more: nothing sent
-    stripe_emulator.advance(days=31)
+    stripe_emulator.advance(days=32)  # past a 31-day month's renewal and its invoice's hour
     webhooks.deliver()
     later = [i for i in cycle_invoices(stripe_emulator) if i["id"] != renewal["id"]]
     assert len(later) == 1 and metered_lines(later[0]) == [] and later[0]["status"] == "paid"
