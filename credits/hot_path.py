@@ -92,6 +92,41 @@ RETURNING account_id, sequence, balance_after, allocations
 """  # noqa: S608 - table names are the models' own
 
 
+SUMMARY_SQL = f"""
+SELECT a.balance, a.held, a.low_balance_threshold, a.overdraft_limit, r.id IS NOT NULL,
+       g.sources, g.expiries, g.totals
+FROM {ACCOUNT} a
+LEFT JOIN {REFILL} r ON r.account_id = a.id
+CROSS JOIN LATERAL (
+    SELECT array_agg(source) AS sources, array_agg(expires_at) AS expiries, array_agg(total) AS totals
+    FROM (SELECT source, expires_at, sum(remaining) AS total FROM {GRANT}
+          WHERE organization_id = %s AND remaining > 0 GROUP BY source, expires_at) t
+) g
+WHERE a.organization_id = %s
+"""  # noqa: S608 - table names are the models' own
+
+
+def fetchone_prepared(sql: str, params) -> tuple | None:
+    """One row of `sql`, server-side bound and prepared once per connection (`prepare=True`, as
+    the consumption's statements): PostgreSQL neither parses nor plans it again."""
+    with connection.wrap_database_errors:
+        connection.close_if_health_check_failed()
+        connection.ensure_connection()
+        cursor = psycopg.Cursor(connection.connection)
+        try:
+            cursor.execute(sql, params, prepare=True)
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+
+def account_summary(organization_id) -> tuple | None:
+    """(balance, held, low_balance_threshold, overdraft_limit, has_auto_refill, sources, expiries,
+    totals) of the organization's account and its live grants grouped by source and expiry, in
+    one statement (one snapshot, one round trip); None without an account."""
+    return fetchone_prepared(SUMMARY_SQL, [organization_id, organization_id])
+
+
 def price_per_unit(event_name: str) -> Decimal | None:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT credits_per_unit FROM {PRICE} WHERE event_name = %s AND active", [event_name])  # noqa: S608

@@ -8,7 +8,8 @@ For each path: the CPU time this process spends per call (no profiler; the clien
 dictionaries), the wall time, Python function calls per call (cProfile), every SQL statement and
 every Redis round trip one call sends, then the cProfile tables.
 
-BENCH_PROFILE_CALLS (400) calls per path after a warm-up; BENCH_PROFILE_LINES (22) lines each.
+BENCH_PROFILE_CALLS (400) calls per path after a warm-up; BENCH_PROFILE_LINES (22) lines each;
+BENCH_PROFILE_DUMP, a directory, keeps each path's pstats file.
 """
 
 from __future__ import annotations
@@ -154,6 +155,8 @@ def test_profile(path, settings, catalogue, billing_owner):
     for i in range(CALLS):
         call(CALLS + i)
     profile.disable()
+    if os.environ.get("BENCH_PROFILE_DUMP"):  # a directory: one pstats file per path
+        profile.dump_stats(os.path.join(os.environ["BENCH_PROFILE_DUMP"], f"{path}.pstats"))
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
     stats.sort_stats("cumulative").print_stats(LINES)
