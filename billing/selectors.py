@@ -332,9 +332,14 @@ def _open_invoice_url(invoice_id: str | None) -> str | None:
     webhooks)."""
     if not invoice_id:
         return None
-    invoice = Invoice.objects.filter(id=invoice_id).first()
-    data = invoice.stripe_data if invoice is not None else {}
-    return data.get("hosted_invoice_url") if data.get("status") == "open" else None
+    # Two keys of the mirror's JSON, not the whole invoice (its lines) decoded into a model.
+    found = (
+        Invoice.objects.filter(id=invoice_id)
+        .values_list("stripe_data__status", "stripe_data__hosted_invoice_url")
+        .first()
+    )
+    status, url = found if found is not None else (None, None)
+    return url if status == "open" else None
 
 
 def subscription_needs_card(*, organization: Organization) -> bool:
