@@ -26,6 +26,8 @@ from functools import lru_cache
 import psycopg
 from django.db import connection
 
+from config.postgres import prepared
+
 from .consumption_order import grant_order_sql
 from .models import AutoRefill, CreditAccount, CreditGrant, CreditPrice, CreditTransaction
 
@@ -106,25 +108,11 @@ WHERE a.organization_id = %s
 """  # noqa: S608 - table names are the models' own
 
 
-def fetchone_prepared(sql: str, params) -> tuple | None:
-    """One row of `sql`, server-side bound and prepared once per connection (`prepare=True`, as
-    the consumption's statements): PostgreSQL neither parses nor plans it again."""
-    with connection.wrap_database_errors:
-        connection.close_if_health_check_failed()
-        connection.ensure_connection()
-        cursor = psycopg.Cursor(connection.connection)
-        try:
-            cursor.execute(sql, params, prepare=True)
-            return cursor.fetchone()
-        finally:
-            cursor.close()
-
-
 def account_summary(organization_id) -> tuple | None:
     """(balance, held, low_balance_threshold, overdraft_limit, has_auto_refill, sources, expiries,
     totals) of the organization's account and its live grants grouped by source and expiry, in
     one statement (one snapshot, one round trip); None without an account."""
-    return fetchone_prepared(SUMMARY_SQL, [organization_id, organization_id])
+    return prepared.fetchone(SUMMARY_SQL, [organization_id, organization_id])
 
 
 def price_per_unit(event_name: str) -> Decimal | None:
