@@ -306,7 +306,7 @@ class SubscriptionSummary:
 _SUMMARY_SQL = f"""
 SELECT s.id, s.stripe_data, i.status, i.url
 FROM {Subscription._meta.db_table} s
-JOIN {Customer._meta.db_table} c ON c.djstripe_id = s.customer_id
+JOIN {Customer._meta.db_table} c ON c.{Subscription._meta.get_field("customer").target_field.column} = s.customer_id
 LEFT JOIN LATERAL (
     SELECT stripe_data->>'status' AS status, stripe_data->>'hosted_invoice_url' AS url
     FROM {Invoice._meta.db_table}
