@@ -164,13 +164,13 @@ def consume(
         connection.close_if_health_check_failed()  # as Django's own cursors do (CONN_HEALTH_CHECKS)
         connection.ensure_connection()
         conn = connection.connection
-        write = psycopg.Cursor(conn)
+        write, other = psycopg.Cursor(conn), psycopg.Cursor(conn)  # `other`: statements without rows
         try:
             with conn.pipeline():
-                psycopg.Cursor(conn).execute(start)
-                psycopg.Cursor(conn).execute(LOCK_SQL, [organization_id], prepare=True)
+                other.execute(start)
+                other.execute(LOCK_SQL, [organization_id], prepare=True)
                 write.execute(write_sql(order), params, prepare=True)
-                psycopg.Cursor(conn).execute(end)
+                other.execute(end)
         except BaseException:
             if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR or own_transaction:
                 for statement in undo:
