@@ -301,12 +301,13 @@ class SubscriptionSummary:
         return self.stripe_id is None
 
 
+_CUSTOMER_KEY = Subscription._meta.get_field("customer").target_field.column  # dj-stripe: the Stripe id
 # The organization's current subscription (live first, then newest: `subscription_current_get`)
 # with the status and page of its latest invoice, in one prepared statement.
 _SUMMARY_SQL = f"""
 SELECT s.id, s.stripe_data, i.status, i.url
 FROM {Subscription._meta.db_table} s
-JOIN {Customer._meta.db_table} c ON c.{Subscription._meta.get_field("customer").target_field.column} = s.customer_id
+JOIN {Customer._meta.db_table} c ON c.{_CUSTOMER_KEY} = s.customer_id
 LEFT JOIN LATERAL (
     SELECT stripe_data->>'status' AS status, stripe_data->>'hosted_invoice_url' AS url
     FROM {Invoice._meta.db_table}

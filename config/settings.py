@@ -227,6 +227,9 @@ THROTTLE_REDIS_URL = env("THROTTLE_REDIS_URL", default=REDIS_URL)
 THROTTLE_REDIS_TIMEOUT = env.float("THROTTLE_REDIS_TIMEOUT", default=0.25)  # seconds per round trip
 THROTTLE_REDIS_RETRY_SECONDS = env.float("THROTTLE_REDIS_RETRY_SECONDS", default=5.0)  # after a failure
 THROTTLE_KEY_PREFIX = env("THROTTLE_KEY_PREFIX", default="billing:throttle")
+# Each process takes this share of a limit from Redis at once and spends it locally (at least 1: a
+# limit under 200 a window is counted request by request); 0 counts every request in Redis.
+THROTTLE_LEASE_FRACTION = env.float("THROTTLE_LEASE_FRACTION", default=0.01)
 
 # --- Django REST framework and the API contract ---
 REST_FRAMEWORK = {
