@@ -305,7 +305,21 @@ _CUSTOMER_KEY = Subscription._meta.get_field("customer").target_field.column  # 
 # The organization's current subscription (live first, then newest: `subscription_current_get`)
 # with the status and page of its latest invoice, in one prepared statement.
 _SUMMARY_SQL = f"""
-SELECT s.id, s.stripe_data, i.status, i.url
+SELECT s.id,
+       -- the keys the summary reads (`stripe_data.subscription_period` included), not the whole object
+       jsonb_build_object(
+           'status', s.stripe_data->'status',
+           'trial_end', s.stripe_data->'trial_end',
+           'cancel_at_period_end', s.stripe_data->'cancel_at_period_end',
+           'latest_invoice', s.stripe_data->'latest_invoice',
+           'current_period_start', s.stripe_data->'current_period_start',
+           'current_period_end', s.stripe_data->'current_period_end',
+           'items', jsonb_build_object('data', jsonb_build_array(jsonb_build_object(
+               'current_period_start', s.stripe_data->'items'->'data'->0->'current_period_start',
+               'current_period_end', s.stripe_data->'items'->'data'->0->'current_period_end'
+           )))
+       ),
+       i.status, i.url
 FROM {Subscription._meta.db_table} s
 JOIN {Customer._meta.db_table} c ON c.{_CUSTOMER_KEY} = s.customer_id
 LEFT JOIN LATERAL (
