@@ -9,6 +9,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config.inputs import StrictIntegerField
+from config.negotiation import JsonFirstNegotiation
 from config.pagination import PageNumberPagination
 from config.redirects import RedirectUrlField
 
@@ -243,6 +244,7 @@ def _subscription_out(organization: Organization) -> dict:
 
 class SubscriptionApi(OrganizationApi):
     actions = {"POST": Action.PAY, "PATCH": Action.PAY}
+    content_negotiation_class = JsonFirstNegotiation
 
     class CreateInputSerializer(serializers.Serializer):
         plan = serializers.CharField()

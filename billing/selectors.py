@@ -3,6 +3,7 @@ dj-stripe mirror has them. A caller only ever reaches an organization through `o
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -10,6 +11,8 @@ from datetime import UTC, datetime
 from django.db.models import QuerySet
 from django.utils.functional import SimpleLazyObject
 from djstripe.models import Charge, Customer, Invoice, PaymentMethod, Price, Subscription
+
+from config.postgres import prepared
 
 from . import stripe_data
 from .access import Access
@@ -298,10 +301,45 @@ class SubscriptionSummary:
         return self.stripe_id is None
 
 
+_CUSTOMER_KEY = Subscription._meta.get_field("customer").target_field.column  # dj-stripe: the Stripe id
+# The organization's current subscription (live first, then newest: `subscription_current_get`)
+# with the status and page of its latest invoice, in one prepared statement.
+_SUMMARY_SQL = f"""
+SELECT s.id,
+       -- the keys the summary reads (`stripe_data.subscription_period` included), not the whole object
+       jsonb_build_object(
+           'status', s.stripe_data->'status',
+           'trial_end', s.stripe_data->'trial_end',
+           'cancel_at_period_end', s.stripe_data->'cancel_at_period_end',
+           'latest_invoice', s.stripe_data->'latest_invoice',
+           'current_period_start', s.stripe_data->'current_period_start',
+           'current_period_end', s.stripe_data->'current_period_end',
+           'items', jsonb_build_object('data', jsonb_build_array(jsonb_build_object(
+               'current_period_start', s.stripe_data->'items'->'data'->0->'current_period_start',
+               'current_period_end', s.stripe_data->'items'->'data'->0->'current_period_end'
+           )))
+       ),
+       i.status, i.url
+FROM {Subscription._meta.db_table} s
+JOIN {Customer._meta.db_table} c ON c.{_CUSTOMER_KEY} = s.customer_id
+LEFT JOIN LATERAL (
+    SELECT stripe_data->>'status' AS status, stripe_data->>'hosted_invoice_url' AS url
+    FROM {Invoice._meta.db_table}
+    WHERE id = coalesce(s.stripe_data->'latest_invoice'->>'id', s.stripe_data->>'latest_invoice')
+    LIMIT 1
+) i ON true
+WHERE c.subscriber_id = %s
+ORDER BY (s.stripe_data->>'status') = ANY(%s) DESC, s.created DESC
+LIMIT 1
+"""  # noqa: S608 - table names are the models' own
+
+
 def subscription_summary_get(*, organization: Organization) -> SubscriptionSummary:
-    """The subscription as everyone shows it. With no live subscription: the free plan, `active`."""
-    subscription = subscription_live_get(organization=organization)
-    if subscription is None:
+    """The subscription as everyone shows it. With no live subscription: the free plan, `active`.
+    One round trip (the subscription and its latest invoice's status together)."""
+    row = prepared.fetchone(_SUMMARY_SQL, [organization.pk, sorted(LIVE_STATUSES)])
+    data = (json.loads(row[1]) if isinstance(row[1], str) else row[1]) if row is not None else {}
+    if row is None or data.get("status") not in LIVE_STATUSES:
         return SubscriptionSummary(
             plan=plan_free_get(),
             interval=None,
@@ -312,8 +350,9 @@ def subscription_summary_get(*, organization: Organization) -> SubscriptionSumma
             cancel_at_period_end=False,
             stripe_id=None,
         )
-    data = subscription.stripe_data
+    stripe_id, _data, invoice_status, invoice_url = row
     period_start, period_end = stripe_data.subscription_period(data)
+    invoice_id = stripe_data.object_id(data.get("latest_invoice"))
     return SubscriptionSummary(
         plan=organization_plan_get(organization),
         interval=organization.plan_interval or None,
@@ -322,19 +361,11 @@ def subscription_summary_get(*, organization: Organization) -> SubscriptionSumma
         current_period_start=period_start,
         current_period_end=period_end,
         cancel_at_period_end=bool(data.get("cancel_at_period_end")),
-        stripe_id=subscription.id,
-        pay_url=_open_invoice_url(stripe_data.object_id(data.get("latest_invoice"))),
+        stripe_id=stripe_id,
+        # The hosted page of the latest invoice while it is open, from dj-stripe's mirror (kept
+        # by the invoice.* webhooks).
+        pay_url=invoice_url if invoice_id and invoice_status == "open" else None,
     )
-
-
-def _open_invoice_url(invoice_id: str | None) -> str | None:
-    """The hosted page of an invoice still open, from dj-stripe's mirror (kept by the invoice.*
-    webhooks)."""
-    if not invoice_id:
-        return None
-    invoice = Invoice.objects.filter(id=invoice_id).first()
-    data = invoice.stripe_data if invoice is not None else {}
-    return data.get("hosted_invoice_url") if data.get("status") == "open" else None
 
 
 def subscription_needs_card(*, organization: Organization) -> bool:

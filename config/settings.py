@@ -92,12 +92,17 @@ TEMPLATES = [
 ]
 
 DATABASES = {"default": env.db("DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/billing")}
+# Django's PostgreSQL backend whose health check (CONN_HEALTH_CHECKS) costs no round trip on a quiet
+# connection: config/postgres/base.py.
+if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
+    DATABASES["default"]["ENGINE"] = "config.postgres"
 DATABASES["default"]["ATOMIC_REQUESTS"] = False  # services own their transactions
 # Persistent connections, one per serving thread: gunicorn (config/gunicorn.py) runs
 # WEB_CONCURRENCY x WEB_THREADS threads, which bounds the web server's connections to PostgreSQL.
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
-# A persistent connection is checked (SELECT 1) before its first use in each request, so a connection
-# PostgreSQL dropped (a restart) is replaced instead of failing a request: one round trip per request.
+# A persistent connection is checked before its first use in each request, so a connection PostgreSQL
+# dropped (a restart) is replaced instead of failing a request: a poll() of its socket, and Django's
+# SELECT 1 only when the socket is not quiet (config/postgres/base.py).
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = env.bool("CONN_HEALTH_CHECKS", default=True)
 # Names each process kind in pg_stat_activity (`make run` sets billing-web, billing-worker, ...).
 DATABASES["default"].setdefault("OPTIONS", {})["application_name"] = env(
@@ -222,6 +227,9 @@ THROTTLE_REDIS_URL = env("THROTTLE_REDIS_URL", default=REDIS_URL)
 THROTTLE_REDIS_TIMEOUT = env.float("THROTTLE_REDIS_TIMEOUT", default=0.25)  # seconds per round trip
 THROTTLE_REDIS_RETRY_SECONDS = env.float("THROTTLE_REDIS_RETRY_SECONDS", default=5.0)  # after a failure
 THROTTLE_KEY_PREFIX = env("THROTTLE_KEY_PREFIX", default="billing:throttle")
+# Each process takes this share of a limit from Redis at once and spends it locally (at least 1: a
+# limit under 200 a window is counted request by request); 0 counts every request in Redis.
+THROTTLE_LEASE_FRACTION = env.float("THROTTLE_LEASE_FRACTION", default=0.01)
 
 # --- Django REST framework and the API contract ---
 REST_FRAMEWORK = {

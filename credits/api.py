@@ -15,7 +15,8 @@ from billing.access import Action
 from billing.models import Interval
 from billing.services import payment_method_checkout_session_create, subscription_checkout_session_create
 from billing.tenancy import OrganizationApi
-from config.inputs import InputInvalid, MetadataField, StrictIntegerField, parse_decimal
+from config.inputs import InputInvalid, MetadataField, StrictIntegerField, parse_decimal, parse_metadata
+from config.negotiation import JsonFirstNegotiation
 from config.pagination import PageNumberPagination
 from config.redirects import RedirectUrlField
 
@@ -113,6 +114,8 @@ class TransactionOutputSerializer(serializers.Serializer):
 
 
 class CreditSummaryApi(OrganizationApi):
+    content_negotiation_class = JsonFirstNegotiation
+
     class OutputSerializer(serializers.Serializer):
         class ExpiringSerializer(serializers.Serializer):
             amount = CreditsAmountField()
@@ -153,6 +156,7 @@ class CreditConsumeApi(OrganizationApi):
     consumes nothing when the balance does not cover it."""
 
     actions = {"POST": Action.CONSUME}
+    content_negotiation_class = JsonFirstNegotiation
 
     class InputSerializer(serializers.Serializer):
         amount = CreditsAmountField(positive=True, required=False)
@@ -178,15 +182,61 @@ class CreditConsumeApi(OrganizationApi):
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
     def post(self, request, org):
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        result = credit_consume(
-            organization=self.organization, actor=self.access.actor, **serializer.validated_data
+        data = request.data
+        validated = _consume_input_plain(data)
+        if validated is None:  # anything but the plain case: the serializer decides (and words errors)
+            serializer = self.InputSerializer(data=data)
+            serializer.is_valid(raise_exception=True)
+            validated = serializer.validated_data
+        result = credit_consume(organization=self.organization, actor=self.access.actor, **validated)
+        # What OutputSerializer gives (UUIDField: str, CreditsAmountField: credits_str), built directly.
+        out = {
+            "transaction_id": str(result.transaction.pk),
+            "consumed": credits_str(result.consumed),
+            "balance": credits_str(result.balance),
+        }
+        return Response(out, headers={"Idempotent-Replayed": "true"} if result.replayed else None)
+
+
+_PLAIN_CONSUME_KEYS = frozenset({"amount", "reason", "idempotency_key", "metadata"})
+
+
+def _plain_text(value, *, max_length: int, allow_blank: bool) -> bool:
+    """A string DRF's CharField would keep as it is: printable ASCII, nothing to trim, within
+    bounds (no NUL, no surrogate, no whitespace to strip)."""
+    return (
+        type(value) is str
+        and len(value) <= max_length
+        and (allow_blank or value != "")
+        and value.isascii()
+        and value.isprintable()
+        and value == value.strip()
+    )
+
+
+def _consume_input_plain(data) -> dict | None:
+    """`CreditConsumeApi.InputSerializer`'s validated data for the common body (`amount` as a JSON
+    integer or a string, printable ASCII `idempotency_key` and `reason`, flat `metadata`), or None
+    for anything else, which the serializer then validates: the same checks (`parse_decimal`,
+    `parse_metadata`, the lengths), without building a serializer on every call."""
+    if type(data) is not dict or "amount" not in data or not data.keys() <= _PLAIN_CONSUME_KEYS:
+        return None
+    amount, key = data["amount"], data.get("idempotency_key")
+    reason, metadata = data.get("reason", ""), data.get("metadata", {})
+    if type(amount) not in (int, str) or type(metadata) is not dict:
+        return None
+    if not _plain_text(key, max_length=255, allow_blank=False):
+        return None
+    if not _plain_text(reason, max_length=500, allow_blank=True):
+        return None
+    try:
+        required = parse_decimal(
+            amount, name="amount", integer_digits=CREDITS_INTEGER_DIGITS, places=CREDITS_PLACES, positive=True
         )
-        data = self.OutputSerializer(
-            {"transaction_id": result.transaction.pk, "consumed": result.consumed, "balance": result.balance}
-        ).data
-        return Response(data, headers={"Idempotent-Replayed": "true"} if result.replayed else None)
+        metadata = parse_metadata(metadata, name="metadata") if metadata else {}
+    except InputInvalid:
+        return None
+    return {"amount": required, "reason": reason, "idempotency_key": key, "metadata": metadata}
 
 
 class CreditGrantApi(OrganizationApi):

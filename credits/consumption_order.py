@@ -13,6 +13,8 @@ Both paths of the ledger use it: the ORM path (`credits.services.ledger.live_gra
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from django.conf import settings
 from django.db.models import Case, F, IntegerField, OrderBy, Value, When
 
@@ -21,7 +23,15 @@ from .models import CreditSource
 
 def source_order() -> tuple[str, ...]:
     """The configured sources, known ones only (the SQL below is built from them)."""
-    return tuple(s for s in settings.CREDITS_CONSUMPTION_ORDER if s in CreditSource.values)
+    return _known_sources(tuple(settings.CREDITS_CONSUMPTION_ORDER))
+
+
+@lru_cache(maxsize=8)
+def _known_sources(configured: tuple[str, ...]) -> tuple[str, ...]:
+    # Cached by the setting's value (`CreditSource.values` builds a list on every access): a
+    # consumption asks on every call, and tests change the setting.
+    known = set(CreditSource.values)
+    return tuple(s for s in configured if s in known)
 
 
 def grant_ordering() -> list:

@@ -26,6 +26,8 @@ from functools import lru_cache
 import psycopg
 from django.db import connection
 
+from config.postgres import prepared
+
 from .consumption_order import grant_order_sql
 from .models import AutoRefill, CreditAccount, CreditGrant, CreditPrice, CreditTransaction
 
@@ -34,6 +36,9 @@ GRANT = CreditGrant._meta.db_table
 LEDGER = CreditTransaction._meta.db_table
 REFILL = AutoRefill._meta.db_table
 PRICE = CreditPrice._meta.db_table
+
+_TXN_ATTNAMES = [f.attname for f in CreditTransaction._meta.concrete_fields]
+_TXN_DEFAULTS = [(f.attname, f.get_default) for f in CreditTransaction._meta.concrete_fields]
 
 LOCK_SQL = f"SELECT 1 FROM {ACCOUNT} WHERE organization_id = %s FOR UPDATE"  # noqa: S608
 
@@ -92,6 +97,27 @@ RETURNING account_id, sequence, balance_after, allocations
 """  # noqa: S608 - table names are the models' own
 
 
+SUMMARY_SQL = f"""
+SELECT a.balance, a.held, a.low_balance_threshold, a.overdraft_limit, r.id IS NOT NULL,
+       g.sources, g.expiries, g.totals
+FROM {ACCOUNT} a
+LEFT JOIN {REFILL} r ON r.account_id = a.id
+CROSS JOIN LATERAL (
+    SELECT array_agg(source) AS sources, array_agg(expires_at) AS expiries, array_agg(total) AS totals
+    FROM (SELECT source, expires_at, sum(remaining) AS total FROM {GRANT}
+          WHERE organization_id = %s AND remaining > 0 GROUP BY source, expires_at) t
+) g
+WHERE a.organization_id = %s
+"""  # noqa: S608 - table names are the models' own
+
+
+def account_summary(organization_id) -> tuple | None:
+    """(balance, held, low_balance_threshold, overdraft_limit, has_auto_refill, sources, expiries,
+    totals) of the organization's account and its live grants grouped by source and expiry, in
+    one statement (one snapshot, one round trip); None without an account."""
+    return prepared.fetchone(SUMMARY_SQL, [organization_id, organization_id])
+
+
 def price_per_unit(event_name: str) -> Decimal | None:
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT credits_per_unit FROM {PRICE} WHERE event_name = %s AND active", [event_name])  # noqa: S608
@@ -141,13 +167,13 @@ def consume(
         connection.close_if_health_check_failed()  # as Django's own cursors do (CONN_HEALTH_CHECKS)
         connection.ensure_connection()
         conn = connection.connection
-        write = psycopg.Cursor(conn)
+        write, other = psycopg.Cursor(conn), psycopg.Cursor(conn)  # `other`: statements without rows
         try:
             with conn.pipeline():
-                psycopg.Cursor(conn).execute(start)
-                psycopg.Cursor(conn).execute(LOCK_SQL, [organization_id], prepare=True)
+                other.execute(start)
+                other.execute(LOCK_SQL, [organization_id], prepare=True)
                 write.execute(write_sql(order), params, prepare=True)
-                psycopg.Cursor(conn).execute(end)
+                other.execute(end)
         except BaseException:
             if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR or own_transaction:
                 for statement in undo:
@@ -159,25 +185,18 @@ def consume(
         return None
     account_id, sequence, after, allocations = written
     txn_id = params["id"]
-    txn = CreditTransaction(
-        id=txn_id,
-        organization_id=organization_id,
-        account_id=account_id,
-        sequence=sequence,
-        kind="consume",
-        amount=-required,
-        balance_after=after,
+    # Built positionally, as Django builds a row it read (`from_db`): cheaper than by keywords
+    # (Model.__init__ pops each keyword), on every consumption.
+    values = {
+        "id": txn_id, "organization_id": organization_id, "account_id": account_id, "sequence": sequence,
+        "kind": "consume", "amount": -required, "balance_after": after,
         # Django's connection leaves jsonb as text.
-        allocations=json.loads(allocations) if isinstance(allocations, str) else allocations,
-        reason=reason,
-        event_name=event_name,
-        quantity=quantity,
-        metadata=metadata,
-        actor=actor,
-        idempotency_key=idempotency_key,
-        request_fingerprint=fingerprint,
-        created_at=now,
+        "allocations": json.loads(allocations) if isinstance(allocations, str) else allocations,
+        "reason": reason, "event_name": event_name, "quantity": quantity, "metadata": metadata,
+        "actor": actor, "idempotency_key": idempotency_key, "request_fingerprint": fingerprint,
+        "created_at": now,
+    }  # fmt: skip
+    txn = CreditTransaction.from_db(
+        "default", _TXN_ATTNAMES, [values[a] if a in values else d() for a, d in _TXN_DEFAULTS]
     )
-    txn._state.adding = False
-    txn._state.db = "default"
     return txn, after

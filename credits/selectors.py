@@ -15,6 +15,7 @@ from django.utils import timezone
 from billing.models import Organization
 from config.exceptions import ValidationFailed
 
+from . import hot_path
 from .formatting import credits_str
 from .models import (
     IN_FLIGHT_STATUSES,
@@ -91,49 +92,42 @@ class CreditSummary:
     overdraft_limit: Decimal
 
 
-def _grant_totals(organization_id) -> tuple[dict[str, Decimal], list[Expiring]]:
-    """`credit_balance_by_source` and `credit_grants_expiring` (no bound) in one indexed read."""
+def credit_summary_get(*, organization: Organization) -> CreditSummary:
+    """The balance and what it is made of. Reads by the organization's id only: the account and
+    its grants' totals per source and expiry in one prepared statement (`credits.hot_path`), the
+    auto-refill with its pack only when the account has one; fresh on every call: never a cached
+    balance."""
+    row = hot_path.account_summary(organization.pk)
+    if row is None:  # no account yet, so no grants either
+        return CreditSummary(
+            balance=ZERO, held=ZERO, available=ZERO, by_source={key: ZERO for key in SOURCE_KEYS.values()},
+            expiring=[],
+            auto_refill=None, low_balance_threshold=None, low_balance=False, overdraft_limit=ZERO,
+        )  # fmt: skip
+    balance, held, threshold, overdraft_limit, has_refill, sources, expiries, totals = row
     now = timezone.now()
     by_source = {key: ZERO for key in SOURCE_KEYS.values()}
-    expiring: dict[datetime, Decimal] = {}
-    rows = (
-        CreditGrant.objects.filter(organization_id=organization_id, remaining__gt=0)
-        .values_list("source", "expires_at")
-        .annotate(total=Sum("remaining"))
-        .order_by()
-    )
-    for source, expires_at, total in rows:
+    by_expiry: dict[datetime, Decimal] = {}
+    for source, expires_at, total in zip(sources or (), expiries or (), totals or (), strict=True):
         by_source[SOURCE_KEYS[source]] += total
         if expires_at is not None and expires_at > now:
-            expiring[expires_at] = expiring.get(expires_at, ZERO) + total
-    return by_source, [Expiring(amount=expiring[at], expires_at=at) for at in sorted(expiring)]
-
-
-def credit_summary_get(*, organization: Organization) -> CreditSummary:
-    """The balance and what it is made of. Reads by the organization's id only (three indexed
-    reads: the account with its auto-refill, the grants' totals), fresh on every call: never a
-    cached balance."""
-    account = (
-        CreditAccount.objects.filter(organization_id=organization.pk)
-        .select_related("auto_refill__pack")
-        .first()
+            by_expiry[expires_at] = by_expiry.get(expires_at, ZERO) + total
+    refill = (
+        AutoRefill.objects.select_related("pack").filter(account__organization_id=organization.pk).first()
+        if has_refill
+        else None
     )
-    balance = account.balance if account else ZERO
-    threshold = account.low_balance_threshold if account else None
-    refill = getattr(account, "auto_refill", None) if account else None
-    held = account.held if account else ZERO
-    by_source, expiring = _grant_totals(organization.pk)
     return CreditSummary(
         balance=balance,
         held=held,
         available=balance - held,
         by_source=by_source,
-        expiring=expiring,
+        expiring=[Expiring(amount=by_expiry[at], expires_at=at) for at in sorted(by_expiry)],
         auto_refill=refill,
         low_balance_threshold=threshold,
         # As the low-balance alert and auto-refill decide it: on the available balance.
         low_balance=threshold is not None and balance - held < threshold,
-        overdraft_limit=account.overdraft_limit if account else ZERO,
+        overdraft_limit=overdraft_limit,
     )
 
 

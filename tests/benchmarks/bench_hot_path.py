@@ -246,6 +246,8 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
     for label, setting in (
         ("no key cache", {"API_KEY_CACHE_SECONDS": "0"}),
         ("no health check", {"CONN_HEALTH_CHECKS": "false"}),
+        # The throttles counting every call in Redis (a round trip per call), as before the leases.
+        ("throttle/call", {"THROTTLE_LEASE_FRACTION": "0"}),
     ):
         with gunicorn_server(**setting) as variant:
             wrk("warm-up", variant, many_targets, 2, "consume", "/credits/consume")

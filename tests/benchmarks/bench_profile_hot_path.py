@@ -1,9 +1,15 @@
 """Where one API call spends its time (`make bench ARGS=tests/benchmarks/bench_profile_hot_path.py`;
-printed, never asserted): cProfile of `POST /credits/consume`, `POST /usage/track` and
-`GET /credits` through Django's full WSGI handler (every middleware, DRF, the services) with an
-organization API key, DEBUG off, plus the SQL statements one call sends.
+printed, never asserted): `POST /credits/consume`, `POST /usage/track`, `GET /credits` and
+`GET /subscription` (a subscribed organization) through Django's WSGI handler exactly as gunicorn
+calls it (`request_started`, so persistent connections and their health check behave as served;
+every middleware, DRF, the services) with an organization API key, DEBUG off.
 
-BENCH_PROFILE_CALLS (400) calls per path after a warm-up; BENCH_PROFILE_LINES (22) lines each.
+For each path: the CPU time this process spends per call (no profiler; the client part is a few
+dictionaries), the wall time, Python function calls per call (cProfile), every SQL statement and
+every Redis round trip one call sends, then the cProfile tables.
+
+BENCH_PROFILE_CALLS (400) calls per path after a warm-up; BENCH_PROFILE_LINES (22) lines each;
+BENCH_PROFILE_DUMP, a directory, keeps each path's pstats file.
 """
 
 from __future__ import annotations
@@ -19,18 +25,21 @@ import uuid
 
 import psycopg
 import pytest
-from django.test import Client
-from django.test.utils import override_settings
+import redis
+from django.core.handlers.wsgi import WSGIHandler
+from django.test import RequestFactory
 
 from billing.models import Organization, Plan
-from billing.services import api_key_create
+from billing.services import api_key_create, organization_create, subscription_create
 from credits.services import credit_grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 CALLS = int(os.environ.get("BENCH_PROFILE_CALLS", "400"))
 LINES = int(os.environ.get("BENCH_PROFILE_LINES", "22"))
-THROTTLES_OFF = {"anon": "100000000/min", "user": "100000000/min"}
+# The product's per-caller limit (so the throttle's Redis leases show as they are served); the
+# per-address one raised, since every path here calls from one address.
+THROTTLES = {"anon": "120/min", "user": "6000/min", "address": "100000000/min"}
 
 
 def seed_catalogue() -> None:
@@ -48,82 +57,125 @@ def seed_catalogue() -> None:
 
 
 @contextlib.contextmanager
-def statements():
-    """Every statement sent on any psycopg cursor (Django's and the hot path's own)."""
-    sent: list[str] = []
-    original = psycopg.Cursor.execute
+def sent():
+    """Every SQL statement sent on any psycopg cursor or connection (Django's, the hot path's own,
+    the health check's) and every Redis round trip (a pipeline is one)."""
+    out: dict[str, list[str]] = {"sql": [], "redis": []}
+    original_cursor = psycopg.Cursor.execute
+    original_redis = redis.connection.AbstractConnection.send_packed_command
 
     def execute(self, query, params=None, **kwargs):
-        sent.append(query if isinstance(query, str) else repr(query))
-        return original(self, query, params, **kwargs)
+        out["sql"].append(query if isinstance(query, str) else repr(query))
+        return original_cursor(self, query, params, **kwargs)
+
+    def send(self, command, check_health=True):
+        chunks = command if isinstance(command, list) else [command]
+        text = b"".join(c if isinstance(c, bytes) else bytes(c) for c in chunks)
+        out["redis"].append(" ".join(text.decode("latin-1").split("\r\n"))[:150])
+        return original_redis(self, command, check_health)
 
     psycopg.Cursor.execute = execute
+    redis.connection.AbstractConnection.send_packed_command = send
     try:
-        yield sent
+        yield out
     finally:
-        psycopg.Cursor.execute = original
+        psycopg.Cursor.execute = original_cursor
+        redis.connection.AbstractConnection.send_packed_command = original_redis
 
 
-def _client_and_org():
+class Caller:
+    """Calls Django's WSGI application as a WSGI server does (request_started and
+    request_finished fire: connections are checked and kept as in gunicorn)."""
+
+    def __init__(self, key: str):
+        self.app = WSGIHandler()
+        self.factory = RequestFactory(HTTP_AUTHORIZATION=f"Bearer {key}")
+
+    def __call__(self, method: str, path: str, body: dict | None = None) -> tuple[int, bytes]:
+        if method == "POST":
+            request = self.factory.post(path, json.dumps(body), content_type="application/json")
+        else:
+            request = self.factory.get(path)
+        status: list[str] = []
+        result = self.app(request.environ, lambda s, headers, exc_info=None: status.append(s))
+        try:
+            content = b"".join(result)
+        finally:
+            result.close()
+        return int(status[0].split()[0]), content
+
+
+def _setup(path: str, owner) -> tuple[Caller, str]:
     seed_catalogue()
-    plan, _ = Plan.objects.update_or_create(
-        code="bench-profile", defaults={"name": "bench", "limits": {"SMS_SENT": 10**12}}
-    )
-    org = Organization.objects.create(
-        name="profile", billing_email="p@bench.test", plan=plan, subscription_status="active"
-    )
+    if path == "subscription":
+        org = organization_create(name="Reader", billing_email="reader@bench.test", owner=owner)
+        subscription_create(organization=org, plan="starter", interval="month", payment_method="pm_card_visa")
+    else:
+        plan, _ = Plan.objects.update_or_create(
+            code="bench-profile", defaults={"name": "bench", "limits": {"SMS_SENT": 10**12}}
+        )
+        org = Organization.objects.create(
+            name="profile", billing_email="p@bench.test", plan=plan, subscription_status="active"
+        )
     credit_grant(organization=org, amount=10**7, source="purchase", reference="bench-profile")
     key = api_key_create(organization=org, name="bench").raw_key
-    return Client(HTTP_AUTHORIZATION=f"Bearer {key}"), org
+    return Caller(key), f"/api/v1/organizations/{org.pk}"
 
 
-@pytest.mark.parametrize(
-    "path",
-    ["consume", "track", "credits"],
-)
-def test_profile(path, settings):
+@pytest.mark.parametrize("path", ["consume", "credits", "subscription", "track"])
+def test_profile(path, settings, catalogue, billing_owner):
     from django.conf import settings as dj
 
     settings.DEBUG = False
-    settings.REST_FRAMEWORK = {**dj.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": THROTTLES_OFF}
-    client, org = _client_and_org()
-    base = f"/api/v1/organizations/{org.pk}"
+    settings.REST_FRAMEWORK = {**dj.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": THROTTLES}
+    settings.THROTTLE_RATES = THROTTLES
+    caller, base = _setup(path, billing_owner)
 
     def call(i: int):
         if path == "consume":
             body = {"amount": 1, "reason": "bench", "idempotency_key": f"p-{i}-{uuid.uuid4().hex}"}
-            response = client.post(
-                f"{base}/credits/consume", json.dumps(body), content_type="application/json"
-            )
-            assert response.status_code == 200, response.content
+            status, content = caller("POST", f"{base}/credits/consume", body)
+            assert status == 200, content
         elif path == "track":
             body = {"metric": "SMS_SENT", "idempotency_key": f"t-{i}-{uuid.uuid4().hex}"}
-            response = client.post(f"{base}/usage/track", json.dumps(body), content_type="application/json")
-            assert response.status_code == 201, response.content
+            status, content = caller("POST", f"{base}/usage/track", body)
+            assert status == 201, content
         else:
-            response = client.get(f"{base}/credits")
-            assert response.status_code == 200, response.content
+            status, content = caller("GET", f"{base}/{path}")
+            assert status == 200, content
 
-    with override_settings():
-        for i in range(20):
-            call(-1 - i)
-        with statements() as sent:
-            call(-100)
-        profile = cProfile.Profile()
-        start = time.perf_counter()
+    for i in range(20):
+        call(-1 - i)
+    with sent() as one:
+        call(-100)
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    for i in range(CALLS):
+        call(i)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    profile = cProfile.Profile()
+    with sent() as many:
         profile.enable()
         for i in range(CALLS):
-            call(i)
+            call(CALLS + i)
         profile.disable()
-        seconds = time.perf_counter() - start
+    if os.environ.get("BENCH_PROFILE_DUMP"):  # a directory: one pstats file per path
+        profile.dump_stats(os.path.join(os.environ["BENCH_PROFILE_DUMP"], f"{path}.pstats"))
     out = io.StringIO()
     stats = pstats.Stats(profile, stream=out)
     stats.sort_stats("cumulative").print_stats(LINES)
     out.write("\n--- by own time ---\n")
     stats.sort_stats("tottime").print_stats(LINES)
     print()
-    print(f"=== {path}: {CALLS} calls, {1000 * seconds / CALLS:.2f} ms per call under cProfile (one client)")
-    print(f"SQL statements per call: {len(sent)}")
-    for q in sent:
-        print("   ", " ".join(q.split())[:150])
+    print(
+        f"=== {path}: {CALLS} calls, one client, load {os.getloadavg()[0]:.1f}: "
+        f"CPU {1000 * cpu / CALLS:.2f} ms per call, wall {1000 * wall / CALLS:.2f} ms per call, "
+        f"{stats.total_calls / CALLS:.0f} Python function calls per call, "
+        f"{len(one['sql'])} SQL statements, {len(one['redis'])} Redis round trips "
+        f"(over {CALLS} calls: {len(many['sql']) / CALLS:.2f} SQL statements and "
+        f"{len(many['redis']) / CALLS:.3f} Redis round trips per call)"
+    )
+    for q in one["sql"]:
+        print("    SQL  ", " ".join(q.split())[:150])
+    for q in one["redis"]:
+        print("    Redis", q)
     print(out.getvalue())

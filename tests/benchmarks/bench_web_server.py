@@ -3,7 +3,8 @@ figures printed, never asserted). The machine is shared, so the configurations t
 after round, and the table shows each one's median round: a drift in the machine's load touches
 them all alike.
 
-BENCH_SERVER_CONFIGS lists them: `gthread:WORKERSxTHREADS` or `sync:WORKERS`
+BENCH_SERVER_CONFIGS lists them: `gthread:WORKERSxTHREADS`, `sync:WORKERS` or `granian:WORKERSxTHREADS`
+(Granian's WSGI server, when installed)
 (default `gthread:2x4,gthread:4x2,sync:4`); BENCH_SERVER_ROUNDS (3), BENCH_SERVER_SECONDS (6).
 The product's default (config/gunicorn.py) is gthread 2 x 4.
 """
@@ -13,11 +14,22 @@ from __future__ import annotations
 import contextlib
 import os
 import statistics
+import subprocess
+import sys
 
 import pytest
 
 from billing.services import api_key_create
-from tests.benchmarks.bench_credits import CLIENTS, ensure_wrk, gunicorn_server, organizations, run_wrk
+from tests.benchmarks.bench_credits import (
+    CLIENTS,
+    Server,
+    _answers,
+    ensure_wrk,
+    gunicorn_server,
+    organizations,
+    run_wrk,
+)
+from tests.processes import BASE_DIR, child_env, free_port, stop_process, wait_until
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -27,8 +39,33 @@ SECONDS = int(os.environ.get("BENCH_SERVER_SECONDS", "6"))
 ORGS = 100
 
 
+@contextlib.contextmanager
+def granian_server(workers: str, threads: str):
+    """Granian (Rust, WSGI interface) on the same settings as gunicorn_server, for comparison:
+    `granian:WORKERSxTHREADS` (blocking threads per worker); needs `pip install granian`."""
+    port = free_port()
+    env = child_env(
+        THROTTLE_USER="100000000/min", THROTTLE_ANON="100000000/min", DEBUG="false",
+        PYTHONWARNINGS="ignore", DB_APPLICATION_NAME="billing-web-bench",
+    )  # fmt: skip
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "granian", "--interface", "wsgi", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", workers, "--blocking-threads", threads, "--no-ws", "config.wsgi:application"],
+        cwd=BASE_DIR, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _answers(port), timeout=60, what="granian")
+        yield Server(
+            f"http://127.0.0.1:{port}", f"granian wsgi {workers} workers x {threads} threads", proc.pid
+        )
+    finally:
+        stop_process(proc)
+
+
 def server_for(config: str):
     kind, _, shape = config.partition(":")
+    if kind == "granian":
+        return granian_server(*shape.partition("x")[::2])
     if kind == "sync":
         return gunicorn_server(["-k", "sync", "--threads", "1"], WEB_CONCURRENCY=shape)
     workers, _, threads = shape.partition("x")

@@ -9,6 +9,7 @@ the limit), the cache misses, the usage quota counters count from the database, 
 from __future__ import annotations
 
 import logging
+import time
 
 import pytest
 import redis
@@ -49,20 +50,66 @@ def round_trips(monkeypatch):
     return sent
 
 
-def test_the_throttles_cost_one_redis_round_trip_per_request(
-    api_client, owner_client, key_client, organization, round_trips
-):
-    for client, path in (
-        (api_client, "/api/v1/plans"),
-        (owner_client, "/api/v1/organizations"),
-        (key_client, f"/api/v1/organizations/{organization.pk}/credits"),
-    ):
-        assert client.get(path).status_code == 200  # connects (and says hello) once
+class _FixedClock:
+    """The throttles' clock, stopped in the middle of a window (no window ends during a test)."""
+
+    monotonic = staticmethod(time.monotonic)
+
+    @staticmethod
+    def time() -> float:
+        return 1_800_000_030.0
+
+
+def test_a_small_limit_is_counted_in_redis_request_by_request(api_client, round_trips, monkeypatch, settings):
+    settings.THROTTLE_RATES = {"anon": "120/min", "user": "6000/min", "address": "6000/min"}
+    monkeypatch.setattr(throttling, "time", _FixedClock)
+    assert api_client.get("/api/v1/plans").status_code == 200  # connects (and says hello) once
+    for _ in range(3):
         round_trips.clear()
-        assert client.get(path).status_code == 200
+        assert api_client.get("/api/v1/plans").status_code == 200
+        # One round trip: the anonymous caller's counter (120/min: a lease of 1), by one.
         assert len(round_trips) == 1, round_trips
-        # ... and that round trip counts the caller and the address (INCR + EXPIRE of each).
-        assert round_trips[0].count(b"INCRBY") == 2 and round_trips[0].count(b"EXPIRE") == 2
+        assert round_trips[0].count(b"INCRBY") == 1 and round_trips[0].count(b"EXPIRE") == 1
+        assert b"anon:" in round_trips[0] and b"$1\r\n1\r\n*3\r\n$6\r\nEXPIRE" in round_trips[0]
+
+
+def test_a_key_takes_its_counts_from_redis_in_leases(
+    key_client, organization, round_trips, monkeypatch, settings
+):
+    settings.THROTTLE_RATES = {"anon": "120/min", "user": "1000/min", "address": "1000/min"}  # leases of 10
+    monkeypatch.setattr(throttling, "time", _FixedClock)
+    path = f"/api/v1/organizations/{organization.pk}/credits"
+    assert key_client.get(path).status_code == 200  # connects, and takes a lease of each counter
+    round_trips.clear()
+    for _ in range(9):  # the rest of the leases: no round trip
+        assert key_client.get(path).status_code == 200
+    assert round_trips == []
+    assert key_client.get(path).status_code == 200
+    # The next leases, of both counters, in one round trip (INCRBY 10 + EXPIRE of each).
+    assert len(round_trips) == 1, round_trips
+    assert round_trips[0].count(b"INCRBY") == 2 and round_trips[0].count(b"EXPIRE") == 2
+    assert round_trips[0].count(b"$2\r\n10\r\n") == 2
+
+
+def test_a_lease_spends_only_what_is_left_under_the_limit(
+    key_client, api_key, organization, monkeypatch, settings
+):
+    """Another process holds leases: this one may spend only what the limit leaves, then refuses
+    until the window ends without asking Redis again."""
+    settings.THROTTLE_RATES = {"anon": "120/min", "user": "1000/min", "address": "100000/min"}
+    monkeypatch.setattr(throttling, "time", _FixedClock)
+    now = _FixedClock.time()
+    key = f"{settings.THROTTLE_KEY_PREFIX}:id:key:{api_key.api_key.pk}:{int(now // 60)}"
+    throttling._client().set(key, 995, ex=120)  # 995 counted elsewhere
+    path = f"/api/v1/organizations/{organization.pk}/credits"
+    codes = [key_client.get(path).status_code for _ in range(6)]
+    assert codes == [200] * 5 + [429]  # 5 of the first lease were under the limit
+    # The second lease found nothing left; the key is refused from now on without Redis.
+    assert int(throttling._client().get(key)) == 1015
+    assert key_client.get(path).status_code == 429
+    assert int(throttling._client().get(key)) == 1015
+    body = key_client.get(path).json()
+    assert body["error"] == "rate_limited" and body["retry_after"] == 30
 
 
 def test_the_api_serves_from_postgresql_while_redis_is_down(disposable_redis, caplog):
