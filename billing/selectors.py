@@ -3,10 +3,11 @@ dj-stripe mirror has them. A caller only ever reaches an organization through `o
 
 from __future__ import annotations
 
+import calendar
 import json
 import uuid
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 
 from django.db.models import QuerySet
 from django.utils.functional import SimpleLazyObject
@@ -415,7 +416,12 @@ def calendar_month(moment: datetime) -> tuple[datetime, datetime]:
 def organization_billing_period(*, organization: Organization, now: datetime) -> tuple[datetime, datetime]:
     """The period usage limits count in: the live subscription's current period (from the
     dj-stripe mirror), or the calendar month (UTC) on the free plan or when the mirror has no
-    period covering `now` yet (a renewal whose webhook has not arrived)."""
+    period at all or one that starts after `now` (a test clock ahead of real time).
+
+    A period the mirror shows as ended (a renewal whose webhook has not arrived yet) is rolled
+    forward by the price's interval from the billing cycle anchor, as Stripe renews it: falling
+    back to the calendar month there would count -- and bill through the meters -- usage of the
+    ended period a second time in a window that overlaps it."""
     if organization.stripe_subscription_id and organization.subscription_status in ENTITLED_STATUSES:
         row = (
             Subscription.objects.filter(id=organization.stripe_subscription_id)
@@ -423,10 +429,59 @@ def organization_billing_period(*, organization: Organization, now: datetime) ->
             .first()
         )
         if row is not None:
-            start, end = stripe_data.subscription_period(row[0] or {})
-            if start is not None and end is not None and start <= now < end:
-                return start, end
+            data = row[0] or {}
+            start, end = stripe_data.subscription_period(data)
+            if start is not None and end is not None and start <= now:
+                if now < end:
+                    return start, end
+                rolled = _period_rolled_forward(data, start=start, end=end, now=now)
+                if rolled is not None:
+                    return rolled
     return calendar_month(now)
+
+
+_INTERVALS = {"day": "day", "week": "week", "month": "month", "year": "year"}
+_MAX_ROLLS = 400  # a daily price a year late; past that the calendar month is as good a guess
+
+
+def _shifted(moment: datetime, unit: str, n: int) -> datetime:
+    """`moment` moved n days, weeks, months or years; the day of the month clamped to the
+    target month's last day (Jan 31 + 1 month = Feb 28, + 2 months = Mar 31)."""
+    if unit == "day":
+        return moment + timedelta(days=n)
+    if unit == "week":
+        return moment + timedelta(weeks=n)
+    months = n * (12 if unit == "year" else 1)
+    index = moment.month - 1 + months
+    year, month = moment.year + index // 12, index % 12 + 1
+    return moment.replace(year=year, month=month, day=min(moment.day, calendar.monthrange(year, month)[1]))
+
+
+def _period_rolled_forward(
+    subscription: dict, *, start: datetime, end: datetime, now: datetime
+) -> tuple[datetime, datetime] | None:
+    """The renewal period covering `now` after the mirrored period [start, end) ended: periods of
+    the item price's interval counted from the billing cycle anchor (day-of-month clamped as
+    Stripe does: an anchor on the 31st renews on the 30th in a 30-day month)."""
+    items = stripe_data.subscription_items(subscription)
+    recurring = ((items[0].get("price") or {}).get("recurring") or {}) if items else {}
+    unit = _INTERVALS.get(recurring.get("interval") or "")
+    count = recurring.get("interval_count") or 1
+    if unit is None or not isinstance(count, int) or count < 1:
+        return None
+    anchor = stripe_data.timestamp(subscription.get("billing_cycle_anchor")) or start
+    if anchor > end:
+        return None
+    step = 0
+    while step < _MAX_ROLLS:
+        step += 1
+        period_end = _shifted(anchor, unit, step * count)
+        if period_end <= end:
+            continue
+        period_start = max(end, _shifted(anchor, unit, (step - 1) * count))
+        if now < period_end:
+            return (period_start, period_end) if period_start <= now else None
+    return None
 
 
 def plan_metered_prices(*, plan: Plan) -> list[PlanMeteredPrice]:
