@@ -14,6 +14,7 @@ stay exact; recording is never refused by a quota (the usage happened), only cou
 
 from __future__ import annotations
 
+import os
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -186,14 +187,44 @@ def stored_fingerprints(organization_id, keys: list[str]) -> dict[str, tuple[str
     return {key: (fp, event_id) for key, fp, event_id in rows}
 
 
+_UUID_NEW = object.__new__
+_SET = object.__setattr__
+_V4_CLEAR = ~(0xF000 << 64) & ~(0xC000 << 48)
+_V4_SET = (0x4000 << 64) | (0x8000 << 48)
+
+
+def new_ids(count: int) -> list[uuid.UUID]:
+    """`count` random (version 4) UUIDs, as `uuid.uuid4()` makes them, from one read of the
+    system's random source (uuid4 reads it once per id, and its constructor checks arguments
+    that are known good here)."""
+    pool = os.urandom(16 * count)
+    out = []
+    for start in range(0, 16 * count, 16):
+        value = _UUID_NEW(uuid.UUID)
+        _SET(value, "int", (int.from_bytes(pool[start : start + 16]) & _V4_CLEAR) | _V4_SET)
+        _SET(value, "is_safe", uuid.SafeUUID.unknown)
+        out.append(value)
+    return out
+
+
 def prepare(
-    events: list, *, catalog: dict[str, MetricInfo], now: datetime, charge: bool = False
+    events: list,
+    *,
+    catalog: dict[str, MetricInfo],
+    now: datetime,
+    charge: bool = False,
+    strings_checked: bool = False,
 ) -> tuple[list[Prepared], list[Rejected]]:
-    """Check each event; answers the good ones and the rejected ones with their reasons."""
+    """Check each event; answers the good ones and the rejected ones with their reasons.
+    `strings_checked`: no string of `events` holds a NUL or a lone surrogate (proven by the
+    request parser); otherwise every string is checked."""
     good, bad = [], []
+    ids = new_ids(len(events))
     for index, raw in enumerate(events):
         try:
-            event = raw if isinstance(raw, EventInput) else parse_event(raw, now)
+            event = (
+                raw if isinstance(raw, EventInput) else parse_event(raw, now, strings_checked=strings_checked)
+            )
             metric = catalog.get(event.metric)
             if metric is None:
                 raise EventInvalid("unknown_metric", f"Unknown or inactive metric {event.metric!r}.")
@@ -205,11 +236,13 @@ def prepare(
             bad.append(Rejected(index, exc.code, exc.message))
             continue
         credits = quantize((metric.credits_per_unit or 0) * event.quantity) if charge else Decimal(0)
-        good.append(Prepared(index, uuid.uuid4(), event, metric, credits, event.fingerprint()))
+        good.append(Prepared(index, ids[index], event, metric, credits, event.fingerprint()))
     return good, bad
 
 
-def usage_events_record(*, organization: Organization, events: list) -> RecordResult:
+def usage_events_record(
+    *, organization: Organization, events: list, strings_checked: bool = False
+) -> RecordResult:
     """Record 1 to 1,000 events (dicts as the API takes them, or `EventInput`s). Each is
     accepted, a duplicate (its key was recorded before with the same event), or rejected with a
     reason (invalid, unknown metric, too old or in the future, its key used for another event);
@@ -219,7 +252,7 @@ def usage_events_record(*, organization: Organization, events: list) -> RecordRe
 
         raise ValidationFailed(fields={"events": [f"Give 1 to {MAX_BATCH} events."]})
     now = timezone.now()
-    good, rejected = prepare(events, catalog=metric_catalog(), now=now)
+    good, rejected = prepare(events, catalog=metric_catalog(), now=now, strings_checked=strings_checked)
     result = RecordResult(rejected=rejected)
     # The first event with a key wins within the batch; later ones are duplicates or conflicts.
     first: dict[str, Prepared] = {}
@@ -247,8 +280,7 @@ def usage_events_record(*, organization: Organization, events: list) -> RecordRe
                     step = counter_delta(row.metric, row.event.quantity)
                     total = max(total, step) if row.metric.aggregation == Aggregation.MAX else total + step
                     deltas[row.metric.code] = (metric, total)
-            for metric, delta in deltas.values():
-                book.record(metric, delta)
+            book.record_many(list(deltas.values()))
             book.finish(organization)
     except BaseException:
         book.abort()
