@@ -28,6 +28,7 @@ from django.utils import timezone
 from billing.models import Organization
 from credits.formatting import quantize
 from credits.services import credit_account_lock
+from credits.services.ledger import LOCK_SQL, LockedAccount
 
 from ..models import (
     Aggregation,
@@ -153,6 +154,29 @@ def _cursor() -> psycopg.Cursor:
     return psycopg.Cursor(connection.connection)
 
 
+def _begun(conn: psycopg.Connection) -> bool:
+    """Whether the transaction Django opened has sent its BEGIN yet (psycopg sends it with the
+    first statement: alone, one round trip, unless that statement goes in a pipeline)."""
+    return conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE
+
+
+def account_lock(organization: Organization) -> LockedAccount:
+    """`credit_account_lock` (the same statement), its BEGIN sent in the same round trip."""
+    assert connection.in_atomic_block, "account_lock needs transaction.atomic"
+    with connection.wrap_database_errors:
+        connection.ensure_connection()
+        conn = connection.connection
+        if _begun(conn):
+            return credit_account_lock(organization=organization)
+        cursor = psycopg.Cursor(conn)
+        with conn.pipeline():
+            cursor.execute(LOCK_SQL, [organization.pk], prepare=True)
+        row = cursor.fetchone()
+    if row is None:  # no account yet: the general path creates it
+        return credit_account_lock(organization=organization)
+    return LockedAccount(*row)
+
+
 def insert_events(organization_id, rows: list[Prepared], now: datetime) -> set[uuid.UUID]:
     """Write the rows (one statement); answers the ids that were new (their key was unused)."""
     if not rows:
@@ -175,7 +199,11 @@ def insert_events(organization_id, rows: list[Prepared], now: datetime) -> set[u
         "dimension_keys": list(settings.USAGE_ROLLUP_DIMENSIONS),
     }
     with connection.wrap_database_errors, _cursor() as cursor:
-        cursor.execute(INSERT_SQL, params, prepare=True)
+        if _begun(cursor.connection):
+            cursor.execute(INSERT_SQL, params, prepare=True)
+        else:
+            with cursor.connection.pipeline():  # with the transaction's BEGIN: one round trip
+                cursor.execute(INSERT_SQL, params, prepare=True)
         return {row[0] for row in cursor.fetchall()}
 
 
@@ -271,7 +299,7 @@ def usage_events_record(
     try:
         with transaction.atomic():
             if counted:
-                credit_account_lock(organization=organization)
+                account_lock(organization)
             inserted = insert_events(organization.pk, unique_rows, now)
             deltas: dict[str, tuple[MetricInfo, Decimal]] = {}
             for row in counted:
