@@ -69,7 +69,7 @@ e AS (
     INSERT INTO {EVENTS} (organization_id, occurred_at, id, metric_id, quantity, recorded_at, idempotency_key,
         user_id, resource_type, resource_id, dimensions, credits)
     SELECT %(org)s, i.occurred_at, i.id, i.metric_id, i.quantity, %(now)s, i.key, i.user_id, i.resource_type,
-        i.resource_id, i.dims::jsonb, i.credits
+        i.resource_id, i.dims::jsonb, coalesce(i.credits, 0)
     FROM input i JOIN k ON k.event_id = i.id
     RETURNING id, metric_id, occurred_at, quantity, credits, dimensions
 ),
@@ -115,7 +115,7 @@ dim AS (
         quantity = x.quantity + EXCLUDED.quantity, events = x.events + EXCLUDED.events
     RETURNING 1
 )
-SELECT id FROM e
+SELECT i.id FROM input i LEFT JOIN e ON e.id = i.id WHERE e.id IS NULL
 """  # noqa: S608 - table names are the models' own
 
 
@@ -193,9 +193,12 @@ def insert_events(organization_id, rows: list[Prepared], now: datetime) -> set[u
         "rtypes": [r.event.resource_type for r in rows],
         "rids": [r.event.resource_id for r in rows],
         "dims": [r.event.dimensions_json for r in rows],
-        "credits": [r.credits for r in rows],
+        # Empty when all zero / all false (an ingestion batch): unnest pads them with nulls.
+        "credits": [r.credits for r in rows] if any(r.credits for r in rows) else [],
         "fingerprints": [r.fingerprint for r in rows],
-        "uniques": [r.metric.aggregation == Aggregation.UNIQUE for r in rows],
+        "uniques": [r.metric.aggregation == Aggregation.UNIQUE for r in rows]
+        if any(r.metric.aggregation == Aggregation.UNIQUE for r in rows)
+        else [],
         "dimension_keys": list(settings.USAGE_ROLLUP_DIMENSIONS),
     }
     with connection.wrap_database_errors, _cursor() as cursor:
@@ -204,7 +207,9 @@ def insert_events(organization_id, rows: list[Prepared], now: datetime) -> set[u
         else:
             with cursor.connection.pipeline():  # with the transaction's BEGIN: one round trip
                 cursor.execute(INSERT_SQL, params, prepare=True)
-        return {row[0] for row in cursor.fetchall()}
+        # The statement answers the ids that were not new (usually none).
+        not_new = {row[0] for row in cursor.fetchall()}
+    return {r.id for r in rows} - not_new if not_new else {r.id for r in rows}
 
 
 def stored_fingerprints(organization_id, keys: list[str]) -> dict[str, tuple[str, uuid.UUID]]:
