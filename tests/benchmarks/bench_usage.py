@@ -46,7 +46,7 @@ from usage import counters
 from usage.partitions import partitions_ensure
 from usage.selectors import metric_catalog
 from usage.services import usage_events_record, usage_track
-from usage.services.recording import INSERT_SQL
+from usage.services.recording import statement_params
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,27 +153,21 @@ def raw_rows(events: list[dict]):
     ]  # fmt: skip
 
 
-RAW_COLUMNS = ("ids", "keys", "metrics", "quantities", "occurred", "users", "rtypes", "rids", "dims")
+def raw_prepared(events: list[dict]) -> list:
+    """The same events as the service hands them to its statement (checked before the clock)."""
+    from usage.services.recording import prepare
+
+    good, bad = prepare(events, catalog=metric_catalog(), now=timezone.now())
+    assert not bad
+    return good
 
 
 def raw_statement(conn, org_id, rows, batch: int) -> None:
+    """The service's own statement (keys, events, rollups), bound as the service binds it."""
     for start in range(0, len(rows), batch):
-        part = rows[start : start + batch]
+        sql, params = statement_params(org_id, rows[start : start + batch], timezone.now())
         with conn.transaction(), conn.cursor() as cur:
-            columns = list(zip(*part, strict=True))
-            cur.execute(
-                INSERT_SQL,
-                {
-                    "org": org_id,
-                    "now": timezone.now(),
-                    **dict(zip(RAW_COLUMNS, (list(c) for c in columns), strict=True)),
-                    "credits": [],  # as the service binds an ingestion batch: no credits, no unique metric
-                    "fingerprints": ["x" * 32] * len(part),
-                    "uniques": [],
-                    "dimension_keys": list(settings.USAGE_ROLLUP_DIMENSIONS),
-                },
-                prepare=True,
-            )  # fmt: skip
+            cur.execute(sql, params, prepare=True)
 
 
 def raw_copy(conn, org_id, rows, batch: int) -> None:
@@ -265,7 +259,11 @@ def test_ingestion_and_track_throughput():
                     else []
                 )
                 events = [events_for(f"{path}-{batch}-{c}", EVENTS) for c in range(CLIENTS)]
-                prepared = [raw_rows(e) for e in events] if path.startswith("raw") else None
+                prepared = (
+                    [(raw_rows if "COPY" in path else raw_prepared)(e) for e in events]
+                    if path.startswith("raw")
+                    else None
+                )
                 bodies = (
                     [
                         [json.dumps({"events": e[i : i + batch]}).encode() for i in range(0, EVENTS, batch)]
