@@ -152,3 +152,61 @@ def test_profile_usage(path, settings):
     for q in sent:
         print("   ", " ".join(q.split())[:150])
     print(out.getvalue())
+
+
+@pytest.mark.parametrize("batch", [100, 1000])
+def test_gunicorn_cpu_per_request(batch, monkeypatch):
+    """Server CPU (user and system, all workers) per `POST /usage/events` on the bench's gunicorn,
+    one client sending one request at a time after a warm-up, against this process's CPU for the
+    same requests through the test client above."""
+    import psutil
+
+    from tests.benchmarks.bench_usage import Connection, Server, http_post
+
+    seed_catalogue()
+    counters.reset()
+    plan, _ = Plan.objects.update_or_create(
+        code="bench-profile-usage", defaults={"name": "bench", "limits": {m: 10**12 for m in METRICS}}
+    )
+    org = Organization.objects.create(
+        name="gunicorn", billing_email="g@bench.test", plan=plan, subscription_status="active"
+    )
+    key = api_key_create(organization=org, name="bench").raw_key
+    calls = max(10, 20_000 // batch)
+    warm = 8  # every worker sees a few requests first
+    bodies = [events_body(f"g{batch}-{i}-{uuid.uuid4().hex[:8]}", batch) for i in range(calls + warm)]
+    # BENCH_PROFILE_GUNICORN=<file>: the worker runs under cProfile (tests/benchmarks/profiled_wsgi.py)
+    # and writes its top functions there.
+    monkeypatch.setenv("BENCH_GUNICORN_WORKERS", "1")
+    server = Server()
+    try:
+        conn = Connection("127.0.0.1", server.port, timeout=120)
+        target = f"/api/v1/organizations/{org.pk}/usage/events"
+
+        def times():
+            procs = [
+                psutil.Process(server.proc.pid),
+                *psutil.Process(server.proc.pid).children(recursive=True),
+            ]
+            return [sum(getattr(p.cpu_times(), f) for p in procs) for f in ("user", "system")]
+
+        for body in bodies[:warm]:
+            assert http_post(conn, target, body, key)[0] == 200
+        before, wall = times(), time.perf_counter()
+        for body in bodies[warm:]:
+            status, answer = http_post(conn, target, body, key)
+            assert status == 200, answer[:300]
+        after, wall = times(), time.perf_counter() - wall
+        conn.close()
+    finally:
+        server.stop()
+    user, system = ((a - b) * 1000 / calls for a, b in zip(after, before, strict=True))
+    per_event = 1000 * (user + system) / batch
+    print(
+        f"\n=== gunicorn (1 sync worker), batch {batch}: {1000 * wall / calls:.1f} ms wall, "
+        f"{user:.1f} ms user + {system:.1f} ms system CPU per request ({per_event:.1f} us an event), "
+        f"load average {os.getloadavg()[0]:.1f}"
+    )
+    if os.environ.get("BENCH_PROFILE_GUNICORN"):
+        with open(os.environ["BENCH_PROFILE_GUNICORN"]) as f:
+            print(f.read()[:12000])
