@@ -184,8 +184,8 @@ class Server:
         self.port = free_port()
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", os.environ.get("BENCH_WSGI_APP", "config.wsgi:application"),
-             "-b", f"127.0.0.1:{self.port}", "--workers", os.environ.get("BENCH_GUNICORN_WORKERS", "4"), "--access-logfile", "-",
-             "--forwarded-allow-ips", "*"],
+             "-b", f"127.0.0.1:{self.port}", "--workers", os.environ.get("BENCH_GUNICORN_WORKERS", "4"),
+             "--access-logfile", "-", "--forwarded-allow-ips", "*"],
             cwd=BASE_DIR,
             env=child_env(THROTTLE_USER="100000000/min", THROTTLE_ANON="100000000/min", DEBUG="false",
                           PYTHONWARNINGS="ignore", **env),

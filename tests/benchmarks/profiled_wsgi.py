@@ -43,8 +43,9 @@ def application(environ, start_response):
         _profile.disable()
         out = io.StringIO()
         out.write(
-            f"requests profiled: {_seen[0] - 8}; garbage collection since start: {1000 * _gc['total']:.1f} ms "
-            f"CPU over {_seen[0]} requests, collections per generation {_gc['runs']}\n"
+            f"requests profiled: {_seen[0] - 8}; garbage collection since start: "
+            f"{1000 * _gc['total']:.1f} ms CPU over {_seen[0]} requests, "
+            f"collections per generation {_gc['runs']}\n"
         )
         if not os.environ.get("BENCH_PROFILE_GC_ONLY"):
             pstats.Stats(_profile, stream=out).sort_stats("cumulative").print_stats(45)
