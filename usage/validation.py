@@ -84,6 +84,9 @@ class EventInput:
     resource_id: str = ""
     dimensions: dict = field(default_factory=dict)
     occurred_at_given: bool = True  # False: it is the time of recording (not part of the request)
+    # Set by parse_event(late_ok=True): the event is valid but outside the window of what may be
+    # recorded now (too_old / in_future); a replay of a recorded key is still a duplicate.
+    window_error: EventInvalid | None = None
 
     @property
     def dimensions_json(self) -> str:
@@ -214,7 +217,7 @@ def parse_dimensions(value, strings_checked: bool = False) -> dict:
     return out
 
 
-def parse_occurred_at(value, now: datetime) -> datetime:
+def parse_occurred_at(value, now: datetime, *, window: bool = True) -> datetime:
     if value is None or value == "":
         return now
     if isinstance(value, datetime):
@@ -233,6 +236,11 @@ def parse_occurred_at(value, now: datetime) -> datetime:
         raise EventInvalid("invalid_occurred_at", "occurred_at must be an ISO 8601 date-time.")
     if moment.tzinfo is None:
         raise EventInvalid("invalid_occurred_at", "occurred_at needs a UTC offset.")
+    return check_window(moment, now) if window else moment
+
+
+def check_window(moment: datetime, now: datetime) -> datetime:
+    """`moment`, or `too_old` / `in_future` when it is outside what may be recorded now."""
     if moment < now - MAX_AGE:
         raise EventInvalid("too_old", "occurred_at is more than 35 days in the past.")
     if moment > now + MAX_AHEAD:
@@ -260,11 +268,13 @@ def _fast_text(value, limit: int, strings_checked: bool) -> str | None:
     return None
 
 
-def parse_event(data, now: datetime, *, strings_checked: bool = False) -> EventInput:
+def parse_event(data, now: datetime, *, strings_checked: bool = False, late_ok: bool = False) -> EventInput:
     """One event from JSON-like data, or `EventInvalid` with a code and a reason.
 
     `strings_checked`: the caller knows no string of `data` holds a NUL character or a lone
-    surrogate (`config.parsers` proves it from the request body); the same checks otherwise."""
+    surrogate (`config.parsers` proves it from the request body); the same checks otherwise.
+    `late_ok`: an event whose only fault is its time (too old, in the future) is answered with
+    `window_error` set instead of raised (a batch still answers a replay of it as a duplicate)."""
     if type(data) is not dict and not isinstance(data, dict):
         raise EventInvalid("invalid_event", "Each event must be an object.")
     if not data.keys() <= FIELDS:  # every field known: no key can be a bad string either
@@ -284,7 +294,22 @@ def parse_event(data, now: datetime, *, strings_checked: bool = False) -> EventI
     if not key or _fast_text(key, MAX_KEY, strings_checked) is None:
         key = _text(data, "idempotency_key", MAX_KEY, required=True)
     when = get("occurred_at")
-    occurred_at = parse_occurred_at(when, now)
+    window_error = None
+    try:
+        occurred_at = parse_occurred_at(when, now)
+    except EventInvalid as exc:
+        if not late_ok or exc.code not in ("too_old", "in_future"):
+            raise
+        window_error, occurred_at = exc, parse_occurred_at(when, now, window=False)
+    if window_error is not None:
+        try:
+            return _rest(data, get, metric, quantity, key, occurred_at, when, strings_checked, window_error)
+        except EventInvalid:
+            raise window_error from None
+    return _rest(data, get, metric, quantity, key, occurred_at, when, strings_checked, None)
+
+
+def _rest(data, get, metric, quantity, key, occurred_at, when, strings_checked, window_error) -> EventInput:
     texts = []
     for name, limit in _OPTIONAL_TEXTS:
         value = get(name)
@@ -305,6 +330,7 @@ def parse_event(data, now: datetime, *, strings_checked: bool = False) -> EventI
         resource_id=texts[2],
         dimensions={} if dimensions is None else parse_dimensions(dimensions, strings_checked),
         occurred_at_given=when is not None and when != "",
+        window_error=window_error,
     )
 
 

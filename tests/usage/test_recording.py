@@ -256,3 +256,27 @@ def test_values_are_stored_exactly_whichever_way_the_statement_binds_them(organi
     assert odd.occurred_at == now - timedelta(days=34)
     assert stored["éé\u2028"].user_id == "" and stored["éé\u2028"].dimensions == {"k": "NULL"}
     assert UsageEventKey.objects.filter(organization_id=organization.pk).count() == 3
+
+
+def test_a_late_replay_of_a_recorded_event_is_a_duplicate(organization):
+    """A client retrying an event that is now outside the window (35 days back, 5 minutes ahead)
+    gets the duplicate it would have got before; another event under its key, or a new key, is
+    refused for its time."""
+    import time_machine
+
+    start = timezone.now()
+    event = {
+        "metric": "SMS_SENT", "quantity": 2, "idempotency_key": "late-1",
+        "occurred_at": (start - timedelta(days=34)).isoformat(),
+    }  # fmt: skip
+    assert usage_events_record(organization=organization, events=[event]).accepted == 1
+    with time_machine.travel(start + timedelta(days=2), tick=False):
+        replay = usage_events_record(organization=organization, events=[dict(event)])
+        assert (replay.accepted, replay.duplicates, replay.rejected) == (0, 1, [])
+        other = usage_events_record(
+            organization=organization,
+            events=[{**event, "quantity": 3}, {**event, "idempotency_key": "late-2"}, dict(event)],
+        )
+        assert (other.accepted, other.duplicates) == (0, 1)
+        assert [(r.index, r.error) for r in other.rejected] == [(0, "too_old"), (1, "too_old")]
+    assert UsageEvent.objects.filter(organization_id=organization.pk).count() == 1

@@ -305,17 +305,27 @@ def prepare(
     now: datetime,
     charge: bool = False,
     strings_checked: bool = False,
+    late: list | None = None,
 ) -> tuple[list[Prepared], list[Rejected]]:
     """Check each event; answers the good ones and the rejected ones with their reasons.
     `strings_checked`: no string of `events` holds a NUL or a lone surrogate (proven by the
-    request parser); otherwise every string is checked."""
+    request parser); otherwise every string is checked. `late`: a list that receives (index, key,
+    fingerprint, error) of the events whose only fault is their time (too old, in the future),
+    instead of rejecting them (the caller answers a replay of a recorded key as a duplicate)."""
     good, bad = [], []
     ids = new_ids(len(events))
     for index, raw in enumerate(events):
         try:
             event = (
-                raw if isinstance(raw, EventInput) else parse_event(raw, now, strings_checked=strings_checked)
+                raw
+                if isinstance(raw, EventInput)
+                else parse_event(raw, now, strings_checked=strings_checked, late_ok=late is not None)
             )
+            if event.window_error is not None:
+                if late is None:
+                    raise event.window_error
+                late.append((index, event.idempotency_key, event.fingerprint(), event.window_error))
+                continue
             metric = catalog.get(event.metric)
             if metric is None:
                 raise EventInvalid("unknown_metric", f"Unknown or inactive metric {event.metric!r}.")
@@ -343,7 +353,10 @@ def usage_events_record(
 
         raise ValidationFailed(fields={"events": [f"Give 1 to {MAX_BATCH} events."]})
     now = timezone.now()
-    good, rejected = prepare(events, catalog=metric_catalog(), now=now, strings_checked=strings_checked)
+    late: list[tuple[int, str, str, EventInvalid]] = []
+    good, rejected = prepare(
+        events, catalog=metric_catalog(), now=now, strings_checked=strings_checked, late=late
+    )
     result = RecordResult(rejected=rejected)
     # The first event with a key wins within the batch; later ones are duplicates or conflicts.
     first: dict[str, Prepared] = {}
@@ -377,9 +390,16 @@ def usage_events_record(
         book.abort()
         raise
     not_new = [r for r in unique_rows if r.id not in inserted] + repeats
-    stored = (
-        stored_fingerprints(organization.pk, [r.event.idempotency_key for r in not_new]) if not_new else {}
-    )
+    looked_up = [r.event.idempotency_key for r in not_new] + [key for _i, key, _f, _e in late]
+    stored = stored_fingerprints(organization.pk, looked_up) if looked_up else {}
+    # An event outside the time window now is still a duplicate when its key was recorded with the
+    # same event (a client's late retry); otherwise it is rejected for its time.
+    for index, key, fingerprint, error in late:
+        if stored.get(key, (None, None))[0] == fingerprint:
+            result.duplicates += 1
+            result.duplicate_indexes.append(index)
+        else:
+            result.rejected.append(Rejected(index, error.code, error.message))
     for row in unique_rows:
         if row.id in inserted:
             result.accepted += 1
@@ -398,6 +418,7 @@ def usage_events_record(
                 )
             )
     result.rejected.sort(key=lambda r: r.index)
+    result.duplicate_indexes.sort()
     return result
 
 
