@@ -191,7 +191,11 @@ class Server:
                           PYTHONWARNINGS="ignore", **env),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        wait_until(self._answers, timeout=60, what="gunicorn")
+        try:
+            wait_until(self._answers, timeout=60, what="gunicorn")
+        except BaseException:
+            self.stop()  # never leave a server behind
+            raise
 
     def _answers(self) -> bool:
         try:
