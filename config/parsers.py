@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 
 from django.conf import settings
 from django.http import JsonResponse
@@ -21,7 +22,7 @@ from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser
 
 from .exceptions import ApplicationError, ValidationFailed
-from .inputs import JSON_MAX_DEPTH, first_bad_string, json_depth
+from .inputs import JSON_MAX_DEPTH, first_bad_string
 
 
 class RequestTooLarge(ApplicationError):
@@ -55,6 +56,37 @@ def _refuse_constant(name: str):
     raise ValueError(f"{name} is not valid JSON")
 
 
+# A string of a JSON text can only hold a NUL character or a lone surrogate through an escape
+# (`\u0000`, `\ud800`-`\udfff`): the raw characters are refused by the decoder (a control
+# character) or by UTF-8 itself. Without such an escape in the body no string needs a look.
+# An escaped backslash before `u0000` is a false alarm, answered by the full walk.
+_MAYBE_BAD_ESCAPE = re.compile(rb"\\u(?:0000|[dD][89a-fA-F][0-9a-fA-F]{2})")
+
+
+def strings_may_be_bad(raw: bytes) -> bool:
+    """False when no string or key of this (valid JSON) body can hold a NUL or a lone surrogate."""
+    return _MAYBE_BAD_ESCAPE.search(raw) is not None
+
+
+def depth_over(data, limit: int) -> bool:
+    """Whether parsed JSON nests objects and arrays deeper than `limit` (`json_depth(data) >
+    limit`, faster: only containers are stacked, and it stops at the first one too deep)."""
+    kind = type(data)
+    if kind is not dict and kind is not list:
+        return False
+    stack = [(data, 1)]
+    pop, push = stack.pop, stack.append
+    while stack:
+        item, depth = pop()
+        if depth > limit:
+            return True
+        for value in item.values() if type(item) is dict else item:
+            kind = type(value)
+            if kind is dict or kind is list:
+                push((value, depth + 1))
+    return False
+
+
 class StrictJSONParser(JSONParser):
     def parse(self, stream, media_type=None, parser_context=None):
         parser_context = parser_context or {}
@@ -70,10 +102,18 @@ class StrictJSONParser(JSONParser):
             raise ParseError("JSON parse error - the document is nested too deeply.") from None
         except ValueError as exc:
             raise ParseError(f"JSON parse error - {str(exc)[:200]}") from None
-        if json_depth(data) > JSON_MAX_DEPTH:
+        if depth_over(data, JSON_MAX_DEPTH):
             raise ParseError(f"JSON parse error - nested deeper than {JSON_MAX_DEPTH} levels.")
         view = parser_context.get("view")
-        bad = None if getattr(view, "checks_own_strings", False) else first_bad_string(data)
+        # The raw text proves the strings clean when it is UTF-8 (the JSON default; any other
+        # charset walks the parsed document, as before).
+        clean = encoding.lower().replace("_", "-") in ("utf-8", "utf8") and not strings_may_be_bad(raw)
+        request = parser_context.get("request")
+        if request is not None:
+            # The views that check their own strings (a usage batch) skip that check when the
+            # body cannot hold a bad string.
+            request.json_strings_clean = clean
+        bad = None if clean or getattr(view, "checks_own_strings", False) else first_bad_string(data)
         if bad is not None:
             raise ValidationFailed(
                 fields={bad[:200]: ["Must not contain NUL characters or unpaired surrogates."]}

@@ -46,6 +46,29 @@ if ARGV[3] ~= '' and new > tonumber(ARGV[3]) and ARGV[5] ~= '1' then return {2, 
 redis.call('SET', k, string.format('%d', new), 'KEEPTTL')
 return {1, string.format('%d', new)}
 """
+# KEYS[1] epoch key. ARGV: a fresh epoch, then (base key, delta, mode) for each counter: adds
+# (or raises to, mode 'max') with no limit, as _CHECK_ADD with force. Answers, per counter, the
+# new value, or '' when the counter is missing.
+_ADD_MANY = """
+local e = redis.call('GET', KEYS[1])
+if not e then e = ARGV[1]; redis.call('SET', KEYS[1], e) end
+local out = {}
+for i = 2, #ARGV, 3 do
+  local k = ARGV[i] .. ':' .. e
+  local v = redis.call('GET', k)
+  if v then
+    v = tonumber(v)
+    local d = tonumber(ARGV[i + 1])
+    local new
+    if ARGV[i + 2] == 'max' then new = math.max(v, d) else new = v + d end
+    redis.call('SET', k, string.format('%d', new), 'KEEPTTL')
+    out[#out + 1] = string.format('%d', new)
+  else
+    out[#out + 1] = ''
+  end
+end
+return out
+"""
 # KEYS[1] epoch key. ARGV: base key, value, ttl, fresh epoch.
 _SET = """
 local e = redis.call('GET', KEYS[1])
@@ -95,6 +118,7 @@ def _client() -> redis.Redis:
                     name: client.register_script(src)
                     for name, src in (
                         ("check_add", _CHECK_ADD),
+                        ("add_many", _ADD_MANY),
                         ("set", _SET),
                         ("get", _GET),
                         ("delete", _DELETE),
@@ -164,6 +188,16 @@ def check_add(
     if code == 0:
         return Outcome("missing")
     return Outcome("applied" if code == 1 else "refused", Decimal(int(value)) / SCALE)
+
+
+def add_many(changes: list[tuple[str, Decimal, str]]) -> list[Decimal | None]:
+    """Add (or raise to, mode `max`) each `(counter, delta, mode)` with no limit, in one call:
+    the new values, None for a missing counter (left missing: the caller rebuilds it)."""
+    args: list = [uuid.uuid4().hex]
+    for counter, delta, mode in changes:
+        args.extend((counter, _units(delta), mode))
+    reply = _run("add_many", [EPOCH_KEY], args)
+    return [Decimal(int(v)) / SCALE if v not in (b"", "", None) else None for v in reply]
 
 
 def put(counter: str, value: Decimal) -> None:

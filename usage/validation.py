@@ -18,6 +18,7 @@ from json.encoder import encode_basestring_ascii
 
 from django.utils.dateparse import parse_datetime
 
+from config.inputs import _BAD_TEXT as _BAD_TEXT_RE
 from config.inputs import InputInvalid, check_text, parse_decimal
 
 MAX_BATCH = 1000
@@ -83,6 +84,9 @@ class EventInput:
     resource_id: str = ""
     dimensions: dict = field(default_factory=dict)
     occurred_at_given: bool = True  # False: it is the time of recording (not part of the request)
+    # Set by parse_event(late_ok=True): the event is valid but outside the window of what may be
+    # recorded now (too_old / in_future); a replay of a recorded key is still a duplicate.
+    window_error: EventInvalid | None = None
 
     @property
     def dimensions_json(self) -> str:
@@ -96,9 +100,33 @@ class EventInput:
     def fingerprint(self) -> str:
         """A hash of the request's event: a replay without `occurred_at` matches the first."""
         when = self.occurred_at.isoformat() if self.occurred_at_given else ""
-        parts = (self.metric, str(self.quantity.normalize()), when, self.user_id, self.resource_type)
-        body = "\x1f".join((*parts, self.resource_id, self.dimensions_json))
-        return hashlib.blake2b(body.encode(), digest_size=16).hexdigest()
+        body = "\x1f".join(
+            (
+                self.metric,
+                _normalized(self.quantity),
+                when,
+                self.user_id,
+                self.resource_type,
+                self.resource_id,
+                self.dimensions_json,
+            )
+        )
+        return _blake2b(body.encode(), digest_size=16).hexdigest()
+
+
+_blake2b = hashlib.blake2b
+_NORMALIZED: dict[Decimal, str] = {}
+
+
+def _normalized(quantity: Decimal) -> str:
+    """`str(quantity.normalize())`, remembered for the common quantities (equal Decimals
+    normalize to the same text; zero, whose sign would be lost, is never remembered)."""
+    text = _NORMALIZED.get(quantity)
+    if text is None:
+        text = str(quantity.normalize())
+        if quantity and len(_NORMALIZED) < 4096:
+            _NORMALIZED[quantity] = text
+    return text
 
 
 def parse_quantity(value, *, name: str = "quantity", allow_zero: bool = False) -> Decimal:
@@ -144,7 +172,7 @@ def _bad_text(value: str) -> bool:
     return False
 
 
-def parse_dimensions(value) -> dict:
+def parse_dimensions(value, strings_checked: bool = False) -> dict:
     """A flat object: at most 20 keys of at most 64 characters; values are strings (at most 255
     characters), numbers, booleans or null. No nesting."""
     if value is None:
@@ -155,6 +183,16 @@ def parse_dimensions(value) -> dict:
         raise EventInvalid("invalid_dimensions", f"dimensions may have at most {MAX_DIMENSIONS} keys.")
     out = {}
     for key, item in value.items():
+        # The usual dimension: a short name and a string value.
+        if (
+            type(key) is str
+            and type(item) is str
+            and 0 < len(key) <= MAX_DIMENSION_KEY
+            and len(item) <= MAX_DIMENSION_VALUE
+            and (strings_checked or not (_BAD_TEXT_RE.search(key) or _BAD_TEXT_RE.search(item)))
+        ):
+            out[key] = item
+            continue
         if not isinstance(key, str) or not key or len(key) > MAX_DIMENSION_KEY or _bad_text(key):
             raise EventInvalid(
                 "invalid_dimensions", f"dimension keys are 1 to {MAX_DIMENSION_KEY} characters."
@@ -179,7 +217,7 @@ def parse_dimensions(value) -> dict:
     return out
 
 
-def parse_occurred_at(value, now: datetime) -> datetime:
+def parse_occurred_at(value, now: datetime, *, window: bool = True) -> datetime:
     if value is None or value == "":
         return now
     if isinstance(value, datetime):
@@ -198,6 +236,11 @@ def parse_occurred_at(value, now: datetime) -> datetime:
         raise EventInvalid("invalid_occurred_at", "occurred_at must be an ISO 8601 date-time.")
     if moment.tzinfo is None:
         raise EventInvalid("invalid_occurred_at", "occurred_at needs a UTC offset.")
+    return check_window(moment, now) if window else moment
+
+
+def check_window(moment: datetime, now: datetime) -> datetime:
+    """`moment`, or `too_old` / `in_future` when it is outside what may be recorded now."""
     if moment < now - MAX_AGE:
         raise EventInvalid("too_old", "occurred_at is more than 35 days in the past.")
     if moment > now + MAX_AHEAD:
@@ -205,26 +248,94 @@ def parse_occurred_at(value, now: datetime) -> datetime:
     return moment
 
 
-def parse_event(data, now: datetime) -> EventInput:
-    """One event from JSON-like data, or `EventInvalid` with a code and a reason."""
-    if not isinstance(data, dict):
+_Q4 = Decimal(1).scaleb(-QUANTITY_PLACES)
+_MAX_INT_QUANTITY = int(MAX_QUANTITY)
+
+
+def _quantity(value) -> Decimal:
+    """`parse_quantity`, with the common whole-number quantity answered without the text parser
+    (the same Decimal: the number with 4 places)."""
+    if type(value) is int and 0 < value <= _MAX_INT_QUANTITY:
+        return Decimal(value).quantize(_Q4)
+    return parse_quantity(value)
+
+
+def _fast_text(value, limit: int, strings_checked: bool) -> str | None:
+    """A string field's value when it is a plain good string (None: let `_text` decide and
+    word the refusal)."""
+    if type(value) is str and len(value) <= limit and (strings_checked or not _BAD_TEXT_RE.search(value)):
+        return value
+    return None
+
+
+def parse_event(data, now: datetime, *, strings_checked: bool = False, late_ok: bool = False) -> EventInput:
+    """One event from JSON-like data, or `EventInvalid` with a code and a reason.
+
+    `strings_checked`: the caller knows no string of `data` holds a NUL character or a lone
+    surrogate (`config.parsers` proves it from the request body); the same checks otherwise.
+    `late_ok`: an event whose only fault is its time (too old, in the future) is answered with
+    `window_error` set instead of raised (a batch still answers a replay of it as a duplicate)."""
+    if type(data) is not dict and not isinstance(data, dict):
         raise EventInvalid("invalid_event", "Each event must be an object.")
-    if any(not isinstance(k, str) or _bad_text(k) for k in data):
-        raise EventInvalid(
-            "unknown_field", "Field names must not contain NUL characters or unpaired surrogates."
-        )
-    unknown = sorted(k for k in data if k not in FIELDS) if len(data) <= 50 else ["(too many fields)"]
-    if unknown:
+    if not data.keys() <= FIELDS:  # every field known: no key can be a bad string either
+        if any(not isinstance(k, str) or _bad_text(k) for k in data):
+            raise EventInvalid(
+                "unknown_field", "Field names must not contain NUL characters or unpaired surrogates."
+            )
+        unknown = sorted(k for k in data if k not in FIELDS) if len(data) <= 50 else ["(too many fields)"]
         raise EventInvalid("unknown_field", f"Unknown field(s): {', '.join(map(str, unknown))[:200]}.")
-    metric = _text(data, "metric", 64, required=True)
+    get = data.get
+    metric = get("metric")
+    if not metric or _fast_text(metric, 64, strings_checked) is None:
+        metric = _text(data, "metric", 64, required=True)
+    quantity = get("quantity")
+    quantity = _quantity(1 if quantity is None else quantity)
+    key = get("idempotency_key")
+    if not key or _fast_text(key, MAX_KEY, strings_checked) is None:
+        key = _text(data, "idempotency_key", MAX_KEY, required=True)
+    when = get("occurred_at")
+    window_error = None
+    try:
+        occurred_at = parse_occurred_at(when, now)
+    except EventInvalid as exc:
+        if not late_ok or exc.code not in ("too_old", "in_future"):
+            raise
+        window_error, occurred_at = exc, parse_occurred_at(when, now, window=False)
+    if window_error is not None:
+        try:
+            return _rest(data, get, metric, quantity, key, occurred_at, when, strings_checked, window_error)
+        except EventInvalid:
+            raise window_error from None
+    return _rest(data, get, metric, quantity, key, occurred_at, when, strings_checked, None)
+
+
+def _rest(data, get, metric, quantity, key, occurred_at, when, strings_checked, window_error) -> EventInput:
+    texts = []
+    for name, limit in _OPTIONAL_TEXTS:
+        value = get(name)
+        if value is None:
+            texts.append("")
+        elif _fast_text(value, limit, strings_checked) is None:
+            texts.append(_text(data, name, limit))
+        else:
+            texts.append(value)
+    dimensions = get("dimensions")
     return EventInput(
         metric=metric,
-        quantity=parse_quantity(1 if data.get("quantity") is None else data["quantity"]),
-        idempotency_key=_text(data, "idempotency_key", MAX_KEY, required=True),
-        occurred_at=parse_occurred_at(data.get("occurred_at"), now),
-        user_id=_text(data, "user_id", MAX_USER),
-        resource_type=_text(data, "resource_type", MAX_RESOURCE_TYPE),
-        resource_id=_text(data, "resource_id", MAX_RESOURCE_ID),
-        dimensions=parse_dimensions(data.get("dimensions")),
-        occurred_at_given=data.get("occurred_at") not in (None, ""),
+        quantity=quantity,
+        idempotency_key=key,
+        occurred_at=occurred_at,
+        user_id=texts[0],
+        resource_type=texts[1],
+        resource_id=texts[2],
+        dimensions={} if dimensions is None else parse_dimensions(dimensions, strings_checked),
+        occurred_at_given=when is not None and when != "",
+        window_error=window_error,
     )
+
+
+_OPTIONAL_TEXTS = (
+    ("user_id", MAX_USER),
+    ("resource_type", MAX_RESOURCE_TYPE),
+    ("resource_id", MAX_RESOURCE_ID),
+)

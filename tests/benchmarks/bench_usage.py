@@ -46,7 +46,7 @@ from usage import counters
 from usage.partitions import partitions_ensure
 from usage.selectors import metric_catalog
 from usage.services import usage_events_record, usage_track
-from usage.services.recording import INSERT_SQL
+from usage.services.recording import statement_params
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -153,27 +153,21 @@ def raw_rows(events: list[dict]):
     ]  # fmt: skip
 
 
-RAW_COLUMNS = ("ids", "keys", "metrics", "quantities", "occurred", "users", "rtypes", "rids", "dims")
+def raw_prepared(events: list[dict]) -> list:
+    """The same events as the service hands them to its statement (checked before the clock)."""
+    from usage.services.recording import prepare
+
+    good, bad = prepare(events, catalog=metric_catalog(), now=timezone.now())
+    assert not bad
+    return good
 
 
 def raw_statement(conn, org_id, rows, batch: int) -> None:
+    """The service's own statement (keys, events, rollups), bound as the service binds it."""
     for start in range(0, len(rows), batch):
-        part = rows[start : start + batch]
+        sql, params = statement_params(org_id, rows[start : start + batch], timezone.now())
         with conn.transaction(), conn.cursor() as cur:
-            columns = list(zip(*part, strict=True))
-            cur.execute(
-                INSERT_SQL,
-                {
-                    "org": org_id,
-                    "now": timezone.now(),
-                    **dict(zip(RAW_COLUMNS, (list(c) for c in columns), strict=True)),
-                    "credits": [0] * len(part),
-                    "fingerprints": ["x"] * len(part),
-                    "uniques": [False] * len(part),
-                    "dimension_keys": list(settings.USAGE_ROLLUP_DIMENSIONS),
-                },
-                prepare=True,
-            )  # fmt: skip
+            cur.execute(sql, params, prepare=True)
 
 
 def raw_copy(conn, org_id, rows, batch: int) -> None:
@@ -189,15 +183,19 @@ class Server:
     def __init__(self, **env: str):
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "config.wsgi:application", "-b", f"127.0.0.1:{self.port}",
-             "--workers", os.environ.get("BENCH_GUNICORN_WORKERS", "4"), "--access-logfile", "-",
-             "--forwarded-allow-ips", "*"],
+            [sys.executable, "-m", "gunicorn", os.environ.get("BENCH_WSGI_APP", "config.wsgi:application"),
+             "-b", f"127.0.0.1:{self.port}", "--workers", os.environ.get("BENCH_GUNICORN_WORKERS", "4"),
+             "--access-logfile", "-", "--forwarded-allow-ips", "*"],
             cwd=BASE_DIR,
             env=child_env(THROTTLE_USER="100000000/min", THROTTLE_ANON="100000000/min", DEBUG="false",
                           PYTHONWARNINGS="ignore", **env),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
-        wait_until(self._answers, timeout=60, what="gunicorn")
+        try:
+            wait_until(self._answers, timeout=60, what="gunicorn")
+        except BaseException:
+            self.stop()  # never leave a server behind
+            raise
 
     def _answers(self) -> bool:
         try:
@@ -252,6 +250,7 @@ def test_ingestion_and_track_throughput():
         code="bench-usage", defaults={"name": "bench", "limits": {m: 10**12 for m in METRICS}}
     )
     server = Server()
+    http_detail: dict[int, tuple[float, float, float]] = {}
     try:
         for batch in (100, 1000):
             figures = {}
@@ -264,7 +263,11 @@ def test_ingestion_and_track_throughput():
                     else []
                 )
                 events = [events_for(f"{path}-{batch}-{c}", EVENTS) for c in range(CLIENTS)]
-                prepared = [raw_rows(e) for e in events] if path.startswith("raw") else None
+                prepared = (
+                    [(raw_rows if "COPY" in path else raw_prepared)(e) for e in events]
+                    if path.startswith("raw")
+                    else None
+                )
                 bodies = (
                     [
                         [json.dumps({"events": e[i : i + batch]}).encode() for i in range(0, EVENTS, batch)]
@@ -273,6 +276,7 @@ def test_ingestion_and_track_throughput():
                     if path == "HTTP"
                     else None
                 )
+                request_times: list[float] = []
 
                 def work(
                     c,
@@ -283,6 +287,7 @@ def test_ingestion_and_track_throughput():
                     prepared=prepared,
                     bodies=bodies,
                     batch=batch,
+                    request_times=request_times,
                 ):
                     if path.startswith("raw"):
                         with psycopg.connect(dsn()) as conn:
@@ -299,7 +304,9 @@ def test_ingestion_and_track_throughput():
                         conn = Connection("127.0.0.1", server.port, timeout=120)
                         target = f"/api/v1/organizations/{orgs[c].pk}/usage/events"
                         for body in bodies[c]:
+                            started = time.perf_counter()
                             status, answer = http_post(conn, target, body, keys[c])
+                            request_times.append(time.perf_counter() - started)
                             assert status == 200 and json.loads(answer)["rejected"] == [], answer[:300]
                         conn.close()
 
@@ -308,10 +315,18 @@ def test_ingestion_and_track_throughput():
                 client_cpu = (time.process_time() - cpu_before) / seconds
                 server_cpu = (server.cpu() - server_before) / seconds
                 figures[path] = (CLIENTS * EVENTS / seconds, client_cpu, server_cpu)
+                if request_times:
+                    http_detail[batch] = (
+                        pct(request_times, 0.5),
+                        1000 * server_cpu * seconds / len(request_times),
+                        1e6 * server_cpu * seconds / (CLIENTS * EVENTS),
+                    )
             raw = figures["raw statement"][0]
             for path, (rate, client_cpu, server_cpu) in figures.items():
                 extra = (
-                    f"  client CPU {client_cpu:.0%} of a core, server {server_cpu:.0%}"
+                    f"  client CPU {client_cpu:.0%} of a core, server {server_cpu:.0%}; a request: "
+                    f"p50 {http_detail[batch][0]:.1f} ms wall, {http_detail[batch][1]:.1f} ms server CPU "
+                    f"({http_detail[batch][2]:.0f} us an event)"
                     if path == "HTTP"
                     else ""
                 )

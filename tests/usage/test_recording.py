@@ -224,3 +224,59 @@ def test_usage_counts_in_the_plan_period_and_get_usage_shows_it(organization):
     }
     assert rows["AI_TOKENS"]["unlimited"] is True and rows["AI_TOKENS"]["current"] == "5000"
     assert rows["CALL_MADE"]["current"] == "0"
+
+
+def test_values_are_stored_exactly_whichever_way_the_statement_binds_them(organization):
+    """The statement binds a batch as texts separated by U+001E, or as arrays when a value holds
+    that character; a batch of one with empty optional fields too. The rows hold what was sent."""
+    now = timezone.now().replace(microsecond=123456)
+    sent = [
+        {"metric": "SMS_SENT", "quantity": "2.5", "idempotency_key": "plain", "occurred_at": now.isoformat()},
+        {
+            "metric": "AI_TOKENS", "quantity": 1000000000000, "idempotency_key": "with\x1esep",
+            "user_id": "u\x1e1", "resource_type": "", "resource_id": "r,{\"}\\",
+            "dimensions": {"platform": "a\x1eb", "n": 3, "ok": True, "none": None},
+            "occurred_at": (now - timedelta(days=34)).isoformat(),
+        },
+        {"metric": "API_REQUEST", "idempotency_key": "éé\u2028", "user_id": "", "dimensions": {"k": "NULL"}},
+    ]  # fmt: skip
+    for events in ([sent[0]], [sent[2]], sent[:1] + sent[2:], sent):
+        assert usage_events_record(organization=organization, events=events).rejected == []
+    stored = {e.idempotency_key: e for e in UsageEvent.objects.filter(organization_id=organization.pk)}
+    assert set(stored) == {"plain", "with\x1esep", "éé\u2028"}
+    assert stored["plain"].quantity == Decimal("2.5") and stored["plain"].occurred_at == now
+    odd = stored["with\x1esep"]
+    assert (odd.quantity, odd.user_id, odd.resource_type, odd.resource_id) == (
+        Decimal(10**12),
+        "u\x1e1",
+        "",
+        'r,{"}\\',
+    )
+    assert odd.dimensions == {"platform": "a\x1eb", "n": 3, "ok": True, "none": None}
+    assert odd.occurred_at == now - timedelta(days=34)
+    assert stored["éé\u2028"].user_id == "" and stored["éé\u2028"].dimensions == {"k": "NULL"}
+    assert UsageEventKey.objects.filter(organization_id=organization.pk).count() == 3
+
+
+def test_a_late_replay_of_a_recorded_event_is_a_duplicate(organization):
+    """A client retrying an event that is now outside the window (35 days back, 5 minutes ahead)
+    gets the duplicate it would have got before; another event under its key, or a new key, is
+    refused for its time."""
+    import time_machine
+
+    start = timezone.now()
+    event = {
+        "metric": "SMS_SENT", "quantity": 2, "idempotency_key": "late-1",
+        "occurred_at": (start - timedelta(days=34)).isoformat(),
+    }  # fmt: skip
+    assert usage_events_record(organization=organization, events=[event]).accepted == 1
+    with time_machine.travel(start + timedelta(days=2), tick=False):
+        replay = usage_events_record(organization=organization, events=[dict(event)])
+        assert (replay.accepted, replay.duplicates, replay.rejected) == (0, 1, [])
+        other = usage_events_record(
+            organization=organization,
+            events=[{**event, "quantity": 3}, {**event, "idempotency_key": "late-2"}, dict(event)],
+        )
+        assert (other.accepted, other.duplicates) == (0, 1)
+        assert [(r.index, r.error) for r in other.rejected] == [(0, "too_old"), (1, "too_old")]
+    assert UsageEvent.objects.filter(organization_id=organization.pk).count() == 1

@@ -25,14 +25,14 @@ from config.exceptions import IdempotencyConflict
 from credits.exceptions import InsufficientCredits
 from credits.formatting import quantize
 from credits.models import CreditTransaction
-from credits.services import credit_account_lock, credit_consume
+from credits.services import credit_consume
 
 from ..exceptions import QuotaExceeded, UnknownMetric
 from ..models import Aggregation, UsageEvent
 from ..selectors import metric_catalog, quota_context
 from ..validation import EventInput, EventInvalid, parse_event
 from .quotas import QuotaBook
-from .recording import Prepared, insert_events, stored_fingerprints
+from .recording import Prepared, account_lock, insert_events, stored_fingerprints
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def track_prepared(
     book = QuotaBook(ctx)
     try:
         with transaction.atomic():
-            account = credit_account_lock(organization=organization)
+            account = account_lock(organization)
             try:
                 current = (
                     book.enforce(row.metric, event.quantity, unique_value=event.resource_id)
