@@ -6,7 +6,7 @@ In one run:
    - raw limit: the same rows through psycopg, (a) COPY into the events table alone, (b) the
      very statement the service runs (keys, events, rollups in one INSERT ... ON CONFLICT);
    - the service `usage_events_record` (validation, metric lookup, quota counters, the statement);
-   - HTTP `POST /usage/events` on gunicorn with the production settings (4 sync workers),
+   - HTTP `POST /usage/events` on gunicorn with the product's configuration (config/gunicorn.py),
      keep-alive `http.client` connections and pre-serialized bodies; the client's CPU share is
      printed (it shares the 2 cores with the server).
 2. `track` calls per second with p50/p99 (service and HTTP), 4 concurrent clients across 50
@@ -183,12 +183,15 @@ class Server:
     def __init__(self, **env: str):
         self.port = free_port()
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", os.environ.get("BENCH_WSGI_APP", "config.wsgi:application"),
-             "-b", f"127.0.0.1:{self.port}", "--workers", os.environ.get("BENCH_GUNICORN_WORKERS", "4"),
-             "--access-logfile", "-", "--forwarded-allow-ips", "*"],
+            # The product's own server configuration (config/gunicorn.py: gthread, workers x
+            # threads, garbage collection), as `make run` and docker-compose.yml serve.
+            [sys.executable, "-m", "gunicorn", "-c", str(BASE_DIR / "config" / "gunicorn.py"),
+             os.environ.get("BENCH_WSGI_APP", "config.wsgi:application")],
             cwd=BASE_DIR,
             env=child_env(THROTTLE_USER="100000000/min", THROTTLE_ANON="100000000/min", DEBUG="false",
-                          PYTHONWARNINGS="ignore", **env),
+                          PYTHONWARNINGS="ignore", WEB_BIND=f"127.0.0.1:{self.port}",
+                          WEB_CONCURRENCY=os.environ.get("BENCH_GUNICORN_WORKERS", "2"),
+                          FORWARDED_ALLOW_IPS="*", **env),
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         try:
