@@ -1,9 +1,9 @@
 """Where one API call spends its time (`make bench ARGS=tests/benchmarks/bench_profile_hot_path.py`;
-printed, never asserted): `POST /credits/consume` (and the service `credit_consume` alone,
-`consume-service`), `POST /usage/track`, `GET /credits`,
-`GET /subscription` and `GET /usage` (a subscribed organization) through Django's WSGI handler exactly as gunicorn
-calls it (`request_started`, so persistent connections and their health check behave as served;
-every middleware, DRF, the services) with an organization API key, DEBUG off.
+printed, never asserted): `POST /credits/consume` (and the service `credit_consume` alone:
+`consume-service`), `POST /usage/track`, `GET /credits`, `GET /subscription` and `GET /usage` (a
+subscribed organization) through Django's WSGI handler exactly as gunicorn calls it
+(`request_started`, so persistent connections and their health check behave as served; every
+middleware, DRF, the services) with an organization API key, DEBUG off.
 
 For each path: the CPU time this process spends per call (no profiler; the client part is a few
 dictionaries), the wall time, Python function calls per call (cProfile), every SQL statement and
@@ -134,7 +134,9 @@ def test_profile(path, settings, catalogue, billing_owner):
 
     def call(i: int):
         if path == "consume-service":  # the service alone, as bench_hot_path.py's "consume service"
-            credit_consume(organization=org, amount=1, reason="bench", idempotency_key=f"s-{i}-{uuid.uuid4().hex}")
+            credit_consume(
+                organization=org, amount=1, reason="bench", idempotency_key=f"s-{i}-{uuid.uuid4().hex}"
+            )
         elif path == "consume":
             body = {"amount": 1, "reason": "bench", "idempotency_key": f"p-{i}-{uuid.uuid4().hex}"}
             status, content = caller("POST", f"{base}/credits/consume", body)
