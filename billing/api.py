@@ -223,23 +223,30 @@ class SubscriptionOutputSerializer(serializers.Serializer):
     )
 
 
+_moment = serializers.DateTimeField()
+
+
 def _subscription_out(organization: Organization) -> dict:
-    # Fresh (one read with its plan), whatever the caller held.
-    organization = Organization.objects.select_related("plan").get(pk=organization.pk)
+    """What SubscriptionOutputSerializer answers (it documents the shape), built directly from
+    the summary, which reads the organization fresh with its plan (by id, whatever the caller
+    held) in the same round trip as the subscription."""
     summary = subscription_summary_get(organization=organization)
-    return SubscriptionOutputSerializer(
-        {
-            "plan": summary.plan.code,
-            "interval": summary.interval,
-            "status": summary.status,
-            "trial_end": summary.trial_end,
-            "current_period_start": summary.current_period_start,
-            "current_period_end": summary.current_period_end,
-            "cancel_at_period_end": summary.cancel_at_period_end,
-            "stripe_id": summary.stripe_id,
-            "pay_url": summary.pay_url,
-        }
-    ).data
+    moment = _moment.to_representation
+    return {
+        "plan": summary.plan.code,
+        "interval": summary.interval,
+        "status": summary.status,
+        "trial_end": None if summary.trial_end is None else moment(summary.trial_end),
+        "current_period_start": (
+            None if summary.current_period_start is None else moment(summary.current_period_start)
+        ),
+        "current_period_end": (
+            None if summary.current_period_end is None else moment(summary.current_period_end)
+        ),
+        "cancel_at_period_end": bool(summary.cancel_at_period_end),
+        "stripe_id": summary.stripe_id,
+        "pay_url": summary.pay_url,
+    }
 
 
 class SubscriptionApi(OrganizationApi):

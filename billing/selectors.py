@@ -303,46 +303,83 @@ class SubscriptionSummary:
 
 
 _CUSTOMER_KEY = Subscription._meta.get_field("customer").target_field.column  # dj-stripe: the Stripe id
-# The organization's current subscription (live first, then newest: `subscription_current_get`)
-# with the status and page of its latest invoice, in one prepared statement.
+_PLAN_FIELDS = Plan._meta.concrete_fields
+_PLAN_ATTNAMES = [f.attname for f in _PLAN_FIELDS]
+# JSON columns come back as text on Django's connection: each field's own conversion, as the ORM does.
+_PLAN_CONVERTERS = [getattr(f, "from_db_value", None) for f in _PLAN_FIELDS]
+# In one prepared statement: the organization, the plan that applies (`organization_plan_get`;
+# the free plan without a live subscription), and its current subscription (live first, then
+# newest: `subscription_current_get`) with the status and page of its latest invoice.
 _SUMMARY_SQL = f"""
-SELECT s.id,
-       -- the keys the summary reads (`stripe_data.subscription_period` included), not the whole object
-       jsonb_build_object(
-           'status', s.stripe_data->'status',
-           'trial_end', s.stripe_data->'trial_end',
-           'cancel_at_period_end', s.stripe_data->'cancel_at_period_end',
-           'latest_invoice', s.stripe_data->'latest_invoice',
-           'current_period_start', s.stripe_data->'current_period_start',
-           'current_period_end', s.stripe_data->'current_period_end',
-           'items', jsonb_build_object('data', jsonb_build_array(jsonb_build_object(
-               'current_period_start', s.stripe_data->'items'->'data'->0->'current_period_start',
-               'current_period_end', s.stripe_data->'items'->'data'->0->'current_period_end'
-           )))
-       ),
-       i.status, i.url
-FROM {Subscription._meta.db_table} s
-JOIN {Customer._meta.db_table} c ON c.{_CUSTOMER_KEY} = s.customer_id
+SELECT o.plan_interval, s.id, s.data, s.invoice_status, s.invoice_url,
+       {", ".join(f"p.{f.column}" for f in _PLAN_FIELDS)}
+FROM {Organization._meta.db_table} o
 LEFT JOIN LATERAL (
-    SELECT stripe_data->>'status' AS status, stripe_data->>'hosted_invoice_url' AS url
-    FROM {Invoice._meta.db_table}
-    WHERE id = coalesce(s.stripe_data->'latest_invoice'->>'id', s.stripe_data->>'latest_invoice')
+    SELECT s.id, s.stripe_data->>'status' AS status,
+           -- the keys the summary reads (`stripe_data.subscription_period` included), not the whole object
+           jsonb_build_object(
+               'status', s.stripe_data->'status',
+               'trial_end', s.stripe_data->'trial_end',
+               'cancel_at_period_end', s.stripe_data->'cancel_at_period_end',
+               'latest_invoice', s.stripe_data->'latest_invoice',
+               'current_period_start', s.stripe_data->'current_period_start',
+               'current_period_end', s.stripe_data->'current_period_end',
+               'items', jsonb_build_object('data', jsonb_build_array(jsonb_build_object(
+                   'current_period_start', s.stripe_data->'items'->'data'->0->'current_period_start',
+                   'current_period_end', s.stripe_data->'items'->'data'->0->'current_period_end'
+               )))
+           ) AS data,
+           i.status AS invoice_status, i.url AS invoice_url
+    FROM {Subscription._meta.db_table} s
+    JOIN {Customer._meta.db_table} c ON c.{_CUSTOMER_KEY} = s.customer_id
+    LEFT JOIN LATERAL (
+        SELECT stripe_data->>'status' AS status, stripe_data->>'hosted_invoice_url' AS url
+        FROM {Invoice._meta.db_table}
+        WHERE id = coalesce(s.stripe_data->'latest_invoice'->>'id', s.stripe_data->>'latest_invoice')
+        LIMIT 1
+    ) i ON true
+    WHERE c.subscriber_id = o.id
+    ORDER BY (s.stripe_data->>'status') = ANY(%(live)s) DESC, s.created DESC
     LIMIT 1
-) i ON true
-WHERE c.subscriber_id = %s
-ORDER BY (s.stripe_data->>'status') = ANY(%s) DESC, s.created DESC
-LIMIT 1
+) s ON true
+LEFT JOIN {Plan._meta.db_table} p ON p.id = CASE
+    WHEN s.status = ANY(%(live)s) AND o.plan_id IS NOT NULL AND o.subscription_status = ANY(%(entitled)s)
+    THEN o.plan_id
+    ELSE (SELECT id FROM {Plan._meta.db_table} WHERE code = %(free)s)
+END
+WHERE o.id = %(org)s
 """  # noqa: S608 - table names are the models' own
+_SUMMARY_PARAMS = {"live": sorted(LIVE_STATUSES), "entitled": sorted(ENTITLED_STATUSES), "free": Plan.FREE}
+
+
+def _plan_from_row(values) -> Plan:
+    """A Plan from its columns as the statement answered them, built as the ORM builds a row."""
+    from django.db import connection
+
+    if values[0] is None:  # no free plan in the catalogue: as `plan_free_get` fails
+        raise Plan.DoesNotExist("Plan matching query does not exist.")
+    converted = [
+        v if convert is None or v is None else convert(v, None, connection)
+        for v, convert in zip(values, _PLAN_CONVERTERS, strict=True)
+    ]
+    return Plan.from_db("default", _PLAN_ATTNAMES, converted)
 
 
 def subscription_summary_get(*, organization: Organization) -> SubscriptionSummary:
     """The subscription as everyone shows it. With no live subscription: the free plan, `active`.
-    One round trip (the subscription and its latest invoice's status together)."""
-    row = prepared.fetchone(_SUMMARY_SQL, [organization.pk, sorted(LIVE_STATUSES)])
-    data = (json.loads(row[1]) if isinstance(row[1], str) else row[1]) if row is not None else {}
-    if row is None or data.get("status") not in LIVE_STATUSES:
+    One round trip by the organization's id (read fresh, with its plan, whatever the caller holds;
+    the subscription and its latest invoice's status together)."""
+    from config.exceptions import NotFound
+
+    row = prepared.fetchone(_SUMMARY_SQL, {**_SUMMARY_PARAMS, "org": organization.pk})
+    if row is None:  # deleted while the caller held it
+        raise NotFound("Organization not found.")
+    plan_interval, stripe_id, data, invoice_status, invoice_url = row[:5]
+    plan = _plan_from_row(row[5:])
+    data = (json.loads(data) if isinstance(data, str) else data) if stripe_id is not None else {}
+    if stripe_id is None or data.get("status") not in LIVE_STATUSES:
         return SubscriptionSummary(
-            plan=plan_free_get(),
+            plan=plan,
             interval=None,
             status="active",
             trial_end=None,
@@ -351,12 +388,11 @@ def subscription_summary_get(*, organization: Organization) -> SubscriptionSumma
             cancel_at_period_end=False,
             stripe_id=None,
         )
-    stripe_id, _data, invoice_status, invoice_url = row
     period_start, period_end = stripe_data.subscription_period(data)
     invoice_id = stripe_data.object_id(data.get("latest_invoice"))
     return SubscriptionSummary(
-        plan=organization_plan_get(organization),
-        interval=organization.plan_interval or None,
+        plan=plan,
+        interval=plan_interval or None,
         status=data.get("status"),
         trial_end=stripe_data.timestamp(data.get("trial_end")),
         current_period_start=period_start,
@@ -422,6 +458,7 @@ def organization_billing_period(*, organization: Organization, now: datetime) ->
     forward by the price's interval from the billing cycle anchor, as Stripe renews it: falling
     back to the calendar month there would count -- and bill through the meters -- usage of the
     ended period a second time in a window that overlaps it."""
+    data = None
     if organization.stripe_subscription_id and organization.subscription_status in ENTITLED_STATUSES:
         row = (
             Subscription.objects.filter(id=organization.stripe_subscription_id)
@@ -430,14 +467,76 @@ def organization_billing_period(*, organization: Organization, now: datetime) ->
         )
         if row is not None:
             data = row[0] or {}
-            start, end = stripe_data.subscription_period(data)
-            if start is not None and end is not None and start <= now:
-                if now < end:
-                    return start, end
-                rolled = _period_rolled_forward(data, start=start, end=end, now=now)
-                if rolled is not None:
-                    return rolled
+    return subscription_billing_period(data, now=now)
+
+
+def subscription_billing_period(subscription: dict | None, *, now: datetime) -> tuple[datetime, datetime]:
+    """`organization_billing_period` from the mirrored subscription's data (None: no live
+    subscription in the mirror)."""
+    if subscription is not None:
+        start, end = stripe_data.subscription_period(subscription)
+        if start is not None and end is not None and start <= now:
+            if now < end:
+                return start, end
+            rolled = _period_rolled_forward(subscription, start=start, end=end, now=now)
+            if rolled is not None:
+                return rolled
     return calendar_month(now)
+
+
+# The organization's plan, status and the keys of its live subscription's mirror that
+# `subscription_billing_period` reads, in one prepared statement by its id (the period itself is
+# decided in Python). The subscription's data is NULL without a live one.
+_PERIOD_SQL = f"""
+SELECT o.plan_id, o.subscription_status,
+       CASE WHEN s.id IS NOT NULL THEN jsonb_build_object(
+           'current_period_start', s.stripe_data->'current_period_start',
+           'current_period_end', s.stripe_data->'current_period_end',
+           'billing_cycle_anchor', s.stripe_data->'billing_cycle_anchor',
+           'items', jsonb_build_object('data', jsonb_build_array(jsonb_build_object(
+               'current_period_start', s.stripe_data->'items'->'data'->0->'current_period_start',
+               'current_period_end', s.stripe_data->'items'->'data'->0->'current_period_end',
+               'price', jsonb_build_object(
+                   'recurring', s.stripe_data->'items'->'data'->0->'price'->'recurring'
+               )
+           )))
+       ) END
+FROM {Organization._meta.db_table} o
+LEFT JOIN LATERAL (
+    SELECT id, stripe_data FROM {Subscription._meta.db_table}
+    WHERE o.stripe_subscription_id <> '' AND o.subscription_status = ANY(%(entitled)s)
+      AND id = o.stripe_subscription_id
+    LIMIT 1
+) s ON true
+WHERE o.id = %(org)s
+"""  # noqa: S608 - table names are the models' own
+_ENTITLED = sorted(ENTITLED_STATUSES)
+
+
+@dataclass(frozen=True)
+class PeriodState:
+    """What usage limits depend on, read fresh: the organization's plan and subscription status,
+    and the period usage counts in now (`organization_billing_period`)."""
+
+    plan_id: int | None
+    subscription_status: str
+    period_start: datetime
+    period_end: datetime
+
+
+def organization_period_state_get(*, organization_id, now: datetime) -> PeriodState:
+    """`organization_billing_period` with the organization's plan and status, by its id, in one
+    round trip (the organization is not read otherwise)."""
+    from config.exceptions import NotFound
+
+    row = prepared.fetchone(_PERIOD_SQL, {"entitled": _ENTITLED, "org": organization_id})
+    if row is None:  # deleted while the caller held it
+        raise NotFound("Organization not found.")
+    plan_id, status, data = row
+    if isinstance(data, str):  # Django's connection leaves jsonb as text
+        data = json.loads(data)
+    start, end = subscription_billing_period(data, now=now)
+    return PeriodState(plan_id=plan_id, subscription_status=status, period_start=start, period_end=end)
 
 
 _INTERVALS = {"day": "day", "week": "week", "month": "month", "year": "year"}

@@ -24,7 +24,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 import psycopg
-from django.db import connection
+from django.db import DEFAULT_DB_ALIAS, connection, connections
 
 from config.postgres import prepared
 
@@ -150,23 +150,25 @@ def consume(
         "amount": -required, "reason": reason, "event_name": event_name, "quantity": quantity,
         "metadata": json.dumps(metadata), "actor": actor, "key": idempotency_key, "fingerprint": fingerprint,
     }  # fmt: skip
-    # Outside a transaction: BEGIN ... COMMIT. Within one (`usage_track`): a savepoint, so a
-    # refused write (a reused idempotency key) leaves the caller's transaction usable.
-    own_transaction = not connection.in_atomic_block and connection.get_autocommit()
-    start, end, undo = (
-        ("BEGIN", "COMMIT", ["ROLLBACK"])
-        if own_transaction
-        else ("SAVEPOINT credits_hot_path", "RELEASE SAVEPOINT credits_hot_path",
-              ["ROLLBACK TO SAVEPOINT credits_hot_path", "RELEASE SAVEPOINT credits_hot_path"])
-    )  # fmt: skip
-    with connection.wrap_database_errors:
+    db = connections[DEFAULT_DB_ALIAS]  # `connection` looks the thread's connection up on every attribute
+    with db.wrap_database_errors:
         # Server-side binding cursors on Django's own connection (Django's cursors bind client-side,
         # and Django turns psycopg's automatic prepared statements off): both statements are
         # prepared once per connection (`prepare=True`), so PostgreSQL does not parse and plan the
         # write statement on every consumption.
-        connection.close_if_health_check_failed()  # as Django's own cursors do (CONN_HEALTH_CHECKS)
-        connection.ensure_connection()
-        conn = connection.connection
+        db.close_if_health_check_failed()  # as Django's own cursors do (CONN_HEALTH_CHECKS)
+        if db.connection is None:
+            db.ensure_connection()
+        conn = db.connection
+        # Outside a transaction: BEGIN ... COMMIT. Within one (`usage_track`): a savepoint, so a
+        # refused write (a reused idempotency key) leaves the caller's transaction usable.
+        own_transaction = not db.in_atomic_block and db.autocommit
+        start, end, undo = (
+            ("BEGIN", "COMMIT", ["ROLLBACK"])
+            if own_transaction
+            else ("SAVEPOINT credits_hot_path", "RELEASE SAVEPOINT credits_hot_path",
+                  ["ROLLBACK TO SAVEPOINT credits_hot_path", "RELEASE SAVEPOINT credits_hot_path"])
+        )  # fmt: skip
         write, other = psycopg.Cursor(conn), psycopg.Cursor(conn)  # `other`: statements without rows
         try:
             with conn.pipeline():

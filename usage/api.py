@@ -19,6 +19,7 @@ from billing.access import Action
 from billing.tenancy import OrganizationApi
 from config.exceptions import NotFound
 from config.inputs import MetadataField, StrictIntegerField
+from config.negotiation import JsonFirstNegotiation
 from config.pagination import PageNumberPagination
 from credits.formatting import credits_str
 from credits.models import HoldStatus
@@ -182,6 +183,8 @@ class UsageTrackApi(OrganizationApi):
 
 class UsageSummaryApi(OrganizationApi):
     """The current period's usage of every metric against the plan's limits."""
+
+    content_negotiation_class = JsonFirstNegotiation
 
     class OutputSerializer(serializers.Serializer):
         class MetricSerializer(serializers.Serializer):

@@ -25,9 +25,11 @@ from billing.models import Organization, Plan
 from billing.selectors import (
     ENTITLED_STATUSES,
     organization_billing_period,
-    organization_plan_get,
+    organization_period_state_get,
+    plan_free_get,
     plan_overage_metrics,
 )
+from config.postgres import prepared
 from credits.models import ZERO, CreditHold, HoldStatus
 from credits.selectors import credit_amount_price
 
@@ -139,18 +141,29 @@ class QuotaContext:
 
 def _plan_of(organization: Organization) -> Plan:
     """The plan that applies (`organization_plan_get`), its row cached briefly."""
-    if organization.plan_id is not None and organization.subscription_status in ENTITLED_STATUSES:
-        key = ("plan", organization.plan_id)
-        return _cached(key, lambda: Plan.objects.get(pk=organization.plan_id))
-    return _cached(("plan", "free"), lambda: organization_plan_get(organization))
+    return _plan_for(organization.plan_id, organization.subscription_status)
+
+
+def _plan_for(plan_id: int | None, subscription_status: str) -> Plan:
+    """`_plan_of` from the organization's plan id and subscription status."""
+    if plan_id is not None and subscription_status in ENTITLED_STATUSES:
+        return _cached(("plan", plan_id), lambda: Plan.objects.get(pk=plan_id))
+    return _cached(("plan", "free"), plan_free_get)
+
+
+def _overage_of(plan: Plan) -> frozenset[str]:
+    return _cached(("overage", plan.pk), lambda: frozenset(plan_overage_metrics(plan=plan)))
 
 
 def quota_context(*, organization: Organization, now: datetime) -> QuotaContext:
     plan = _plan_of(organization)
     start, end = organization_billing_period(organization=organization, now=now)
-    overage = _cached(("overage", plan.pk), lambda: frozenset(plan_overage_metrics(plan=plan)))
     return QuotaContext(
-        organization_id=organization.pk, plan=plan, period_start=start, period_end=end, overage=overage
+        organization_id=organization.pk,
+        plan=plan,
+        period_start=start,
+        period_end=end,
+        overage=_overage_of(plan),
     )
 
 
@@ -236,52 +249,74 @@ SELECT metric_id, sum(quantity), sum(events), max(quantity_max) FROM (
 """  # noqa: S608 - table names are the models' own
 
 
-def _period_totals(organization_id, hour_from, hour_to, metric_id: int = 0) -> dict[int, tuple]:
-    """metric id -> (sum of quantities, events, max) over [hour_from, hour_to): whole days from
-    the daily rollups, the partial first and last days from the hourly ones (two index ranges)."""
+def _period_params(organization_id, hour_from, hour_to, metric_id: int = 0) -> dict:
+    """PERIOD_TOTALS_SQL's parameters over [hour_from, hour_to): whole days from the daily
+    rollups, the partial first and last days from the hourly ones (two index ranges)."""
     day_from = floor_day(hour_from)
     if day_from < hour_from:
         day_from += timedelta(days=1)
     day_to = floor_day(hour_to)
     if day_from >= day_to:  # within one day, or two partial ones: hours only
         day_from = day_to = hour_to
-    params = {
+    return {
         "org": organization_id, "metric": metric_id, "hour_from": hour_from, "hour_to": hour_to,
         "day_from": day_from, "day_to": day_to,
     }  # fmt: skip
+
+
+def _period_totals(organization_id, hour_from, hour_to, metric_id: int = 0) -> dict[int, tuple]:
+    """metric id -> (sum of quantities, events, max) over [hour_from, hour_to)."""
     with connection.cursor() as cursor:
-        cursor.execute(PERIOD_TOTALS_SQL, params)
+        cursor.execute(PERIOD_TOTALS_SQL, _period_params(organization_id, hour_from, hour_to, metric_id))
         return {row[0]: (row[1], row[2], row[3]) for row in cursor.fetchall()}
 
 
+_NO_TOTALS = (ZERO, 0, ZERO)
+
+
 def usage_summary_get(*, organization: Organization, now: datetime) -> UsageSummary:
-    """The current period's usage of every active metric against the plan's limits."""
+    """The current period's usage of every active metric against the plan's limits.
+
+    Two round trips by the organization's id (the organization is not read otherwise): its plan,
+    status and period (`billing.selectors.organization_period_state_get`), then the period's
+    totals of every metric (prepared); unique-count metrics with usage in the period add one
+    each. The catalogue rows (metrics, plans, overage prices) come from the brief cache of
+    `_cached`; usage totals are never cached."""
     from .exceptions import percentage
 
-    ctx = quota_context(organization=organization, now=now)
-    totals = _period_totals(organization.pk, ctx.hour_from, ctx.hour_to)
+    state = organization_period_state_get(organization_id=organization.pk, now=now)
+    plan = _plan_for(state.plan_id, state.subscription_status)
+    limits = plan.limits or {}
+    overage = _overage_of(plan)
+    hour_from, hour_to = floor_hour(state.period_start), floor_hour(state.period_end)
+    totals = {
+        row[0]: row[1:]
+        for row in prepared.fetchall(PERIOD_TOTALS_SQL, _period_params(organization.pk, hour_from, hour_to))
+    }
     out = []
     for metric in metric_catalog().values():
-        total, events, largest = totals.get(metric.id, (ZERO, 0, ZERO))
-        if metric.aggregation == Aggregation.COUNT:
+        total, events, largest = totals.get(metric.id, _NO_TOTALS)
+        aggregation = metric.aggregation
+        if aggregation == Aggregation.COUNT:
             current = Decimal(events)
-        elif metric.aggregation == Aggregation.MAX:
+        elif aggregation == Aggregation.MAX:
             current = largest
-        elif metric.aggregation == Aggregation.UNIQUE:
+        elif aggregation == Aggregation.UNIQUE:
             current = (
                 usage_current(
-                    organization_id=organization.pk,
-                    metric=metric,
-                    hour_from=ctx.hour_from,
-                    hour_to=ctx.hour_to,
+                    organization_id=organization.pk, metric=metric, hour_from=hour_from, hour_to=hour_to
                 )
                 if metric.id in totals
                 else ZERO
             )
         else:
             current = total
-        limit = ctx.limit(metric.code)
-        pct = percentage(current, limit) if limit is not None else None
+        limit = limits.get(metric.code)
+        if limit is None:
+            pct = None
+        else:
+            limit = Decimal(limit)
+            pct = percentage(current, limit)
         out.append(
             MetricUsage(
                 metric=metric.code,
@@ -293,10 +328,10 @@ def usage_summary_get(*, organization: Organization, now: datetime) -> UsageSumm
                 unlimited=limit is None,
                 soft_limit_warning=pct is not None and pct >= 80,
                 limit_reached=pct is not None and pct >= 100,
-                overage_billed=metric.code in ctx.overage,
+                overage_billed=metric.code in overage,
             )
         )
-    return UsageSummary(period_start=ctx.period_start, period_end=ctx.period_end, usage=out)
+    return UsageSummary(period_start=state.period_start, period_end=state.period_end, usage=out)
 
 
 # --------------------------------------------------------------------------- series and stats

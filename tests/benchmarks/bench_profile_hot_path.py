@@ -1,8 +1,9 @@
 """Where one API call spends its time (`make bench ARGS=tests/benchmarks/bench_profile_hot_path.py`;
-printed, never asserted): `POST /credits/consume`, `POST /usage/track`, `GET /credits` and
-`GET /subscription` (a subscribed organization) through Django's WSGI handler exactly as gunicorn
-calls it (`request_started`, so persistent connections and their health check behave as served;
-every middleware, DRF, the services) with an organization API key, DEBUG off.
+printed, never asserted): `POST /credits/consume` (and the service `credit_consume` alone:
+`consume-service`), `POST /usage/track`, `GET /credits`, `GET /subscription` and `GET /usage` (a
+subscribed organization) through Django's WSGI handler exactly as gunicorn calls it
+(`request_started`, so persistent connections and their health check behave as served; every
+middleware, DRF, the services) with an organization API key, DEBUG off.
 
 For each path: the CPU time this process spends per call (no profiler; the client part is a few
 dictionaries), the wall time, Python function calls per call (cProfile), every SQL statement and
@@ -31,7 +32,7 @@ from django.test import RequestFactory
 
 from billing.models import Organization, Plan
 from billing.services import api_key_create, organization_create, subscription_create
-from credits.services import credit_grant
+from credits.services import credit_consume, credit_grant
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -105,9 +106,9 @@ class Caller:
         return int(status[0].split()[0]), content
 
 
-def _setup(path: str, owner) -> tuple[Caller, str]:
+def _setup(path: str, owner) -> tuple[Caller, str, Organization]:
     seed_catalogue()
-    if path == "subscription":
+    if path in ("subscription", "usage"):
         org = organization_create(name="Reader", billing_email="reader@bench.test", owner=owner)
         subscription_create(organization=org, plan="starter", interval="month", payment_method="pm_card_visa")
     else:
@@ -119,20 +120,24 @@ def _setup(path: str, owner) -> tuple[Caller, str]:
         )
     credit_grant(organization=org, amount=10**7, source="purchase", reference="bench-profile")
     key = api_key_create(organization=org, name="bench").raw_key
-    return Caller(key), f"/api/v1/organizations/{org.pk}"
+    return Caller(key), f"/api/v1/organizations/{org.pk}", org
 
 
-@pytest.mark.parametrize("path", ["consume", "credits", "subscription", "track"])
+@pytest.mark.parametrize("path", ["consume", "consume-service", "credits", "subscription", "usage", "track"])
 def test_profile(path, settings, catalogue, billing_owner):
     from django.conf import settings as dj
 
     settings.DEBUG = False
     settings.REST_FRAMEWORK = {**dj.REST_FRAMEWORK, "DEFAULT_THROTTLE_RATES": THROTTLES}
     settings.THROTTLE_RATES = THROTTLES
-    caller, base = _setup(path, billing_owner)
+    caller, base, org = _setup(path, billing_owner)
 
     def call(i: int):
-        if path == "consume":
+        if path == "consume-service":  # the service alone, as bench_hot_path.py's "consume service"
+            credit_consume(
+                organization=org, amount=1, reason="bench", idempotency_key=f"s-{i}-{uuid.uuid4().hex}"
+            )
+        elif path == "consume":
             body = {"amount": 1, "reason": "bench", "idempotency_key": f"p-{i}-{uuid.uuid4().hex}"}
             status, content = caller("POST", f"{base}/credits/consume", body)
             assert status == 200, content
