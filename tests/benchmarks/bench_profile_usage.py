@@ -199,7 +199,7 @@ def test_gunicorn_cpu_per_request(batch, monkeypatch):
     user, system = ((a - b) * 1000 / calls for a, b in zip(after, before, strict=True))
     per_event = 1000 * (user + system) / batch
     print(
-        f"\n=== gunicorn (1 sync worker), batch {batch}: {1000 * wall / calls:.1f} ms wall, "
+        f"\n=== gunicorn (1 gthread worker), batch {batch}: {1000 * wall / calls:.1f} ms wall, "
         f"{user:.1f} ms user + {system:.1f} ms system CPU per request ({per_event:.1f} us an event), "
         f"load average {os.getloadavg()[0]:.1f}"
     )
