@@ -99,6 +99,7 @@ class UsageEventsApi(OrganizationApi):
     actions = {"POST": Action.USAGE_WRITE}
     # NUL characters and lone surrogates reject the one event (usage.validation), not the batch.
     checks_own_strings = True
+    content_negotiation_class = JsonFirstNegotiation
 
     class InputSerializer(serializers.Serializer):
         events = EventListField()
@@ -115,11 +116,16 @@ class UsageEventsApi(OrganizationApi):
 
     @extend_schema(request=InputSerializer, responses={200: OutputSerializer})
     def post(self, request, org):
-        serializer = self.InputSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
+        data = request.data
+        events = data.get("events") if type(data) is dict else None
+        if type(events) is not list or not 1 <= len(events) <= MAX_BATCH:
+            # Anything but the plain case: the serializer decides (and words the 400).
+            serializer = self.InputSerializer(data=data)
+            serializer.is_valid(raise_exception=True)
+            events = serializer.validated_data["events"]
         result = usage_events_record(
             organization=self.organization,
-            events=serializer.validated_data["events"],
+            events=events,
             # The parser proved that no string of the body holds a NUL or a lone surrogate.
             strings_checked=getattr(request, "json_strings_clean", False),
         )

@@ -20,10 +20,12 @@ from django.conf import settings
 from django.db import connection
 from django.db.models import Max, Sum
 from django.db.models.functions import TruncDay, TruncMonth
+from django.utils.functional import empty
 
 from billing.models import Organization, Plan
 from billing.selectors import (
     ENTITLED_STATUSES,
+    LazyOrganization,
     organization_billing_period,
     organization_period_state_get,
     plan_free_get,
@@ -212,6 +214,39 @@ def unique_value_seen(*, organization_id, metric: MetricInfo, hour_from, hour_to
         hour__lt=hour_to,
         value=value,
     ).exists()
+
+
+# The columns of an organization that `quota_context` reads, by its id, prepared once per connection.
+_ORGANIZATIONS = Organization._meta.db_table
+_QUOTA_STATE_SQL = (
+    f"SELECT plan_id, subscription_status, stripe_subscription_id FROM {_ORGANIZATIONS} WHERE id = %s"  # noqa: S608 - the model's own table
+)
+
+
+@dataclass(frozen=True)
+class OrganizationQuotaState:
+    """What `quota_context` reads of an organization (its plan, subscription status and
+    subscription), read fresh by id."""
+
+    pk: object
+    plan_id: int | None
+    subscription_status: str
+    stripe_subscription_id: str
+
+
+def quota_context_for_ingestion(*, organization: Organization, now: datetime) -> QuotaContext:
+    """`quota_context`. When the caller holds only the organization's id (an API key's
+    `billing.selectors.LazyOrganization`, not read yet), its three columns the context needs are
+    read in one prepared statement instead of the whole row through the ORM (a third of the CPU
+    of a small batch): the same fresh values, a 404 when it is gone."""
+    if type(organization) is not LazyOrganization or organization._wrapped is not empty:
+        return quota_context(organization=organization, now=now)
+    from config.exceptions import NotFound
+
+    row = prepared.fetchone(_QUOTA_STATE_SQL, [organization.pk])
+    if row is None:  # deleted while a cached key of it still lived
+        raise NotFound("Organization not found.")
+    return quota_context(organization=OrganizationQuotaState(organization.pk, *row), now=now)  # type: ignore[arg-type]
 
 
 # --------------------------------------------------------------------------- GET /usage

@@ -7,8 +7,8 @@ In one run:
      very statement the service runs (keys, events, rollups in one INSERT ... ON CONFLICT);
    - the service `usage_events_record` (validation, metric lookup, quota counters, the statement);
    - HTTP `POST /usage/events` on gunicorn with the product's configuration (config/gunicorn.py),
-     keep-alive `http.client` connections and pre-serialized bodies; the client's CPU share is
-     printed (it shares the 2 cores with the server).
+     warmed up first (`warm_up`, untimed), keep-alive `http.client` connections and pre-serialized
+     bodies; the client's CPU share is printed (it shares the 2 cores with the server).
 2. `track` calls per second with p50/p99 (service and HTTP), 4 concurrent clients across 50
    organizations.
 3. `GET /usage` p50/p99 with 10 million events in the table (built once, in a database of its own
@@ -246,6 +246,30 @@ def http_get(conn: http.client.HTTPConnection, path: str, key: str) -> tuple[int
 
 
 # --------------------------------------------------------------------------- 1 and 2
+WARM_CLIENTS, WARM_REQUESTS = 4, 10
+
+
+def warm_up(server: Server, plan: Plan) -> None:
+    """Untimed requests first (4 connections x 10 batches of 10 events, on an organization of their
+    own), so the timed HTTP figures are a warm server's: a worker loads the URLconf and each of its
+    threads opens its database connection on its first requests after the fork (about 1.5 ms of
+    server CPU a request over the first 400 requests of batch 100)."""
+    org = new_orgs(1, "warm-up", plan)[0]
+    key = api_key_create(organization=org, name="bench").raw_key
+    target = f"/api/v1/organizations/{org.pk}/usage/events"
+
+    def work(c: int) -> None:
+        conn = Connection("127.0.0.1", server.port, timeout=120)
+        events = events_for(f"warm-up-{c}", 10 * WARM_REQUESTS)
+        for i in range(WARM_REQUESTS):
+            body = json.dumps({"events": events[10 * i : 10 * i + 10]}).encode()
+            status, answer = http_post(conn, target, body, key)
+            assert status == 200, answer[:300]
+        conn.close()
+
+    run_clients(WARM_CLIENTS, work)
+
+
 def test_ingestion_and_track_throughput():
     counters.reset()
     rows_out: list[str] = []
@@ -255,6 +279,7 @@ def test_ingestion_and_track_throughput():
     server = Server()
     http_detail: dict[int, tuple[float, float, float]] = {}
     try:
+        warm_up(server, plan)
         for batch in (100, 1000):
             figures = {}
             # raw COPY, raw statement, service, HTTP: the same events, each on fresh organizations.

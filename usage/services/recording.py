@@ -39,7 +39,7 @@ from ..models import (
     UsageRollup,
     UsageRollupDay,
 )
-from ..selectors import MetricInfo, metric_catalog, quota_context
+from ..selectors import MetricInfo, metric_catalog, quota_context_for_ingestion
 from ..validation import MAX_BATCH, EventInput, EventInvalid, parse_event
 from .quotas import QuotaBook, counter_delta
 
@@ -367,7 +367,7 @@ def usage_events_record(
         else:
             first[row.event.idempotency_key] = row
             unique_rows.append(row)
-    ctx = quota_context(organization=organization, now=now)
+    ctx = quota_context_for_ingestion(organization=organization, now=now)
     counted = [
         r for r in unique_rows if ctx.limit(r.metric.code) is not None and ctx.counts_now(r.event.occurred_at)
     ]
