@@ -1,4 +1,4 @@
--- wrk script for the organization API (tests/benchmarks/bench_hot_path.py).
+-- wrk script for the organization API (tests/benchmarks/bench_hot_path.py, bench_credits.py).
 --
 -- BENCH_TARGETS names a file of "<organization id> <api key>" lines; each request picks one at
 -- random. BENCH_SUFFIX is the path after /api/v1/organizations/<org> ("/credits/consume", ...).
