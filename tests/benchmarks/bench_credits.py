@@ -277,14 +277,16 @@ def ensure_wrk() -> str:
     return "wrk"
 
 
-def run_wrk(name: str, url: str, targets: Path, seconds: int) -> Figures:
+def run_wrk(
+    name: str, url: str, targets: Path, seconds: int, kind: str = "consume", suffix: str = "/credits/consume"
+) -> Figures:
     """wrk with CLIENTS connections on 2 threads; its CPU time comes from wait4's rusage."""
     env = {
         **os.environ,
         "BENCH_TARGETS": str(targets),
         "BENCH_NONCE": uuid.uuid4().hex[:12],
-        "BENCH_KIND": "consume",
-        "BENCH_SUFFIX": "/credits/consume",
+        "BENCH_KIND": kind,
+        "BENCH_SUFFIX": suffix,
     }
     machine0 = machine_cpu_seconds()
     proc = subprocess.Popen(

@@ -1,7 +1,7 @@
 """Where one API call spends its time (`make bench ARGS=tests/benchmarks/bench_profile_hot_path.py`;
 printed, never asserted): `POST /credits/consume` (and the service `credit_consume` alone:
 `consume-service`), `POST /usage/track`, `GET /credits`, `GET /subscription` and `GET /usage` (a
-subscribed organization) through Django's WSGI handler exactly as gunicorn calls it
+subscribed organization; and the selectors those three call alone: `credits-service`, ...) through Django's WSGI handler exactly as gunicorn calls it
 (`request_started`, so persistent connections and their health check behave as served; every
 middleware, DRF, the services) with an organization API key, DEBUG off.
 
@@ -27,12 +27,16 @@ import uuid
 import psycopg
 import pytest
 import redis
+from django.utils import timezone
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
 
 from billing.models import Organization, Plan
 from billing.services import api_key_create, organization_create, subscription_create
+from billing.selectors import subscription_summary_get
+from credits.selectors import credit_summary_get
 from credits.services import credit_consume, credit_grant
+from usage.selectors import usage_summary_get
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -108,7 +112,7 @@ class Caller:
 
 def _setup(path: str, owner) -> tuple[Caller, str, Organization]:
     seed_catalogue()
-    if path in ("subscription", "usage"):
+    if path.removesuffix("-service") in ("subscription", "usage"):
         org = organization_create(name="Reader", billing_email="reader@bench.test", owner=owner)
         subscription_create(organization=org, plan="starter", interval="month", payment_method="pm_card_visa")
     else:
@@ -123,7 +127,15 @@ def _setup(path: str, owner) -> tuple[Caller, str, Organization]:
     return Caller(key), f"/api/v1/organizations/{org.pk}", org
 
 
-@pytest.mark.parametrize("path", ["consume", "consume-service", "credits", "subscription", "usage", "track"])
+PATHS = ["consume", "consume-service", "credits", "subscription", "usage", "track"]
+READ_SERVICES = {  # the selectors the read views call, as bench_hot_path.py's "service" rows
+    "credits-service": lambda org: credit_summary_get(organization=org),
+    "subscription-service": lambda org: subscription_summary_get(organization=org),
+    "usage-service": lambda org: usage_summary_get(organization=org, now=timezone.now()),
+}
+
+
+@pytest.mark.parametrize("path", [*PATHS, *READ_SERVICES])
 def test_profile(path, settings, catalogue, billing_owner):
     from django.conf import settings as dj
 
@@ -137,6 +149,8 @@ def test_profile(path, settings, catalogue, billing_owner):
             credit_consume(
                 organization=org, amount=1, reason="bench", idempotency_key=f"s-{i}-{uuid.uuid4().hex}"
             )
+        elif path in READ_SERVICES:
+            READ_SERVICES[path](org)
         elif path == "consume":
             body = {"amount": 1, "reason": "bench", "idempotency_key": f"p-{i}-{uuid.uuid4().hex}"}
             status, content = caller("POST", f"{base}/credits/consume", body)

@@ -6,6 +6,8 @@ them all alike.
 BENCH_SERVER_CONFIGS lists them: `gthread:WORKERSxTHREADS`, `sync:WORKERS` or `granian:WORKERSxTHREADS`
 (Granian's WSGI server, when installed)
 (default `gthread:2x4,gthread:4x2,sync:4`); BENCH_SERVER_ROUNDS (3), BENCH_SERVER_SECONDS (6).
+BENCH_SERVER_PATH: `consume` (default, across 100 organizations) or a read of one subscribed
+organization: `credits`, `usage` or `subscription` (`GET /credits`, ...).
 The product's default (config/gunicorn.py) is gthread 2 x 4.
 """
 
@@ -37,6 +39,8 @@ CONFIGS = os.environ.get("BENCH_SERVER_CONFIGS", "gthread:2x4,gthread:4x2,sync:4
 ROUNDS = int(os.environ.get("BENCH_SERVER_ROUNDS", "3"))
 SECONDS = int(os.environ.get("BENCH_SERVER_SECONDS", "6"))
 ORGS = 100
+PATH = os.environ.get("BENCH_SERVER_PATH", "consume")
+READS = {"credits": "/credits", "usage": "/usage", "subscription": "/subscription"}
 
 
 @contextlib.contextmanager
@@ -63,18 +67,30 @@ def granian_server(workers: str, threads: str):
 
 
 def server_for(config: str):
+    """`kind:shape`, then optional `+NAME=value` environment settings for gunicorn's processes
+    (`gthread:2x4+WEB_SWITCH_INTERVAL=0.001`)."""
+    config, *settings = config.split("+")
+    env = dict(setting.split("=", 1) for setting in settings)
     kind, _, shape = config.partition(":")
     if kind == "granian":
         return granian_server(*shape.partition("x")[::2])
     if kind == "sync":
-        return gunicorn_server(["-k", "sync", "--threads", "1"], WEB_CONCURRENCY=shape)
+        return gunicorn_server(["-k", "sync", "--threads", "1"], WEB_CONCURRENCY=shape, **env)
     workers, _, threads = shape.partition("x")
-    return gunicorn_server(WEB_CONCURRENCY=workers, WEB_THREADS=threads)
+    return gunicorn_server(WEB_CONCURRENCY=workers, WEB_THREADS=threads, **env)
 
 
-def test_web_server_configurations(tmp_path):
+def test_web_server_configurations(catalogue, billing_owner, tmp_path):
     ensure_wrk()
-    orgs = organizations(ORGS, "srv", 10_000_000)
+    if PATH == "consume":
+        orgs, kind, suffix, title = organizations(ORGS, "srv", 10_000_000), "consume", "/credits/consume", ""
+    else:
+        from billing.services import organization_create, subscription_create
+
+        reader = organization_create(name="Reader", billing_email="reader@bench.test", owner=billing_owner)
+        subscription_create(organization=reader, plan="starter", interval="month", payment_method="pm_card_visa")
+        orgs, kind, suffix = [reader], "get", READS[PATH]
+        title = f"GET {suffix} of one subscribed organization"
     targets = tmp_path / "targets.txt"
     targets.write_text(
         "".join(f"{org.pk} {api_key_create(organization=org, name='bench').raw_key}\n" for org in orgs)
@@ -85,25 +101,26 @@ def test_web_server_configurations(tmp_path):
     with contextlib.ExitStack() as stack:
         servers = {config: stack.enter_context(server_for(config)) for config in CONFIGS}
         for config, server in servers.items():
-            descriptions[config] = server.description
-            run_wrk("warm-up", server.url, targets, 2)
+            descriptions[config] = " ".join([server.description, *config.split("+")[1:]])
+            run_wrk("warm-up", server.url, targets, 2, kind, suffix)
         for _ in range(ROUNDS):
             for config, server in servers.items():
-                results[config].append(run_wrk(config, server.url, targets, SECONDS))
+                results[config].append(run_wrk(config, server.url, targets, SECONDS, kind, suffix))
 
     print()
     print(
-        f"POST /credits/consume across {ORGS} organizations, wrk with {CLIENTS} connections, {SECONDS} s per "
+        f"{title or f'POST /credits/consume across {ORGS} organizations'}, wrk with {CLIENTS} connections, {SECONDS} s per "
         f"run, {ROUNDS} rounds taking turns (cores: {os.cpu_count()}, load average {load_before[0]:.1f} "
         f"before, {os.getloadavg()[0]:.1f} after)"
     )
-    print(f"{'server':<44} {'ops/s (median)':>14} {'rounds':>22} {'p99 ms':>8}")
+    print(f"{'server':<64} {'ops/s (median)':>14} {'rounds':>22} {'p50 ms':>8} {'p99 ms':>8}")
     for config, rounds in results.items():
         rates = [f.rate for f in rounds]
         median = sorted(rounds, key=lambda f: f.rate)[len(rounds) // 2]
         print(
-            f"{descriptions[config]:<44} {statistics.median(rates):>14.0f} "
-            f"{', '.join(f'{r:.0f}' for r in rates):>22} {median.latencies_ms['p99']:>8.1f}"
+            f"{descriptions[config]:<64} {statistics.median(rates):>14.0f} "
+            f"{', '.join(f'{r:.0f}' for r in rates):>22} {median.latencies_ms['p50']:>8.1f} "
+            f"{median.latencies_ms['p99']:>8.1f}"
         )
         for figures in rounds:
             assert not figures.notes, figures.notes  # every request answered 2xx
