@@ -1,7 +1,8 @@
 """Where one API call spends its time (`make bench ARGS=tests/benchmarks/bench_profile_hot_path.py`;
 printed, never asserted): `POST /credits/consume` (and the service `credit_consume` alone:
 `consume-service`), `POST /usage/track`, `GET /credits`, `GET /subscription` and `GET /usage` (a
-subscribed organization; and the selectors those three call alone: `credits-service`, ...) through Django's WSGI handler exactly as gunicorn calls it
+subscribed organization; and the selectors those three call alone: `credits-service`, ...)
+through Django's WSGI handler exactly as gunicorn calls it
 (`request_started`, so persistent connections and their health check behave as served; every
 middleware, DRF, the services) with an organization API key, DEBUG off.
 
@@ -27,13 +28,13 @@ import uuid
 import psycopg
 import pytest
 import redis
-from django.utils import timezone
 from django.core.handlers.wsgi import WSGIHandler
 from django.test import RequestFactory
+from django.utils import timezone
 
 from billing.models import Organization, Plan
-from billing.services import api_key_create, organization_create, subscription_create
 from billing.selectors import subscription_summary_get
+from billing.services import api_key_create, organization_create, subscription_create
 from credits.selectors import credit_summary_get
 from credits.services import credit_consume, credit_grant
 from usage.selectors import usage_summary_get

@@ -88,7 +88,9 @@ def test_web_server_configurations(catalogue, billing_owner, tmp_path):
         from billing.services import organization_create, subscription_create
 
         reader = organization_create(name="Reader", billing_email="reader@bench.test", owner=billing_owner)
-        subscription_create(organization=reader, plan="starter", interval="month", payment_method="pm_card_visa")
+        subscription_create(
+            organization=reader, plan="starter", interval="month", payment_method="pm_card_visa"
+        )
         orgs, kind, suffix = [reader], "get", READS[PATH]
         title = f"GET {suffix} of one subscribed organization"
     targets = tmp_path / "targets.txt"
@@ -109,8 +111,8 @@ def test_web_server_configurations(catalogue, billing_owner, tmp_path):
 
     print()
     print(
-        f"{title or f'POST /credits/consume across {ORGS} organizations'}, wrk with {CLIENTS} connections, {SECONDS} s per "
-        f"run, {ROUNDS} rounds taking turns (cores: {os.cpu_count()}, load average {load_before[0]:.1f} "
+        f"{title or f'POST /credits/consume across {ORGS} organizations'}, wrk with {CLIENTS} connections, "
+        f"{SECONDS} s per run, {ROUNDS} rounds taking turns (cores: {os.cpu_count()}, load average {load_before[0]:.1f} "
         f"before, {os.getloadavg()[0]:.1f} after)"
     )
     print(f"{'server':<64} {'ops/s (median)':>14} {'rounds':>22} {'p50 ms':>8} {'p99 ms':>8}")
