@@ -112,8 +112,8 @@ def test_web_server_configurations(catalogue, billing_owner, tmp_path):
     print()
     print(
         f"{title or f'POST /credits/consume across {ORGS} organizations'}, wrk with {CLIENTS} connections, "
-        f"{SECONDS} s per run, {ROUNDS} rounds taking turns (cores: {os.cpu_count()}, load average {load_before[0]:.1f} "
-        f"before, {os.getloadavg()[0]:.1f} after)"
+        f"{SECONDS} s per run, {ROUNDS} rounds taking turns (cores: {os.cpu_count()}, load average "
+        f"{load_before[0]:.1f} before, {os.getloadavg()[0]:.1f} after)"
     )
     print(f"{'server':<64} {'ops/s (median)':>14} {'rounds':>22} {'p50 ms':>8} {'p99 ms':>8}")
     for config, rounds in results.items():
