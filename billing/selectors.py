@@ -315,32 +315,39 @@ SELECT o.plan_interval, s.id, s.data, s.invoice_status, s.invoice_url,
        {", ".join(f"p.{f.column}" for f in _PLAN_FIELDS)}
 FROM {Organization._meta.db_table} o
 LEFT JOIN LATERAL (
-    SELECT s.id, s.stripe_data->>'status' AS status,
+    SELECT top.id, sd.d->>'status' AS status,
            -- the keys the summary reads (`stripe_data.subscription_period` included), not the whole object
            jsonb_build_object(
-               'status', s.stripe_data->'status',
-               'trial_end', s.stripe_data->'trial_end',
-               'cancel_at_period_end', s.stripe_data->'cancel_at_period_end',
-               'latest_invoice', s.stripe_data->'latest_invoice',
-               'current_period_start', s.stripe_data->'current_period_start',
-               'current_period_end', s.stripe_data->'current_period_end',
+               'status', sd.d->'status',
+               'trial_end', sd.d->'trial_end',
+               'cancel_at_period_end', sd.d->'cancel_at_period_end',
+               'latest_invoice', sd.d->'latest_invoice',
+               'current_period_start', sd.d->'current_period_start',
+               'current_period_end', sd.d->'current_period_end',
                'items', jsonb_build_object('data', jsonb_build_array(jsonb_build_object(
-                   'current_period_start', s.stripe_data->'items'->'data'->0->'current_period_start',
-                   'current_period_end', s.stripe_data->'items'->'data'->0->'current_period_end'
+                   'current_period_start', sd.d->'items'->'data'->0->'current_period_start',
+                   'current_period_end', sd.d->'items'->'data'->0->'current_period_end'
                )))
            ) AS data,
-           i.status AS invoice_status, i.url AS invoice_url
-    FROM {Subscription._meta.db_table} s
-    JOIN {Customer._meta.db_table} c ON c.{_CUSTOMER_KEY} = s.customer_id
+           i.status AS invoice_status, i.hosted_invoice_url AS invoice_url
+    FROM (
+        SELECT s.id, s.stripe_data AS raw
+        FROM {Subscription._meta.db_table} s
+        JOIN {Customer._meta.db_table} c ON c.{_CUSTOMER_KEY} = s.customer_id
+        WHERE c.subscriber_id = o.id
+        ORDER BY (s.stripe_data->>'status') = ANY(%(live)s) DESC, s.created DESC
+        LIMIT 1
+    ) top
+    -- The mirrored object is a compressed (TOASTed) column: each `->` on the column itself
+    -- decompresses all of it again. Copied once into memory here (`|| '{{}}'` builds a plain
+    -- value; OFFSET 0 keeps the planner from repeating the expression at each use).
+    CROSS JOIN LATERAL (SELECT top.raw || '{{}}'::jsonb AS d OFFSET 0) sd
     LEFT JOIN LATERAL (
-        SELECT stripe_data->>'status' AS status, stripe_data->>'hosted_invoice_url' AS url
-        FROM {Invoice._meta.db_table}
-        WHERE id = coalesce(s.stripe_data->'latest_invoice'->>'id', s.stripe_data->>'latest_invoice')
+        SELECT x.status, x.hosted_invoice_url
+        FROM {Invoice._meta.db_table}, jsonb_to_record(stripe_data) AS x(status text, hosted_invoice_url text)
+        WHERE id = coalesce(sd.d->'latest_invoice'->>'id', sd.d->>'latest_invoice')
         LIMIT 1
     ) i ON true
-    WHERE c.subscriber_id = o.id
-    ORDER BY (s.stripe_data->>'status') = ANY(%(live)s) DESC, s.created DESC
-    LIMIT 1
 ) s ON true
 LEFT JOIN {Plan._meta.db_table} p ON p.id = CASE
     WHEN s.status = ANY(%(live)s) AND o.plan_id IS NOT NULL AND o.subscription_status = ANY(%(entitled)s)
@@ -489,21 +496,22 @@ def subscription_billing_period(subscription: dict | None, *, now: datetime) -> 
 # decided in Python). The subscription's data is NULL without a live one.
 _PERIOD_SQL = f"""
 SELECT o.plan_id, o.subscription_status,
-       CASE WHEN s.id IS NOT NULL THEN jsonb_build_object(
-           'current_period_start', s.stripe_data->'current_period_start',
-           'current_period_end', s.stripe_data->'current_period_end',
-           'billing_cycle_anchor', s.stripe_data->'billing_cycle_anchor',
+       CASE WHEN s.d IS NOT NULL THEN jsonb_build_object(
+           'current_period_start', s.d->'current_period_start',
+           'current_period_end', s.d->'current_period_end',
+           'billing_cycle_anchor', s.d->'billing_cycle_anchor',
            'items', jsonb_build_object('data', jsonb_build_array(jsonb_build_object(
-               'current_period_start', s.stripe_data->'items'->'data'->0->'current_period_start',
-               'current_period_end', s.stripe_data->'items'->'data'->0->'current_period_end',
+               'current_period_start', s.d->'items'->'data'->0->'current_period_start',
+               'current_period_end', s.d->'items'->'data'->0->'current_period_end',
                'price', jsonb_build_object(
-                   'recurring', s.stripe_data->'items'->'data'->0->'price'->'recurring'
+                   'recurring', s.d->'items'->'data'->0->'price'->'recurring'
                )
            )))
        ) END
 FROM {Organization._meta.db_table} o
 LEFT JOIN LATERAL (
-    SELECT id, stripe_data FROM {Subscription._meta.db_table}
+    -- Decompressed once (`|| '{{}}'`, see _SUMMARY_SQL), not at each `->` above.
+    SELECT stripe_data || '{{}}'::jsonb AS d FROM {Subscription._meta.db_table}
     WHERE o.stripe_subscription_id <> '' AND o.subscription_status = ANY(%(entitled)s)
       AND id = o.stripe_subscription_id
     LIMIT 1
