@@ -8,14 +8,18 @@ from billing.webhooks import StripeWebhookView
 from config import views
 from config.exceptions import json_error_view
 
+# The apps' paths do not overlap, so the order only decides how many patterns a request is tried
+# against before its own: the calls a SaaS makes on every user action (credits, usage) first.
 api_v1 = [
-    path("", include("billing.urls")),
     path("", include("credits.urls")),
     path("", include("usage.urls")),
+    path("", include("billing.urls")),
     path("", include("invoices.urls")),
 ]
 
 urlpatterns = [
+    # First: every API call (the other prefixes below never start with api/v1/).
+    path("api/v1/", include(api_v1)),
     path("", views.home, name="home"),
     path("healthz", views.healthz, name="healthz"),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
@@ -28,7 +32,6 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
-    path("api/v1/", include(api_v1)),
     # dj-stripe's endpoint with the checks it leaves out (billing/webhooks.py), then dj-stripe's.
     path("stripe/webhook/<uuid:uuid>/", StripeWebhookView.as_view(), name="stripe-webhook"),
     path("stripe/", include("djstripe.urls", namespace="djstripe")),
