@@ -208,7 +208,12 @@ class Server:
 def gunicorn_server(extra_args: list[str] | None = None, **env_overrides: str) -> Iterator[Server]:
     """gunicorn as the product serves (config/gunicorn.py) on the test database, DEBUG off, the
     throttles out of the way of the figures. `env_overrides` (WEB_CONCURRENCY, WEB_THREADS, ...)
-    and `extra_args` (e.g. `-k sync`) try other configurations."""
+    and `extra_args` (e.g. `-k sync`) try other configurations; BENCH_CHECKOUT, another checkout of
+    the project (a git worktree of an earlier commit, same migrations), serves its code instead:
+    an A/B comparison in one run."""
+    checkout = Path(env_overrides.pop("BENCH_CHECKOUT", None) or BASE_DIR)
+    if checkout != BASE_DIR:
+        env_overrides["PYTHONPATH"] = str(checkout)
     port = free_port()
     env = child_env(
         WEB_BIND=f"127.0.0.1:{port}",
@@ -226,12 +231,12 @@ def gunicorn_server(extra_args: list[str] | None = None, **env_overrides: str) -
         "-m",
         "gunicorn",
         "-c",
-        str(BASE_DIR / "config" / "gunicorn.py"),
+        str(checkout / "config" / "gunicorn.py"),
         *(extra_args or []),
     ]
     proc = subprocess.Popen(
         args,
-        cwd=BASE_DIR,
+        cwd=checkout,
         env=env,
         stdout=subprocess.DEVNULL,  # the access log is written, as in production, and dropped
         stderr=subprocess.DEVNULL,
@@ -240,7 +245,7 @@ def gunicorn_server(extra_args: list[str] | None = None, **env_overrides: str) -
     config = subprocess.run(
         [sys.executable, "-c", "import runpy, json; c = runpy.run_path('config/gunicorn.py');"
          "print(json.dumps({k: c[k] for k in ('worker_class', 'workers', 'threads')}))"],
-        cwd=BASE_DIR, env=env, capture_output=True, text=True, check=True,
+        cwd=checkout, env=env, capture_output=True, text=True, check=True,
     )  # fmt: skip
     c = json.loads(config.stdout)
     description = (

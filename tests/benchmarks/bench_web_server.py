@@ -68,7 +68,8 @@ def granian_server(workers: str, threads: str):
 
 def server_for(config: str):
     """`kind:shape`, then optional `+NAME=value` environment settings for gunicorn's processes
-    (`gthread:2x4+WEB_SWITCH_INTERVAL=0.001`)."""
+    (`gthread:2x4+WEB_THREADS=8`; `+BENCH_CHECKOUT=/path` serves another checkout's code, for an
+    A/B comparison of two commits in one run)."""
     config, *settings = config.split("+")
     env = dict(setting.split("=", 1) for setting in settings)
     kind, _, shape = config.partition(":")
