@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import calendar
 import json
+import re
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -302,6 +303,19 @@ class SubscriptionSummary:
         return self.stripe_id is None
 
 
+def _sql_words(values) -> str:
+    """A constant list of status words as an SQL array literal: written into the hot statements
+    rather than bound on every call (psycopg's array dumping cost more than the rest of the
+    parameters). Words only, checked."""
+    words = sorted(values)
+    assert all(re.fullmatch(r"[a-z_]+", w) for w in words), words
+    return "ARRAY[" + ", ".join(f"'{w}'" for w in words) + "]::text[]"
+
+
+_LIVE_SQL = _sql_words(LIVE_STATUSES)
+_ENTITLED_SQL = _sql_words(ENTITLED_STATUSES)
+assert re.fullmatch(r"[a-z_]+", Plan.FREE)
+
 _CUSTOMER_KEY = Subscription._meta.get_field("customer").target_field.column  # dj-stripe: the Stripe id
 _PLAN_FIELDS = Plan._meta.concrete_fields
 _PLAN_ATTNAMES = [f.attname for f in _PLAN_FIELDS]
@@ -335,7 +349,7 @@ LEFT JOIN LATERAL (
         FROM {Subscription._meta.db_table} s
         JOIN {Customer._meta.db_table} c ON c.{_CUSTOMER_KEY} = s.customer_id
         WHERE c.subscriber_id = o.id
-        ORDER BY (s.stripe_data->>'status') = ANY(%(live)s) DESC, s.created DESC
+        ORDER BY (s.stripe_data->>'status') = ANY({_LIVE_SQL}) DESC, s.created DESC
         LIMIT 1
     ) top
     -- The mirrored object is a compressed (TOASTed) column: each `->` on the column itself
@@ -350,13 +364,13 @@ LEFT JOIN LATERAL (
     ) i ON true
 ) s ON true
 LEFT JOIN {Plan._meta.db_table} p ON p.id = CASE
-    WHEN s.status = ANY(%(live)s) AND o.plan_id IS NOT NULL AND o.subscription_status = ANY(%(entitled)s)
+    WHEN s.status = ANY({_LIVE_SQL}) AND o.plan_id IS NOT NULL
+         AND o.subscription_status = ANY({_ENTITLED_SQL})
     THEN o.plan_id
-    ELSE (SELECT id FROM {Plan._meta.db_table} WHERE code = %(free)s)
+    ELSE (SELECT id FROM {Plan._meta.db_table} WHERE code = '{Plan.FREE}')
 END
 WHERE o.id = %(org)s
 """  # noqa: S608 - table names are the models' own
-_SUMMARY_PARAMS = {"live": sorted(LIVE_STATUSES), "entitled": sorted(ENTITLED_STATUSES), "free": Plan.FREE}
 
 
 def _plan_from_row(values) -> Plan:
@@ -378,7 +392,7 @@ def subscription_summary_get(*, organization: Organization) -> SubscriptionSumma
     the subscription and its latest invoice's status together)."""
     from config.exceptions import NotFound
 
-    row = prepared.fetchone(_SUMMARY_SQL, {**_SUMMARY_PARAMS, "org": organization.pk})
+    row = prepared.fetchone(_SUMMARY_SQL, {"org": organization.pk})
     if row is None:  # deleted while the caller held it
         raise NotFound("Organization not found.")
     plan_interval, stripe_id, data, invoice_status, invoice_url = row[:5]
@@ -512,13 +526,12 @@ FROM {Organization._meta.db_table} o
 LEFT JOIN LATERAL (
     -- Decompressed once (`|| '{{}}'`, see _SUMMARY_SQL), not at each `->` above.
     SELECT stripe_data || '{{}}'::jsonb AS d FROM {Subscription._meta.db_table}
-    WHERE o.stripe_subscription_id <> '' AND o.subscription_status = ANY(%(entitled)s)
+    WHERE o.stripe_subscription_id <> '' AND o.subscription_status = ANY({_ENTITLED_SQL})
       AND id = o.stripe_subscription_id
     LIMIT 1
 ) s ON true
 WHERE o.id = %(org)s
 """  # noqa: S608 - table names are the models' own
-_ENTITLED = sorted(ENTITLED_STATUSES)
 
 
 @dataclass(frozen=True)
@@ -537,7 +550,7 @@ def organization_period_state_get(*, organization_id, now: datetime) -> PeriodSt
     round trip (the organization is not read otherwise)."""
     from config.exceptions import NotFound
 
-    row = prepared.fetchone(_PERIOD_SQL, {"entitled": _ENTITLED, "org": organization_id})
+    row = prepared.fetchone(_PERIOD_SQL, {"org": organization_id})
     if row is None:  # deleted while the caller held it
         raise NotFound("Organization not found.")
     plan_id, status, data = row

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 
 QUANTUM = Decimal("0.0001")
@@ -24,10 +25,21 @@ def credits_str(value: Decimal | None) -> str | None:
     """`Decimal("1500.0000")` -> `"1500"`, `Decimal("12.5000")` -> `"12.5"`, never exponents."""
     if value is None:
         return None
+    try:
+        return _credits_str(value)  # equal values (1500, 1500.0000, -0) give the same text
+    except TypeError:  # unhashable: a signalling NaN
+        return _credits_text(value)
+
+
+def _credits_text(value) -> str:
     text = format(Decimal(value).quantize(QUANTUM), "f")
     if "." in text:
         text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "") else text
+
+
+# Answers show the same few amounts (limits, prices, balances) over and over.
+_credits_str = functools.lru_cache(maxsize=8192)(_credits_text)
 
 
 # The largest single charge: Stripe's limit for most currencies (99,999,999 minor units, i.e.

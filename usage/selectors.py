@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from functools import cached_property
+from typing import NamedTuple
 
 from django.conf import settings
 from django.db import connection
@@ -52,6 +53,7 @@ class MetricInfo:
 
 _cache: dict = {}
 _cache_lock = threading.Lock()
+_SUMMARY_ROWS: dict = {}  # plan id -> (plan, catalogue, overage, rows): see _summary_rows
 
 
 def _cached(key, load):
@@ -74,6 +76,7 @@ def _cached(key, load):
 def catalog_cache_clear() -> None:
     with _cache_lock:
         _cache.clear()
+        _SUMMARY_ROWS.clear()
 
 
 def metric_catalog(*, include_inactive: bool = False) -> dict[str, MetricInfo]:
@@ -250,8 +253,9 @@ def quota_context_for_ingestion(*, organization: Organization, now: datetime) ->
 
 
 # --------------------------------------------------------------------------- GET /usage
-@dataclass(frozen=True)
-class MetricUsage:
+class MetricUsage(NamedTuple):
+    """One metric of `usage_summary_get` (a named tuple: built for every metric on every call)."""
+
     metric: str
     name: str
     unit: str
@@ -309,6 +313,23 @@ def _period_totals(organization_id, hour_from, hour_to, metric_id: int = 0) -> d
 _NO_TOTALS = (ZERO, 0, ZERO)
 
 
+def _summary_rows(plan: Plan, catalog: dict[str, MetricInfo], overage: frozenset[str]) -> list[tuple]:
+    """What `usage_summary_get` shows of each active metric that does not depend on usage: the
+    metric, its limit under the plan (None: unlimited) and whether overage is billed. Kept while
+    the catalogue cache (`_cached`) hands out the same plan, metrics and overage objects, so an
+    edit takes effect when theirs does."""
+    hit = _SUMMARY_ROWS.get(plan.pk)
+    if hit is not None and hit[0] is plan and hit[1] is catalog and hit[2] is overage:
+        return hit[3]
+    limits = plan.limits or {}
+    rows = []
+    for metric in catalog.values():
+        limit = limits.get(metric.code)
+        rows.append((metric, None if limit is None else Decimal(limit), metric.code in overage))
+    _SUMMARY_ROWS[plan.pk] = (plan, catalog, overage, rows)
+    return rows
+
+
 def usage_summary_get(*, organization: Organization, now: datetime) -> UsageSummary:
     """The current period's usage of every active metric against the plan's limits.
 
@@ -321,15 +342,14 @@ def usage_summary_get(*, organization: Organization, now: datetime) -> UsageSumm
 
     state = organization_period_state_get(organization_id=organization.pk, now=now)
     plan = _plan_for(state.plan_id, state.subscription_status)
-    limits = plan.limits or {}
-    overage = _overage_of(plan)
+    rows = _summary_rows(plan, metric_catalog(), _overage_of(plan))
     hour_from, hour_to = floor_hour(state.period_start), floor_hour(state.period_end)
     totals = {
         row[0]: row[1:]
         for row in prepared.fetchall(PERIOD_TOTALS_SQL, _period_params(organization.pk, hour_from, hour_to))
     }
     out = []
-    for metric in metric_catalog().values():
+    for metric, limit, billed in rows:
         total, events, largest = totals.get(metric.id, _NO_TOTALS)
         aggregation = metric.aggregation
         if aggregation == Aggregation.COUNT:
@@ -346,26 +366,13 @@ def usage_summary_get(*, organization: Organization, now: datetime) -> UsageSumm
             )
         else:
             current = total
-        limit = limits.get(metric.code)
+        code, name, unit = metric.code, metric.name, metric.unit
         if limit is None:
-            pct = None
+            out.append(MetricUsage(code, name, unit, current, None, None, True, False, False, billed))
         else:
-            limit = Decimal(limit)
             pct = percentage(current, limit)
-        out.append(
-            MetricUsage(
-                metric=metric.code,
-                name=metric.name,
-                unit=metric.unit,
-                current=current,
-                limit=limit,
-                percentage=pct,
-                unlimited=limit is None,
-                soft_limit_warning=pct is not None and pct >= 80,
-                limit_reached=pct is not None and pct >= 100,
-                overage_billed=metric.code in overage,
-            )
-        )
+            warn, reached = pct >= 80, pct >= 100
+            out.append(MetricUsage(code, name, unit, current, limit, pct, False, warn, reached, billed))
     return UsageSummary(period_start=state.period_start, period_end=state.period_end, usage=out)
 
 
