@@ -12,7 +12,8 @@ rounds). HTTP runs against gunicorn as the product serves (`config/gunicorn.py`,
 throttles raised out of the way), driven by `wrk` (C, event loop) with tests/benchmarks/wrk/api.lua,
 CLIENTS connections. The last columns show what the client cost: its CPU time over the run's wall
 time (in cores; wrk runs 2 threads) and its share of all CPU time used on the machine meanwhile, so
-a client-bound HTTP figure shows as such.
+a client-bound HTTP figure shows as such. The read paths are measured after the writes have
+settled (a checkpoint, no autovacuum running: `settle`), each over HTTP after a 2 s warm-up.
 
 Variables: as bench_credits.py (BENCH_CLIENTS 8, BENCH_OPS_PER_CLIENT 250, BENCH_ROUNDS 3,
 BENCH_HTTP_SECONDS 10), BENCH_READ_SECONDS (6) for each HTTP read.
@@ -63,6 +64,27 @@ pytestmark = pytest.mark.django_db(transaction=True)
 READ_SECONDS = int(os.environ.get("BENCH_READ_SECONDS", "6"))
 LUA = Path(__file__).parent / "wrk" / "api.lua"
 METRIC = "API_REQUEST"
+
+
+def settle(timeout: float = 90.0) -> float:
+    """Before the read paths: the writes measured before them have left PostgreSQL work behind
+    (dirty pages, autovacuum of the tables they grew). A checkpoint, then a wait until no
+    autovacuum worker runs, so the reads' figures are theirs. Answers the seconds waited."""
+    from django.db import connection
+
+    start = time.monotonic()
+    with connection.cursor() as cursor:
+        try:
+            cursor.execute("CHECKPOINT")
+        except Exception:  # noqa: BLE001 - not a superuser (DATABASE_URL elsewhere): no checkpoint
+            pass
+        while time.monotonic() - start < timeout:
+            cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
+            if cursor.fetchone()[0] == 0:
+                break
+            time.sleep(0.5)
+    connection.close()
+    return time.monotonic() - start
 
 
 def server_cpu(pid: int) -> float:
@@ -206,6 +228,7 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
         # where it needs more than the id, in its own statement).
         "GET /subscription": lambda _c, i: subscription_summary_get(organization=reader),
     }
+    settled = [settle()]
     service_reads = {
         name: measure(f"{name} service", lambda: None, op, client_is_this_process=False)
         for name, op in reads.items()
@@ -232,14 +255,17 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
             "events HTTP, 100 per call, 50 orgs", server, usage_targets, HTTP_SECONDS, "events",
             "/usage/events", BENCH_EVENTS="100",
         )  # fmt: skip
-        http_reads = {
-            name: wrk(f"{name} HTTP", server, reader_targets, READ_SECONDS, "get", suffix)
-            for name, suffix in (
-                ("GET /credits", "/credits"),
-                ("GET /usage", "/usage"),
-                ("GET /subscription", "/subscription"),
-            )
-        }
+        settled.append(settle())
+        http_reads = {}
+        for name, suffix in (
+            ("GET /credits", "/credits"),
+            ("GET /usage", "/usage"),
+            ("GET /subscription", "/subscription"),
+        ):
+            # As the consumptions: a short warm-up first (each thread's first call of a path
+            # prepares its statements and fills the catalogue cache).
+            wrk("warm-up", server, reader_targets, 2, "get", suffix)
+            http_reads[name] = wrk(f"{name} HTTP", server, reader_targets, READ_SECONDS, "get", suffix)
         description = server.description
     # What two of the settings cost, on the same load: each alone, on a server of its own.
     variants = []
@@ -263,7 +289,8 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
         f"Hot paths, {when:%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores, load average (1 min) "
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. {CLIENTS} concurrent clients everywhere; "
         f"raw SQL and service: {OPS} calls per client, median of {ROUNDS} rounds; HTTP: wrk for "
-        f"{HTTP_SECONDS} s (reads {READ_SECONDS} s) against {description}."
+        f"{HTTP_SECONDS} s (reads {READ_SECONDS} s) against {description}. Before the reads, the "
+        f"writes settled in {settled[0]:.1f} s and {settled[1]:.1f} s."
     )
     print()
     print(
