@@ -21,6 +21,7 @@ BENCH_HTTP_SECONDS 10), BENCH_READ_SECONDS (6) for each HTTP read.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -70,14 +71,12 @@ def settle(timeout: float = 90.0) -> float:
     """Before the read paths: the writes measured before them have left PostgreSQL work behind
     (dirty pages, autovacuum of the tables they grew). A checkpoint, then a wait until no
     autovacuum worker runs, so the reads' figures are theirs. Answers the seconds waited."""
-    from django.db import connection
+    from django.db import DatabaseError, connection
 
     start = time.monotonic()
     with connection.cursor() as cursor:
-        try:
+        with contextlib.suppress(DatabaseError):  # not a superuser (DATABASE_URL elsewhere)
             cursor.execute("CHECKPOINT")
-        except Exception:  # noqa: BLE001 - not a superuser (DATABASE_URL elsewhere): no checkpoint
-            pass
         while time.monotonic() - start < timeout:
             cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'autovacuum worker'")
             if cursor.fetchone()[0] == 0:
