@@ -507,8 +507,8 @@ def subscription_billing_period(subscription: dict | None, *, now: datetime) -> 
 
 # The organization's plan, status and the keys of its live subscription's mirror that
 # `subscription_billing_period` reads, in one prepared statement by its id (the period itself is
-# decided in Python: `period_state_from_row`). The subscription's data is NULL without a live one.
-PERIOD_STATE_SQL = f"""
+# decided in Python). The subscription's data is NULL without a live one.
+_PERIOD_SQL = f"""
 SELECT o.plan_id, o.subscription_status,
        CASE WHEN s.d IS NOT NULL THEN jsonb_build_object(
            'current_period_start', s.d->'current_period_start',
@@ -548,14 +548,9 @@ class PeriodState:
 def organization_period_state_get(*, organization_id, now: datetime) -> PeriodState:
     """`organization_billing_period` with the organization's plan and status, by its id, in one
     round trip (the organization is not read otherwise)."""
-    return period_state_from_row(prepared.fetchone(PERIOD_STATE_SQL, {"org": organization_id}), now=now)
-
-
-def period_state_from_row(row: tuple | None, *, now: datetime) -> PeriodState:
-    """The PeriodState of a row of PERIOD_STATE_SQL (plan id, status, the subscription's keys);
-    for a caller that reads it in a statement of its own (`usage.selectors.usage_summary_get`)."""
     from config.exceptions import NotFound
 
+    row = prepared.fetchone(_PERIOD_SQL, {"org": organization_id})
     if row is None:  # deleted while the caller held it
         raise NotFound("Organization not found.")
     plan_id, status, data = row

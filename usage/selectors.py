@@ -26,10 +26,9 @@ from django.utils.functional import empty
 from billing.models import Organization, Plan
 from billing.selectors import (
     ENTITLED_STATUSES,
-    PERIOD_STATE_SQL,
     LazyOrganization,
     organization_billing_period,
-    period_state_from_row,
+    organization_period_state_get,
     plan_free_get,
     plan_overage_metrics,
 )
@@ -304,77 +303,6 @@ def _period_params(organization_id, hour_from, hour_to, metric_id: int = 0) -> d
     }  # fmt: skip
 
 
-# A Stripe timestamp in the subscription's keys, as `stripe_data.timestamp` reads it, or NULL
-# where this statement does not try (not a positive number within PostgreSQL's range).
-def _ts_sql(path: str) -> str:
-    value = f"st.data{path}"
-    return (
-        f"CASE WHEN jsonb_typeof({value}) = 'number' AND ({value})::numeric > 0 "
-        f"AND ({value})::numeric < 253402300800 THEN to_timestamp(({value})::numeric::float8) END"
-    )
-
-
-# GET /usage in one round trip: PERIOD_STATE_SQL (the organization's plan, status and the
-# subscription keys the period comes from), the period as `subscription_billing_period` decides it
-# in its usual cases (the mirrored period around `now`, else the calendar month: the bounds of
-# `_period_params` from it), and PERIOD_TOTALS_SQL over those bounds, as arrays. The period is
-# still decided in Python from the same row; the totals are used only when its bounds are these
-# (otherwise, e.g. a renewal whose webhook has not arrived, PERIOD_TOTALS_SQL runs for Python's).
-SUMMARY_SQL = f"""
-WITH st(plan_id, subscription_status, data) AS ({PERIOD_STATE_SQL}),
-ts AS (
-    SELECT st.*,
-           coalesce({_ts_sql("->'items'->'data'->0->'current_period_start'")},
-                    {_ts_sql("->'current_period_start'")}) AS ps,
-           coalesce({_ts_sql("->'items'->'data'->0->'current_period_end'")},
-                    {_ts_sql("->'current_period_end'")}) AS pe,
-           date_trunc('month', %(now)s::timestamptz, 'UTC') AS month_start,
-           (date_trunc('month', %(now)s::timestamptz AT TIME ZONE 'UTC') + interval '1 month')
-               AT TIME ZONE 'UTC' AS month_end
-    FROM st
-),
-period AS (
-    SELECT ts.plan_id, ts.subscription_status, ts.data,
-           date_trunc('hour', CASE WHEN ok THEN ps ELSE month_start END, 'UTC') AS hour_from,
-           date_trunc('hour', CASE WHEN ok THEN pe ELSE month_end END, 'UTC') AS hour_to
-    FROM (SELECT ts.*, (ps <= %(now)s::timestamptz AND %(now)s::timestamptz < pe) IS TRUE AS ok FROM ts) ts
-),
-bounds AS (
-    SELECT period.*,
-           CASE WHEN day_from < day_to THEN day_from ELSE hour_to END AS day_from_,
-           CASE WHEN day_from < day_to THEN day_to ELSE hour_to END AS day_to_
-    FROM period, LATERAL (
-        SELECT CASE WHEN date_trunc('day', hour_from, 'UTC') < hour_from
-                    THEN date_trunc('day', hour_from, 'UTC') + interval '24 hours'
-                    ELSE date_trunc('day', hour_from, 'UTC') END AS day_from,
-               date_trunc('day', hour_to, 'UTC') AS day_to
-    ) d
-),
-totals AS (
-    SELECT metric_id, sum(quantity) AS quantity, sum(events) AS events, max(quantity_max) AS quantity_max
-    FROM (
-        SELECT r.metric_id, r.quantity, r.events, r.quantity_max
-        FROM bounds b JOIN {UsageRollupDay._meta.db_table} r
-          ON r.organization_id = %(org)s AND r.day >= b.day_from_ AND r.day < b.day_to_
-        UNION ALL
-        SELECT r.metric_id, r.quantity, r.events, r.quantity_max
-        FROM bounds b JOIN {UsageRollup._meta.db_table} r
-          ON r.organization_id = %(org)s
-         AND ((r.hour >= b.hour_from AND r.hour < b.day_from_)
-              OR (r.hour >= b.day_to_ AND r.hour < b.hour_to))
-    ) t
-    GROUP BY metric_id
-)
-SELECT b.plan_id, b.subscription_status, b.data, b.hour_from, b.hour_to, b.day_from_, b.day_to_,
-       t.metric_ids, t.quantities, t.events, t.maxima
-FROM bounds b, LATERAL (
-    SELECT array_agg(metric_id) AS metric_ids, array_agg(quantity) AS quantities,
-           array_agg(events) AS events, array_agg(quantity_max) AS maxima
-    FROM totals
-) t
-"""  # noqa: S608 - table names are the models' own
-
-
 def _period_totals(organization_id, hour_from, hour_to, metric_id: int = 0) -> dict[int, tuple]:
     """metric id -> (sum of quantities, events, max) over [hour_from, hour_to)."""
     with connection.cursor() as cursor:
@@ -405,27 +333,21 @@ def _summary_rows(plan: Plan, catalog: dict[str, MetricInfo], overage: frozenset
 def usage_summary_get(*, organization: Organization, now: datetime) -> UsageSummary:
     """The current period's usage of every active metric against the plan's limits.
 
-    One round trip by the organization's id (the organization is not read otherwise): its plan,
-    status and period (`billing.selectors.PERIOD_STATE_SQL`) and the period's totals of every
-    metric (`SUMMARY_SQL`, prepared); a second one only when the period is not the statement's
-    (see there); unique-count metrics with usage in the period add one each. The catalogue
-    rows (metrics, plans, overage prices) come from the brief cache of `_cached`; usage totals
-    are never cached."""
+    Two round trips by the organization's id (the organization is not read otherwise): its plan,
+    status and period (`billing.selectors.organization_period_state_get`), then the period's
+    totals of every metric (prepared); unique-count metrics with usage in the period add one
+    each. The catalogue rows (metrics, plans, overage prices) come from the brief cache of
+    `_cached`; usage totals are never cached."""
     from .exceptions import percentage
 
-    row = prepared.fetchone(SUMMARY_SQL, {"org": organization.pk, "now": now})
-    state = period_state_from_row(row and row[:3], now=now)
+    state = organization_period_state_get(organization_id=organization.pk, now=now)
     plan = _plan_for(state.plan_id, state.subscription_status)
     rows = _summary_rows(plan, metric_catalog(), _overage_of(plan))
     hour_from, hour_to = floor_hour(state.period_start), floor_hour(state.period_end)
-    params = _period_params(organization.pk, hour_from, hour_to)
-    if row[3:7] == (hour_from, hour_to, params["day_from"], params["day_to"]):
-        ids, quantities, events, maxima = row[7:]
-        totals = dict(
-            zip(ids or (), zip(quantities or (), events or (), maxima or (), strict=True), strict=True)
-        )
-    else:  # Python decided another period than the statement's usual cases
-        totals = {row[0]: row[1:] for row in prepared.fetchall(PERIOD_TOTALS_SQL, params)}
+    totals = {
+        row[0]: row[1:]
+        for row in prepared.fetchall(PERIOD_TOTALS_SQL, _period_params(organization.pk, hour_from, hour_to))
+    }
     out = []
     for metric, limit, billed in rows:
         total, events, largest = totals.get(metric.id, _NO_TOTALS)
