@@ -84,7 +84,8 @@ def test_a_period_the_clock_has_left_behind_is_expired_and_alerted_once_not_drif
     with caplog.at_level(logging.ERROR, logger="alerts"), django_capture_on_commit_callbacks(execute=True):
         result = usage_meter_sync(organization=org)
     assert stripe_emulator.request_count("POST", METER_EVENTS) == posts  # nothing sent to be refused
-    assert (result.queued, result.sent, result.failed) == (1, 0, 0)
+    # Recorded as expired, not queued to be sent.
+    assert (result.queued, result.expired, result.sent, result.failed) == (0, 1, 0, 0)
     [row] = UsageMeterEvent.objects.filter(organization_id=org.pk)
     assert (row.status, row.value) == (MeterEventStatus.EXPIRED, 25)
     alerts = [r for r in caplog.records if getattr(r, "alert", "") == "meter_event_outside_stripe_window"]
@@ -120,6 +121,7 @@ def test_a_queued_event_left_unsent_past_the_window_is_expired_not_sent(
     # usage is also counted in the calendar month: that row is expired when queued.)
     statuses = set(UsageMeterEvent.objects.filter(organization_id=org.pk).values_list("status", flat=True))
     assert statuses == {MeterEventStatus.EXPIRED}
-    assert result.expired == 1
+    # Both counted as expired: the one expired on its send and the one expired when queued.
+    assert result.expired == UsageMeterEvent.objects.filter(organization_id=org.pk).count() == 2
     assert any(getattr(r, "alert", "") == "meter_event_outside_stripe_window" for r in caplog.records)
     assert not any("refused by Stripe" in line for line in usage_meter_drift_list(organization_ids=[org.pk]))

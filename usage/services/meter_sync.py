@@ -117,8 +117,12 @@ def _whole(value: Decimal) -> int:
     return int(value.quantize(Decimal(1), rounding=ROUND_HALF_UP))
 
 
-def usage_meter_events_queue(*, organization: Organization, now: datetime | None = None) -> int:
-    """Step 1: queue what the period's usage above the limit adds to what was reported."""
+def usage_meter_events_queue(
+    *, organization: Organization, now: datetime | None = None, result: SyncResult | None = None
+) -> int:
+    """Step 1: queue what the period's usage above the limit adds to what was reported. Answers
+    how many rows were queued to be sent; a row recorded as expired at once (its period wholly
+    outside Stripe's window) is not one of them, and counts in `result.expired` when given."""
     now = now or timezone.now()
     metered = organization_metered_usage(organization=organization)
     if not metered:
@@ -186,7 +190,11 @@ def usage_meter_events_queue(*, organization: Organization, now: datetime | None
             UsageMeterReport.objects.filter(
                 organization_id=organization.pk, metric_id=info.id, period_start=ctx.period_start
             ).update(reported=above, updated_at=now)
-            queued += 1
+            if stamp is None:  # recorded as expired, never to be sent
+                if result is not None:
+                    result.expired += 1
+            else:
+                queued += 1
     return queued
 
 
@@ -257,7 +265,7 @@ def usage_meter_sync(
         last_error="",
     )
     try:
-        result.queued = usage_meter_events_queue(organization=organization, now=now)
+        result.queued = usage_meter_events_queue(organization=organization, now=now, result=result)
         pending = list(
             UsageMeterEvent.objects.filter(
                 organization_id=organization.pk, status=MeterEventStatus.PENDING
