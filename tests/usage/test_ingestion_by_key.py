@@ -76,3 +76,49 @@ def test_a_bad_batch_by_key_is_the_same_400(organization, payload):
 def test_an_organization_gone_by_id_is_not_found():
     with pytest.raises(NotFound):
         quota_context_for_ingestion(organization=LazyOrganization(uuid.uuid4()), now=timezone.now())
+
+
+def test_a_subscribed_organizations_context_by_id_is_its_mirrored_period(
+    billing_org, webhooks, django_capture_on_commit_callbacks
+):
+    """By id, the period comes from the few keys of the mirrored subscription the statement
+    reads: the same period as from the whole row and object, inside it, after it (rolled
+    forward) and before it (the calendar month)."""
+    from datetime import timedelta
+
+    from billing.selectors import organization_billing_period
+    from billing.services import subscription_create
+
+    with django_capture_on_commit_callbacks(execute=True):
+        subscription_create(
+            organization=billing_org, plan="business", interval="month", payment_method="pm_card_visa",
+            trial_days=0,
+        )  # fmt: skip
+    webhooks.deliver()
+    org = Organization.objects.get(pk=billing_org.pk)
+    start, end = organization_billing_period(organization=org, now=timezone.now())
+    for now in (start + timedelta(days=1), end + timedelta(hours=5), start - timedelta(days=40)):
+        by_id = quota_context_for_ingestion(organization=LazyOrganization(org.pk), now=now)
+        assert by_id == quota_context(organization=org, now=now)
+        assert by_id.plan.code == "business"
+
+
+def test_a_track_by_key_reads_no_organization_row(organization):
+    """`POST /usage/track` with an organization key: the quota context by id, and nothing else
+    reads the organization's row either."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from credits.services import credit_grant
+
+    org = organization_on(plan_with_limits(SMS_SENT=10))
+    credit_grant(organization=org, amount=100, source="purchase", reference="t")
+    client = key_client(org)
+    client.post(url(org, "/track"), {"metric": "SMS_SENT", "idempotency_key": "warm"}, format="json")
+    with CaptureQueriesContext(connection) as queries:
+        response = client.post(
+            url(org, "/track"), {"metric": "SMS_SENT", "idempotency_key": "t1"}, format="json"
+        )
+    assert response.status_code == 201, response.content
+    table = Organization._meta.db_table
+    assert not [q["sql"] for q in queries.captured_queries if f'FROM "{table}"' in q["sql"]]

@@ -29,7 +29,7 @@ from credits.services import credit_consume
 
 from ..exceptions import QuotaExceeded, UnknownMetric
 from ..models import Aggregation, UsageEvent
-from ..selectors import metric_catalog, quota_context
+from ..selectors import metric_catalog, quota_context_for_ingestion
 from ..validation import EventInput, EventInvalid, parse_event
 from .quotas import QuotaBook
 from .recording import Prepared, account_lock, insert_events, stored_fingerprints
@@ -145,7 +145,7 @@ def track_prepared(
     *, organization: Organization, row: Prepared, now: datetime, actor: str = ""
 ) -> TrackResult:
     event: EventInput = row.event
-    ctx = quota_context(organization=organization, now=now)
+    ctx = quota_context_for_ingestion(organization=organization, now=now)
     book = QuotaBook(ctx)
     try:
         with transaction.atomic():
