@@ -59,7 +59,7 @@ MIDDLEWARE = [
     "config.middleware.ApiKeyLaneMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "config.parsers.BodyLimitMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "config.middleware.CSPMiddleware",  # django-csp's, the settings' policy built once
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
