@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from json.encoder import encode_basestring_ascii
+from typing import ClassVar
 
 from django.utils.dateparse import parse_datetime
 
@@ -88,13 +89,17 @@ class EventInput:
     # recorded now (too_old / in_future); a replay of a recorded key is still a duplicate.
     window_error: EventInvalid | None = None
 
+    # The dimensions as stored, once computed (a plain attribute, not through `__dict__`, which
+    # would give every event a dict of its own).
+    _dimensions_json: ClassVar[str | None] = None
+
     @property
     def dimensions_json(self) -> str:
         """The dimensions as stored (compact JSON, keys sorted), computed once."""
-        cached = self.__dict__.get("_dimensions_json")
+        cached = self._dimensions_json
         if cached is None:
             cached = _dimensions_json(self.dimensions)
-            self.__dict__["_dimensions_json"] = cached
+            self._dimensions_json = cached
         return cached
 
     def fingerprint(self) -> str:
@@ -424,7 +429,7 @@ def plain_event(
                 or not (strings_checked or not (_BAD_TEXT_RE.search(name) or _BAD_TEXT_RE.search(value)))
             ):
                 return None
-        dimensions = dict(dimensions)
+        # (The request's own dict: nothing changes it, and a copy would be one more object.)
         dimensions_json = (
             "{"
             + ",".join(
@@ -446,7 +451,7 @@ def plain_event(
     event = EventInput(
         metric, number, key, occurred_at, user_id, resource_type, resource_id, dimensions, when is not None
     )
-    event.__dict__["_dimensions_json"] = dimensions_json
+    event._dimensions_json = dimensions_json
     body = "\x1f".join(
         (metric, _normalized(number), when_text, user_id, resource_type, resource_id, dimensions_json)
     )
