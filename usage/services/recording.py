@@ -298,12 +298,13 @@ def new_ids(count: int) -> list[uuid.UUID]:
     system's random source (uuid4 reads it once per id, and its constructor checks arguments
     that are known good here)."""
     pool = os.urandom(16 * count)
-    out = []
+    out: list[uuid.UUID] = []
+    append, from_bytes, uuid_class, unknown = out.append, int.from_bytes, uuid.UUID, uuid.SafeUUID.unknown
     for start in range(0, 16 * count, 16):
-        value = _UUID_NEW(uuid.UUID)
-        _SET(value, "int", (int.from_bytes(pool[start : start + 16]) & _V4_CLEAR) | _V4_SET)
-        _SET(value, "is_safe", uuid.SafeUUID.unknown)
-        out.append(value)
+        value = _UUID_NEW(uuid_class)
+        _SET(value, "int", (from_bytes(pool[start : start + 16]) & _V4_CLEAR) | _V4_SET)
+        _SET(value, "is_safe", unknown)
+        append(value)
     return out
 
 
