@@ -213,8 +213,8 @@ def statement_params(organization_id, rows: list[Prepared], now: datetime) -> tu
     rtypes = SEP.join([e.resource_type for e in events])
     rids = SEP.join([e.resource_id for e in events])
     separators = len(rows) - 1
-    any_credits = any(r.credits for r in rows)
-    any_unique = any(r.metric.aggregation == Aggregation.UNIQUE for r in rows)
+    any_credits = any([r.credits for r in rows])
+    any_unique = any([r.metric.aggregation == _UNIQUE for r in rows])
     if all(text.count(SEP) == separators for text in (keys, users, rtypes, rids)):
         return INSERT_TEXT_SQL, {
             "org": organization_id,
@@ -231,7 +231,7 @@ def statement_params(organization_id, rows: list[Prepared], now: datetime) -> tu
             # NULL when all zero / all false (an ingestion batch): unnest pads them with nulls.
             "credits": SEP.join([str(r.credits) for r in rows]) if any_credits else None,
             "fingerprints": SEP.join([r.fingerprint for r in rows]),
-            "uniques": SEP.join(["t" if r.metric.aggregation == Aggregation.UNIQUE else "f" for r in rows])
+            "uniques": SEP.join(["t" if r.metric.aggregation == _UNIQUE else "f" for r in rows])
             if any_unique
             else None,
             "dimension_keys": list(settings.USAGE_ROLLUP_DIMENSIONS),
@@ -250,7 +250,7 @@ def statement_params(organization_id, rows: list[Prepared], now: datetime) -> tu
         "dims": [e.dimensions_json for e in events],
         "credits": [r.credits for r in rows] if any_credits else [],
         "fingerprints": [r.fingerprint for r in rows],
-        "uniques": [r.metric.aggregation == Aggregation.UNIQUE for r in rows] if any_unique else [],
+        "uniques": [r.metric.aggregation == _UNIQUE for r in rows] if any_unique else [],
         "dimension_keys": list(settings.USAGE_ROLLUP_DIMENSIONS),
     }
 
@@ -286,6 +286,9 @@ def stored_fingerprints(organization_id, keys: list[str]) -> dict[str, tuple[str
 
 
 _ZERO = Decimal(0)
+# The aggregations as plain strings (an enum member read from its class is a Python-level
+# descriptor call on 3.11, once per row in the loops below).
+_UNIQUE, _COUNT, _MAX = str(Aggregation.UNIQUE), str(Aggregation.COUNT), str(Aggregation.MAX)
 _ONE = Decimal(1)
 _UUID_NEW = object.__new__
 _SET = object.__setattr__
@@ -325,7 +328,6 @@ def prepare(
     good, bad = [], []
     ids = new_ids(len(events))
     oldest, newest = now - MAX_AGE, now + MAX_AHEAD
-    unique = Aggregation.UNIQUE
     for index, raw in enumerate(events):
         # The usual event in one step (`plain_event`: the same event and fingerprint); anything
         # else, or an event the checks below refuse, takes the general path, which words it.
@@ -333,7 +335,7 @@ def prepare(
         if plain is not None:
             event, fingerprint = plain
             metric = catalog.get(event.metric)
-            if metric is not None and (metric.aggregation != unique or event.resource_id):
+            if metric is not None and (metric.aggregation != _UNIQUE or event.resource_id):
                 credits = quantize((metric.credits_per_unit or 0) * event.quantity) if charge else _ZERO
                 good.append(Prepared(index, ids[index], event, metric, credits, fingerprint))
                 continue
@@ -418,8 +420,8 @@ def usage_events_record(
                 entry = deltas.get(metric.code)
                 if entry is None:
                     entry = (metric, _ZERO)
-                step = _ONE if aggregation == Aggregation.COUNT else row.event.quantity
-                total = max(entry[1], step) if aggregation == Aggregation.MAX else entry[1] + step
+                step = _ONE if aggregation == _COUNT else row.event.quantity
+                total = max(entry[1], step) if aggregation == _MAX else entry[1] + step
                 deltas[metric.code] = (entry[0], total)
             book.record_many(list(deltas.values()))
             book.finish(organization)
