@@ -92,6 +92,8 @@ class EventInput:
     # The dimensions as stored, once computed (a plain attribute, not through `__dict__`, which
     # would give every event a dict of its own).
     _dimensions_json: ClassVar[str | None] = None
+    # `occurred_at.isoformat()` when `plain_event` wrote it already (for the statement).
+    occurred_text: ClassVar[str | None] = None
 
     @property
     def dimensions_json(self) -> str:
@@ -452,6 +454,8 @@ def plain_event(
         metric, number, key, occurred_at, user_id, resource_type, resource_id, dimensions, when is not None
     )
     event._dimensions_json = dimensions_json
+    if when_text:
+        event.occurred_text = when_text
     body = "\x1f".join(
         (metric, _normalized(number), when_text, user_id, resource_type, resource_id, dimensions_json)
     )

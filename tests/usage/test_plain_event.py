@@ -130,6 +130,8 @@ def test_plain_event_is_parse_event_or_declines(data, checked):
     assert type(event.quantity) is Decimal and str(event.quantity) == str(general.quantity)
     assert event.dimensions_json == general.dimensions_json
     assert fingerprint == general.fingerprint()
+    # The text the statement binds for occurred_at, when the shortcut kept it.
+    assert event.occurred_text in (None, general.occurred_at.isoformat())
 
 
 def test_plain_event_takes_the_usual_events():

@@ -223,7 +223,7 @@ def statement_params(organization_id, rows: list[Prepared], now: datetime) -> tu
             "keys": keys,
             "metrics": SEP.join([str(r.metric.id) for r in rows]),
             "quantities": SEP.join([str(e.quantity) for e in events]),
-            "occurred": SEP.join([e.occurred_at.isoformat() for e in events]),
+            "occurred": SEP.join([e.occurred_text or e.occurred_at.isoformat() for e in events]),
             "users": users,
             "rtypes": rtypes,
             "rids": rids,
