@@ -70,20 +70,25 @@ def strings_may_be_bad(raw: bytes) -> bool:
 
 def depth_over(data, limit: int) -> bool:
     """Whether parsed JSON nests objects and arrays deeper than `limit` (`json_depth(data) >
-    limit`, faster: only containers are stacked, and it stops at the first one too deep)."""
+    limit`, faster: only containers are visited, a level at a time, and it stops at the first
+    level too deep)."""
     kind = type(data)
     if kind is not dict and kind is not list:
         return False
-    stack = [(data, 1)]
-    pop, push = stack.pop, stack.append
-    while stack:
-        item, depth = pop()
+    level = [data]
+    depth = 0
+    while level:
+        depth += 1
         if depth > limit:
             return True
-        for value in item.values() if type(item) is dict else item:
-            kind = type(value)
-            if kind is dict or kind is list:
-                push((value, depth + 1))
+        deeper: list = []
+        push = deeper.append
+        for item in level:
+            for value in item.values() if type(item) is dict else item:
+                kind = type(value)
+                if kind is dict or kind is list:
+                    push(value)
+        level = deeper
     return False
 
 

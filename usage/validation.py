@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 from json.encoder import encode_basestring_ascii
+from typing import ClassVar
 
 from django.utils.dateparse import parse_datetime
 
@@ -88,13 +89,19 @@ class EventInput:
     # recorded now (too_old / in_future); a replay of a recorded key is still a duplicate.
     window_error: EventInvalid | None = None
 
+    # The dimensions as stored, once computed (a plain attribute, not through `__dict__`, which
+    # would give every event a dict of its own).
+    _dimensions_json: ClassVar[str | None] = None
+    # `occurred_at.isoformat()` when `plain_event` wrote it already (for the statement).
+    occurred_text: ClassVar[str | None] = None
+
     @property
     def dimensions_json(self) -> str:
         """The dimensions as stored (compact JSON, keys sorted), computed once."""
-        cached = self.__dict__.get("_dimensions_json")
+        cached = self._dimensions_json
         if cached is None:
             cached = _dimensions_json(self.dimensions)
-            self.__dict__["_dimensions_json"] = cached
+            self._dimensions_json = cached
         return cached
 
     def fingerprint(self) -> str:
@@ -339,3 +346,120 @@ _OPTIONAL_TEXTS = (
     ("resource_type", MAX_RESOURCE_TYPE),
     ("resource_id", MAX_RESOURCE_ID),
 )
+
+
+_fromisoformat = datetime.fromisoformat
+_QUANTITIES: dict[int, Decimal] = {}
+
+
+def plain_event(
+    data: dict, now: datetime, oldest: datetime, newest: datetime, strings_checked: bool
+) -> tuple[EventInput, str] | None:
+    """`parse_event(data, now, ...)` and its `fingerprint()` in one step for the usual event (a
+    plain dict of known fields, good strings, a quantity that parses, an `occurred_at` inside
+    [`oldest`, `newest`] (`now - MAX_AGE`, `now + MAX_AHEAD`) or none, dimensions that parse);
+    None for anything else, and the caller asks `parse_event`, which gives the same event or
+    words the refusal. Never raises `EventInvalid`; the same checks, in fewer calls."""
+    if not data.keys() <= FIELDS:
+        return None
+    get = data.get
+    metric = get("metric")
+    if type(metric) is not str or not 0 < len(metric) <= 64:
+        return None
+    key = get("idempotency_key")
+    if type(key) is not str or not 0 < len(key) <= MAX_KEY:
+        return None
+    user_id = get("user_id")
+    if user_id is None:
+        user_id = ""
+    elif type(user_id) is not str or len(user_id) > MAX_USER:
+        return None
+    resource_type = get("resource_type")
+    if resource_type is None:
+        resource_type = ""
+    elif type(resource_type) is not str or len(resource_type) > MAX_RESOURCE_TYPE:
+        return None
+    resource_id = get("resource_id")
+    if resource_id is None:
+        resource_id = ""
+    elif type(resource_id) is not str or len(resource_id) > MAX_RESOURCE_ID:
+        return None
+    if not strings_checked:
+        search = _BAD_TEXT_RE.search
+        if search(metric) or search(key) or search(user_id) or search(resource_type) or search(resource_id):
+            return None
+    quantity = get("quantity")
+    if type(quantity) is int:
+        number = _QUANTITIES.get(quantity)
+        if number is None:
+            if not 0 < quantity <= _MAX_INT_QUANTITY:
+                return None
+            number = Decimal(quantity).quantize(_Q4)
+            if len(_QUANTITIES) < 4096:
+                _QUANTITIES[quantity] = number
+    elif quantity is None:
+        number = _Q1
+    else:
+        try:
+            number = parse_quantity(quantity)
+        except EventInvalid:
+            return None
+    when = get("occurred_at")
+    if when is None:
+        occurred_at, when_text = now, ""
+    elif type(when) is str and len(when) <= 64 and when:
+        try:
+            occurred_at = _fromisoformat(when)
+        except ValueError:  # parse_event decides (django's parser, or the refusal)
+            return None
+        if occurred_at.tzinfo is None or not oldest <= occurred_at <= newest:
+            return None
+        when_text = occurred_at.isoformat()
+    else:
+        return None
+    dimensions = get("dimensions")
+    if dimensions is None:
+        dimensions, dimensions_json = {}, "{}"
+    elif type(dimensions) is dict and len(dimensions) <= MAX_DIMENSIONS:
+        # `parse_dimensions` and `_dimensions_json` of a flat map of good strings, in one pass.
+        for name, value in dimensions.items():
+            if (
+                type(name) is not str
+                or type(value) is not str
+                or not 0 < len(name) <= MAX_DIMENSION_KEY
+                or len(value) > MAX_DIMENSION_VALUE
+                or not (strings_checked or not (_BAD_TEXT_RE.search(name) or _BAD_TEXT_RE.search(value)))
+            ):
+                return None
+        # (The request's own dict: nothing changes it, and a copy would be one more object.)
+        dimensions_json = (
+            "{"
+            + ",".join(
+                [
+                    f"{encode_basestring_ascii(name)}:{encode_basestring_ascii(dimensions[name])}"
+                    for name in sorted(dimensions)
+                ]
+            )
+            + "}"
+            if dimensions
+            else "{}"
+        )
+    else:
+        try:
+            dimensions = parse_dimensions(dimensions, strings_checked)
+        except EventInvalid:
+            return None
+        dimensions_json = _dimensions_json(dimensions)
+    event = EventInput(
+        metric, number, key, occurred_at, user_id, resource_type, resource_id, dimensions, when is not None
+    )
+    event._dimensions_json = dimensions_json
+    if when_text:
+        event.occurred_text = when_text
+    body = "\x1f".join(
+        (metric, _normalized(number), when_text, user_id, resource_type, resource_id, dimensions_json)
+    )
+    return event, _blake2b(body.encode(), digest_size=16).hexdigest()
+
+
+_Q1 = Decimal(1).quantize(_Q4)

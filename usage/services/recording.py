@@ -19,6 +19,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
+from typing import NamedTuple
 
 import psycopg
 from django.conf import settings
@@ -40,8 +41,8 @@ from ..models import (
     UsageRollupDay,
 )
 from ..selectors import MetricInfo, metric_catalog, quota_context_for_ingestion
-from ..validation import MAX_BATCH, EventInput, EventInvalid, parse_event
-from .quotas import QuotaBook, counter_delta
+from ..validation import MAX_AGE, MAX_AHEAD, MAX_BATCH, EventInput, EventInvalid, parse_event, plain_event
+from .quotas import QuotaBook
 
 EVENTS = UsageEvent._meta.db_table
 KEYS = UsageEventKey._meta.db_table
@@ -145,9 +146,9 @@ INSERT_TEXT_SQL = INSERT_SQL.replace(
 assert INSERT_TEXT_SQL != INSERT_SQL
 
 
-@dataclass(frozen=True)
-class Prepared:
-    """An event ready for the statement."""
+class Prepared(NamedTuple):
+    """An event ready for the statement (a named tuple: a batch makes up to 1,000, and a
+    frozen dataclass's constructor sets each field through `object.__setattr__`)."""
 
     index: int
     id: uuid.UUID
@@ -212,8 +213,8 @@ def statement_params(organization_id, rows: list[Prepared], now: datetime) -> tu
     rtypes = SEP.join([e.resource_type for e in events])
     rids = SEP.join([e.resource_id for e in events])
     separators = len(rows) - 1
-    any_credits = any(r.credits for r in rows)
-    any_unique = any(r.metric.aggregation == Aggregation.UNIQUE for r in rows)
+    any_credits = any([r.credits for r in rows])
+    any_unique = any([r.metric.aggregation == _UNIQUE for r in rows])
     if all(text.count(SEP) == separators for text in (keys, users, rtypes, rids)):
         return INSERT_TEXT_SQL, {
             "org": organization_id,
@@ -222,7 +223,7 @@ def statement_params(organization_id, rows: list[Prepared], now: datetime) -> tu
             "keys": keys,
             "metrics": SEP.join([str(r.metric.id) for r in rows]),
             "quantities": SEP.join([str(e.quantity) for e in events]),
-            "occurred": SEP.join([e.occurred_at.isoformat() for e in events]),
+            "occurred": SEP.join([e.occurred_text or e.occurred_at.isoformat() for e in events]),
             "users": users,
             "rtypes": rtypes,
             "rids": rids,
@@ -230,7 +231,7 @@ def statement_params(organization_id, rows: list[Prepared], now: datetime) -> tu
             # NULL when all zero / all false (an ingestion batch): unnest pads them with nulls.
             "credits": SEP.join([str(r.credits) for r in rows]) if any_credits else None,
             "fingerprints": SEP.join([r.fingerprint for r in rows]),
-            "uniques": SEP.join(["t" if r.metric.aggregation == Aggregation.UNIQUE else "f" for r in rows])
+            "uniques": SEP.join(["t" if r.metric.aggregation == _UNIQUE else "f" for r in rows])
             if any_unique
             else None,
             "dimension_keys": list(settings.USAGE_ROLLUP_DIMENSIONS),
@@ -249,13 +250,20 @@ def statement_params(organization_id, rows: list[Prepared], now: datetime) -> tu
         "dims": [e.dimensions_json for e in events],
         "credits": [r.credits for r in rows] if any_credits else [],
         "fingerprints": [r.fingerprint for r in rows],
-        "uniques": [r.metric.aggregation == Aggregation.UNIQUE for r in rows] if any_unique else [],
+        "uniques": [r.metric.aggregation == _UNIQUE for r in rows] if any_unique else [],
         "dimension_keys": list(settings.USAGE_ROLLUP_DIMENSIONS),
     }
 
 
 def insert_events(organization_id, rows: list[Prepared], now: datetime) -> set[uuid.UUID]:
     """Write the rows (one statement); answers the ids that were new (their key was unused)."""
+    not_new = insert_events_not_new(organization_id, rows, now)
+    return {r.id for r in rows} - not_new if not_new else {r.id for r in rows}
+
+
+def insert_events_not_new(organization_id, rows: list[Prepared], now: datetime) -> set[uuid.UUID]:
+    """`insert_events`, answering the ids that were NOT new (their key was used before; usually
+    none, so a batch need not hash every id)."""
     if not rows:
         return set()
     sql, params = statement_params(organization_id, rows, now)
@@ -266,8 +274,7 @@ def insert_events(organization_id, rows: list[Prepared], now: datetime) -> set[u
             with cursor.connection.pipeline():  # with the transaction's BEGIN: one round trip
                 cursor.execute(sql, params, prepare=True)
         # The statement answers the ids that were not new (usually none).
-        not_new = {row[0] for row in cursor.fetchall()}
-    return {r.id for r in rows} - not_new if not_new else {r.id for r in rows}
+        return {row[0] for row in cursor.fetchall()}
 
 
 def stored_fingerprints(organization_id, keys: list[str]) -> dict[str, tuple[str, uuid.UUID]]:
@@ -278,6 +285,11 @@ def stored_fingerprints(organization_id, keys: list[str]) -> dict[str, tuple[str
     return {key: (fp, event_id) for key, fp, event_id in rows}
 
 
+_ZERO = Decimal(0)
+# The aggregations as plain strings (an enum member read from its class is a Python-level
+# descriptor call on 3.11, once per row in the loops below).
+_UNIQUE, _COUNT, _MAX = str(Aggregation.UNIQUE), str(Aggregation.COUNT), str(Aggregation.MAX)
+_ONE = Decimal(1)
 _UUID_NEW = object.__new__
 _SET = object.__setattr__
 _V4_CLEAR = ~(0xF000 << 64) & ~(0xC000 << 48)
@@ -289,12 +301,13 @@ def new_ids(count: int) -> list[uuid.UUID]:
     system's random source (uuid4 reads it once per id, and its constructor checks arguments
     that are known good here)."""
     pool = os.urandom(16 * count)
-    out = []
+    out: list[uuid.UUID] = []
+    append, from_bytes, uuid_class, unknown = out.append, int.from_bytes, uuid.UUID, uuid.SafeUUID.unknown
     for start in range(0, 16 * count, 16):
-        value = _UUID_NEW(uuid.UUID)
-        _SET(value, "int", (int.from_bytes(pool[start : start + 16]) & _V4_CLEAR) | _V4_SET)
-        _SET(value, "is_safe", uuid.SafeUUID.unknown)
-        out.append(value)
+        value = _UUID_NEW(uuid_class)
+        _SET(value, "int", (from_bytes(pool[start : start + 16]) & _V4_CLEAR) | _V4_SET)
+        _SET(value, "is_safe", unknown)
+        append(value)
     return out
 
 
@@ -314,7 +327,18 @@ def prepare(
     instead of rejecting them (the caller answers a replay of a recorded key as a duplicate)."""
     good, bad = [], []
     ids = new_ids(len(events))
+    oldest, newest = now - MAX_AGE, now + MAX_AHEAD
     for index, raw in enumerate(events):
+        # The usual event in one step (`plain_event`: the same event and fingerprint); anything
+        # else, or an event the checks below refuse, takes the general path, which words it.
+        plain = plain_event(raw, now, oldest, newest, strings_checked) if type(raw) is dict else None
+        if plain is not None:
+            event, fingerprint = plain
+            metric = catalog.get(event.metric)
+            if metric is not None and (metric.aggregation != _UNIQUE or event.resource_id):
+                credits = quantize((metric.credits_per_unit or 0) * event.quantity) if charge else _ZERO
+                good.append(Prepared(index, ids[index], event, metric, credits, fingerprint))
+                continue
         try:
             event = (
                 raw
@@ -336,7 +360,7 @@ def prepare(
         except EventInvalid as exc:
             bad.append(Rejected(index, exc.code, exc.message))
             continue
-        credits = quantize((metric.credits_per_unit or 0) * event.quantity) if charge else Decimal(0)
+        credits = quantize((metric.credits_per_unit or 0) * event.quantity) if charge else _ZERO
         good.append(Prepared(index, ids[index], event, metric, credits, event.fingerprint()))
     return good, bad
 
@@ -368,28 +392,52 @@ def usage_events_record(
             first[row.event.idempotency_key] = row
             unique_rows.append(row)
     ctx = quota_context_for_ingestion(organization=organization, now=now)
-    counted = [
-        r for r in unique_rows if ctx.limit(r.metric.code) is not None and ctx.counts_now(r.event.occurred_at)
-    ]
+    # The rows the quota counters count: a limited metric, in the current period
+    # (`ctx.limit(code) is not None and ctx.counts_now(occurred_at)`, each limit read once).
+    limited: dict[str, bool] = {}
+    hour_from, hour_to = ctx.hour_from, ctx.hour_to
+    counted = []
+    for r in unique_rows:
+        code = r.metric.code
+        has_limit = limited.get(code)
+        if has_limit is None:
+            has_limit = limited[code] = ctx.limit(code) is not None
+        if has_limit and hour_from <= r.event.occurred_at < hour_to:
+            counted.append(r)
     book = QuotaBook(ctx)
     try:
         with transaction.atomic():
             if counted:
                 account_lock(organization)
-            inserted = insert_events(organization.pk, unique_rows, now)
+            old_ids = insert_events_not_new(organization.pk, unique_rows, now)
+            # What each metric's counter moves by (`counter_delta`, summed; raised to, for `max`).
             deltas: dict[str, tuple[MetricInfo, Decimal]] = {}
             for row in counted:
-                if row.id in inserted:
-                    metric, total = deltas.get(row.metric.code, (row.metric, Decimal(0)))
-                    step = counter_delta(row.metric, row.event.quantity)
-                    total = max(total, step) if row.metric.aggregation == Aggregation.MAX else total + step
-                    deltas[row.metric.code] = (metric, total)
+                if old_ids and row.id in old_ids:
+                    continue
+                metric = row.metric
+                aggregation = metric.aggregation
+                entry = deltas.get(metric.code)
+                if entry is None:
+                    entry = (metric, _ZERO)
+                step = _ONE if aggregation == _COUNT else row.event.quantity
+                total = max(entry[1], step) if aggregation == _MAX else entry[1] + step
+                deltas[metric.code] = (entry[0], total)
             book.record_many(list(deltas.values()))
             book.finish(organization)
     except BaseException:
         book.abort()
         raise
-    not_new = [r for r in unique_rows if r.id not in inserted] + repeats
+    if old_ids:
+        not_new = [r for r in unique_rows if r.id in old_ids] + repeats
+        for row in unique_rows:
+            if row.id not in old_ids:
+                result.accepted += 1
+                result.event_ids[row.index] = row.id
+    else:
+        not_new = repeats
+        result.accepted = len(unique_rows)
+        result.event_ids = {row.index: row.id for row in unique_rows}
     looked_up = [r.event.idempotency_key for r in not_new] + [key for _i, key, _f, _e in late]
     stored = stored_fingerprints(organization.pk, looked_up) if looked_up else {}
     # An event outside the time window now is still a duplicate when its key was recorded with the
@@ -400,10 +448,6 @@ def usage_events_record(
             result.duplicate_indexes.append(index)
         else:
             result.rejected.append(Rejected(index, error.code, error.message))
-    for row in unique_rows:
-        if row.id in inserted:
-            result.accepted += 1
-            result.event_ids[row.index] = row.id
     for row in not_new:
         fingerprint = stored.get(row.event.idempotency_key, (None, None))[0]
         if fingerprint is None and row in repeats:
