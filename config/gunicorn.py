@@ -2,10 +2,12 @@
 
     gunicorn -c config/gunicorn.py config.wsgi:application
 
-Threaded workers (`gthread`): each worker process runs `WEB_THREADS` requests at once, and each
-thread keeps one persistent database connection (`CONN_MAX_AGE`), so the web server never holds
-more than WEB_CONCURRENCY x WEB_THREADS connections to PostgreSQL, whatever the number of clients:
-connections beyond that wait in the workers' queues (and the listen backlog), not in PostgreSQL.
+Threaded workers (gunicorn's `gthread`, which `config.gunicorn_worker.BalancedThreadWorker` extends
+to share kept-alive connections fairly between the workers: see that module): each worker process
+runs `WEB_THREADS` requests at once, and each thread keeps one persistent database connection
+(`CONN_MAX_AGE`), so the web server never holds more than WEB_CONCURRENCY x WEB_THREADS connections
+to PostgreSQL, whatever the number of clients: connections beyond that wait in the listen backlog,
+not in PostgreSQL.
 A thread waiting on Stripe (bounded by the Stripe client's own timeout) blocks one thread, not a
 whole worker.
 
@@ -18,6 +20,7 @@ Every value comes from the environment or `.env` (defaults in brackets):
     WEB_KEEPALIVE       seconds a kept-alive connection may idle  [5]
     WEB_ACCESS_LOG      access log file, "-" for stdout, "" off   [-]
     WEB_RELOAD          restart workers when code changes         [false]
+    WEB_WORKER_CLASS    gunicorn worker class                     [config.gunicorn_worker.BalancedThreadWorker]
     WEB_GC_THRESHOLD    allocations between young-generation GCs   [10000]
     FORWARDED_ALLOW_IPS proxies whose X-Forwarded-* are trusted   [127.0.0.1]
 
@@ -51,7 +54,7 @@ def _bool(name: str, default: bool = False) -> bool:
 wsgi_app = "config.wsgi:application"
 # All interfaces by default (in a container); `make run` binds 127.0.0.1 only.
 bind = [os.environ.get("WEB_BIND") or f"0.0.0.0:{os.environ.get('PORT') or 8000}"]
-worker_class = "gthread"
+worker_class = os.environ.get("WEB_WORKER_CLASS") or "config.gunicorn_worker.BalancedThreadWorker"
 workers = int(os.environ.get("WEB_CONCURRENCY") or 2)
 threads = int(os.environ.get("WEB_THREADS") or 4)
 timeout = int(os.environ.get("WEB_TIMEOUT") or 60)

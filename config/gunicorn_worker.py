@@ -1,0 +1,79 @@
+"""gunicorn's threaded worker, with kept-alive connections shared fairly between the workers.
+
+gunicorn's `gthread` worker keeps a kept-alive connection in the worker process that accepted it,
+and accepts up to `worker_connections` (1,000) of them. A client with a pool of persistent
+connections (a SaaS back end, wrk) opens them at once; whichever worker wakes first takes most of
+them, and from then on one process's interpreter serves most of the load while the others idle
+(7 of 8 connections in one of two workers was seen): half the throughput and a long tail.
+
+`BalancedThreadWorker` holds at most one connection per thread, so the next connection waits in the
+listen backlog for a worker with a free thread, where the kernel hands it to whichever is accepting.
+A worker never makes a waiting client wait for long on a connection it keeps idle: while the backlog
+holds a client and the worker has no room, a response it is about to send closes its connection
+(`Connection: close`: the client opens another, which the least busy worker takes), and a
+kept-alive connection idle in the worker is closed first. Nothing else changes: the same threads,
+timeouts and graceful stop as `gthread`.
+"""
+
+from __future__ import annotations
+
+import select
+import time
+
+from gunicorn.workers.gthread import ThreadWorker
+
+# How often (seconds) a worker with no room looks at the listen backlog while it waits for its
+# connections.
+BACKLOG_CHECK_SECONDS = 0.05
+# A kept-alive connection idle this long (seconds) is closed for a waiting client: the longest a new
+# client waits behind idle connections. Never one just answered: its client may be sending the next
+# request already, and closing it under that request would lose it.
+IDLE_YIELD_SECONDS = 0.5
+
+
+class BalancedThreadWorker(ThreadWorker):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.worker_connections = self.cfg.threads
+        self.max_keepalived = self.cfg.threads
+
+    @classmethod
+    def check_config(cls, cfg, log):
+        """gthread warns when worker_connections leaves no room for kept-alive connections; here
+        every held connection may be kept alive."""
+
+    def clients_waiting(self) -> bool:
+        """Whether a connection waits in the listen backlog (a listener is readable)."""
+        try:
+            readable, _, _ = select.select(self.sockets, [], [], 0)
+        except (OSError, ValueError):
+            return False
+        return bool(readable)
+
+    def full(self) -> bool:
+        return self.nr_conns >= self.worker_connections
+
+    def handle_request(self, req, conn):
+        if self.full() and self.clients_waiting():
+            req.must_close = True  # answered with "Connection: close", the client reconnects
+        return super().handle_request(req, conn)
+
+    def wait_for_and_dispatch_events(self, timeout):
+        if not self._accepting:
+            timeout = min(timeout, BACKLOG_CHECK_SECONDS)
+        super().wait_for_and_dispatch_events(timeout)
+        if self.alive and self.full() and self.keepalived_conns:
+            conn = self.keepalived_conns[0]  # the longest idle: the deque is in timeout order
+            idle = time.monotonic() - (conn.timeout - self.cfg.keepalive)
+            if idle >= IDLE_YIELD_SECONDS and self.clients_waiting():
+                self.close_idle_connection()
+
+    def close_idle_connection(self):
+        """Close the longest idle kept-alive connection, making room for a waiting client."""
+        conn = self.keepalived_conns.popleft()
+        try:
+            self.poller.unregister(conn.sock)
+        except (OSError, KeyError, ValueError):
+            pass
+        self.nr_conns -= 1
+        conn.close()

@@ -1,0 +1,158 @@
+"""The product's gunicorn worker (`config.gunicorn_worker.BalancedThreadWorker`), run as a real
+gunicorn server with real sockets: kept-alive connections are shared between the workers, every
+client is served when there are more clients than threads, an idle kept-alive connection makes room
+for a waiting client, and no request is lost to a connection closed under it.
+
+The application is tests/serving/pid_app.py (it answers with the serving process's id), so what is
+checked is the worker, not Django.
+"""
+
+from __future__ import annotations
+
+import http.client
+import importlib
+import subprocess
+import sys
+import threading
+import time
+from collections import Counter
+from contextlib import contextmanager
+
+import requests
+
+from tests.processes import BASE_DIR, free_port, stop_process, wait_until
+
+WORKER = "config.gunicorn_worker.BalancedThreadWorker"
+
+
+@contextmanager
+def gunicorn(workers: int, threads: int, keepalive: int = 30, worker_class: str = WORKER):
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "-k", worker_class, "-w", str(workers), "--threads", str(threads),
+         "--keep-alive", str(keepalive), "-b", f"127.0.0.1:{port}", "--no-control-socket",
+         "tests.serving.pid_app:app"],
+        cwd=BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_until(lambda: _answers(port), timeout=30, what="gunicorn")
+        # Every worker is up (the arbiter forks them one by one): each has answered once.
+        wait_until(lambda: len({_pid(port) for _ in range(20)}) == workers, timeout=30, what="workers")
+        yield port
+    finally:
+        stop_process(proc)
+
+
+def _answers(port: int) -> bool:
+    try:
+        return requests.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
+    except requests.RequestException:
+        return False
+
+
+def _pid(port: int) -> str:
+    return requests.get(f"http://127.0.0.1:{port}/", timeout=5).text
+
+
+def test_the_product_serves_with_the_balanced_worker(monkeypatch):
+    monkeypatch.delenv("WEB_WORKER_CLASS", raising=False)
+    config = importlib.reload(importlib.import_module("config.gunicorn"))
+    assert config.worker_class == WORKER
+    assert (config.workers, config.threads) == (2, 4)
+
+
+def test_kept_alive_connections_are_shared_between_the_workers():
+    """8 persistent connections opened at once against 2 workers x 4 threads: each worker serves 4 of
+    them (gthread would keep as many as it accepted, 7 of 8 in one worker has been seen)."""
+    with gunicorn(workers=2, threads=4) as port:
+        barrier = threading.Barrier(8)
+        stop = threading.Event()
+        served_by: dict[int, list[str]] = {}
+        errors: list[BaseException] = []
+
+        def client(index: int) -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                barrier.wait()
+                time.sleep(0.05 * index)  # they arrive one by one, while the first are served
+                pids = served_by.setdefault(index, [])
+                while not stop.is_set():
+                    connection.request("GET", "/")
+                    response = connection.getresponse()
+                    pids.append(response.read().decode())
+            except BaseException as exc:  # noqa: BLE001 (reported below)
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
+        for thread in threads:
+            thread.start()
+        time.sleep(0.05 * 8 + 1.5)  # all 8 connected, then a while of load on all of them
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+        assert not errors, errors
+        # Once settled (the first answers may come before the other worker took its share), each
+        # connection stays with one worker, and each worker holds 4 connections.
+        settled = {index: set(pids[-10:]) for index, pids in served_by.items()}
+        assert all(len(pids) == 1 for pids in settled.values()), settled
+        per_worker = Counter(next(iter(pids)) for pids in settled.values())
+        assert sorted(per_worker.values()) == [4, 4], per_worker
+
+
+def test_more_clients_than_threads_are_all_served_without_a_lost_request():
+    """10 clients, each on one persistent connection sending requests back to back, against 2 workers
+    x 2 threads: nobody waits forever behind the connections the workers hold, and no request is
+    lost to a connection closed under it (http.client never retries)."""
+    with gunicorn(workers=2, threads=2) as port:
+        barrier = threading.Barrier(10)
+        answered = Counter()
+        errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def client(index: int) -> None:
+            connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+            try:
+                barrier.wait()
+                while not stop.is_set():
+                    connection.request("GET", "/")
+                    response = connection.getresponse()
+                    response.read()
+                    assert response.status == 200
+                    answered[index] += 1
+                    if response.getheader("Connection", "").lower() == "close":
+                        connection.close()  # the server asked for a new connection: reconnect
+            except BaseException as exc:  # noqa: BLE001 (reported below)
+                errors.append(exc)
+            finally:
+                connection.close()
+
+        threads = [threading.Thread(target=client, args=(i,)) for i in range(10)]
+        for thread in threads:
+            thread.start()
+        time.sleep(3)
+        stop.set()
+        for thread in threads:
+            thread.join()
+
+        assert not errors, errors
+        assert len(answered) == 10 and min(answered.values()) >= 5, answered
+
+
+def test_an_idle_kept_alive_connection_makes_room_for_a_waiting_client():
+    """One worker x 2 threads, both held by idle kept-alive connections (keep-alive 30 s): a third
+    client is still answered, well before the idle connections would time out, and the clients of
+    the idle connections carry on (urllib3 reconnects when the server closed an idle connection, as
+    HTTP/1.1 allows)."""
+    with gunicorn(workers=1, threads=2, keepalive=30) as port:
+        idle = [requests.Session() for _ in range(2)]
+        for session in idle:
+            assert session.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        time.sleep(0.2)
+        # A request that waited out the keep-alive (30 s) would fail this 10 s timeout.
+        assert requests.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+        for session in idle:
+            assert session.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
+            session.close()
