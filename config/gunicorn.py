@@ -20,7 +20,7 @@ Every value comes from the environment or `.env` (defaults in brackets):
     WEB_KEEPALIVE       seconds a kept-alive connection may idle  [5]
     WEB_ACCESS_LOG      access log file, "-" for stdout, "" off   [-]
     WEB_RELOAD          restart workers when code changes         [false]
-    WEB_WORKER_CLASS    gunicorn worker class                     [config.gunicorn_worker.BalancedThreadWorker]
+    WEB_WORKER_CLASS    gunicorn worker class       [config.gunicorn_worker.BalancedThreadWorker]
     WEB_GC_THRESHOLD    allocations between young-generation GCs   [10000]
     FORWARDED_ALLOW_IPS proxies whose X-Forwarded-* are trusted   [127.0.0.1]
 

@@ -17,6 +17,7 @@ timeouts and graceful stop as `gthread`.
 
 from __future__ import annotations
 
+import contextlib
 import select
 import time
 
@@ -71,9 +72,7 @@ class BalancedThreadWorker(ThreadWorker):
     def close_idle_connection(self):
         """Close the longest idle kept-alive connection, making room for a waiting client."""
         conn = self.keepalived_conns.popleft()
-        try:
+        with contextlib.suppress(OSError, KeyError, ValueError):
             self.poller.unregister(conn.sock)
-        except (OSError, KeyError, ValueError):
-            pass
         self.nr_conns -= 1
         conn.close()

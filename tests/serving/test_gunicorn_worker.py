@@ -80,7 +80,7 @@ def test_kept_alive_connections_are_shared_between_the_workers():
                     connection.request("GET", "/")
                     response = connection.getresponse()
                     pids.append(response.read().decode())
-            except BaseException as exc:  # noqa: BLE001 (reported below)
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 connection.close()
@@ -124,7 +124,7 @@ def test_more_clients_than_threads_are_all_served_without_a_lost_request():
                     answered[index] += 1
                     if response.getheader("Connection", "").lower() == "close":
                         connection.close()  # the server asked for a new connection: reconnect
-            except BaseException as exc:  # noqa: BLE001 (reported below)
+            except BaseException as exc:
                 errors.append(exc)
             finally:
                 connection.close()
