@@ -7,7 +7,8 @@ them, and from then on one process's interpreter serves most of the load while t
 (7 of 8 connections in one of two workers was seen): half the throughput and a long tail.
 
 `BalancedThreadWorker` holds at most one connection per thread, so the next connection waits in the
-listen backlog for a worker with a free thread, where the kernel hands it to whichever is accepting.
+listen backlog for a worker with a free thread, and a worker that holds connections lets an idler
+one accept first.
 A worker never makes a waiting client wait for long on a connection it keeps idle: while the backlog
 holds a client and the worker has no room, a response it is about to send closes its connection
 (`Connection: close`: the client opens another, which the least busy worker takes), and a
@@ -26,6 +27,11 @@ from gunicorn.workers.gthread import ThreadWorker
 # How often (seconds) a worker with no room looks at the listen backlog while it waits for its
 # connections.
 BACKLOG_CHECK_SECONDS = 0.05
+# A worker holding connections waits this long (seconds) per connection before it accepts a new
+# one: every worker watching the listener wakes for a new connection and the first to accept it
+# wins, so the least busy worker (an idle one at once) takes it. Only the accepting main thread
+# waits; the worker's requests go on meanwhile.
+ACCEPT_DELAY_PER_CONNECTION = 0.0005
 # A kept-alive connection idle this long (seconds) is closed for a waiting client: the longest a new
 # client waits behind idle connections. Never one just answered: its client may be sending the next
 # request already, and closing it under that request would lose it.
@@ -53,6 +59,11 @@ class BalancedThreadWorker(ThreadWorker):
 
     def full(self) -> bool:
         return self.nr_conns >= self.worker_connections
+
+    def accept(self, listener):
+        if self.nr_conns:
+            time.sleep(ACCEPT_DELAY_PER_CONNECTION * self.nr_conns)
+        super().accept(listener)
 
     def handle_request(self, req, conn):
         if self.full() and self.clients_waiting():

@@ -102,6 +102,29 @@ def test_kept_alive_connections_are_shared_between_the_workers():
         assert sorted(per_worker.values()) == [4, 4], per_worker
 
 
+def test_a_new_connection_goes_to_the_least_busy_worker():
+    """Connections opened one after another (each answered before the next opens), against 2 workers
+    x 4 threads: they alternate between the workers, so 2 clients get a process (an interpreter)
+    each rather than sharing one while the other idles (gthread: whichever wakes first)."""
+    with gunicorn(workers=2, threads=4) as port:
+        connections = []
+        try:
+            for _ in range(4):
+                connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+                connection.request("GET", "/")
+                connection.getresponse().read()
+                connections.append(connection)
+            served = []
+            for connection in connections:
+                connection.request("GET", "/")
+                served.append(connection.getresponse().read().decode())
+        finally:
+            for connection in connections:
+                connection.close()
+        assert served[0] != served[1], served
+        assert sorted(Counter(served).values()) == [2, 2], served
+
+
 def test_more_clients_than_threads_are_all_served_without_a_lost_request():
     """10 clients, each on one persistent connection sending requests back to back, against 2 workers
     x 2 threads: nobody waits forever behind the connections the workers hold, and no request is
