@@ -3,12 +3,14 @@ figures printed, never asserted). The machine is shared, so the configurations t
 after round, and the table shows each one's median round: a drift in the machine's load touches
 them all alike.
 
-BENCH_SERVER_CONFIGS lists them: `gthread:WORKERSxTHREADS`, `sync:WORKERS` or `granian:WORKERSxTHREADS`
-(Granian's WSGI server, when installed)
-(default `gthread:2x4,gthread:4x2,sync:4`); BENCH_SERVER_ROUNDS (3), BENCH_SERVER_SECONDS (6).
+BENCH_SERVER_CONFIGS lists them: `gthread:WORKERSxTHREADS` (the product's threaded worker class,
+`config.gunicorn_worker.BalancedThreadWorker` unless `+WEB_WORKER_CLASS=gthread` asks for gunicorn's
+own), `sync:WORKERS` or `granian:WORKERSxTHREADS` (Granian's WSGI server, when installed)
+(default `gthread:2x4,gthread:2x4+WEB_WORKER_CLASS=gthread,sync:4`); BENCH_SERVER_ROUNDS (3),
+BENCH_SERVER_SECONDS (6).
 BENCH_SERVER_PATH: `consume` (default, across 100 organizations) or a read of one subscribed
 organization: `credits`, `usage` or `subscription` (`GET /credits`, ...).
-The product's default (config/gunicorn.py) is gthread 2 x 4.
+The product's default (config/gunicorn.py) is its balanced gthread worker, 2 x 4.
 """
 
 from __future__ import annotations
@@ -35,7 +37,9 @@ from tests.processes import BASE_DIR, child_env, free_port, stop_process, wait_u
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CONFIGS = os.environ.get("BENCH_SERVER_CONFIGS", "gthread:2x4,gthread:4x2,sync:4").split(",")
+CONFIGS = os.environ.get(
+    "BENCH_SERVER_CONFIGS", "gthread:2x4,gthread:2x4+WEB_WORKER_CLASS=gthread,sync:4"
+).split(",")
 ROUNDS = int(os.environ.get("BENCH_SERVER_ROUNDS", "3"))
 SECONDS = int(os.environ.get("BENCH_SERVER_SECONDS", "6"))
 ORGS = 100
