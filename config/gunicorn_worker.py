@@ -30,8 +30,9 @@ BACKLOG_CHECK_SECONDS = 0.05
 # A worker holding connections waits this long (seconds) per connection before it accepts a new
 # one: every worker watching the listener wakes for a new connection and the first to accept it
 # wins, so the least busy worker (an idle one at once) takes it. Only the accepting main thread
-# waits; the worker's requests go on meanwhile.
+# waits (at most ACCEPT_DELAY_MAX); the worker's requests go on meanwhile.
 ACCEPT_DELAY_PER_CONNECTION = 0.0005
+ACCEPT_DELAY_MAX = 0.002
 # A kept-alive connection idle this long (seconds) is closed for a waiting client: the longest a new
 # client waits behind idle connections. Never one just answered: its client may be sending the next
 # request already, and closing it under that request would lose it.
@@ -62,7 +63,7 @@ class BalancedThreadWorker(ThreadWorker):
 
     def accept(self, listener):
         if self.nr_conns:
-            time.sleep(ACCEPT_DELAY_PER_CONNECTION * self.nr_conns)
+            time.sleep(min(ACCEPT_DELAY_PER_CONNECTION * self.nr_conns, ACCEPT_DELAY_MAX))
         super().accept(listener)
 
     def handle_request(self, req, conn):
