@@ -51,12 +51,15 @@ class BalancedThreadWorker(ThreadWorker):
         every held connection may be kept alive."""
 
     def clients_waiting(self) -> bool:
-        """Whether a connection waits in the listen backlog (a listener is readable)."""
+        """Whether a connection waits in the listen backlog (a listener is readable). poll, not
+        select: any file descriptor number."""
+        poller = select.poll()
         try:
-            readable, _, _ = select.select(self.sockets, [], [], 0)
+            for listener in self.sockets:
+                poller.register(listener, select.POLLIN)
+            return bool(poller.poll(0))
         except (OSError, ValueError):
             return False
-        return bool(readable)
 
     def full(self) -> bool:
         return self.nr_conns >= self.worker_connections
