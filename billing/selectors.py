@@ -113,8 +113,21 @@ def organization_access(
     return None
 
 
+_API_KEY_FIELDS = ApiKey._meta.concrete_fields
+_API_KEY_COLUMNS = [field.attname for field in _API_KEY_FIELDS]
+# The active key with this hash (the column is unique), prepared once per connection: on every
+# request whose key the process has not cached (`billing.key_cache`); the ORM's query building
+# cost about 0.9 ms of CPU a lookup, this about a tenth of it.
+_API_KEY_SQL = (
+    f"SELECT {', '.join(f'k.{field.column}' for field in _API_KEY_FIELDS)} FROM {ApiKey._meta.db_table} k "  # noqa: S608
+    "WHERE k.hashed_key = %s AND k.revoked_at IS NULL"
+)
+
+
 def api_key_get_active(*, hashed_key: str) -> ApiKey | None:
-    return ApiKey.objects.filter(hashed_key=hashed_key, revoked_at__isnull=True).first()
+    row = prepared.fetchone(_API_KEY_SQL, [hashed_key])
+    # Every column is a plain value (ids, text, timestamps): built as Django builds a row it read.
+    return None if row is None else ApiKey.from_db("default", _API_KEY_COLUMNS, row)
 
 
 def platform_key_get_active(*, hashed_key: str) -> PlatformKey | None:

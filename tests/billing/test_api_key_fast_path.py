@@ -212,3 +212,22 @@ def test_a_key_of_a_deleted_organization_still_cached_answers_404_not_500(settin
     type(org).objects.filter(pk=org.pk).delete()
     response = client.get(f"/api/v1/organizations/{org.id}/subscription")
     assert response.status_code in (401, 404), response.content
+
+
+def test_the_key_lookup_statement_reads_what_the_orm_reads(funded):
+    """`api_key_get_active` (one prepared statement, the row built as Django builds one) answers the
+    same key, field for field, as the ORM; nothing for a revoked or an unknown key."""
+    from billing.selectors import api_key_get_active
+    from billing.services import api_key_hash
+
+    created = api_key_create(organization=funded, name="lookup")
+    hashed = api_key_hash(created.raw_key)
+    found = api_key_get_active(hashed_key=hashed)
+    expected = ApiKey.objects.get(hashed_key=hashed)
+    fields = [f.attname for f in ApiKey._meta.concrete_fields]
+    assert [getattr(found, f) for f in fields] == [getattr(expected, f) for f in fields]
+    assert found._state.adding is False and found._state.db == "default"
+    assert found.organization_id == funded.pk and found.organization == funded
+    ApiKey.objects.filter(pk=expected.pk).update(revoked_at=timezone.now())
+    assert api_key_get_active(hashed_key=hashed) is None
+    assert api_key_get_active(hashed_key=api_key_hash("bk_unknown")) is None
