@@ -12,17 +12,21 @@ one accept first.
 A worker never makes a waiting client wait for long on a connection it keeps idle: while the backlog
 holds a client and the worker has no room, a response it is about to send closes its connection
 (`Connection: close`: the client opens another, which the least busy worker takes), and a
-kept-alive connection idle in the worker is closed first. Nothing else changes: the same threads,
-timeouts and graceful stop as `gthread`.
+kept-alive connection idle in the worker (or one that has sent nothing) is closed first. A new
+connection waits for its first bytes in the worker's poller, not in a thread. Nothing else changes:
+the same threads, timeouts and graceful stop as `gthread`.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import select
+import selectors
 import time
+from functools import partial
 
-from gunicorn.workers.gthread import ThreadWorker
+from gunicorn.workers.gthread import TConn, ThreadWorker
 
 # How often (seconds) a worker with no room looks at the listen backlog while it waits for its
 # connections.
@@ -65,9 +69,25 @@ class BalancedThreadWorker(ThreadWorker):
         return self.nr_conns >= self.worker_connections
 
     def accept(self, listener):
+        """As gthread accepts, except that a new connection waits for its first bytes in the
+        worker's poller, not in a thread: a client that connects and sends nothing holds one of
+        the worker's connection places (and yields it, below), never a thread (gthread: 5 s)."""
         if self.nr_conns:
             time.sleep(min(ACCEPT_DELAY_PER_CONNECTION * self.nr_conns, ACCEPT_DELAY_MAX))
-        super().accept(listener)
+        try:
+            client_sock, client_addr = listener.accept()
+        except OSError as e:
+            if e.errno not in (errno.EAGAIN, errno.ECONNABORTED, errno.EWOULDBLOCK):
+                raise
+            return
+        self.nr_conns += 1
+        conn = TConn(self.cfg, client_sock, client_addr, listener.getsockname())
+        client_sock.setblocking(False)
+        conn.timeout = time.monotonic() + self.cfg.keepalive
+        self.pending_conns.append(conn)
+        self.poller.register(
+            client_sock, selectors.EVENT_READ, partial(self.on_pending_socket_readable, conn)
+        )
 
     def handle_request(self, req, conn):
         if self.full() and self.clients_waiting():
@@ -78,15 +98,20 @@ class BalancedThreadWorker(ThreadWorker):
         if not self._accepting:
             timeout = min(timeout, BACKLOG_CHECK_SECONDS)
         super().wait_for_and_dispatch_events(timeout)
-        if self.alive and self.full() and self.keepalived_conns:
-            conn = self.keepalived_conns[0]  # the longest idle: the deque is in timeout order
-            idle = time.monotonic() - (conn.timeout - self.cfg.keepalive)
-            if idle >= IDLE_YIELD_SECONDS and self.clients_waiting():
-                self.close_idle_connection()
+        if not (self.alive and self.full()):
+            return
+        # The longest idle of the kept-alive connections, then of those that never sent a byte
+        # (each deque is in timeout order, and every timeout is set `keepalive` ahead).
+        for idle_conns in (self.keepalived_conns, self.pending_conns):
+            if idle_conns:
+                idle = time.monotonic() - (idle_conns[0].timeout - self.cfg.keepalive)
+                if idle >= IDLE_YIELD_SECONDS and self.clients_waiting():
+                    self.close_idle_connection(idle_conns)
+                    return
 
-    def close_idle_connection(self):
-        """Close the longest idle kept-alive connection, making room for a waiting client."""
-        conn = self.keepalived_conns.popleft()
+    def close_idle_connection(self, idle_conns):
+        """Close the longest idle connection of `idle_conns`, making room for a waiting client."""
+        conn = idle_conns.popleft()
         with contextlib.suppress(OSError, KeyError, ValueError):
             self.poller.unregister(conn.sock)
         self.nr_conns -= 1

@@ -179,3 +179,23 @@ def test_an_idle_kept_alive_connection_makes_room_for_a_waiting_client():
         for session in idle:
             assert session.get(f"http://127.0.0.1:{port}/", timeout=10).status_code == 200
             session.close()
+
+
+def test_clients_that_connect_and_send_nothing_hold_no_thread():
+    """One worker x 2 threads, and 4 connections opened that never send a byte (a slow or hostile
+    client): a real request is still answered at once, not after they time out. (gthread waits for a
+    new connection's first bytes in a thread, for up to 5 s, so 2 silent connections would hold
+    both threads; here they wait in the poller and yield their places to waiting clients.)"""
+    import socket
+
+    with gunicorn(workers=1, threads=2, keepalive=30) as port:
+        silent = [socket.create_connection(("127.0.0.1", port)) for _ in range(4)]
+        try:
+            time.sleep(0.2)
+            # A request that waited for the silent connections to time out (5 s in a thread, then
+            # the 30 s keep-alive) would fail this timeout.
+            assert requests.get(f"http://127.0.0.1:{port}/", timeout=3).status_code == 200
+            assert requests.get(f"http://127.0.0.1:{port}/", timeout=3).status_code == 200
+        finally:
+            for sock in silent:
+                sock.close()
