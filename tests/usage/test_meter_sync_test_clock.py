@@ -109,7 +109,10 @@ def test_a_queued_event_left_unsent_past_the_window_is_expired_not_sent(
     with pytest.raises(Exception):
         usage_meter_sync(organization=org)
     stripe_emulator.faults.clear()
-    for _ in range(2):
+    # Three periods on (96 days): Stripe's window for the customer then starts 61 days after the
+    # real time, past the end of the real calendar month whatever today's date (with two periods,
+    # 29 days on, the first days of a month overlapped it).
+    for _ in range(3):
         advance(clock, days=32)
         webhooks.deliver()
     posts = stripe_emulator.request_count("POST", METER_EVENTS)
@@ -117,7 +120,7 @@ def test_a_queued_event_left_unsent_past_the_window_is_expired_not_sent(
         result = usage_meter_sync(organization=org)
     assert stripe_emulator.request_count("POST", METER_EVENTS) == posts
     assert (result.sent, result.failed) == (0, 0)
-    # (With the clock two months on, the mirror's period no longer covers the real time, so the
+    # (With the clock three months on, the mirror's period no longer covers the real time, so the
     # usage is also counted in the calendar month: that row is expired when queued.)
     statuses = set(UsageMeterEvent.objects.filter(organization_id=org.pk).values_list("status", flat=True))
     assert statuses == {MeterEventStatus.EXPIRED}

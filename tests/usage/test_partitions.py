@@ -44,6 +44,9 @@ def test_the_table_is_partitioned_by_month_with_months_ahead(organization):
         )
         assert [r[0] for r in cursor.fetchall()] == ["organization_id", "occurred_at", "id"]
     now = timezone.now()
+    # The migrations create the months ahead of the day they ran, the beat task keeps them ahead:
+    # run it first, as a database made before the turn of a month needs.
+    partitions_ensure_task()
     names = partitions_list()
     for offset in range(0, 4):
         assert partition_name(add_months(month_start(now), offset)) in names
