@@ -43,6 +43,17 @@ def gunicorn(workers: int, threads: int, keepalive: int = 30, worker_class: str 
         stop_process(proc)
 
 
+def run_clients(client, count: int, *, seconds: float, stop: threading.Event) -> None:
+    """`client(index)` in `count` threads for `seconds`, then `stop` is set and they are joined."""
+    threads = [threading.Thread(target=client, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    time.sleep(seconds)
+    stop.set()
+    for thread in threads:
+        thread.join()
+
+
 def _answers(port: int) -> bool:
     try:
         return requests.get(f"http://127.0.0.1:{port}/", timeout=2).status_code == 200
@@ -85,13 +96,8 @@ def test_kept_alive_connections_are_shared_between_the_workers():
             finally:
                 connection.close()
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(8)]
-        for thread in threads:
-            thread.start()
-        time.sleep(0.05 * 8 + 1.5)  # all 8 connected, then a while of load on all of them
-        stop.set()
-        for thread in threads:
-            thread.join()
+        # All 8 connected, then a while of load on all of them.
+        run_clients(client, 8, seconds=0.05 * 8 + 1.5, stop=stop)
 
         assert not errors, errors
         # Once settled (the first answers may come before the other worker took its share), each
@@ -152,13 +158,7 @@ def test_more_clients_than_threads_are_all_served_without_a_lost_request():
             finally:
                 connection.close()
 
-        threads = [threading.Thread(target=client, args=(i,)) for i in range(10)]
-        for thread in threads:
-            thread.start()
-        time.sleep(3)
-        stop.set()
-        for thread in threads:
-            thread.join()
+        run_clients(client, 10, seconds=3, stop=stop)
 
         assert not errors, errors
         assert len(answered) == 10 and min(answered.values()) >= 5, answered
