@@ -40,6 +40,7 @@ from django.utils import timezone
 from billing.models import Organization, Plan
 from billing.services import api_key_create
 from credits.services import credit_grant
+from tests.benchmarks.bench_credits import machine_cpu_seconds
 from tests.db_template import _admin_connection, migrations_hash
 from tests.processes import BASE_DIR, child_env, database_url, free_port, stop_process, wait_until
 from usage import counters
@@ -348,10 +349,14 @@ def test_ingestion_and_track_throughput():
                             conn.close()
 
                     cpu_before, server_before = time.process_time(), server.cpu()
+                    machine_before = machine_cpu_seconds()
                     seconds = run_clients(CLIENTS, work)
                     client_cpu = (time.process_time() - cpu_before) / seconds
                     server_cpu = (server.cpu() - server_before) / seconds
-                    figures.setdefault(path, []).append((CLIENTS * EVENTS / seconds, client_cpu, server_cpu))
+                    machine = (machine_cpu_seconds() - machine_before) / seconds / (os.cpu_count() or 1)
+                    figures.setdefault(path, []).append(
+                        (CLIENTS * EVENTS / seconds, client_cpu, server_cpu, machine)
+                    )
                     if request_times:
                         details.append(
                             (
@@ -364,7 +369,7 @@ def test_ingestion_and_track_throughput():
             median_at = {path: sorted(range(ROUNDS), key=lambda i, p=path: figures[p][i][0])[ROUNDS // 2]
                          for path in figures}  # fmt: skip
             for path, rounds in figures.items():
-                rate, client_cpu, server_cpu = rounds[median_at[path]]
+                rate, client_cpu, server_cpu, machine = rounds[median_at[path]]
                 ratios = sorted(r[0] / raw for r, raw in zip(rounds, raws, strict=True))
                 ratio = statistics.median(ratios)
                 detail = details[median_at["HTTP"]]
@@ -379,7 +384,7 @@ def test_ingestion_and_track_throughput():
                 ratio_text = ", ".join(f"{x:.2f}" for x in ratios)
                 rows_out.append(
                     f"  batch {batch:>5}  {path:<24} {rate:>9.0f} events/s  {ratio:>5.2f}x of raw "
-                    f"(rounds {rounds_text} events/s; ratios {ratio_text}){extra}"
+                    f"(rounds {rounds_text} events/s; ratios {ratio_text}); machine {machine:.0%} busy{extra}"
                 )
 
         # track: 4 clients over 50 organizations with credits.

@@ -26,18 +26,27 @@ WORKER = "config.gunicorn_worker.BalancedThreadWorker"
 
 
 @contextmanager
-def gunicorn(workers: int, threads: int, keepalive: int = 30, worker_class: str = WORKER):
+def gunicorn(
+    workers: int,
+    threads: int,
+    keepalive: int = 30,
+    worker_class: str = WORKER,
+    app: str = "tests.serving.pid_app:app",
+    processes: list | None = None,
+):
     port = free_port()
     proc = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "-k", worker_class, "-w", str(workers), "--threads", str(threads),
-         "--keep-alive", str(keepalive), "-b", f"127.0.0.1:{port}", "--no-control-socket",
-         "tests.serving.pid_app:app"],
+         "--keep-alive", str(keepalive), "-b", f"127.0.0.1:{port}", "--no-control-socket", app],
         cwd=BASE_DIR, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
     )  # fmt: skip
+    if processes is not None:
+        processes.append(proc)
     try:
         wait_until(lambda: _answers(port), timeout=30, what="gunicorn")
-        # Every worker is up (the arbiter forks them one by one): each has answered once.
-        wait_until(lambda: len({_pid(port) for _ in range(20)}) == workers, timeout=30, what="workers")
+        if app.startswith("tests.serving.pid_app"):
+            # Every worker is up (the arbiter forks them one by one): each has answered once.
+            wait_until(lambda: len({_pid(port) for _ in range(20)}) == workers, timeout=30, what="workers")
         yield port
     finally:
         stop_process(proc)
@@ -199,3 +208,81 @@ def test_clients_that_connect_and_send_nothing_hold_no_thread():
         finally:
             for sock in silent:
                 sock.close()
+
+
+COUNTING_APP = "tests.serving.counting_worker:app"
+
+
+def _dispatches(worker_class: str) -> list[int]:
+    """10 requests on one kept-alive connection to 1 worker x 2 threads: the count of connections
+    the worker's main thread had handed to its thread pool, as each request saw it."""
+    with gunicorn(workers=1, threads=2, worker_class=worker_class, app=COUNTING_APP) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            seen = []
+            for _ in range(10):
+                connection.request("GET", "/")
+                seen.append(int(connection.getresponse().read()))
+        finally:
+            connection.close()
+    return seen
+
+
+def test_a_kept_alive_connection_is_served_in_its_own_thread():
+    """The next request on a kept-alive connection is read by the thread that served the previous
+    one: the main thread hands the connection to the pool once, not once per request as gthread
+    does (a wake-up of the main thread, a poller registration and a thread hand-off per request)."""
+    seen = _dispatches("tests.serving.counting_worker.CountingBalancedWorker")
+    assert len(set(seen)) == 1, seen
+    gthread = _dispatches("tests.serving.counting_worker.CountingThreadWorker")
+    assert gthread[-1] - gthread[0] >= 9, gthread  # at least one hand-off per request
+
+
+def test_pipelined_requests_are_all_answered():
+    """Two requests in one send (HTTP/1.1 pipelining): the second, read ahead with the first, is
+    answered without waiting for the socket to become readable again."""
+    import socket
+
+    with (
+        gunicorn(workers=1, threads=2) as port,
+        socket.create_connection(("127.0.0.1", port), timeout=5) as sock,
+    ):
+        sock.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n" * 2)
+        received = b""
+        while received.count(b"HTTP/1.1 200") < 2:
+            chunk = sock.recv(65536)
+            assert chunk, received
+            received += chunk
+
+
+def test_an_idle_kept_alive_connection_is_closed_after_the_keep_alive():
+    """A kept-alive connection that sends nothing more is closed by the server after `keepalive`
+    seconds (here 1), as gthread does, not held by its thread."""
+    with gunicorn(workers=1, threads=2, keepalive=1) as port:
+        connection = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            connection.request("GET", "/")
+            response = connection.getresponse()
+            response.read()
+            assert response.status == 200 and not response.will_close
+            answered = time.monotonic()
+            assert connection.sock.recv(1) == b""  # closed by the server (a 10 s timeout otherwise)
+            assert time.monotonic() - answered >= 0.9
+        finally:
+            connection.close()
+
+
+def test_a_worker_stops_promptly_with_an_idle_kept_alive_connection():
+    """SIGTERM with a kept-alive connection idle in a thread (keep-alive 30 s): the worker gives the
+    connection back to gthread's stop, which closes it after its brief linger, and the server exits
+    long before the keep-alive or the graceful timeout (30 s) would end."""
+    import signal
+
+    processes: list = []
+    with gunicorn(workers=1, threads=2, keepalive=30, processes=processes) as port:
+        session = requests.Session()
+        assert session.get(f"http://127.0.0.1:{port}/", timeout=5).status_code == 200
+        proc = processes[0]
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=15)
+        session.close()
