@@ -521,7 +521,7 @@ def subscription_billing_period(subscription: dict | None, *, now: datetime) -> 
 # The organization's plan, status and the keys of its live subscription's mirror that
 # `subscription_billing_period` reads, in one prepared statement by its id (the period itself is
 # decided in Python). The subscription's data is NULL without a live one.
-_PERIOD_SQL = f"""
+PERIOD_STATE_SQL = f"""
 SELECT o.plan_id, o.subscription_status,
        CASE WHEN s.d IS NOT NULL THEN jsonb_build_object(
            'current_period_start', s.d->'current_period_start',
@@ -563,10 +563,14 @@ def organization_period_state_get(*, organization_id, now: datetime) -> PeriodSt
     round trip (the organization is not read otherwise)."""
     from config.exceptions import NotFound
 
-    row = prepared.fetchone(_PERIOD_SQL, {"org": organization_id})
+    row = prepared.fetchone(PERIOD_STATE_SQL, {"org": organization_id})
     if row is None:  # deleted while the caller held it
         raise NotFound("Organization not found.")
-    plan_id, status, data = row
+    return period_state_from_row(row[0], row[1], row[2], now=now)
+
+
+def period_state_from_row(plan_id, status: str, data, *, now: datetime) -> PeriodState:
+    """The PeriodState of a PERIOD_STATE_SQL row (plan id, status, the subscription's keys)."""
     if isinstance(data, str):  # Django's connection leaves jsonb as text
         data = json.loads(data)
     start, end = subscription_billing_period(data, now=now)

@@ -162,6 +162,70 @@ def test_usage_period_of_a_subscription_inside_after_and_before_the_mirrored_per
     )
 
 
+def test_usage_summary_reads_its_period_in_one_statement_and_checks_its_guess(catalogue, subscribed):
+    """`usage_summary_get` reads the totals of the period it saw the organization in last (the
+    calendar month the first time) in the statement that reads the period: one statement as a
+    rule, a second one whenever the guess is not the period, and the totals are always the
+    period's (a planted wrong guess that holds `now` but not the events would be caught)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from usage import selectors
+
+    def summary(org, now):
+        with CaptureQueriesContext(connection) as queries:
+            answer = usage_summary_get(organization=org, now=now)
+        return answer, len(queries)
+
+    def used(answer, metric: str):
+        return next(m.current for m in answer.usage if m.metric == metric)
+
+    plan, _ = Plan.objects.update_or_create(
+        code="reads-guess", defaults={"name": "guess", "limits": {"SMS_SENT": 100}}
+    )
+    free = OrganizationFactory(plan=plan, subscription_status="active")  # the calendar month
+    now = timezone.now()
+    # Events earlier this month (its first instant, early on the 1st).
+    month_start = organization_billing_period(organization=free, now=now)[0]
+    occurred = max(month_start, now - timedelta(hours=2))
+    events = [
+        {"metric": "SMS_SENT", "idempotency_key": f"g-{i}", "occurred_at": occurred.isoformat()}
+        for i in range(3)
+    ]
+    assert usage_events_record(organization=free, events=events).accepted == 3
+    record(subscribed, "SMS_SENT", 4)
+    selectors._PERIOD_GUESSES.clear()
+
+    answer, statements = summary(free, now)
+    assert statements == 1 and used(answer, "SMS_SENT") == 3
+    # The subscription's period is not the calendar month (it began when it was created).
+    first, statements = summary(subscribed, now)
+    assert statements == 2 and used(first, "SMS_SENT") == 4
+    again, statements = summary(subscribed, now)
+    assert statements == 1 and again == first
+    # A wrong guess holding `now` but not the events: caught, and the period's totals read.
+    selectors._PERIOD_GUESSES[free.pk] = (occurred + (now - occurred) / 2, now + timedelta(hours=1))
+    answer, statements = summary(free, now)
+    assert statements == 2 and used(answer, "SMS_SENT") == 3
+    assert (answer.period_start, answer.period_end) == organization_billing_period(organization=free, now=now)
+    # A later month: the guess no longer holds `now`, the new month is read in one statement.
+    later = now + timedelta(days=40)
+    answer, statements = summary(free, later)
+    assert statements == 1 and used(answer, "SMS_SENT") == 0
+    assert (answer.period_start, answer.period_end) == organization_billing_period(
+        organization=free, now=later
+    )
+    # After the subscription's mirrored period (rolled forward): read right, then guessed right.
+    data = Subscription.objects.get(id=subscribed.stripe_subscription_id).stripe_data
+    after = stripe_data.subscription_period(data)[1] + timedelta(days=3)
+    rolled, statements = summary(subscribed, after)
+    assert statements == 2 and used(rolled, "SMS_SENT") == 0
+    assert (rolled.period_start, rolled.period_end) == organization_billing_period(
+        organization=subscribed, now=after
+    )
+    assert summary(subscribed, after) == (rolled, 1)
+
+
 # --------------------------------------------------------------------------- GET /subscription
 def test_subscription_answer_and_plan_on_the_free_plan(billing_org):
     summary = subscription_summary_get(organization=billing_org)

@@ -26,9 +26,12 @@ from django.utils.functional import empty
 from billing.models import Organization, Plan
 from billing.selectors import (
     ENTITLED_STATUSES,
+    PERIOD_STATE_SQL,
     LazyOrganization,
+    calendar_month,
     organization_billing_period,
     organization_period_state_get,
+    period_state_from_row,
     plan_free_get,
     plan_overage_metrics,
 )
@@ -302,9 +305,10 @@ _NO_TOTALS = (ZERO, 0, ZERO)
 
 def _summary_rows(plan: Plan, catalog: dict[str, MetricInfo], overage: frozenset[str]) -> list[tuple]:
     """What `usage_summary_get` shows of each active metric that does not depend on usage: the
-    metric, its limit under the plan (None: unlimited) and whether overage is billed. Kept while
-    the catalogue cache (`_cached`) hands out the same plan, metrics and overage objects, so an
-    edit takes effect when theirs does."""
+    metric, its limit under the plan (None: unlimited), whether overage is billed, and its row
+    with no usage in the period (most metrics of most organizations). Kept while the catalogue
+    cache (`_cached`) hands out the same plan, metrics and overage objects, so an edit takes
+    effect when theirs does."""
     hit = _SUMMARY_ROWS.get(plan.pk)
     if hit is not None and hit[0] is plan and hit[1] is catalog and hit[2] is overage:
         return hit[3]
@@ -312,54 +316,96 @@ def _summary_rows(plan: Plan, catalog: dict[str, MetricInfo], overage: frozenset
     rows = []
     for metric in catalog.values():
         limit = limits.get(metric.code)
-        rows.append((metric, None if limit is None else Decimal(limit), metric.code in overage))
+        limit = None if limit is None else Decimal(limit)
+        billed = metric.code in overage
+        rows.append((metric, limit, billed, _metric_usage(metric, ZERO, limit, billed)))
     _SUMMARY_ROWS[plan.pk] = (plan, catalog, overage, rows)
     return rows
+
+
+def _metric_usage(metric: MetricInfo, current: Decimal, limit: Decimal | None, billed: bool) -> MetricUsage:
+    from .exceptions import percentage
+
+    if limit is None:
+        return MetricUsage(
+            metric.code, metric.name, metric.unit, current, None, None, True, False, False, billed
+        )
+    pct = percentage(current, limit)
+    return MetricUsage(
+        metric.code, metric.name, metric.unit, current, limit, pct, False, pct >= 80, pct >= 100, billed
+    )
+
+
+# The organization's period state (PERIOD_STATE_SQL) and its usage totals over a period given in
+# advance (PERIOD_TOTALS_SQL's parameters), in one statement: the totals as [metric id, sum of
+# quantities, events, max] rows of one array (NULL: no usage).
+SUMMARY_SQL = f"""
+SELECT st.*, (
+    SELECT array_agg(ARRAY[metric_id::numeric, quantity, events::numeric, quantity_max])
+    FROM ({PERIOD_TOTALS_SQL}) AS t (metric_id, quantity, events, quantity_max)
+) FROM ({PERIOD_STATE_SQL}) AS st
+"""  # noqa: S608 - the statements above
+
+# organization id -> the period its last summary in this process counted in: the guess the next
+# summary reads the totals of, in the statement that reads the period (a wrong guess, a period
+# that turned, costs a second statement, never a wrong answer). Bounded; cleared when full.
+_PERIOD_GUESSES: dict = {}
+_PERIOD_GUESSES_MAX = 10_000
 
 
 def usage_summary_get(*, organization: Organization, now: datetime) -> UsageSummary:
     """The current period's usage of every active metric against the plan's limits.
 
-    Two round trips by the organization's id (the organization is not read otherwise): its plan,
-    status and period (`billing.selectors.organization_period_state_get`), then the period's
-    totals of every metric (prepared); unique-count metrics with usage in the period add one
-    each. The catalogue rows (metrics, plans, overage prices) come from the brief cache of
-    `_cached`; usage totals are never cached."""
-    from .exceptions import percentage
+    One round trip by the organization's id as a rule (the organization is not read otherwise):
+    SUMMARY_SQL reads its plan, status and subscription period, and the usage totals of the
+    period this process saw it in last (the calendar month the first time: the Free plan's
+    period); when the period turns out to be another one (its first summary here with a
+    subscription, a renewal), the totals of the right one are read in a second statement
+    (prepared). Unique-count metrics with usage in the period add one each. The catalogue rows
+    (metrics, plans, overage prices) come from the brief cache of `_cached`; usage totals are
+    never cached."""
+    from config.exceptions import NotFound
 
-    state = organization_period_state_get(organization_id=organization.pk, now=now)
-    plan = _plan_for(state.plan_id, state.subscription_status)
-    rows = _summary_rows(plan, metric_catalog(), _overage_of(plan))
+    org_id = organization.pk
+    guess = _PERIOD_GUESSES.get(org_id)
+    if guess is None or not guess[0] <= now < guess[1]:
+        guess = calendar_month(now)
+    row = prepared.fetchone(SUMMARY_SQL, _period_params(org_id, floor_hour(guess[0]), floor_hour(guess[1])))
+    if row is None:  # deleted while the caller held it
+        raise NotFound("Organization not found.")
+    state = period_state_from_row(row[0], row[1], row[2], now=now)
+    period = (state.period_start, state.period_end)
     hour_from, hour_to = floor_hour(state.period_start), floor_hour(state.period_end)
-    totals = {
-        row[0]: row[1:]
-        for row in prepared.fetchall(PERIOD_TOTALS_SQL, _period_params(organization.pk, hour_from, hour_to))
-    }
+    if period == guess:
+        totals = {int(t[0]): (t[1], int(t[2]), t[3]) for t in row[3] or ()}
+    else:
+        totals = {
+            t[0]: t[1:]
+            for t in prepared.fetchall(PERIOD_TOTALS_SQL, _period_params(org_id, hour_from, hour_to))
+        }
+        if len(_PERIOD_GUESSES) >= _PERIOD_GUESSES_MAX:
+            _PERIOD_GUESSES.clear()
+        _PERIOD_GUESSES[org_id] = period
+    plan = _plan_for(state.plan_id, state.subscription_status)
     out = []
-    for metric, limit, billed in rows:
-        total, events, largest = totals.get(metric.id, _NO_TOTALS)
+    for metric, limit, billed, no_usage in _summary_rows(plan, metric_catalog(), _overage_of(plan)):
+        found = totals.get(metric.id)
+        if found is None:
+            out.append(no_usage)
+            continue
+        total, events, largest = found
         aggregation = metric.aggregation
         if aggregation == Aggregation.COUNT:
             current = Decimal(events)
         elif aggregation == Aggregation.MAX:
             current = largest
         elif aggregation == Aggregation.UNIQUE:
-            current = (
-                usage_current(
-                    organization_id=organization.pk, metric=metric, hour_from=hour_from, hour_to=hour_to
-                )
-                if metric.id in totals
-                else ZERO
+            current = usage_current(
+                organization_id=org_id, metric=metric, hour_from=hour_from, hour_to=hour_to
             )
         else:
             current = total
-        code, name, unit = metric.code, metric.name, metric.unit
-        if limit is None:
-            out.append(MetricUsage(code, name, unit, current, None, None, True, False, False, billed))
-        else:
-            pct = percentage(current, limit)
-            warn, reached = pct >= 80, pct >= 100
-            out.append(MetricUsage(code, name, unit, current, limit, pct, False, warn, reached, billed))
+        out.append(_metric_usage(metric, current, limit, billed))
     return UsageSummary(period_start=state.period_start, period_end=state.period_end, usage=out)
 
 

@@ -5,7 +5,7 @@ figures printed, never asserted).
   account, update it, insert the ledger row), the service `credit_consume`, and HTTP;
 - HTTP `POST /usage/track` (quota + credits + event) and `POST /usage/events` with 100 events;
 - the read paths `GET /credits`, `GET /usage` and `GET /subscription` of a subscribed
-  organization, in the service (the selectors the views call) and over HTTP.
+  organization (200 consumptions, 500 events in five metrics this period), in the service (the selectors the views call) and over HTTP.
 
 Raw SQL and the service run in this process, CLIENTS threads each (the median of ROUNDS paired
 rounds). HTTP runs against gunicorn as the product serves (`config/gunicorn.py`, DEBUG off, only the
@@ -59,6 +59,7 @@ from tests.benchmarks.bench_credits import (
     raw_consume,
 )
 from usage.selectors import usage_summary_get
+from usage.services import usage_events_record
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -187,6 +188,14 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
     credit_grant(organization=reader, amount=10**6, source="purchase", reference="bench-reader")
     for i in range(200):
         credit_consume(organization=reader, amount=1, reason="history", idempotency_key=f"h-{i}")
+    # Usage in five metrics this period (so GET /usage has totals to add up, not only zeros).
+    used = ("SMS_SENT", "API_REQUEST", "AI_TOKENS", "STORAGE_USED_MB", "CONTACT_CREATED")
+    usage_events_record(
+        organization=reader,
+        events=[
+            {"metric": used[i % 5], "quantity": 1 + i % 7, "idempotency_key": f"u-{i}"} for i in range(500)
+        ],
+    )
 
     keys = {
         org.pk: api_key_create(organization=org, name="bench").raw_key
