@@ -5,7 +5,8 @@ figures printed, never asserted).
   account, update it, insert the ledger row), the service `credit_consume`, and HTTP;
 - HTTP `POST /usage/track` (quota + credits + event) and `POST /usage/events` with 100 events;
 - the read paths `GET /credits`, `GET /usage` and `GET /subscription` of a subscribed
-  organization (200 consumptions, 500 events in five metrics this period), in the service (the selectors the views call) and over HTTP.
+  organization (200 consumptions, 500 events in five metrics this period), in the service (the
+  selectors the views call) and over HTTP.
 
 Raw SQL and the service run in this process, CLIENTS threads each (the median of ROUNDS paired
 rounds). HTTP runs against gunicorn as the product serves (`config/gunicorn.py`, DEBUG off, only the
