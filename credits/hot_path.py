@@ -4,7 +4,7 @@ Lock the account row, then check it (the overdraft and the holds, the low-balanc
 auto-refill threshold, both on the available balance: balance - held),
 draw from the grants, update them and the account and append the ledger
 row in one statement (data-modifying CTEs, on a snapshot taken after the lock). The statements
-(with BEGIN and COMMIT when no transaction is open) go in one psycopg pipeline: one round trip
+(in the pipeline's implicit transaction when none is open) go in one psycopg pipeline: one round trip
 where "lock, update, insert" by hand takes five (see `tests/benchmarks/bench_hot_path.py`); the
 ORM spent more time compiling queries than the database spent running them.
 
@@ -142,9 +142,10 @@ def consume(
     """Consume under the account lock, or None when the general path must do it.
 
     One network round trip: the statements go in one psycopg pipeline. Outside a transaction it
-    is its own (BEGIN, the lock, the write, COMMIT); inside one (`usage_track`) the lock and the
-    write. The write's snapshot is still taken after the lock: PostgreSQL runs the pipeline's
-    statements one after the other, each with its own snapshot (READ COMMITTED)."""
+    is its own (the pipeline's implicit one: the lock and the write, committed at its end); inside
+    one (`usage_track`) the lock and the write in a savepoint. The write's snapshot is still taken
+    after the lock: PostgreSQL runs the pipeline's statements one after the other, each with its
+    own snapshot (READ COMMITTED)."""
     params = {
         "organization": organization_id, "now": now, "required": required, "id": uuid.uuid4(),
         "amount": -required, "reason": reason, "event_name": event_name, "quantity": quantity,
@@ -160,28 +161,35 @@ def consume(
         if db.connection is None:
             db.ensure_connection()
         conn = db.connection
-        # Outside a transaction: BEGIN ... COMMIT. Within one (`usage_track`): a savepoint, so a
-        # refused write (a reused idempotency key) leaves the caller's transaction usable.
+        # Outside a transaction: the pipeline's implicit transaction. The extended query protocol
+        # runs the statements up to a Sync (the pipeline's end) in one transaction block, committed
+        # at the Sync, rolled back if one of them fails (PostgreSQL's "Pipelining" and "Extended
+        # Query"); still one snapshot per statement (READ COMMITTED). So no BEGIN and COMMIT
+        # statements. Within a transaction (`usage_track`): a savepoint, so a refused write (a
+        # reused idempotency key) leaves the caller's transaction usable.
         own_transaction = not db.in_atomic_block and db.autocommit
-        start, end, undo = (
-            ("BEGIN", "COMMIT", ["ROLLBACK"])
-            if own_transaction
-            else ("SAVEPOINT credits_hot_path", "RELEASE SAVEPOINT credits_hot_path",
-                  ["ROLLBACK TO SAVEPOINT credits_hot_path", "RELEASE SAVEPOINT credits_hot_path"])
-        )  # fmt: skip
-        write, other = psycopg.Cursor(conn), psycopg.Cursor(conn)  # `other`: statements without rows
-        try:
+        write = psycopg.Cursor(conn)
+        if own_transaction:
+            assert conn.autocommit  # Django in autocommit: psycopg sends no BEGIN of its own
             with conn.pipeline():
-                other.execute(start)
-                other.execute(LOCK_SQL, [organization_id], prepare=True)
+                psycopg.Cursor(conn).execute(LOCK_SQL, [organization_id], prepare=True)
                 write.execute(write_sql(order), params, prepare=True)
-                other.execute(end)
-        except BaseException:
-            if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR or own_transaction:
-                for statement in undo:
-                    if conn.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:
+        else:
+            other = psycopg.Cursor(conn)  # statements without rows
+            try:
+                with conn.pipeline():
+                    other.execute("SAVEPOINT credits_hot_path")
+                    other.execute(LOCK_SQL, [organization_id], prepare=True)
+                    write.execute(write_sql(order), params, prepare=True)
+                    other.execute("RELEASE SAVEPOINT credits_hot_path")
+            except BaseException:
+                if conn.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+                    for statement in (
+                        "ROLLBACK TO SAVEPOINT credits_hot_path",
+                        "RELEASE SAVEPOINT credits_hot_path",
+                    ):
                         psycopg.Cursor(conn).execute(statement)
-            raise
+                raise
         written = write.fetchone()
     if written is None:
         return None

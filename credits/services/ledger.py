@@ -136,6 +136,39 @@ def request_fingerprint(operation: str, **fields: Any) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
+_json_str = json.encoder.encode_basestring_ascii  # how json.dumps writes a string (ensure_ascii)
+
+
+def consume_fingerprint(
+    *, amount: Decimal | None, event_name: str, quantity: Decimal | None, reason: str, metadata: dict
+) -> str:
+    """`request_fingerprint("consume", amount=..., event_name=..., quantity=..., reason=...,
+    metadata=...)`, the same text hashed, written directly when there is no metadata (every
+    consumption pays for it)."""
+    if (
+        metadata
+        or type(event_name) is not str
+        or type(reason) is not str
+        or (amount is not None and type(amount) is not Decimal)
+        or (quantity is not None and type(quantity) is not Decimal)
+    ):
+        return request_fingerprint(
+            "consume",
+            amount=amount,
+            event_name=event_name,
+            quantity=quantity,
+            reason=reason,
+            metadata=metadata,
+        )
+    body = (
+        f'{{"amount":{"null" if amount is None else _json_str(credits_str(amount))},'
+        f'"event_name":{_json_str(event_name)},"metadata":{{}},"op":"consume",'
+        f'"quantity":{"null" if quantity is None else _json_str(credits_str(quantity))},'
+        f'"reason":{_json_str(reason)}}}'
+    )
+    return hashlib.sha256(body.encode()).hexdigest()
+
+
 def positive_credits(value, field: str, *, allow_zero: bool = False) -> Decimal:
     """A number of credits through the one strict parser (`config.inputs`), bounded by the
     ledger's columns (16 digits before the point, 4 after)."""
@@ -409,9 +442,9 @@ def credit_consume(
         required = positive_credits(amount, "amount")
         quantity = None
     metadata = clean_metadata(metadata)
-    fingerprint = request_fingerprint(
-        "consume", amount=required if not event_name else None, event_name=event_name or "",
-        quantity=quantity, reason=reason, metadata=metadata,
+    fingerprint = consume_fingerprint(
+        amount=required if not event_name else None, event_name=event_name or "", quantity=quantity,
+        reason=reason, metadata=metadata,
     )  # fmt: skip
     reason = reason[:500]
     hot = {

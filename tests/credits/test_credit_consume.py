@@ -4,11 +4,14 @@ from decimal import Decimal
 import pytest
 from django.test import override_settings
 from django.utils import timezone
+from hypothesis import given
+from hypothesis import strategies as st
 
 from config.exceptions import IdempotencyConflict, ValidationFailed
 from credits.exceptions import InsufficientCredits, UnknownCreditPrice
 from credits.models import CreditAccount, CreditGrant, CreditTransaction, TransactionKind
 from credits.services import credit_account_settings_update, credit_consume, credit_grant
+from credits.services.ledger import consume_fingerprint, request_fingerprint
 from tests.credits.factories import CreditPriceFactory
 
 pytestmark = pytest.mark.django_db
@@ -195,3 +198,23 @@ def test_inline_expiry_before_consuming(organization, clock):
     )
     assert kinds == ["grant", "grant", "expire", "consume"]
     assert CreditGrant.objects.get(pk=grant.pk).expired_at == timezone.now()
+
+
+_credits = st.decimals(min_value=Decimal("0.0001"), max_value=Decimal("9999999999999999.9999"), places=4)
+
+
+@given(
+    amount=st.none() | _credits,
+    event_name=st.text(max_size=20),
+    quantity=st.none() | _credits,
+    reason=st.text(max_size=40),
+    metadata=st.just({})
+    | st.dictionaries(st.text(max_size=5), st.text(max_size=5) | st.integers(), max_size=3),
+)
+def test_the_consume_fingerprint_is_the_general_one(amount, event_name, quantity, reason, metadata):
+    """`consume_fingerprint` (written directly) hashes the text `request_fingerprint` does, so a
+    replay stored before it matches: any amount, quantity, name and reason (any characters)."""
+    fields = {"amount": amount, "event_name": event_name, "quantity": quantity, "reason": reason}
+    assert consume_fingerprint(**fields, metadata=metadata) == request_fingerprint(
+        "consume", **fields, metadata=metadata
+    )
