@@ -48,7 +48,8 @@ def staff_dashboard(request):
     if not (request.user.is_active and request.user.is_staff):
         raise PermissionDenied("The staff dashboard is for staff.")
     board = staff_dashboard_get()
-    month = {"created_at__gte": board.month_start.date().isoformat()}
+    # The month's first instant with its offset: a bare date is a naive datetime to the admin's filter.
+    month = {"created_at__gte": board.month_start.isoformat()}
     chart = [{"label": first.strftime("%b %Y"), "value": amount / 100} for first, amount in board.mrr_series]
     plans = [
         {
