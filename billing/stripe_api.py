@@ -581,6 +581,17 @@ def webhook_endpoint_create(*, url: str, enabled_events: list[str], metadata: di
 
 
 @translate_errors
+def webhook_endpoints_list() -> list:
+    """Every webhook endpoint of the account."""
+    return list(stripe.WebhookEndpoint.list(limit=100, **request_options()).auto_paging_iter())
+
+
+@translate_errors
+def webhook_endpoint_delete(*, endpoint_id: str) -> None:
+    stripe.WebhookEndpoint.delete(endpoint_id, **request_options())
+
+
+@translate_errors
 def customer_exists(*, customer_id: str) -> bool:
     try:
         customer = stripe.Customer.retrieve(customer_id, **request_options())

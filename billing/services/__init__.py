@@ -106,6 +106,7 @@ from .webhooks import (
     stripe_test_clock_advance,
     stripe_test_clock_create,
     webhook_endpoint_register,
+    webhook_endpoints_stale_remove,
 )
 
 __all__ = [
@@ -191,4 +192,5 @@ __all__ = [
     "user_get_or_create",
     "webhook_delivery_replay",
     "webhook_endpoint_register",
+    "webhook_endpoints_stale_remove",
 ]

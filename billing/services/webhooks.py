@@ -36,6 +36,33 @@ def webhook_endpoint_register(*, base_url: str):
     return endpoint
 
 
+_LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+
+
+def webhook_endpoints_stale_remove(*, base_url: str) -> list[str]:
+    """On the bundled emulator only (`STRIPE_USES_EMULATOR`): delete the webhook endpoints that an
+    earlier local run registered for another address of this machine (`make run` on another
+    `PORT`): the emulator keeps its state between runs, and it would go on sending every event to
+    the dead address and retrying. Endpoints elsewhere, and any endpoint on real Stripe, are never
+    touched. Answers the ids deleted."""
+    from urllib.parse import urlsplit
+
+    if not settings.STRIPE_USES_EMULATOR:
+        return []
+    keep = f"{base_url.rstrip('/')}/stripe/webhook/"
+    removed = []
+    for endpoint in stripe_api.webhook_endpoints_list():
+        url = endpoint.get("url") or ""
+        parts = urlsplit(url)
+        if url.startswith(keep) or parts.hostname not in _LOOPBACK:
+            continue
+        if not parts.path.startswith("/stripe/webhook/"):
+            continue
+        stripe_api.webhook_endpoint_delete(endpoint_id=endpoint["id"])
+        removed.append(endpoint["id"])
+    return removed
+
+
 def stripe_events_catch_up(*, types: tuple[str, ...] = ()) -> int:
     """Process, through dj-stripe and this site's handlers, every event Stripe holds that the
     mirror has not seen (oldest first), as if its webhook had arrived: for a back end that was not

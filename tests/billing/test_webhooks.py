@@ -140,3 +140,32 @@ def test_a_failed_handler_runs_again_on_redelivery(
         assert post(client, delivery).status_code == 200
     org = Organization.objects.get(pk=billing_org.pk)
     assert (org.plan.code, org.subscription_status) == ("business", "active")
+
+
+def test_endpoints_of_earlier_local_runs_on_other_ports_are_removed_on_the_emulator(
+    stripe_emulator, settings
+):
+    """`make run` on another PORT registered its own endpoint in the emulator's kept state; the next
+    run removes the loopback endpoints that are not its own (the emulator would go on sending every
+    event to the dead address), keeps its own and any endpoint elsewhere, and on real Stripe
+    touches nothing."""
+    from billing import stripe_api
+    from billing.services import webhook_endpoint_register, webhook_endpoints_stale_remove
+
+    old = webhook_endpoint_register(base_url="http://127.0.0.1:8107")
+    other_host = stripe_api.webhook_endpoint_create(
+        url="https://hooks.example.com/stripe/webhook/x/", enabled_events=["*"]
+    )
+    current = webhook_endpoint_register(base_url="http://127.0.0.1:8109")
+
+    settings.STRIPE_USES_EMULATOR = False
+    assert webhook_endpoints_stale_remove(base_url="http://127.0.0.1:8109") == []
+    settings.STRIPE_USES_EMULATOR = True
+    assert webhook_endpoints_stale_remove(base_url="http://127.0.0.1:8109") == [old.id]
+
+    left = {e["id"] for e in stripe_api.webhook_endpoints_list()}
+    assert current.id in left and other_host["id"] in left and old.id not in left
+    assert webhook_endpoints_stale_remove(base_url="http://127.0.0.1:8109") == []
+    # The removed run's address registers anew when it runs again.
+    again = webhook_endpoint_register(base_url="http://127.0.0.1:8107")
+    assert again.id != old.id and stripe_api.webhook_endpoint_exists(endpoint_id=again.id)

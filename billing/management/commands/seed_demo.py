@@ -16,6 +16,7 @@ from billing.services import (
     subscription_create,
     user_get_or_create,
     webhook_endpoint_register,
+    webhook_endpoints_stale_remove,
 )
 from billing.signals import demo_seeded
 from config.exceptions import ApplicationError
@@ -89,6 +90,11 @@ class Command(BaseCommand):
         stripe_catalog_sync()
         endpoint = webhook_endpoint_register(base_url=settings.SITE_URL)
         self.stdout.write(f"  webhooks: {endpoint.url}")
+        stale = webhook_endpoints_stale_remove(base_url=settings.SITE_URL)
+        if stale:
+            self.stdout.write(
+                f"  webhooks: removed {len(stale)} endpoint(s) of earlier local runs on other ports"
+            )
         if organization is None:
             organization = organization_create(
                 name=DEMO_ORG, billing_email="billing@demo.example", owner=owner
