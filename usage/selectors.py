@@ -39,6 +39,7 @@ from config.postgres import prepared
 from credits.models import ZERO, CreditHold, HoldStatus
 from credits.selectors import credit_amount_price
 
+from .exceptions import percentage
 from .models import Aggregation, Metric, UsageDimensionRollup, UsageDistinct, UsageRollup, UsageRollupDay
 
 
@@ -300,9 +301,6 @@ def _period_totals(organization_id, hour_from, hour_to, metric_id: int = 0) -> d
         return {row[0]: (row[1], row[2], row[3]) for row in cursor.fetchall()}
 
 
-_NO_TOTALS = (ZERO, 0, ZERO)
-
-
 def _summary_rows(plan: Plan, catalog: dict[str, MetricInfo], overage: frozenset[str]) -> list[tuple]:
     """What `usage_summary_get` shows of each active metric that does not depend on usage: the
     metric, its limit under the plan (None: unlimited), whether overage is billed, and its row
@@ -324,8 +322,6 @@ def _summary_rows(plan: Plan, catalog: dict[str, MetricInfo], overage: frozenset
 
 
 def _metric_usage(metric: MetricInfo, current: Decimal, limit: Decimal | None, billed: bool) -> MetricUsage:
-    from .exceptions import percentage
-
     if limit is None:
         return MetricUsage(
             metric.code, metric.name, metric.unit, current, None, None, True, False, False, billed
