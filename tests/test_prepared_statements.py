@@ -52,8 +52,8 @@ def params() -> dict:
 
 
 def test_placeholders_become_postgres_numbered_ones():
-    assert _to_postgres("SELECT %s, %s, '%%'") == (b"SELECT $1, $2, '%'", None, 2)
-    assert _to_postgres("SELECT %(a)s, %(b)s, %(a)s") == (b"SELECT $1, $2, $1", ("a", "b"), 2)
+    assert _to_postgres("SELECT %s, %s, '%%'")[:3] == (b"SELECT $1, $2, '%'", None, 2)
+    assert _to_postgres("SELECT %(a)s, %(b)s, %(a)s")[:3] == (b"SELECT $1, $2, $1", ("a", "b"), 2)
     with pytest.raises(ValueError, match="all %s or all"):
         _to_postgres("SELECT %s, %(a)s")
 

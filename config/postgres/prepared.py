@@ -36,10 +36,10 @@ _PLACEHOLDER = re.compile(r"%\((\w+)\)s|%s|%%")
 
 
 @lru_cache(maxsize=256)
-def _to_postgres(sql: str) -> tuple[bytes, tuple[str, ...] | None, int]:
+def _to_postgres(sql: str) -> tuple[bytes, tuple[str, ...] | None, int, list[PyFormat]]:
     """`sql` with psycopg's placeholders (`%s` or `%(name)s`, `%%` for a percent sign) as
     PostgreSQL's ($1, $2...): the statement's bytes, the names in their order (None when
-    positional) and the number of parameters."""
+    positional), the number of parameters and their formats (each as psycopg's `%s` chooses)."""
     names: list[str] = []
     positional = 0
 
@@ -57,7 +57,8 @@ def _to_postgres(sql: str) -> tuple[bytes, tuple[str, ...] | None, int]:
     text = _PLACEHOLDER.sub(number, sql)
     if names and positional:
         raise ValueError("a statement's placeholders are all %s or all %(name)s")
-    return text.encode(), (tuple(names) if names else None), len(names) or positional
+    count = len(names) or positional
+    return text.encode(), (tuple(names) if names else None), count, [PyFormat.AUTO] * count
 
 
 class _Session:
@@ -80,21 +81,20 @@ def _session(conn: psycopg.Connection) -> _Session:
 
 
 def _direct(conn: psycopg.Connection, sql: str, params, many: bool):
-    query, names, count = _to_postgres(sql)
+    query, names, count, formats = _to_postgres(sql)
     values = [params[name] for name in names] if names is not None else list(params or ())
     if len(values) != count:
         raise TypeError(f"the statement takes {count} parameters, {len(values)} given")
     session = _session(conn)
     tx = session.transformer
-    dumped = tx.dump_sequence(values, [PyFormat.AUTO] * count)
-    types = tuple(tx.types)
-    formats = list(tx.formats)
+    dumped = tx.dump_sequence(values, formats)
+    types = tuple(tx.types)  # and tx.formats: what each parameter was dumped as
     pgconn = conn.pgconn
     with conn.lock:
         name = session.names.get((sql, types))
         if name is not None:
-            result = pgconn.exec_prepared(name, dumped, formats)
-            if result.error_field(pq.DiagnosticField.SQLSTATE) == _GONE:
+            result = pgconn.exec_prepared(name, dumped, tx.formats)
+            if result.status != _ROWS and result.error_field(pq.DiagnosticField.SQLSTATE) == _GONE:
                 session.names.clear()  # psycopg deallocated them all
                 name = None
         if name is None:
@@ -102,8 +102,9 @@ def _direct(conn: psycopg.Connection, sql: str, params, many: bool):
             session.prepared += 1
             _check(conn, pgconn.prepare(name, query, types))
             session.names[sql, types] = name
-            result = pgconn.exec_prepared(name, dumped, formats)
-    _check(conn, result)
+            result = pgconn.exec_prepared(name, dumped, tx.formats)
+    if result.status != _ROWS:
+        _check(conn, result)
     try:
         tx.set_pgresult(result)
         if many:

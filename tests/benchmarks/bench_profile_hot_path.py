@@ -35,6 +35,7 @@ from django.utils import timezone
 from billing.models import Organization, Plan
 from billing.selectors import subscription_summary_get
 from billing.services import api_key_create, organization_create, subscription_create
+from config.postgres import prepared
 from credits.selectors import credit_summary_get
 from credits.services import credit_consume, credit_grant
 from usage.selectors import usage_summary_get
@@ -65,10 +66,12 @@ def seed_catalogue() -> None:
 @contextlib.contextmanager
 def sent():
     """Every SQL statement sent on any psycopg cursor or connection (Django's, the hot path's own,
-    the health check's) and every Redis round trip (a pipeline is one)."""
+    the health check's, the prepared reads' on the libpq handle) and every Redis round trip (a
+    pipeline is one)."""
     out: dict[str, list[str]] = {"sql": [], "redis": []}
     original_cursor = psycopg.Cursor.execute
     original_redis = redis.connection.AbstractConnection.send_packed_command
+    original_direct = prepared._direct  # the hot reads' statements on the libpq handle
 
     def execute(self, query, params=None, **kwargs):
         out["sql"].append(query if isinstance(query, str) else repr(query))
@@ -80,13 +83,19 @@ def sent():
         out["redis"].append(" ".join(text.decode("latin-1").split("\r\n"))[:150])
         return original_redis(self, command, check_health)
 
+    def direct(conn, sql, params, many):
+        out["sql"].append(sql)
+        return original_direct(conn, sql, params, many)
+
     psycopg.Cursor.execute = execute
     redis.connection.AbstractConnection.send_packed_command = send
+    prepared._direct = direct
     try:
         yield out
     finally:
         psycopg.Cursor.execute = original_cursor
         redis.connection.AbstractConnection.send_packed_command = original_redis
+        prepared._direct = original_direct
 
 
 class Caller:
