@@ -61,6 +61,8 @@ timeout = int(os.environ.get("WEB_TIMEOUT") or 60)
 graceful_timeout = int(os.environ.get("WEB_GRACEFUL_TIMEOUT") or 30)
 keepalive = int(os.environ.get("WEB_KEEPALIVE") or 5)
 accesslog = os.environ.get("WEB_ACCESS_LOG", "-") or None
+# gunicorn's logger, the access line built from the atoms its format names only (the same line).
+logger_class = "config.gunicorn_logging.AccessLogger"
 errorlog = "-"
 loglevel = os.environ.get("WEB_LOG_LEVEL", "info")
 reload = _bool("WEB_RELOAD")
