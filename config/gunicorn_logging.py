@@ -90,9 +90,7 @@ class AccessLogger(glogging.Logger):
                 return
             safe_atoms = self.atoms_wrapper_class(self.atoms(resp, req, environ, request_time))
             fmt = self.cfg.access_log_format
-            record = logger.makeRecord(
-                logger.name, logging.INFO, "(unknown file)", 0, fmt, (safe_atoms,), None
-            )
+            record = logger.makeRecord(logger.name, logging.INFO, _NO_FILE, 0, fmt, (safe_atoms,), None)
             logger.handle(record)
         except Exception:
             self.error(traceback.format_exc())
