@@ -8,6 +8,7 @@ from rest_framework import exceptions, serializers, status
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from config.formatting import moment_str
 from config.inputs import StrictIntegerField
 from config.negotiation import JsonFirstNegotiation
 from config.pagination import PageNumberPagination
@@ -223,25 +224,21 @@ class SubscriptionOutputSerializer(serializers.Serializer):
     )
 
 
-_moment = serializers.DateTimeField()
-
-
 def _subscription_out(organization: Organization) -> dict:
     """What SubscriptionOutputSerializer answers (it documents the shape), built directly from
     the summary, which reads the organization fresh with its plan (by id, whatever the caller
     held) in the same round trip as the subscription."""
     summary = subscription_summary_get(organization=organization)
-    moment = _moment.to_representation
     return {
         "plan": summary.plan.code,
         "interval": summary.interval,
         "status": summary.status,
-        "trial_end": None if summary.trial_end is None else moment(summary.trial_end),
+        "trial_end": None if summary.trial_end is None else moment_str(summary.trial_end),
         "current_period_start": (
-            None if summary.current_period_start is None else moment(summary.current_period_start)
+            None if summary.current_period_start is None else moment_str(summary.current_period_start)
         ),
         "current_period_end": (
-            None if summary.current_period_end is None else moment(summary.current_period_end)
+            None if summary.current_period_end is None else moment_str(summary.current_period_end)
         ),
         "cancel_at_period_end": bool(summary.cancel_at_period_end),
         "stripe_id": summary.stripe_id,

@@ -15,6 +15,7 @@ from billing.access import Action
 from billing.models import Interval
 from billing.services import payment_method_checkout_session_create, subscription_checkout_session_create
 from billing.tenancy import OrganizationApi
+from config.formatting import moment_str
 from config.inputs import InputInvalid, MetadataField, StrictIntegerField, parse_decimal, parse_metadata
 from config.negotiation import JsonFirstNegotiation
 from config.pagination import PageNumberPagination
@@ -113,9 +114,6 @@ class TransactionOutputSerializer(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
-_moment = serializers.DateTimeField()
-
-
 class CreditSummaryApi(OrganizationApi):
     content_negotiation_class = JsonFirstNegotiation
 
@@ -139,7 +137,7 @@ class CreditSummaryApi(OrganizationApi):
         summary = credit_summary_get(organization=self.organization)
         # What OutputSerializer answers (it documents the shape), built directly: DRF's field
         # machinery cost more Python than the read.
-        moment = _moment.to_representation
+
         return Response(
             {
                 "balance": credits_str(summary.balance),
@@ -147,7 +145,7 @@ class CreditSummaryApi(OrganizationApi):
                 "available": credits_str(summary.available),
                 "by_source": {str(key): credits_str(value) for key, value in summary.by_source.items()},
                 "expiring": [
-                    {"amount": credits_str(e.amount), "expires_at": moment(e.expires_at)}
+                    {"amount": credits_str(e.amount), "expires_at": moment_str(e.expires_at)}
                     for e in summary.expiring
                 ],
                 "auto_refill": _auto_refill_data(summary.auto_refill),
