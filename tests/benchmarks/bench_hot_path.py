@@ -231,6 +231,7 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
     check after the test is left to the end of this one, for every organization but those."""
     ensure_wrk()
     load_before = os.getloadavg()
+    steal_before = getattr(psutil.cpu_times(), "steal", 0.0)  # Linux: CPU time the hypervisor took
     budget = (OPS + WARMUP) * CLIENTS * (ROUNDS + 1)
     plan, _ = Plan.objects.update_or_create(
         code="bench-hot", defaults={"name": "bench", "limits": {METRIC: 10**12, "SMS_SENT": 10**12}}
@@ -372,6 +373,7 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
                     "/credits/consume")
             )  # fmt: skip
     load_after = os.getloadavg()
+    stolen = getattr(psutil.cpu_times(), "steal", 0.0) - steal_before
 
     print()
     when = dt.datetime.fromtimestamp(started, dt.UTC)
@@ -380,7 +382,8 @@ def test_hot_paths(catalogue, billing_owner, tmp_path, allow_ledger_drift):
         f"{load_before[0]:.1f} before, {load_after[0]:.1f} after. {CLIENTS} concurrent clients everywhere; "
         f"raw SQL and service: {OPS} calls per client, median of {ROUNDS} rounds; HTTP: wrk for "
         f"{HTTP_SECONDS} s (reads {READ_SECONDS} s) against {description}. Before the reads, the "
-        f"writes settled in {settled[0]:.1f} s and {settled[1]:.1f} s."
+        f"writes settled in {settled[0]:.1f} s and {settled[1]:.1f} s. CPU time stolen by the "
+        f"hypervisor meanwhile (steal, all cores): {stolen:.1f} s in {time.time() - started:.0f} s."
     )
     print()
     print(
