@@ -6,7 +6,6 @@ thread's connection to itself."""
 
 from __future__ import annotations
 
-import threading
 import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -18,6 +17,7 @@ from django.test.utils import CaptureQueriesContext
 
 from config.postgres import prepared
 from config.postgres.prepared import _to_postgres
+from tests.reliability.helpers import run_together
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -152,28 +152,18 @@ def test_statements_are_logged_as_djangos_when_queries_are_captured():
 
 def test_threads_each_read_their_own_rows_on_their_own_connections():
     threads, rounds = 8, 40
-    barrier = threading.Barrier(threads)
-    wrong: list = []
-    backends: set[int] = set()
 
-    def reader(t: int) -> None:
-        try:
-            barrier.wait()
-            for i in range(rounds):
-                key = uuid.UUID(int=t * 1000 + i)
-                row = prepared.fetchone("SELECT %s::uuid, %s::int, pg_backend_pid()", [key, t])
-                if row[:2] != (key, t):
-                    wrong.append((t, i, row))
-            backends.add(row[2])
-        except BaseException as exc:
-            wrong.append(exc)
-        finally:
-            connection.close()
+    def reader(t: int):
+        wrong, backend = [], None
+        for i in range(rounds):
+            key = uuid.UUID(int=t * 1000 + i)
+            row = prepared.fetchone("SELECT %s::uuid, %s::int, pg_backend_pid()", [key, t])
+            if row[:2] != (key, t):
+                wrong.append((t, i, row))
+            backend = row[2]
+        return wrong, backend
 
-    workers = [threading.Thread(target=reader, args=(t,)) for t in range(threads)]
-    for w in workers:
-        w.start()
-    for w in workers:
-        w.join()
-    assert wrong == []
-    assert len(backends) == threads
+    results = run_together(threads, reader)
+    assert [outcome for outcome, _ in results] == ["ok"] * threads, results
+    assert [wrong for _, (wrong, _) in results] == [[]] * threads
+    assert len({backend for _, (_, backend) in results}) == threads
