@@ -233,13 +233,9 @@ def _subscription_out(organization: Organization) -> dict:
         "plan": summary.plan.code,
         "interval": summary.interval,
         "status": summary.status,
-        "trial_end": None if summary.trial_end is None else moment_str(summary.trial_end),
-        "current_period_start": (
-            None if summary.current_period_start is None else moment_str(summary.current_period_start)
-        ),
-        "current_period_end": (
-            None if summary.current_period_end is None else moment_str(summary.current_period_end)
-        ),
+        "trial_end": moment_str(summary.trial_end),
+        "current_period_start": moment_str(summary.current_period_start),
+        "current_period_end": moment_str(summary.current_period_end),
         "cancel_at_period_end": bool(summary.cancel_at_period_end),
         "stripe_id": summary.stripe_id,
         "pay_url": summary.pay_url,
