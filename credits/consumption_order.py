@@ -8,7 +8,8 @@ that were reversed, which were paid for like purchased ones; manual grants (staf
 adjustments) are kept longest.
 
 Both paths of the ledger use it: the ORM path (`credits.services.ledger.live_grants`) through
-`grant_ordering()`, the SQL hot path (`credits.hot_path`) through `grant_order_sql()`.
+`grant_ordering()`; the SQL hot path (`credits.hot_path`) passes `source_order()` to its
+function, which orders the same way (migration 0011: `array_position` over the sources).
 """
 
 from __future__ import annotations
@@ -43,9 +44,3 @@ def grant_ordering() -> list:
         output_field=IntegerField(),
     )
     return [rank, OrderBy(F("expires_at"), nulls_last=True), "created_at", "id"]
-
-
-def grant_order_sql(order: tuple[str, ...]) -> str:
-    """The same order as an SQL `ORDER BY` list over the grant table's columns."""
-    cases = " ".join(f"WHEN '{source}' THEN {i}" for i, source in enumerate(order))
-    return f"CASE source {cases} ELSE {len(order)} END, expires_at ASC NULLS LAST, created_at, id"
