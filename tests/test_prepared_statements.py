@@ -167,3 +167,29 @@ def test_threads_each_read_their_own_rows_on_their_own_connections():
     assert [outcome for outcome, _ in results] == ["ok"] * threads, results
     assert [wrong for _, (wrong, _) in results] == [[]] * threads
     assert len({backend for _, (_, backend) in results}) == threads
+
+
+def all_prepared() -> set[str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT name FROM pg_prepared_statements")
+        return {name for (name,) in cursor.fetchall()}
+
+
+def test_with_prepared_statements_off_nothing_is_prepared():
+    """DB_PREPARE_THRESHOLD empty (a pooler in transaction mode that cannot keep prepared
+    statements): psycopg's `prepare_threshold` is None, and the statements go unnamed, each one
+    parsed on its own, still bound server-side."""
+    connection.close()
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = None
+    try:
+        for n in range(6):
+            assert prepared.fetchone("SELECT %s::bigint + 1", [n]) == (n + 1,)
+            assert prepared.fetchall(ROWS, [2]) == django_rows(ROWS, [2])
+        values = params()
+        assert prepared.fetchone(TYPED, values) == django_rows(TYPED, values)[0]
+        with pytest.raises(DataError):
+            prepared.fetchone("SELECT 1 / %s::int", [0])
+        assert all_prepared() == set()
+    finally:
+        connection.close()

@@ -12,6 +12,10 @@ Django's connection (`psycopg.adapt.Transformer`). psycopg's cursor does the sam
 waits for the answer with the lock released. That is what a read costs its neighbours when a
 web worker's threads share one interpreter (issue 15: the read paths' p99 at 8 clients).
 
+With DB_PREPARE_THRESHOLD empty (psycopg's `prepare_threshold` None: prepared statements off,
+for a pooler that cannot keep them), the statement goes as libpq's unnamed statement
+(`PQexecParams`), still bound server-side, and nothing is prepared.
+
 In autocommit only (the read paths' case: ATOMIC_REQUESTS is off), where a statement is its own
 transaction. psycopg forgets every statement prepared on a connection (`DEALLOCATE ALL`) after it
 sees a ROLLBACK, a DROP or an ALTER pass; a statement of ours found gone is prepared again and run
@@ -90,6 +94,12 @@ def _direct(conn: psycopg.Connection, sql: str, params, many: bool):
     dumped = tx.dump_sequence(values, formats)
     types = tuple(tx.types)  # and tx.formats: what each parameter was dumped as
     pgconn = conn.pgconn
+    if conn.prepare_threshold is None:
+        # Prepared statements turned off (DB_PREPARE_THRESHOLD empty, behind a pooler that cannot
+        # keep them): the unnamed statement, parsed and planned each time, as psycopg's cursor does.
+        with conn.lock:
+            result = pgconn.exec_params(query, dumped, types, tx.formats)
+        return _rows(conn, tx, result, many)
     with conn.lock:
         name = session.names.get((sql, types))
         if name is not None:
@@ -103,6 +113,10 @@ def _direct(conn: psycopg.Connection, sql: str, params, many: bool):
             _check(conn, pgconn.prepare(name, query, types))
             session.names[sql, types] = name
             result = pgconn.exec_prepared(name, dumped, tx.formats)
+    return _rows(conn, tx, result, many)
+
+
+def _rows(conn: psycopg.Connection, tx: Transformer, result: pq.abc.PGresult, many: bool):
     if result.status != _ROWS:
         _check(conn, result)
     try:

@@ -164,3 +164,27 @@ def test_in_a_transaction_a_refusal_leaves_the_connection_usable(organization):
             assert done.replayed == (key == "k-0"), i
     account = CreditAccount.objects.get(organization=organization)
     assert (account.balance, account.sequence) == (D(94), 7)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_with_prepared_statements_off_a_consumption_prepares_nothing(organization):
+    """DB_PREPARE_THRESHOLD empty: the consumption's statement goes unnamed, in autocommit and in
+    a transaction's savepoint alike."""
+    from django.db import connection
+
+    credit_grant(organization=organization, amount=10, source="purchase", reference="pi_unprepared")
+    connection.close()
+    connection.ensure_connection()
+    connection.connection.prepare_threshold = None
+    try:
+        for i in range(6):
+            credit_consume(organization=organization, amount=1, idempotency_key=f"a-{i}")
+            with transaction.atomic():
+                credit_consume(organization=organization, amount="0.5", idempotency_key=f"t-{i}")
+        assert credit_consume(organization=organization, amount=1, idempotency_key="a-0").replayed
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements")
+            assert cursor.fetchone() == (0,)
+        assert CreditAccount.objects.get(organization=organization).balance == D(1)
+    finally:
+        connection.close()
