@@ -137,8 +137,7 @@ def _in_savepoint(db, params: dict) -> tuple | None:
     aborts stays in its cache as prepared though PostgreSQL never ran the `Parse`; its next use
     fails with "prepared statement does not exist" (tests/credits/test_hot_path.py)."""
     with db.wrap_database_errors:
-        db.ensure_connection()
-        conn = db.connection
+        conn = db.connection  # made by `consume`
         call, other = psycopg.Cursor(conn), psycopg.Cursor(conn)
         try:
             with conn.pipeline():
